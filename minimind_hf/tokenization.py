@@ -1,0 +1,139 @@
+"""The bilingual byte-level BPE tokenizer (vocabulary 6400) with a ChatML chat template.
+
+``train_tokenizer`` learns the merges with the ``tokenizers`` library from jsonl text; the result is a
+``PreTrainedTokenizerFast`` that round-trips through ``save_pretrained`` / ``AutoTokenizer``.
+``load_tokenizer()`` returns the default one shipped inside the package (trained on English and
+Chinese text, Traditional and Simplified).
+
+Special tokens, fixed ids: ``<|endoftext|>`` = 0 (padding, unknown, document separator),
+``<|im_start|>`` = 1 (bos), ``<|im_end|>`` = 2 (eos, ends every chat turn).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+logger = logging.getLogger(__name__)
+
+ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
+SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
+DEFAULT_VOCAB_SIZE = 6400
+DEFAULT_TOKENIZER_DIR = Path(__file__).parent / "tokenizer"
+
+# ChatML. Each assistant reply and its closing <|im_end|> sit inside {% generation %} so that
+# ``apply_chat_template(..., return_assistant_tokens_mask=True)`` marks exactly the tokens that carry loss.
+CHAT_TEMPLATE = (
+    "{%- for message in messages %}"
+    "{%- if message['role'] not in ['system', 'user', 'assistant'] %}"
+    "{{- raise_exception('unknown chat role ' ~ message['role'] ~ ': expected system, user or assistant') }}"
+    "{%- endif %}"
+    "{%- if message['role'] == 'assistant' %}"
+    "{{- '<|im_start|>assistant\\n' }}"
+    "{%- generation %}{{- message['content'] + '<|im_end|>' }}{%- endgeneration %}"
+    "{{- '\\n' }}"
+    "{%- else %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endif %}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+
+
+def iter_jsonl_texts(files: Iterable[str | Path], field: str = "text", max_chars: int | None = None) -> Iterator[str]:
+    """Yield the text of every jsonl row; chat rows (``conversations``) yield their message contents.
+
+    Stops after ``max_chars`` characters in all, if given. Raises ``ValueError`` naming file and line on
+    a malformed row.
+    """
+    seen = 0
+    for file in files:
+        with open(file, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{file}:{line_no}: not valid JSON ({err.msg})") from None
+                if field in row:
+                    texts = [row[field]]
+                elif "conversations" in row:
+                    texts = [m.get("content", "") for m in row["conversations"]]
+                elif "en" in row and "zh" in row:
+                    texts = [row["en"], row["zh"]]
+                else:
+                    raise ValueError(f"{file}:{line_no}: no '{field}', 'conversations' or 'en'/'zh' field")
+                for text in texts:
+                    if not isinstance(text, str):
+                        raise ValueError(f"{file}:{line_no}: expected a string, got {type(text).__name__}")
+                    yield text
+                    seen += len(text)
+                    if max_chars is not None and seen >= max_chars:
+                        return
+
+
+def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 32768) -> PreTrainedTokenizerFast:
+    """Give a raw ``tokenizers.Tokenizer`` the project's special tokens, chat template and input names."""
+    for expected_id, token in enumerate(SPECIAL_TOKENS):
+        if tokenizer.token_to_id(token) != expected_id:
+            raise ValueError(f"tokenizer: special token {token} must have id {expected_id}, "
+                             f"has {tokenizer.token_to_id(token)}")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        bos_token=IM_START,
+        eos_token=IM_END,
+        pad_token=ENDOFTEXT,
+        unk_token=ENDOFTEXT,
+        chat_template=CHAT_TEMPLATE,
+        model_input_names=["input_ids", "attention_mask"],
+        model_max_length=model_max_length,
+        padding_side="right",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def train_tokenizer(
+    texts: Iterable[str],
+    vocab_size: int = DEFAULT_VOCAB_SIZE,
+    min_frequency: int = 2,
+    show_progress: bool = True,
+) -> PreTrainedTokenizerFast:
+    """Train a byte-level BPE on ``texts`` (an iterable of strings, e.g. :func:`iter_jsonl_texts`)."""
+    if vocab_size < 256 + len(SPECIAL_TOKENS):
+        raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)} (bytes + special tokens)")
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=show_progress,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return wrap_tokenizer(tokenizer)
+
+
+def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
+    """Load a tokenizer directory (or Hub name); ``None`` gives the default shipped with the package."""
+    path = DEFAULT_TOKENIZER_DIR if path is None else path
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    if tokenizer.chat_template is None:
+        tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def tokens_per_char(tokenizer: PreTrainedTokenizerFast, texts: Iterable[str]) -> float:
+    """Tokens per character over ``texts`` (lower is better compression)."""
+    chars = tokens = 0
+    for text in texts:
+        chars += len(text)
+        tokens += len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return tokens / max(chars, 1)
