@@ -19,7 +19,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "torch==$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev,data]" "torch==$(TORCH)"
+	$(BIN)/pip install -q -e ".[dev,data,datatrove]" "torch==$(TORCH)"
 	touch $@
 
 install: $(BIN)/.installed

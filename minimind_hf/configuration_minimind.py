@@ -172,6 +172,16 @@ class MiniMindConfig(PretrainedConfig):
                 raise ValueError(f"MiniMindConfig: rope_yarn is missing {sorted(missing)}")
 
     @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        model_type = config_dict.get("model_type")
+        if model_type is not None and model_type != cls.model_type:
+            raise ValueError(
+                f"this checkpoint holds a {model_type!r} model, not MiniMind ({cls.model_type!r}); load it with "
+                "AutoModelForCausalLM, or convert a Llama with minimind_hf.convert.from_llama"
+            )
+        return super().from_dict(config_dict, **kwargs)
+
+    @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "MiniMindConfig":
         """A named size (``tiny``, ``minimind-26m``, ``minimind-104m``, ``minimind-moe-145m``, ``tiny-moe``)."""
         if name not in PRESETS:
