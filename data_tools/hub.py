@@ -427,6 +427,12 @@ def resolve_token() -> str:
     return token
 
 
+def check_online() -> None:
+    """Raise :class:`HubInputError` if huggingface_hub is in offline mode (``HF_HUB_OFFLINE=1``)."""
+    if getattr(constants, "HF_HUB_OFFLINE", False):
+        raise HubInputError("HF_HUB_OFFLINE is set: unset it to push to the Hub (or use --dry-run)")
+
+
 def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:
     """Send ``plan`` to the Hub and write ``<data-dir>/hf_link.txt``; returns the dataset's address.
 
@@ -434,8 +440,7 @@ def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:
     card goes up first so that each ``DatasetDict.push_to_hub`` merges its ``dataset_info`` into it
     instead of replacing it.
     """
-    if getattr(constants, "HF_HUB_OFFLINE", False):
-        raise HubInputError("HF_HUB_OFFLINE is set: unset it to push to the Hub (or use --dry-run)")
+    check_online()
     api = api if api is not None else HfApi(token=token)
     repo_id = plan.repo_id
     api.create_repo(repo_id, repo_type="dataset", private=plan.private or None, exist_ok=True, token=token)
@@ -497,6 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
+        token = None
+        if not args.dry_run:  # fail fast, before reading a large corpus
+            check_repo_id(args.repo_id)
+            check_online()
+            token = resolve_token()
         plan = plan_push(
             args.data_dir, args.repo_id, private=args.private, revision=args.revision, license=args.license
         )
@@ -504,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.dry_run:
             print("dry run: nothing was sent to the Hub and no file was written")
             return 0
-        token = resolve_token()
+        assert token is not None
         url = push(plan, token)
     except HubInputError as err:
         print(f"error: {err}", file=sys.stderr)

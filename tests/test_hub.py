@@ -137,6 +137,10 @@ def secret_token(monkeypatch: pytest.MonkeyPatch) -> str:
     return token
 
 
+def _explode(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("this path must not touch the Hub")
+
+
 def run_cli(*args: str | Path) -> int:
     return hub.main([str(arg) for arg in args])
 
@@ -229,6 +233,26 @@ def test_token_from_stored_login(data_dir: Path, fake_hub: FakeHub, monkeypatch:
     assert token in fake_hub.tokens
 
 
+def test_push_with_injected_api(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeHub(tmp_path / "hub_repo")
+    monkeypatch.setattr(hub, "HfApi", _explode)  # the injected object must be the only client used
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: fake.push_to_hub(self, repo_id, **kw))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    plan = hub.plan_push(data_dir, REPO_ID)
+    url = hub.push(plan, "hf_dummy", api=fake)
+    assert url.endswith(f"/datasets/{REPO_ID}")
+    assert (data_dir / "hf_link.txt").read_text(encoding="utf-8") == url + "\n"
+    assert [call[0] for call in fake.calls] == ["create_repo", "upload_file"] + ["push_to_hub"] * len(plan.configs)
+
+
+def test_login_checked_before_reading_data(data_dir: Path, fake_hub: FakeHub, no_stored_login: None,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    (data_dir / "sft.jsonl").write_text("not json\n", encoding="utf-8")
+    assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir) == 2
+    err = capsys.readouterr().err
+    assert "HF_TOKEN" in err and "sft.jsonl" not in err
+
+
 # --- the token never leaks ------------------------------------------------------------------------
 
 
@@ -283,10 +307,6 @@ def test_offline_mode_stops_before_network(
 
 
 # --- dry run --------------------------------------------------------------------------------------
-
-
-def _explode(*args: Any, **kwargs: Any) -> None:
-    raise AssertionError("a dry run must not touch the Hub")
 
 
 def test_dry_run_reports_plan_without_network_or_token(
