@@ -12,7 +12,7 @@ learns a low-rank update next to it::
 * ``A`` starts Kaiming-uniform (the ``nn.Linear`` default, as PEFT's ``init_lora_weights=True``) and
   ``B`` starts at zero, so a freshly wrapped model computes exactly what the base model computes.
 * With rsLoRA (Kalajdzievski, 2023, https://arxiv.org/abs/2312.03732) ``scaling = alpha / sqrt(r)``,
-  which keeps the update's size stable when ``r`` grows.
+  which keeps learning stable at large ranks, where ``alpha / r`` shrinks the update too much.
 * Dropout acts on the input of the low-rank branch only; the frozen path ``W x + b`` never sees it.
 * After training, ``W + scaling * B A`` can be folded into ``W`` ("merging"), so inference costs nothing
   extra; unmerging subtracts it again.
@@ -276,7 +276,8 @@ def apply_lora(
         parent_name, _, child_name = name.rpartition(".")
         parent = model.get_submodule(parent_name)
         base = getattr(parent, child_name)
-        setattr(parent, child_name, LoRALinear(base, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora))
+        wrapped = LoRALinear(base, r=r, alpha=alpha, dropout=dropout, use_rslora=use_rslora)
+        setattr(parent, child_name, wrapped)
     return mark_only_lora_trainable(model)
 
 
@@ -302,11 +303,14 @@ class ParamCount(NamedTuple):
         return 100.0 * self.trainable / self.total if self.total else 0.0
 
     def __str__(self) -> str:
-        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.percent:.4f}"
+        return (
+            f"trainable params: {self.trainable:,} || all params: {self.total:,} "
+            f"|| trainable%: {self.percent:.4f}"
+        )
 
 
 def count_trainable(model: nn.Module) -> ParamCount:
-    """Count trainable and total parameters of ``model`` (what PEFT's ``get_nb_trainable_parameters`` gives)."""
+    """Trainable and total parameters of ``model``, as PEFT's ``get_nb_trainable_parameters`` counts them."""
     trainable = total = 0
     for param in model.parameters():  # ``parameters()`` yields a shared tensor once
         total += param.numel()
@@ -316,7 +320,10 @@ def count_trainable(model: nn.Module) -> ParamCount:
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the adapter: ``{"<module>.lora_A": tensor, "<module>.lora_B": tensor, ...}`` (detached, shared storage)."""
+    """Only the adapter: ``{"<module>.lora_A": A, "<module>.lora_B": B, ...}``.
+
+    The tensors are detached but share storage with the model, like ``state_dict()``.
+    """
     state: dict[str, torch.Tensor] = {}
     for name, module in _lora_modules(model):
         state[f"{name}.lora_A"] = module.lora_A.detach()
@@ -334,10 +341,15 @@ def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"LoRA state dict does not fit the model: missing keys {missing}, unexpected keys {unexpected}")
+        raise ValueError(
+            f"LoRA state dict does not fit the model: missing keys {missing}, unexpected keys {unexpected}"
+        )
     for key, target in expected.items():
         if state[key].shape != target.shape:
-            raise ValueError(f"LoRA state dict: {key} has shape {tuple(state[key].shape)}, the model expects {tuple(target.shape)}")
+            raise ValueError(
+                f"LoRA state dict: {key} has shape {tuple(state[key].shape)}, "
+                f"the model expects {tuple(target.shape)}"
+            )
         target.copy_(state[key])
     return model
 
@@ -384,7 +396,9 @@ def peft_config(
     (for example ``modules_to_save`` or ``layers_to_transform``).
     """
     if isinstance(target_modules, str):
-        raise TypeError(f"target_modules must be a list or tuple of module names, got the string {target_modules!r}")
+        raise TypeError(
+            f"target_modules must be a list or tuple of module names, got the string {target_modules!r}"
+        )
     options = dict(
         task_type=TaskType.CAUSAL_LM,
         r=r,
@@ -412,7 +426,7 @@ def _peft_lora_layers(peft_model: nn.Module, adapter_name: str) -> dict[str, Lor
 def _paired_layers(
     peft_model: nn.Module, ref_model: nn.Module, adapter_name: str
 ) -> Iterator[tuple[str, LoraLayer, LoRALinear]]:
-    """Pair PEFT's and the reference's LoRA layers by module name, checking that they agree in shape and scaling."""
+    """Pair PEFT's and the reference's LoRA layers by module name; check that shapes and scaling agree."""
     peft_layers = _peft_lora_layers(peft_model, adapter_name)
     ref_layers = dict(_lora_modules(ref_model))
     if not peft_layers:
@@ -421,7 +435,8 @@ def _paired_layers(
     only_ref = sorted(set(ref_layers) - set(peft_layers))
     if only_peft or only_ref:
         raise ValueError(
-            f"PEFT and reference adapt different layers: only in PEFT {only_peft}, only in the reference {only_ref}"
+            "PEFT and reference adapt different layers: "
+            f"only in PEFT {only_peft}, only in the reference {only_ref}"
         )
     for name in sorted(ref_layers):
         peft_layer, ref_layer = peft_layers[name], ref_layers[name]
@@ -440,7 +455,9 @@ def _paired_layers(
 
 
 @torch.no_grad()
-def copy_peft_to_reference(peft_model: nn.Module, ref_model: nn.Module, adapter_name: str = "default") -> nn.Module:
+def copy_peft_to_reference(
+    peft_model: nn.Module, ref_model: nn.Module, adapter_name: str = "default"
+) -> nn.Module:
     """Copy PEFT's ``lora_A`` / ``lora_B`` weights into the reference model's :class:`LoRALinear` layers.
 
     ``peft_model`` is a ``PeftModel`` (or a model with LoRA layers injected); both models must adapt the
@@ -454,8 +471,10 @@ def copy_peft_to_reference(peft_model: nn.Module, ref_model: nn.Module, adapter_
 
 
 @torch.no_grad()
-def copy_reference_to_peft(ref_model: nn.Module, peft_model: nn.Module, adapter_name: str = "default") -> nn.Module:
-    """The reverse of :func:`copy_peft_to_reference`: load the reference's A/B into PEFT. Returns ``peft_model``."""
+def copy_reference_to_peft(
+    ref_model: nn.Module, peft_model: nn.Module, adapter_name: str = "default"
+) -> nn.Module:
+    """The reverse of :func:`copy_peft_to_reference`: reference A/B into PEFT. Returns ``peft_model``."""
     for _, peft_layer, ref_layer in _paired_layers(peft_model, ref_model, adapter_name):
         peft_layer.lora_A[adapter_name].weight.copy_(ref_layer.lora_A)
         peft_layer.lora_B[adapter_name].weight.copy_(ref_layer.lora_B)

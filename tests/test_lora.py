@@ -102,7 +102,8 @@ def make_pair(
 
 def peft_layers(peft_model: nn.Module) -> dict[str, nn.Module]:
     """PEFT's LoRA layers by their name in the unwrapped model."""
-    return {n: m for n, m in peft_model.get_base_model().named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
+    inner = peft_model.get_base_model()
+    return {n: m for n, m in inner.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A}
 
 
 def ref_layers(model: nn.Module) -> dict[str, LoRALinear]:
@@ -114,7 +115,8 @@ def adapter_pairs(peft_model: nn.Module, ref: nn.Module):
     p, q = peft_layers(peft_model), ref_layers(ref)
     assert sorted(p) == sorted(q)
     for name in sorted(q):
-        yield name, p[name].lora_A["default"].weight, p[name].lora_B["default"].weight, q[name].lora_A, q[name].lora_B
+        peft_a, peft_b = p[name].lora_A["default"].weight, p[name].lora_B["default"].weight
+        yield name, peft_a, peft_b, q[name].lora_A, q[name].lora_B
 
 
 def assert_same(actual: torch.Tensor, expected: torch.Tensor, atol: float = ATOL, what: str = "") -> None:
@@ -198,6 +200,19 @@ def test_default_targets_are_every_projection_and_match_peft():
     assert 0 < counted.percent < 100 and "trainable params" in str(counted)
 
 
+@pytest.mark.parametrize("preset", ["tiny", "minimind-26m"])
+def test_original_square_rule_covers_only_q_and_o(preset):
+    """The module docstring's claim: the original "square linear layers" rule leaves q_proj and o_proj."""
+    with torch.device("meta"):
+        model = MiniMindForCausalLM(MiniMindConfig.from_preset(preset))
+    square = {
+        name.rsplit(".", 1)[1]
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and m.in_features == m.out_features
+    }
+    assert square == {"q_proj", "o_proj"}
+
+
 def test_target_suffix_semantics_match_peft_on_moe():
     """Suffix matching reaches every expert's projections and skips the router ``gate``, as PEFT does."""
     model = minimind("tiny-moe")
@@ -211,7 +226,7 @@ def test_target_suffix_semantics_match_peft_on_moe():
 
 @pytest.mark.parametrize("targets", [("q_proj",), ("block.q_proj",), ("q_proj", "proj")])
 def test_target_names_match_like_peft_list_form(targets):
-    """A target matches a full name or a dotted suffix, never a bare substring (``kq_proj`` is not ``q_proj``)."""
+    """A target matches a full name or a dotted suffix, never a bare substring (``kq_proj``)."""
 
     def toy() -> nn.Module:
         inner = nn.ModuleDict({"q_proj": nn.Linear(4, 4), "proj": nn.Linear(4, 4)})
@@ -320,7 +335,10 @@ def test_greedy_generation_matches_peft():
     prompt = batch(base)["input_ids"][:1, :6]
     options = dict(max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
     with torch.no_grad():
-        assert torch.equal(ref.generate(input_ids=prompt, **options), peft_model.generate(input_ids=prompt, **options))
+        ref_tokens = ref.generate(input_ids=prompt, **options)
+        peft_tokens = peft_model.generate(input_ids=prompt, **options)
+    assert ref_tokens.shape == (1, 12)
+    assert torch.equal(ref_tokens, peft_tokens)
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -332,7 +350,10 @@ def test_training_moves_only_adapters_and_stays_in_lockstep():
     ref.train()
     before = {"peft": copy.deepcopy(peft_model.state_dict()), "ref": copy.deepcopy(ref.state_dict())}
     models = {"peft": peft_model, "ref": ref}
-    optims = {k: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-2) for k, m in models.items()}
+    optims = {
+        key: torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+        for key, model in models.items()
+    }
     for step in range(3):
         inputs = batch(base, seed=10 + step)
         for key, model in models.items():
