@@ -1,0 +1,1 @@
+"""The data side of minimind-hf: web text, corpus builders and related tools."""
