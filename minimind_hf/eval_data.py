@@ -1,0 +1,105 @@
+"""Reading evaluation data files: validation texts for perplexity, en/zh pairs for translation.
+
+Malformed rows raise ``ValueError`` naming file and line; rows that are merely unusable (empty
+text) are dropped and counted by reason, and the counts are returned with the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from .prompts import translation_messages
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, row)`` for each non-blank line; a bad line raises naming file and line."""
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{line_no}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
+            yield line_no, row
+
+
+def _chat_text(tokenizer: Any, messages: Any, where: str) -> str:
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise ValueError(f"{where}: expected a list of {{'role', 'content'}} messages")
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception as err:  # jinja raises its own types (unknown role, missing key, ...)
+        raise ValueError(f"{where}: the chat template rejected this conversation: {err}") from err
+
+
+def load_validation_texts(
+    path: str | os.PathLike[str],
+    tokenizer: Any,
+    limit: int | None = None,
+    prompt_id: int = 0,
+    system: str | None = None,
+) -> tuple[list[str], Counter[str]]:
+    """Texts to score from a validation jsonl, and the count of dropped rows by reason.
+
+    ``{"text"}`` rows are used as they are; chat rows (``conversations``, or the ``chosen`` side of a
+    DPO row) and parallel ``{"en", "zh"}`` rows are rendered with the chat template, as in training.
+    """
+    texts: list[str] = []
+    dropped: Counter[str] = Counter()
+    for line_no, row in read_jsonl(path):
+        if limit is not None and len(texts) >= limit:
+            break
+        where = f"{path}:{line_no}"
+        if "text" in row:
+            text = row["text"]
+            if not isinstance(text, str):
+                raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+        elif "conversations" in row or "chosen" in row:
+            text = _chat_text(tokenizer, row.get("conversations", row.get("chosen")), where)
+        elif "en" in row and "zh" in row:
+            if not str(row["en"]).strip() or not str(row["zh"]).strip():
+                dropped["empty en or zh"] += 1
+                continue
+            text = _chat_text(tokenizer, translation_messages(row["en"], row["zh"], prompt_id, system), where)
+        else:
+            raise ValueError(f"{where}: no 'text', 'conversations', 'chosen' or 'en'/'zh' field (keys: {sorted(row)})")
+        if not text.strip():
+            dropped["empty text"] += 1
+            continue
+        texts.append(text)
+    return texts, dropped
+
+
+def load_test_pairs(
+    path: str | os.PathLike[str], limit: int | None = None
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The first ``limit`` usable ``{"en", "zh"}`` rows of a test jsonl, and dropped rows by reason.
+
+    Each pair keeps an ``id`` (the row's own ``id``, else ``file:line``) and its ``source`` if any.
+    """
+    pairs: list[dict[str, Any]] = []
+    dropped: Counter[str] = Counter()
+    for line_no, row in read_jsonl(path):
+        if limit is not None and len(pairs) >= limit:
+            break
+        where = f"{path}:{line_no}"
+        if "en" not in row or "zh" not in row:
+            raise ValueError(f"{where}: a test row needs 'en' and 'zh' fields (keys: {sorted(row)})")
+        en, zh = row["en"], row["zh"]
+        if not isinstance(en, str) or not isinstance(zh, str):
+            raise ValueError(f"{where}: 'en' and 'zh' must be strings")
+        if not en.strip() or not zh.strip():
+            dropped["empty en or zh"] += 1
+            continue
+        pair = {"id": str(row.get("id", where)), "en": en.strip(), "zh": zh.strip()}
+        if "source" in row:
+            pair["source"] = row["source"]
+        pairs.append(pair)
+    return pairs, dropped

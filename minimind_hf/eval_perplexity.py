@@ -1,0 +1,140 @@
+"""Perplexity of a causal LM on a list of texts (or a ``datasets.Dataset`` with a text column).
+
+Two ways to cut documents into model rows:
+
+* **one per row** (``packed=False``, the default): each document is scored on its own, so no
+  document sees another one's tokens. Its first token has no context and is not scored.
+* **packed** (``packed=True``): documents are joined into one token stream, each followed by the
+  ``separator`` token (``<|endoftext|>``, the tokenizer's document separator), the way pretraining
+  batches are built; the first token of a document is then predicted from the end of the previous one.
+
+Either way a row longer than ``block_size`` is split into windows of ``block_size`` tokens that
+overlap by one token, so every token after the first is scored exactly once (with shorter context
+at a window start). The texts are tokenized as they are, with no special tokens added: a chat row
+rendered by the chat template already carries its own.
+
+The result is the token-weighted mean negative log-likelihood (natural log) over all scored tokens
+- padding never counts - and its exponential, the perplexity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+DOCUMENT_SEPARATOR = "<|endoftext|>"
+
+
+def _texts_of(texts_or_dataset: Any, text_column: str) -> list[str]:
+    """Accept a list/iterable of strings or a ``datasets`` (Iterable)Dataset with ``text_column``."""
+    if isinstance(texts_or_dataset, str):
+        raise TypeError("perplexity: pass a list of texts, not a single string")
+    column_names = getattr(texts_or_dataset, "column_names", None)
+    if column_names is not None:
+        if text_column not in column_names:
+            raise KeyError(f"perplexity: the dataset has no {text_column!r} column (columns: {column_names})")
+        return [row[text_column] for row in texts_or_dataset]
+    texts = list(texts_or_dataset)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"perplexity: item {i} is a {type(text).__name__}, expected a string")
+    return texts
+
+
+def _windows(ids: list[int], block_size: int) -> list[list[int]]:
+    """Split ``ids`` into windows of at most ``block_size`` that overlap by one token."""
+    if len(ids) <= block_size:
+        return [ids]
+    step = block_size - 1
+    return [ids[start : start + block_size] for start in range(0, len(ids) - 1, step)]
+
+
+def _rows(token_lists: Iterable[list[int]], block_size: int, packed: bool, separator_id: int | None) -> list[list[int]]:
+    if packed:
+        stream: list[int] = []
+        for ids in token_lists:
+            stream.extend(ids)
+            if separator_id is not None:
+                stream.append(separator_id)
+        return _windows(stream, block_size) if stream else []
+    return [window for ids in token_lists for window in _windows(ids, block_size)]
+
+
+@torch.inference_mode()
+def perplexity(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    texts_or_dataset: Any,
+    block_size: int = 512,
+    batch_size: int = 8,
+    packed: bool = False,
+    text_column: str = "text",
+    separator: str | None = DOCUMENT_SEPARATOR,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Token-weighted mean NLL and perplexity of ``model`` on the texts (see the module doc).
+
+    Returns ``{"loss", "perplexity", "tokens", "documents", "rows", "skipped_documents"}``: tokens
+    is the number of scored tokens, skipped_documents counts empty or single-token documents that
+    contribute no scored token when not packed.
+    """
+    if block_size < 2:
+        raise ValueError("perplexity: block_size must be at least 2")
+    texts = _texts_of(texts_or_dataset, text_column)
+    token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    skipped = 0 if packed else sum(1 for ids in token_lists if len(ids) < 2)
+    separator_id = None
+    if packed and separator is not None:
+        separator_id = tokenizer.convert_tokens_to_ids(separator)
+        if separator_id is None or separator_id == tokenizer.unk_token_id and separator != tokenizer.unk_token:
+            raise ValueError(f"perplexity: separator {separator!r} is not a token of this tokenizer")
+    rows = [r for r in _rows(token_lists, block_size, packed, separator_id) if len(r) >= 2]
+    if not rows:
+        raise ValueError(f"perplexity: nothing to score in {len(texts)} texts (all empty or one token long)")
+    rows.sort(key=len, reverse=True)  # similar lengths together: less padding
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_nll = 0.0
+    total_tokens = 0
+    batches = range(0, len(rows), batch_size)
+    try:
+        for start in tqdm(batches, desc="perplexity", unit="batch", disable=not show_progress):
+            batch = rows[start : start + batch_size]
+            width = len(batch[0])
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, ids in enumerate(batch):  # right padding: real tokens never attend to padding
+                input_ids[i, : len(ids)] = torch.tensor(ids)
+                attention_mask[i, : len(ids)] = 1
+            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+            labels = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
+            nll = F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                labels.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            )
+            total_nll += nll.item()
+            total_tokens += int((labels != -100).sum().item())
+    finally:
+        model.train(was_training)
+    loss = total_nll / total_tokens
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss) if loss < 700 else float("inf"),
+        "tokens": total_tokens,
+        "documents": len(texts),
+        "rows": len(rows),
+        "skipped_documents": skipped,
+        "packed": packed,
+        "block_size": block_size,
+    }

@@ -1,0 +1,135 @@
+"""Translation quality scores: chrF, chrF++, BLEU (sacrebleu), COMET (optional) and the script check.
+
+COMET runs only when the ``unbabel-comet`` package is importable *and* a checkpoint already on disk
+is named; nothing is downloaded. Asked for without one of the two, it fails with
+:class:`CometUnavailableError` saying what is missing. Not asked for, it is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sacrebleu.metrics import BLEU, CHRF
+
+from .eval_script import script_check
+
+COMET_ENV = "MINIMIND_COMET_MODEL"
+
+
+class CometUnavailableError(RuntimeError):
+    """COMET was asked for, but the package or the checkpoint is missing."""
+
+
+def comet_model_from_env() -> str | None:
+    """The COMET checkpoint named by the ``MINIMIND_COMET_MODEL`` environment variable, if any."""
+    return os.environ.get(COMET_ENV) or None
+
+
+def resolve_comet_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """Find the ``.ckpt`` file of a COMET model given the file itself or its downloaded directory.
+
+    A downloaded COMET model (e.g. ``Unbabel/wmt22-comet-da``) is a directory holding
+    ``hparams.yaml`` and ``checkpoints/model.ckpt``.
+    """
+    p = Path(path).expanduser()
+    if p.is_file():
+        return p
+    if p.is_dir():
+        candidates = [p / "checkpoints" / "model.ckpt", *sorted(p.glob("checkpoints/*.ckpt"))]
+        candidates += sorted(p.glob("*.ckpt"))
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise CometUnavailableError(
+            f"COMET checkpoint directory {p} holds no checkpoints/model.ckpt (nor any *.ckpt); "
+            "point --comet-model (or $MINIMIND_COMET_MODEL) at a downloaded COMET model such as "
+            "Unbabel/wmt22-comet-da"
+        )
+    raise CometUnavailableError(
+        f"COMET checkpoint {p} does not exist; this project never downloads it. Copy a COMET model "
+        "(e.g. Unbabel/wmt22-comet-da: hparams.yaml + checkpoints/model.ckpt) to this machine and "
+        "pass its path with --comet-model PATH or $MINIMIND_COMET_MODEL"
+    )
+
+
+def comet_score(
+    sources: Sequence[str],
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    model_path: str | os.PathLike[str],
+    batch_size: int = 16,
+    gpus: int | None = None,
+) -> dict[str, Any]:
+    """System-level COMET score (mean of segment scores) with a local checkpoint."""
+    try:
+        import comet  # unbabel-comet; needs transformers<5, see the [comet] extra
+    except ImportError as err:
+        raise CometUnavailableError(
+            f"COMET was requested (model {model_path}) but the unbabel-comet package cannot be imported "
+            f"({err}); install it with pip install 'minimind-hf[comet]' in an environment with "
+            "transformers<5, or leave --comet-model unset"
+        ) from err
+    checkpoint = resolve_comet_checkpoint(model_path)
+    if gpus is None:
+        import torch
+
+        gpus = 1 if torch.cuda.is_available() else 0
+    model = comet.load_from_checkpoint(str(checkpoint))
+    data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
+    prediction = model.predict(data, batch_size=batch_size, gpus=gpus, progress_bar=True)
+    return {"comet": float(prediction.system_score), "comet_model": str(checkpoint)}
+
+
+def translation_scores(
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    sources: Sequence[str] | None = None,
+    comet_model: str | os.PathLike[str] | None = None,
+    target_lang: str = "zh",
+    comet_batch_size: int = 16,
+) -> dict[str, Any]:
+    """Corpus-level scores of ``hypotheses`` against one reference each.
+
+    BLEU uses sacrebleu's ``zh`` tokenizer for Chinese targets (``13a`` otherwise); chrF is
+    sacrebleu's default (character 6-grams), chrF++ adds word bigrams. For a Chinese target the
+    :func:`~minimind_hf.eval_script.script_check` figures are included. ``comet_model`` is a local
+    checkpoint path; ``None`` skips COMET (a note says so).
+    """
+    if isinstance(hypotheses, str) or isinstance(references, str):
+        raise TypeError("translation_scores: hypotheses and references must be lists of strings, not a string")
+    hypotheses, references = list(hypotheses), list(references)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"translation_scores: {len(hypotheses)} hypotheses but {len(references)} references")
+    if not hypotheses:
+        raise ValueError("translation_scores: no hypotheses to score")
+    if sources is not None and len(sources) != len(hypotheses):
+        raise ValueError(f"translation_scores: {len(sources)} sources but {len(hypotheses)} hypotheses")
+    chinese = target_lang.lower().startswith("zh")
+    bleu = BLEU(tokenize="zh" if chinese else "13a")
+    chrf = CHRF()
+    chrf_pp = CHRF(word_order=2)
+    result: dict[str, Any] = {
+        "n": len(hypotheses),
+        "bleu": bleu.corpus_score(hypotheses, [references]).score,
+        "chrf": chrf.corpus_score(hypotheses, [references]).score,
+        "chrf++": chrf_pp.corpus_score(hypotheses, [references]).score,
+        "signatures": {
+            "bleu": str(bleu.get_signature()),
+            "chrf": str(chrf.get_signature()),
+            "chrf++": str(chrf_pp.get_signature()),
+        },
+        "comet": None,
+        "notes": [],
+    }
+    if chinese:
+        result["script"] = script_check(hypotheses)
+    if comet_model:
+        if sources is None:
+            raise CometUnavailableError("COMET was requested but no sources were given (COMET scores src/mt/ref)")
+        result.update(comet_score(sources, hypotheses, references, comet_model, batch_size=comet_batch_size))
+    else:
+        result["notes"].append(f"COMET skipped: no checkpoint given (--comet-model PATH or ${COMET_ENV})")
+    return result
