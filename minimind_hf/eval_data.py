@@ -10,7 +10,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from .prompts import translation_messages
 
@@ -39,24 +39,39 @@ def _chat_text(tokenizer: Any, messages: Any, where: str) -> str:
         raise ValueError(f"{where}: the chat template rejected this conversation: {err}") from err
 
 
+class ValidationTexts(NamedTuple):
+    """What :func:`load_validation_texts` read: the texts, their kind and the dropped rows by reason."""
+
+    texts: list[str]
+    kind: str  # "text" (plain documents) or "chat" (rendered with the chat template)
+    dropped: Counter[str]
+
+
 def load_validation_texts(
     path: str | os.PathLike[str],
     tokenizer: Any,
     limit: int | None = None,
     prompt_id: int = 0,
     system: str | None = None,
-) -> tuple[list[str], Counter[str]]:
-    """Texts to score from a validation jsonl, and the count of dropped rows by reason.
+) -> ValidationTexts:
+    """Texts to score from a validation jsonl, their kind, and the count of dropped rows by reason.
 
-    ``{"text"}`` rows are used as they are; chat rows (``conversations``, or the ``chosen`` side of a
+    ``{"text"}`` rows are plain documents; chat rows (``conversations``, or the ``chosen`` side of a
     DPO row) and parallel ``{"en", "zh"}`` rows are rendered with the chat template, as in training.
+    The two kinds are tokenized differently, so a file must hold one kind only.
     """
     texts: list[str] = []
     dropped: Counter[str] = Counter()
+    kind: str | None = None
     for line_no, row in read_jsonl(path):
         if limit is not None and len(texts) >= limit:
             break
         where = f"{path}:{line_no}"
+        row_kind = "text" if "text" in row else "chat"
+        if kind is None:
+            kind = row_kind
+        elif row_kind != kind:
+            raise ValueError(f"{where}: a {row_kind} row in a file of {kind} rows; keep one kind per validation file")
         if "text" in row:
             text = row["text"]
             if not isinstance(text, str):
@@ -74,7 +89,7 @@ def load_validation_texts(
             dropped["empty text"] += 1
             continue
         texts.append(text)
-    return texts, dropped
+    return ValidationTexts(texts, kind or "text", dropped)
 
 
 def load_test_pairs(

@@ -11,7 +11,9 @@ Two ways to cut documents into model rows:
 Either way a row longer than ``block_size`` is split into windows of ``block_size`` tokens that
 overlap by one token, so every token after the first is scored exactly once (with shorter context
 at a window start). The texts are tokenized as they are, with no special tokens added: a chat row
-rendered by the chat template already carries its own.
+rendered by the chat template already carries its own. For plain documents pass
+``split_special_tokens=True``, as pretraining does, so that control-token text inside a document
+stays plain text.
 
 The result is the token-weighted mean negative log-likelihood (natural log) over all scored tokens
 - padding never counts - and its exponential, the perplexity.
@@ -75,6 +77,7 @@ def perplexity(
     packed: bool = False,
     text_column: str = "text",
     separator: str | None = DOCUMENT_SEPARATOR,
+    split_special_tokens: bool = False,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """Token-weighted mean NLL and perplexity of ``model`` on the texts (see the module doc).
@@ -86,7 +89,10 @@ def perplexity(
     if block_size < 2:
         raise ValueError("perplexity: block_size must be at least 2")
     texts = _texts_of(texts_or_dataset, text_column)
-    token_lists = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    token_lists = []
+    if texts:
+        encoded = tokenizer(texts, add_special_tokens=False, split_special_tokens=split_special_tokens)
+        token_lists = encoded["input_ids"]
     skipped = 0 if packed else sum(1 for ids in token_lists if len(ids) < 2)
     separator_id = None
     if packed and separator is not None:
@@ -136,5 +142,6 @@ def perplexity(
         "rows": len(rows),
         "skipped_documents": skipped,
         "packed": packed,
+        "split_special_tokens": split_special_tokens,
         "block_size": block_size,
     }

@@ -82,7 +82,8 @@ def result_markdown(result: Result) -> str:
     val = result.get("validation")
     if val:
         lines.append(
-            f"- validation: `{val['file']}` — {val['documents']} documents, {val['tokens']} scored tokens, "
+            f"- validation: `{val['file']}` — {val['documents']} {val.get('kind', 'text')} documents, "
+            f"{val['tokens']} scored tokens, "
             f"block size {val['block_size']}, {'packed' if val['packed'] else 'one document per row'}; "
             f"dropped rows: {_dropped(val.get('dropped'))}"
         )

@@ -220,7 +220,7 @@ def evaluate_checkpoint(
     }
 
     if data_files.get("validation"):
-        texts, dropped = load_validation_texts(
+        texts, kind_of_texts, dropped = load_validation_texts(
             data_files["validation"], tokenizer, limit=validation_limit, prompt_id=prompt_id, system=system
         )
         start = time.perf_counter()
@@ -231,9 +231,15 @@ def evaluate_checkpoint(
             block_size=block_size,
             batch_size=ppl_batch_size,
             packed=packed,
+            split_special_tokens=kind_of_texts == "text",  # plain documents: as pretraining tokenizes them
             show_progress=show_progress,
         )
-        ppl.update(file=str(data_files["validation"]), dropped=dict(dropped), seconds=time.perf_counter() - start)
+        ppl.update(
+            file=str(data_files["validation"]),
+            kind=kind_of_texts,
+            dropped=dict(dropped),
+            seconds=time.perf_counter() - start,
+        )
         result["validation"] = ppl
 
     translations: list[dict[str, Any]] = []

@@ -116,6 +116,14 @@ def test_long_documents_are_windowed_and_packing_adds_separators(tiny_model, tok
     assert math.isfinite(packed["perplexity"])
 
 
+def test_plain_documents_keep_control_token_text_as_text(tiny_model, tokenizer):
+    doc = ["Type <|im_end|> to finish."]
+    as_text = perplexity(tiny_model, tokenizer, doc, split_special_tokens=True, show_progress=False)
+    as_control = perplexity(tiny_model, tokenizer, doc, show_progress=False)
+    n_plain = len(tokenizer(doc[0], add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    assert as_text["tokens"] == n_plain - 1 and as_text["tokens"] > as_control["tokens"]
+
+
 def test_perplexity_accepts_a_dataset_and_rejects_bad_input(tiny_model, tokenizer):
     from datasets import Dataset
 
@@ -256,10 +264,10 @@ def data_files(tmp_path):
     validation = _write_jsonl(
         tmp_path / "validation.jsonl",
         [
-            {"text": "The rate of interest per period."},
-            {"text": "   "},
             {"conversations": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "你好"}]},
             {"en": "Bonds", "zh": "債券"},
+            {"en": " ", "zh": "空"},
+            {"chosen": [{"role": "user", "content": "Bonds?"}, {"role": "assistant", "content": "債券"}]},
         ],
     )
     test = _write_jsonl(
@@ -276,9 +284,14 @@ def data_files(tmp_path):
 
 
 def test_data_files_are_read_with_counted_drops_and_located_errors(tmp_path, tokenizer, data_files):
-    texts, dropped = load_validation_texts(data_files["validation"], tokenizer)
-    assert len(texts) == 3 and dropped == {"empty text": 1}
-    assert texts[1].startswith("<|im_start|>user\nHi<|im_end|>") and "債券<|im_end|>" in texts[2]
+    texts, kind, dropped = load_validation_texts(data_files["validation"], tokenizer)
+    assert kind == "chat" and len(texts) == 3 and dropped == {"empty en or zh": 1}
+    assert texts[0].startswith("<|im_start|>user\nHi<|im_end|>") and "債券<|im_end|>" in texts[1]
+    plain = _write_jsonl(tmp_path / "plain.jsonl", [{"text": "The rate."}, {"text": "  "}, {"text": "利率"}])
+    assert load_validation_texts(plain, tokenizer) == (["The rate.", "利率"], "text", {"empty text": 1})
+    _write_jsonl(plain, [{"text": "The rate."}, {"en": "Bonds", "zh": "債券"}])
+    with pytest.raises(ValueError, match=r"plain\.jsonl:2: a chat row in a file of text rows"):
+        load_validation_texts(plain, tokenizer)
     pairs, dropped = load_test_pairs(data_files["test"], limit=2)
     assert [p["zh"] for p in pairs] == ["每期的利率。", "淨現值"] and dropped == {"empty en or zh": 1}
     assert pairs[0]["id"] == "calc-1" and pairs[1]["id"].endswith("test.jsonl:3")
@@ -312,7 +325,8 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, data_files, tokenizer):
     assert (checkpoint / "eval.png").read_bytes().startswith(PNG_MAGIC)
     saved = json.loads((checkpoint / "eval.json").read_text(encoding="utf-8"))
     assert saved["label"] == "sft" and saved["kind"] == "model"
-    assert saved["validation"]["documents"] == 3 and saved["validation"]["dropped"] == {"empty text": 1}
+    assert saved["validation"]["documents"] == 3 and saved["validation"]["dropped"] == {"empty en or zh": 1}
+    assert saved["validation"]["kind"] == "chat" and not saved["validation"]["split_special_tokens"]
     assert saved["validation"]["loss"] == pytest.approx(result["validation"]["loss"])
     tr = saved["translation"]
     assert tr["n"] == 3 and tr["dropped"] == {"empty en or zh": 1}
@@ -334,13 +348,27 @@ def test_cli_compares_a_model_and_a_peft_adapter(checkpoint, data_files, tmp_pat
 
     base = AutoModelForCausalLM.from_pretrained(checkpoint)
     torch.manual_seed(1)
-    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False))
+    lora = get_peft_model(
+        base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    )
     adapter = tmp_path / "runs" / "lora"
     lora.save_pretrained(adapter)
 
     out = tmp_path / "report"
-    argv = [str(checkpoint), str(adapter), "--test", str(data_files["test"]), "--validation",
-            str(data_files["validation"]), "--limit", "2", "--max-new-tokens", "4", "--output", str(out)]
+    argv = [
+        str(checkpoint),
+        str(adapter),
+        "--test",
+        str(data_files["test"]),
+        "--validation",
+        str(data_files["validation"]),
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--output",
+        str(out),
+    ]
     assert main(argv) == 0
     for name in ("comparison.md", "comparison.json", "comparison.png"):
         assert (out / name).is_file(), name
