@@ -46,7 +46,7 @@ from datasets import Dataset, DatasetDict, Features, Value
 from datasets.fingerprint import Hasher
 from tqdm.auto import tqdm
 
-from .prompts import pick_prompt, translation_messages
+from .prompts import TRANSLATION_PROMPTS, pick_prompt, translation_messages
 
 logger = logging.getLogger(__name__)
 
@@ -272,32 +272,36 @@ class _Scan:
     digest: str = ""
 
 
-def _open_text(path: str):
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def _open_binary(path: str):
+    return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
 def _scan_jsonl(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
-    """Check every line of ``path``; raise on the first bad one unless ``skip_bad_rows``."""
+    """Check every line of ``path``; raise on the first bad one unless ``skip_bad_rows``.
+
+    Lines are split on newlines as the arrow JSON reader splits them; blank lines are counted, not
+    errors.
+    """
     scan = _Scan(path)
     sha = hashlib.sha256(f"{kind}\0".encode())
     flavours: dict[str, int] = {}
     size = os.path.getsize(path)
-    with _open_text(path) as handle, tqdm(
+    with _open_binary(path) as handle, tqdm(
         total=size, unit="B", unit_scale=True, desc=f"Checking {os.path.basename(path)}", leave=False,
         disable=size < 50_000_000 or None,
     ) as bar:
-        for lineno, line in enumerate(handle, start=1):
-            sha.update(line.encode("utf-8", "surrogatepass"))
-            bar.update(len(line))
-            if not line.strip():
+        for lineno, raw in enumerate(handle, start=1):
+            sha.update(raw)
+            bar.update(len(raw))
+            if not raw.strip():
                 scan.blank_lines += 1
                 continue
             scan.rows += 1
             try:
                 try:
-                    record = json.loads(line)
+                    record = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError as exc:
+                    raise _BadRecord("invalid_utf8", f"not UTF-8 text (byte {exc.start})") from None
                 except json.JSONDecodeError as exc:
                     raise _BadRecord("invalid_json", f"invalid JSON ({exc.msg} at column {exc.colno})") from None
                 flavour = _check_record(record, kind)
@@ -337,10 +341,10 @@ def _clean_copy(scan: _Scan, cache_dir: str | os.PathLike | None) -> str:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".tmp{os.getpid()}")
-        with _open_text(scan.path) as src, open(partial, "w", encoding="utf-8") as dst:
+        with _open_binary(scan.path) as src, open(partial, "wb") as dst:
             for lineno, line in enumerate(src, start=1):
                 if line.strip() and lineno not in scan.bad_lines:
-                    dst.write(line if line.endswith("\n") else line + "\n")
+                    dst.write(line if line.endswith(b"\n") else line + b"\n")
         os.replace(partial, target)
     return str(target)
 
@@ -542,6 +546,16 @@ def _concat(parts: list[Dataset]) -> Dataset:
 def _check_split_args(validation_files, validation_fraction: float) -> None:
     if validation_files is not None and validation_fraction:
         raise ValueError("give either validation_files or validation_fraction, not both")
+
+
+def _check_prompt_id(prompt_id: int | str) -> None:
+    if prompt_id == "mixed":
+        return
+    if isinstance(prompt_id, bool) or not isinstance(prompt_id, int) or not 0 <= prompt_id < len(TRANSLATION_PROMPTS):
+        raise ValueError(
+            f'prompt_id must be an index 0..{len(TRANSLATION_PROMPTS) - 1} into TRANSLATION_PROMPTS or "mixed", '
+            f"got {prompt_id!r}"
+        )
 
 
 def _log_stats(stage: str, stats: dict) -> None:
@@ -762,16 +776,20 @@ def build_pretrain_dataset(
 #   \n                                 -> -100 (the template writes it after the stop token)
 # and every system / user token -> -100.
 #
-# The original MiniMind ``SFTDataset._generate_loss_mask`` searched the ids of
-# "<|im_start|>assistant" and marked positions ``start + 1`` .. ``end + len(eos_ids)`` inclusive,
-# where ``start`` is the index right after that header and ``end`` the index of <|im_end|>. The
-# ``+ 1`` at the start skips the header's "\n" only when it is a token of its own (a tokenizer
-# that merges it into the reply loses the first reply token instead), and the inclusive end marks
-# one token too many: the "\n" after <|im_end|> was trained on as if it were part of the reply.
-# Here the boundaries come from the chat template itself: the text the template renders up to the
-# generation prompt, then the text it adds for the reply, each tokenised on its own. That also
-# keeps a reply's first token from merging with the header's "\n", exactly as at inference, where
-# generation starts after the tokenised generation prompt.
+# The original MiniMind ``SFTDataset._generate_loss_mask`` found the ids of "<|im_start|>assistant"
+# and marked positions ``start + 1`` to ``end + len(eos_ids)`` inclusive, where ``start`` is the
+# index just after that header and ``end`` the index of <|im_end|>. Two faults follow. The end is one
+# token late: the "\n" after <|im_end|> was trained as if it belonged to the reply. The ``+ 1``
+# assumes the header's "\n" is a token of its own; with the shipped tokenizer a reply that starts
+# with "\n" or two spaces merges with it when the whole conversation is tokenised at once ("\n\n"
+# and "\n " are single tokens), so that mask dropped a reply token and the model was trained on a
+# header it never sees at inference.
+#
+# Here the boundaries come from the chat template itself: the text it renders up to the generation
+# prompt, then the text it adds for the reply, each tokenised on its own. The trained sequence
+# therefore starts every reply right after the exact tokens of the generation prompt, as
+# ``generate`` does, and the mask needs no search for header tokens. Tests compare it token by token
+# with hand-built ids, with ``return_assistant_tokens_mask`` and with the original rule.
 
 
 def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
@@ -970,8 +988,7 @@ def build_sft_dataset(
     """
     if max_length < 1:
         raise ValueError(f"max_length must be positive, got {max_length}")
-    if prompt_id != "mixed" and not isinstance(prompt_id, int):
-        raise ValueError(f'prompt_id must be an index into TRANSLATION_PROMPTS or "mixed", got {prompt_id!r}')
+    _check_prompt_id(prompt_id)
     _check_split_args(validation_files, validation_fraction)
     tok_key = _tokenizer_fingerprint(tokenizer)
     settings = {"max_length": max_length, "system_prompt": system_prompt, "prompt_id": prompt_id}
@@ -1084,8 +1101,7 @@ def build_dpo_dataset(
     turn. Tokenisation is left to TRL's ``DPOTrainer``.
     """
     _check_split_args(validation_files, validation_fraction)
-    if prompt_id != "mixed" and not isinstance(prompt_id, int):
-        raise ValueError(f'prompt_id must be an index into TRANSLATION_PROMPTS or "mixed", got {prompt_id!r}')
+    _check_prompt_id(prompt_id)
 
     def rows(files: PathSpec, split: str) -> tuple[Dataset, dict]:
         parts, part_stats = [], []

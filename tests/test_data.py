@@ -237,6 +237,19 @@ def test_label_boundaries_any_tokenizer(chat_tok, messages):
     assert chat_tok.decode(ids) == full
 
 
+@pytest.mark.parametrize("reply", ["開啟檔案。", "\n\nTwo blank lines first", "  two leading spaces", " one space"])
+def test_replies_start_after_the_generation_prompt_tokens(chat_tok, reply):
+    """Every trained reply follows exactly the ids ``generate`` would be given for its prompt."""
+    messages = MULTI_TURN[:-1] + [{"role": "assistant", "content": reply}]
+    out = encode_chat(chat_tok, messages)
+    starts = [start for start, _ in _spans(out["labels"])]
+    for turn, start in zip([2, 4], starts):
+        prompt = chat_tok.apply_chat_template(messages[:turn], tokenize=False, add_generation_prompt=True)
+        prompt_ids = chat_tok(prompt, add_special_tokens=False)["input_ids"]
+        assert out["input_ids"][:start] == prompt_ids
+    assert chat_tok.decode(out["input_ids"][starts[-1] :]) == reply + "<|im_end|>\n"
+
+
 @pytest.mark.parametrize("messages", [chat(("user", "Open the file."), ("assistant", "開啟檔案。")), MULTI_TURN])
 def test_labels_match_template_assistant_mask(chat_tok, messages):
     """Cross-check against transformers' {% generation %} mask and a plain tokenisation of the text."""
@@ -567,6 +580,24 @@ def test_chat_record_errors(tmp_path, bad, reason, fragment):
     assert str(info.value).startswith(f"{path}:3: ")
     assert info.value.reason == reason
     assert fragment in str(info.value)
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(DataFormatError, match=f"{re.escape(str(path))}:2: not UTF-8") as info:
+        load_jsonl_dataset(path, kind="pretrain", cache_dir=tmp_path)
+    assert info.value.reason == "invalid_utf8"
+
+
+def test_bad_settings_are_rejected(byte_tok, tmp_path):
+    for prompt_id in (len(TRANSLATION_PROMPTS), -1, "random", True):
+        with pytest.raises(ValueError, match="prompt_id"):
+            build_sft_dataset(byte_tok, FIXTURES / "lora.jsonl", prompt_id=prompt_id, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="block_size"):
+        build_pretrain_dataset(byte_tok, FIXTURES / "pretrain.jsonl", block_size=1, cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown record kind"):
+        load_jsonl_dataset(FIXTURES / "sft.jsonl", kind="sft")
 
 
 def test_empty_files_are_errors(tmp_path):
