@@ -33,7 +33,7 @@ import logging
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -543,6 +543,30 @@ def _concat(parts: list[Dataset]) -> Dataset:
     return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
 
 
+def _assemble_splits(
+    build: Callable[[PathSpec, str], tuple[Dataset, dict]],
+    train_files: PathSpec,
+    validation_files: PathSpec | None,
+    validation_fraction: float,
+    seed: int,
+) -> dict[str, tuple[Dataset, dict]]:
+    """``{"train": (dataset, stats)[, "validation": ...]}`` from files or a seeded held-out fraction."""
+    splits = {"train": build(train_files, "train")}
+    if validation_files is not None:
+        splits["validation"] = build(validation_files, "validation")
+    elif validation_fraction:
+        train, train_stats = splits["train"]
+        kept, held = _split_off(train, validation_fraction, seed)
+        train_stats["held_out_for_validation"] = len(held)
+        train_stats["rows_out"] = len(kept)
+        splits["train"] = (kept, train_stats)
+        splits["validation"] = (
+            held,
+            {"held_out_from": "train", "fraction": validation_fraction, "seed": seed, "rows_out": len(held)},
+        )
+    return splits
+
+
 def _check_split_args(validation_files, validation_fraction: float) -> None:
     if validation_files is not None and validation_fraction:
         raise ValueError("give either validation_files or validation_fraction, not both")
@@ -694,7 +718,10 @@ def _tokenized_documents(
             )
         )
         part_stats.append(stats)
-    return _concat(parts), _merge_source_stats(part_stats)
+    documents = _concat(parts)
+    merged = _merge_source_stats(part_stats)
+    merged["rows_out"] = len(documents)
+    return documents, merged
 
 
 def _has_text(batch: dict[str, list]) -> list[bool]:
@@ -741,16 +768,7 @@ def build_pretrain_dataset(
     def documents(files: PathSpec, split: str) -> tuple[Dataset, dict]:
         return _tokenized_documents(files, split, tokenizer, separator_id, tok_key, skip_bad_rows, num_proc, cache_dir)
 
-    splits: dict[str, tuple[Dataset, dict]] = {"train": documents(train_files, "train")}
-    if validation_files is not None:
-        splits["validation"] = documents(validation_files, "validation")
-    elif validation_fraction:
-        train_docs, train_stats = splits["train"]
-        kept, held = _split_off(train_docs, validation_fraction, seed)
-        train_stats["held_out_for_validation"] = len(held)
-        splits["train"] = (kept, train_stats)
-        splits["validation"] = (held, {"held_out_from": "train", "fraction": validation_fraction, "seed": seed})
-
+    splits = _assemble_splits(documents, train_files, validation_files, validation_fraction, seed)
     result, stats = {}, {"stage": "pretrain"}
     for split, (docs, split_stats) in splits.items():
         packed, pack_stats = _pack(docs, block_size, num_proc, tok_key)
@@ -759,7 +777,6 @@ def build_pretrain_dataset(
                 f"the {split} split has only {pack_stats['tokens']} tokens, fewer than one block of {block_size}; "
                 "add data, lower block_size or raise validation_fraction"
             )
-        split_stats["rows_out"] = len(docs)
         split_stats.update(pack_stats)
         result[split], stats[split] = packed, split_stats
     _log_stats("pretrain", stats)
@@ -999,19 +1016,7 @@ def build_sft_dataset(
         )
         return _finish_chats(dataset, split_stats, num_proc), split_stats
 
-    splits = {"train": chats(train_files, "train")}
-    if validation_files is not None:
-        splits["validation"] = chats(validation_files, "validation")
-    elif validation_fraction:
-        train, train_stats = splits["train"]
-        kept, held = _split_off(train, validation_fraction, seed)
-        train_stats["held_out_for_validation"] = len(held)
-        train_stats["rows_out"] = len(kept)
-        splits["train"] = (kept, train_stats)
-        splits["validation"] = (
-            held,
-            {"held_out_from": "train", "fraction": validation_fraction, "seed": seed, "rows_out": len(held)},
-        )
+    splits = _assemble_splits(chats, train_files, validation_files, validation_fraction, seed)
     stats = {"stage": "sft", **{split: s for split, (_, s) in splits.items()}}
     _log_stats("sft", stats)
     return BuiltDataset(DatasetDict({split: d for split, (d, _) in splits.items()}), stats)
@@ -1122,19 +1127,7 @@ def build_dpo_dataset(
         split_stats["rows_out"] = len(merged)
         return merged, split_stats
 
-    splits = {"train": rows(train_files, "train")}
-    if validation_files is not None:
-        splits["validation"] = rows(validation_files, "validation")
-    elif validation_fraction:
-        train, train_stats = splits["train"]
-        kept, held = _split_off(train, validation_fraction, seed)
-        train_stats["held_out_for_validation"] = len(held)
-        train_stats["rows_out"] = len(kept)
-        splits["train"] = (kept, train_stats)
-        splits["validation"] = (
-            held,
-            {"held_out_from": "train", "fraction": validation_fraction, "seed": seed, "rows_out": len(held)},
-        )
+    splits = _assemble_splits(rows, train_files, validation_files, validation_fraction, seed)
     stats = {"stage": "dpo", **{split: s for split, (_, s) in splits.items()}}
     _log_stats("dpo", stats)
     return BuiltDataset(DatasetDict({split: d for split, (d, _) in splits.items()}), stats)
