@@ -169,7 +169,10 @@ class PushPlan:
         lines.extend(f"note: {note}" for note in self.notes)
         if self.ignored_files:
             names = ", ".join(path.name for path in self.ignored_files)
-            lines.append(f"not pushed ({len(self.ignored_files)} files, not named <stage>[.validation|.test].jsonl): {names}")
+            lines.append(
+                f"not pushed ({len(self.ignored_files)} files, not named "
+                f"<stage>[.validation|.test].jsonl): {names}"
+            )
         return "\n".join(lines)
 
 
@@ -225,7 +228,9 @@ def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise HubInputError(f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})") from None
+                raise HubInputError(
+                    f"{path}:{lineno}: not valid JSON ({err.msg} at column {err.colno})"
+                ) from None
             if not isinstance(record, dict):
                 raise HubInputError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
             problem = _missing_shape(record, stage)
@@ -390,7 +395,9 @@ def plan_push(
     found, ignored = stage_files(root)
     if not found:
         expected = ", ".join(f"{stage}.jsonl" for stage in STAGES)
-        raise HubInputError(f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test)")
+        raise HubInputError(
+            f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test)"
+        )
     parts = [read_stage_file(path, stage, split) for stage, split, path in found]
     configs, notes = group_configs(parts)
     for part in parts:
@@ -488,10 +495,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--repo-id", required=True, help="dataset repository, USER/NAME or ORG/NAME")
     sub.add_argument("--data-dir", default="data", help="directory with the stage files and card (default: data)")
     sub.add_argument("--private", action="store_true", help="create the repository as private")
-    sub.add_argument("--dry-run", action="store_true", help="check and print what would be pushed; no network, no token")
+    sub.add_argument(
+        "--dry-run", action="store_true", help="check and print what would be pushed; no network, no token"
+    )
     sub.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
     sub.add_argument(
-        "--license", default=None, help=f"licence id for the card header (default: the card's own, else {DEFAULT_LICENSE!r})"
+        "--license",
+        default=None,
+        help=f"licence id for the card header (default: the card's own, else {DEFAULT_LICENSE!r})",
     )
     return parser
 
@@ -521,7 +532,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except Exception as err:  # network / permission failures from huggingface_hub or datasets
         logger.debug("push failed", exc_info=True)
-        print(f"error: push to {args.repo_id} failed: {type(err).__name__}: {_first_line(err)}", file=sys.stderr)
+        reason = f"{type(err).__name__}: {_first_line(err)}"
+        print(f"error: push to {args.repo_id} failed: {reason}", file=sys.stderr)
         return 1
     print(f"pushed: {url} (address written to {plan.data_dir / LINK_FILE})")
     return 0

@@ -7,6 +7,7 @@ can be read back with ``datasets.load_dataset``.
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from data_tools import hub
 FIXTURE = Path(__file__).parent / "fixtures" / "hub"
 REPO_ID = "someone/minimind-corpus"
 ROOT = Path(__file__).resolve().parents[1]
+REAL_PUSH_TO_HUB = datasets.DatasetDict.push_to_hub  # kept before the tests replace it
 
 # Where each fixture file is expected to go. sft.test.jsonl holds {"en","zh"} records while sft.jsonl
 # holds conversations, so it gets a config of its own; lora's three files share their columns.
@@ -70,6 +72,9 @@ class FakeHub:
         self.fail_on: str | None = None
 
     def _record(self, name: str, repo_id: str, kwargs: dict[str, Any]) -> None:
+        if name != "upload_file":  # the call must fit the installed library's real signature
+            real = REAL_PUSH_TO_HUB if name == "push_to_hub" else getattr(huggingface_hub.HfApi, name)
+            inspect.signature(real).bind(None, repo_id, **kwargs)
         self.tokens.append(kwargs.pop("token", None))
         self.calls.append((name, repo_id, kwargs))
         if self.fail_on == name:
@@ -87,6 +92,9 @@ class FakeHub:
         self._record("create_branch", repo_id, kwargs)
 
     def upload_file(self, *, path_or_fileobj: bytes, path_in_repo: str, repo_id: str, **kwargs: Any) -> None:
+        inspect.signature(huggingface_hub.HfApi.upload_file).bind(
+            None, path_or_fileobj=path_or_fileobj, path_in_repo=path_in_repo, repo_id=repo_id, **kwargs
+        )
         self._record("upload_file", repo_id, dict(kwargs, path_in_repo=path_in_repo))
         target = self.root / path_in_repo
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,14 +102,21 @@ class FakeHub:
 
     def push_to_hub(self, dataset_dict: datasets.DatasetDict, repo_id: str, **kwargs: Any) -> None:
         config = kwargs["config_name"]
+        self._record("push_to_hub", repo_id, kwargs)
         kwargs["rows"] = {split: ds.num_rows for split, ds in dataset_dict.items()}
         kwargs["features"] = {split: ds.features for split, ds in dataset_dict.items()}
-        self._record("push_to_hub", repo_id, kwargs)
         for split, ds in dataset_dict.items():  # the layout push_to_hub(config_name=...) writes
             ds.to_parquet(str(self.root / config / f"{split}-00000-of-00001.parquet"))
 
     def named(self, name: str) -> list[tuple[str, str, dict[str, Any]]]:
         return [call for call in self.calls if call[0] == name]
+
+
+def patch_push_to_hub(monkeypatch: pytest.MonkeyPatch, fake: FakeHub) -> None:
+    """Route ``DatasetDict.push_to_hub`` to ``fake``."""
+    monkeypatch.setattr(
+        datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: fake.push_to_hub(self, repo_id, **kw)
+    )
 
 
 @pytest.fixture
@@ -115,9 +130,7 @@ def data_dir(tmp_path: Path) -> Path:
 def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub(tmp_path / "hub_repo")
     monkeypatch.setattr(hub, "HfApi", fake)
-    monkeypatch.setattr(
-        datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: fake.push_to_hub(self, repo_id, **kw)
-    )
+    patch_push_to_hub(monkeypatch, fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests run with HF_HUB_OFFLINE=1
     monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
     return fake
@@ -236,7 +249,7 @@ def test_token_from_stored_login(data_dir: Path, fake_hub: FakeHub, monkeypatch:
 def test_push_with_injected_api(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeHub(tmp_path / "hub_repo")
     monkeypatch.setattr(hub, "HfApi", _explode)  # the injected object must be the only client used
-    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: fake.push_to_hub(self, repo_id, **kw))
+    patch_push_to_hub(monkeypatch, fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     plan = hub.plan_push(data_dir, REPO_ID)
     url = hub.push(plan, "hf_dummy", api=fake)
@@ -339,7 +352,8 @@ def test_module_entry_point_dry_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))  # no stored login either
     result = subprocess.run(
-        [sys.executable, "-m", "data_tools.hub", "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE), "--dry-run"],
+        [sys.executable, "-m", "data_tools.hub", "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE),
+         "--dry-run"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -391,7 +405,9 @@ def _write_jsonl(path: Path, records: list[Any]) -> None:
 def test_split_types_are_aligned_when_castable(data_dir: Path) -> None:
     _write_jsonl(data_dir / "lora.jsonl", [{"zh": "利率", "en": "rate", "id": "a"}])
     _write_jsonl(data_dir / "lora.validation.jsonl", [{"en": "yield", "zh": "殖利率", "id": None}])
-    _write_jsonl(data_dir / "lora.test.jsonl", [{"en": "bond", "zh": "債券", "id": "c"}, {"en": "tax", "zh": "稅"}])
+    _write_jsonl(
+        data_dir / "lora.test.jsonl", [{"en": "bond", "zh": "債券", "id": "c"}, {"en": "tax", "zh": "稅"}]
+    )
     plan = hub.plan_push(data_dir, REPO_ID)
     lora = plan.dataset_dict("lora")
     assert sorted(lora) == ["test", "train", "validation"]
@@ -464,7 +480,9 @@ def test_other_jsonl_files_are_reported_not_pushed(data_dir: Path) -> None:
     assert all(part.path.name != "notes.jsonl" for parts in plan.configs.values() for part in parts)
 
 
-@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "user/bad name", "user/", "/name", "user/-x", "us--er/x"])
+@pytest.mark.parametrize(
+    "repo_id", ["no-namespace", "a/b/c", "user/bad name", "user/", "/name", "user/-x", "us--er/x"]
+)
 def test_bad_repo_id(repo_id: str, data_dir: Path, fake_hub: FakeHub, secret_token: str,
                      capsys: pytest.CaptureFixture[str]) -> None:
     assert run_cli("push", "--repo-id", repo_id, "--data-dir", data_dir) == 2
