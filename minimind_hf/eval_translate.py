@@ -83,6 +83,9 @@ def translate(
         generation_config.temperature = None
         generation_config.top_p = None
         generation_config.top_k = None
+    # generation settings among the extra arguments go into the config; the rest (e.g. a
+    # logits_processor) is passed to generate as is
+    other_kwargs = generation_config.update(**generate_kwargs)
 
     lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
@@ -103,7 +106,7 @@ def translate(
                 input_ids=enc["input_ids"],
                 attention_mask=enc["attention_mask"],
                 generation_config=generation_config,
-                **generate_kwargs,
+                **other_kwargs,
             )
             new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
             for i, ids in zip(idx, new_tokens, strict=True):

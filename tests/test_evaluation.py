@@ -250,6 +250,23 @@ def test_translate_decodes_only_new_tokens_and_stops_at_im_end(tokenizer):
     prompt = tokenizer.decode(input_ids[1][attention_mask[1].bool()])
     assert prompt.endswith("<|im_start|>assistant\n") and "Hi" in prompt
 
+    # the finance system prompt reaches the chat; sampling settings reach the generation config
+    from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT
+
+    translate(
+        model,
+        tokenizer,
+        ["Hi"],
+        system=FINANCE_SYSTEM_PROMPT,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.9,
+        show_progress=False,
+    )
+    input_ids, _, config = model.seen[-1]
+    assert tokenizer.decode(input_ids[0]).startswith(f"<|im_start|>system\n{FINANCE_SYSTEM_PROMPT}<|im_end|>")
+    assert config.do_sample is True and config.temperature == 0.7 and config.top_p == 0.9
+
 
 # --------------------------------------------------------------------------- data files, end to end, CLI
 
