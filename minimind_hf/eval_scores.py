@@ -7,6 +7,7 @@ is named; nothing is downloaded. Asked for without one of the two, it fails with
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,27 @@ def resolve_comet_checkpoint(path: str | os.PathLike[str]) -> Path:
     )
 
 
+def check_comet(model_path: str | os.PathLike[str]) -> Path:
+    """Fail early, before any translating, unless COMET can run: import it, then find the checkpoint."""
+    try:
+        import comet  # noqa: F401  (unbabel-comet; needs transformers<5, see the [comet] extra)
+    except ImportError as err:
+        raise CometUnavailableError(
+            f"COMET was requested (model {model_path}) but the unbabel-comet package cannot be imported "
+            f"({err}); install it with pip install 'minimind-hf[comet]' in an environment with "
+            "transformers<5, or leave --comet-model unset"
+        ) from err
+    return resolve_comet_checkpoint(model_path)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_comet(checkpoint: str) -> Any:
+    """Load a COMET model once per process (comparing several checkpoints reuses it)."""
+    import comet
+
+    return comet.load_from_checkpoint(checkpoint)
+
+
 def comet_score(
     sources: Sequence[str],
     hypotheses: Sequence[str],
@@ -64,20 +86,12 @@ def comet_score(
     gpus: int | None = None,
 ) -> dict[str, Any]:
     """System-level COMET score (mean of segment scores) with a local checkpoint."""
-    try:
-        import comet  # unbabel-comet; needs transformers<5, see the [comet] extra
-    except ImportError as err:
-        raise CometUnavailableError(
-            f"COMET was requested (model {model_path}) but the unbabel-comet package cannot be imported "
-            f"({err}); install it with pip install 'minimind-hf[comet]' in an environment with "
-            "transformers<5, or leave --comet-model unset"
-        ) from err
-    checkpoint = resolve_comet_checkpoint(model_path)
+    checkpoint = check_comet(model_path)
     if gpus is None:
         import torch
 
         gpus = 1 if torch.cuda.is_available() else 0
-    model = comet.load_from_checkpoint(str(checkpoint))
+    model = _load_comet(str(checkpoint.resolve()))
     data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
     prediction = model.predict(data, batch_size=batch_size, gpus=gpus, progress_bar=True)
     return {"comet": float(prediction.system_score), "comet_model": str(checkpoint)}

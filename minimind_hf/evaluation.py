@@ -1,7 +1,7 @@
 """Evaluate MiniMind checkpoints: validation perplexity and EN -> zh-TW translation quality.
 
 ``evaluate_checkpoint`` loads a checkpoint directory (a full model through ``AutoModelForCausalLM``
-or a PEFT adapter through ``AutoPeftModelForCausalLM``), measures perplexity on a validation file
+or a PEFT adapter through ``PeftModel`` on its recorded base), measures perplexity on a validation file
 and translates a test file, then writes ``eval.json``, ``eval.md``, ``eval.png`` and
 ``eval_translations.jsonl`` next to the checkpoint (or into ``output_dir``). The ``eval`` command
 compares several checkpoints in one table and one chart::
@@ -34,7 +34,7 @@ import torch
 from .eval_data import load_test_pairs, load_validation_texts, read_jsonl
 from .eval_perplexity import perplexity
 from .eval_report import comparison_markdown, comparison_table, plot_comparison, result_markdown
-from .eval_scores import CometUnavailableError, comet_model_from_env, translation_scores
+from .eval_scores import CometUnavailableError, check_comet, comet_model_from_env, translation_scores
 from .eval_script import script_check
 from .eval_translate import translate
 from .prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS
@@ -188,6 +188,8 @@ def evaluate_checkpoint(
         if data_files.get(key) and not Path(data_files[key]).is_file():
             raise FileNotFoundError(f"evaluate_checkpoint: {key} file {data_files[key]} does not exist")
     comet_model = comet_model or comet_model_from_env()
+    if comet_model and data_files.get("test"):
+        check_comet(comet_model)  # before loading or translating anything
 
     base_model = None
     if isinstance(path_or_model, torch.nn.Module):

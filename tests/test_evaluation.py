@@ -406,6 +406,17 @@ def test_cli_compares_a_model_and_a_peft_adapter(checkpoint, data_files, tmp_pat
     assert main([str(tmp_path / "nowhere"), "--test", str(data_files["test"])]) == 1
 
 
+def test_comet_from_the_environment_is_checked_before_any_work(checkpoint, data_files, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIMIND_COMET_MODEL", str(tmp_path / "no-comet-here"))
+    with pytest.raises(CometUnavailableError):
+        evaluate_checkpoint(checkpoint, data_files, show_progress=False)
+    assert not (checkpoint / "eval.json").exists()
+    # perplexity alone does not need COMET
+    result = evaluate_checkpoint(checkpoint, {"validation": data_files["validation"]}, show_progress=False)
+    assert result["translation"] is None and (checkpoint / "eval.json").is_file()
+    assert not (checkpoint / "eval.png").exists()
+
+
 def test_plot_comparison_draws_one_group_per_checkpoint(tmp_path):
     results = [
         {"label": name, "translation": {"chrf": chrf, "chrf++": chrf - 2, "bleu": bleu, "n": 200}}
