@@ -155,10 +155,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     args_class = DPOConfig if stage == "dpo" else TrainingArguments
     precision = _recipe_value(argv, "precision") or "auto"
     extra: list[str] = []
-    if precision == "bf16" or (precision == "auto" and _device_supports_bf16()):
-        extra += ["--bf16", "true"]
-    elif precision == "fp16":
-        extra += ["--fp16", "true"]
+    # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run
+    use_bf16 = precision == "bf16" or (precision == "auto" and _device_supports_bf16())
+    extra += ["--bf16", str(use_bf16).lower(), "--fp16", str(precision == "fp16").lower()]
     if os.environ.get("WANDB_PROJECT") and "--report_to" not in argv:
         try:
             import wandb  # noqa: F401
@@ -207,6 +206,9 @@ def _load_model(stage_args: StageArguments, training_args: TrainingArguments):
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, stage_args.adapter_name_or_path).merge_and_unload()
+        # PEFT froze the base weights when it wrapped them and merge_and_unload leaves them frozen: without
+        # this, every gradient is zero and a DPO loss sits at log 2 = 0.693 forever.
+        model.requires_grad_(True)
     del dtype  # weights stay float32; bf16 runs through autocast (mixed precision)
     return model
 
@@ -282,6 +284,9 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
     check_tokenizer_fits(model, tokenizer)
     if stage_args.stage == "lora":
         model = _wrap_lora(model, stage_args)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if trainable == 0:
+        raise RuntimeError(f"stage {stage_args.stage}: the model has no trainable parameters")
     train, validation, collator, data_stats = build_datasets(stage_args, training_args, tokenizer)
     logger.info("stage %s: %d training rows, %s validation rows", stage_args.stage, len(train),
                 len(validation) if validation is not None else 0)
