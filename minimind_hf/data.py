@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict, Features, Value
@@ -511,13 +512,18 @@ def _merge_source_stats(parts: list[dict]) -> dict:
     return merged
 
 
+def _arrow_column(dataset: Dataset, name: str) -> pa.ChunkedArray:
+    """One column as arrow, in dataset order, gathered in one vectorised ``take``.
+
+    (Reading through an indices mapping with ``dataset[:]`` gathers row by row, which is slow.)
+    """
+    column = dataset.data.column(name)
+    indices = getattr(dataset, "_indices", None)
+    return column if indices is None else column.take(indices.column(0))
+
+
 def _column(dataset: Dataset, name: str) -> np.ndarray:
-    return np.asarray(dataset.with_format("numpy", columns=[name])[:][name])
-
-
-def _total_tokens(dataset: Dataset) -> int:
-    table = dataset.with_format("arrow", columns=["input_ids"])[:]
-    return int(pc.sum(pc.list_value_length(table.column("input_ids"))).as_py() or 0)
+    return _arrow_column(dataset, name).to_numpy()
 
 
 def _holdout_indices(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -604,7 +610,8 @@ _PACKED_BLOCKS = Features(
 
 def _tokenize_documents(batch: dict[str, list], tokenizer, separator_id: int) -> dict[str, list]:
     """Token ids of each document followed by the separator; special-token text stays plain text."""
-    encoded = tokenizer(batch["text"], add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    # verbose=False: documents longer than model_max_length are expected here, they get packed
+    encoded = tokenizer(batch["text"], add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
     ids = [list(doc) + [separator_id] for doc in encoded]
     return {"input_ids": ids, "length": [len(doc) for doc in ids]}
 
@@ -844,8 +851,8 @@ def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
         segments.append((reply[:cut], True))
         segments.append((reply[cut:], False))
         done = full
-    rest = render(messages, False)[len(done) :]
-    segments.append((rest, False))
+    if messages[-1]["role"] != "assistant":  # turns after the last reply (not trained)
+        segments.append((render(messages, False)[len(done) :], False))
     return [(text, trained) for text, trained in segments if text]
 
 
@@ -924,10 +931,6 @@ def _tokenize_chats(
     return out
 
 
-def _has_targets(batch: dict[str, list]) -> list[bool]:
-    return [n > 0 for n in batch["num_target_tokens"]]
-
-
 def _tokenized_chats(
     files: PathSpec, split: str, tokenizer, settings: dict, tok_key: str, skip_bad_rows: bool, num_proc, cache_dir
 ) -> tuple[Dataset, dict]:
@@ -950,27 +953,21 @@ def _tokenized_chats(
     return _concat(parts), _merge_source_stats(part_stats)
 
 
-def _finish_chats(chats: Dataset, stats: dict, num_proc: int) -> Dataset:
+def _finish_chats(chats: Dataset, stats: dict) -> Dataset:
     """Drop rows that lost every assistant token to truncation; count and measure what stays."""
-    kept = chats.filter(
-        _has_targets,
-        batched=True,
-        batch_size=_MAP_BATCH_SIZE,
-        num_proc=num_proc if num_proc > 1 else None,
-        new_fingerprint=_fingerprint(chats._fingerprint, "has-targets"),
-        desc="Dropping rows without assistant tokens",
-    )
-    lost = len(chats) - len(kept)
+    targets = _column(chats, "num_target_tokens")
+    keep = np.flatnonzero(targets > 0)
+    lost = len(chats) - len(keep)
     if lost:
-        stats.setdefault("dropped", {})
         stats["dropped"]["no_assistant_tokens_after_truncation"] = lost
         logger.warning("dropped %d row(s) whose assistant replies were cut off entirely by max_length", lost)
-    stats["rows_out"] = len(kept)
-    if len(kept):
-        stats["tokens"] = _total_tokens(kept)
-        stats["target_tokens"] = int(_column(kept, "num_target_tokens").sum())
-        stats["truncated_rows_kept"] = int(_column(kept, "truncated").sum())
-    return kept.remove_columns(["num_target_tokens", "truncated"])
+        chats = chats.select(keep, new_fingerprint=_fingerprint(chats._fingerprint, "has-targets"))
+    lengths = pc.list_value_length(_arrow_column(chats, "input_ids")).to_numpy()
+    stats["rows_out"] = len(chats)
+    stats["tokens"] = int(lengths.sum())
+    stats["target_tokens"] = int(targets[keep].sum())
+    stats["truncated_rows_kept"] = int(_column(chats, "truncated").sum())
+    return chats.remove_columns(["num_target_tokens", "truncated"])
 
 
 def build_sft_dataset(
@@ -1014,7 +1011,7 @@ def build_sft_dataset(
         dataset, split_stats = _tokenized_chats(
             files, split, tokenizer, settings, tok_key, skip_bad_rows, num_proc, cache_dir
         )
-        return _finish_chats(dataset, split_stats, num_proc), split_stats
+        return _finish_chats(dataset, split_stats), split_stats
 
     splits = _assemble_splits(chats, train_files, validation_files, validation_fraction, seed)
     stats = {"stage": "sft", **{split: s for split, (_, s) in splits.items()}}
