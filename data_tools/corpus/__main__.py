@@ -1,0 +1,3 @@
+from data_tools.corpus.cli import main
+
+raise SystemExit(main())

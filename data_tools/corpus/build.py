@@ -1,0 +1,305 @@
+"""The corpus build: fetch -> read -> clean -> split -> stage files -> data card.
+
+``build(cache, out)`` runs everything from the declared source list; the result is identical on
+every run with the same sources (sorted iteration, hash-based splits, seeded shuffles).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from data_tools.corpus import stages
+from data_tools.corpus.fetch import fetch
+from data_tools.corpus.finance import FinanceMatcher
+from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_like, run_filters
+from data_tools.corpus.records import Doc, Pair, Tally
+from data_tools.corpus.read import read_source
+from data_tools.corpus.sources import Source, SourceList, load_sources
+from data_tools.corpus.splits import SplitShares, assign_split
+from data_tools.corpus.textutil import normalise_en
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuildResult:
+    """What a build produced: the output files' record counts and every tally."""
+
+    out: Path
+    files: dict[str, int] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
+    stats: dict = field(default_factory=dict)
+
+
+def fetch_all(sources: list[Source], slist: SourceList, cache: Path) -> dict[str, Path]:
+    """Fetch, verify and extract every artefact the given sources read."""
+    cache = Path(cache).resolve()
+    names = sorted({a for s in sources for a in s.artefacts()})
+    roots = {}
+    for name in tqdm(names, desc="fetch", unit="artefact"):
+        roots[name] = fetch(slist.artefacts[name], cache)
+    return roots
+
+
+def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, tally: Tally,
+                matcher: FinanceMatcher | None = None, semantic=None) -> list[stages.CleanPair]:
+    """Read the parallel sources in priority order, clean, de-duplicate, tag domain and split."""
+    matcher = matcher or FinanceMatcher()
+    general = SplitShares(**build_cfg.get("splits", {}).get("general", {"validation": 10, "test": 10}))
+    finance = SplitShares(**build_cfg.get("splits", {}).get("finance", {"validation": 60, "test": 80}))
+    min_words = int(build_cfg.get("sentence_words", 6))
+    chain = default_filters()
+    out: list[stages.CleanPair] = []
+    for source in tqdm(sources, desc="parallel sources", unit="source"):
+        if source.role not in ("parallel", "finance"):
+            continue
+        raw = (r for r in read_source(source, roots, tally) if isinstance(r, Pair))
+        n_before = len(out)
+        kept = run_filters(tally_count(raw, tally, f"read.{source.name}"), chain, tally)
+        if semantic is not None:  # batched, after the cheap filters
+            kept = semantic.filter(list(kept), tally)
+        for pair in kept:
+            is_fin = source.role == "finance" or matcher(pair.en)
+            split = assign_split(pair.en, finance if is_fin else general)
+            out.append(stages.CleanPair(pair.en, pair.zh, pair.source, pair.origin, is_fin, split,
+                                        is_sentence_like(pair, min_words)))
+        tally.note("pairs_kept_by_source", source.name, len(out) - n_before)
+    return out
+
+
+def tally_count(records, tally: Tally, key: str):
+    for r in records:
+        tally.note("read", key)
+        yield r
+
+
+def _fair_caps(sizes: dict[str, int], cap: int) -> dict[str, int]:
+    """Split ``cap`` characters over sources: small sources keep all, the rest share what is left."""
+    caps, left, pending = {}, cap, dict(sizes)
+    while pending:
+        share = left // len(pending)
+        small = {k: v for k, v in pending.items() if v <= share}
+        if not small:
+            for k in pending:
+                caps[k] = share
+            break
+        for k, v in small.items():
+            caps[k] = v
+            left -= v
+            del pending[k]
+    return caps
+
+
+def monolingual_docs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, heldout_en: set[str],
+                     heldout_zh: set[str], seed: int, tally: Tally) -> list[Doc]:
+    """Read, convert (s2twp), de-leak, de-duplicate and cap the monolingual documents."""
+    caps_cfg = build_cfg.get("pretrain", {}).get("cap_chars", {})
+    by_role: dict[str, dict[str, list[Doc]]] = defaultdict(dict)
+    seen: set[int] = set()
+    s2twp = _opencc("s2twp")
+    for source in tqdm(sources, desc="monolingual sources", unit="source"):
+        if source.role not in ("mono_en", "mono_zh"):
+            continue
+        docs = []
+        for doc in read_source(source, roots, tally):
+            text = s2twp.convert(doc.text) if source.script == "hans" else doc.text
+            lines = []
+            for line in text.split("\n"):
+                if line.strip() in heldout_zh or normalise_en(line) in heldout_en:
+                    tally.drop("pretrain.leak", "line_of_a_heldout_pair")
+                    continue
+                lines.append(line)
+            text = "\n".join(lines).strip()
+            if not text:
+                continue
+            h = hash(text)
+            if h in seen:
+                tally.drop("pretrain.dedup", "duplicate_document")
+                continue
+            seen.add(h)
+            docs.append(Doc(text, doc.source, doc.lang, doc.origin))
+        by_role[source.role][source.name] = docs
+    out: list[Doc] = []
+    rng = random.Random(seed)
+    for role, per_source in sorted(by_role.items()):
+        sizes = {k: sum(len(d.text) for d in v) for k, v in per_source.items()}
+        cap = int(caps_cfg.get(role, sum(sizes.values())))
+        caps = _fair_caps(sizes, cap)
+        for name in sorted(per_source):
+            docs = per_source[name]
+            rng.shuffle(docs)
+            used = 0
+            for doc in docs:
+                if used + len(doc.text) > caps[name] and used > 0:
+                    tally.drop("pretrain.cap", f"{name}")
+                    continue
+                used += len(doc.text)
+                out.append(doc)
+            tally.note("pretrain.chars_by_source", name, used)
+            tally.note("pretrain.chars_available_by_source", name, sizes[name])
+    return out
+
+
+def _take(pairs: list[stages.CleanPair], n: int, seed: int) -> list[stages.CleanPair]:
+    pairs = list(pairs)
+    random.Random(seed).shuffle(pairs)
+    return pairs[:n]
+
+
+def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = None, only: list[str] | None = None,
+          semantic=None, count_tokens: bool = True) -> BuildResult:
+    """Build every stage file under ``out`` from the sources (see module docstring)."""
+    t0 = time.time()
+    cache, out = Path(cache), Path(out)
+    slist = load_sources(sources_path)
+    sources = slist.enabled(only)
+    cfg = slist.build
+    seed = int(cfg.get("seed", 1234))
+    result = BuildResult(out=out)
+    tally = result.tally
+    roots = fetch_all(sources, slist, cache)
+    t_fetch = time.time() - t0
+
+    pairs = clean_pairs(sources, roots, cfg, tally, semantic=semantic)
+    heldout = [p for p in pairs if p.split != "train"]
+    heldout_en = {normalise_en(p.en) for p in heldout}
+    heldout_zh = {p.zh for p in heldout}
+
+    def pick(split: str, finance: bool | None = None) -> list[stages.CleanPair]:
+        return [p for p in pairs if p.split == split and (finance is None or p.finance == finance)]
+
+    rng = random.Random(seed)
+    # ---- SFT: all train pairs (general and finance) as chats; held-out general pairs
+    sft_train = pick("train")
+    rng.shuffle(sft_train)
+    files = result.files
+    files["sft.jsonl"] = stages.write_jsonl(out / "sft.jsonl", (stages.sft_record(p) for p in sft_train))
+    files["sft.validation.jsonl"] = stages.write_jsonl(out / "sft.validation.jsonl", (stages.sft_record(p) for p in pick("validation", False)))
+    files["sft.test.jsonl"] = stages.write_jsonl(out / "sft.test.jsonl", (stages.parallel_record(p) for p in pick("test", False)))
+    # ---- LoRA: finance pairs, parallel form
+    lora_train = pick("train", True)
+    rng.shuffle(lora_train)
+    files["lora.jsonl"] = stages.write_jsonl(out / "lora.jsonl", (stages.parallel_record(p) for p in lora_train))
+    files["lora.validation.jsonl"] = stages.write_jsonl(out / "lora.validation.jsonl", (stages.parallel_record(p) for p in pick("validation", True)))
+    files["lora.test.jsonl"] = stages.write_jsonl(out / "lora.test.jsonl", (stages.parallel_record(p) for p in pick("test", True)))
+    # ---- DPO: sentence-like train pairs, reference vs a systematically worse answer
+    dpo_cfg = cfg.get("dpo", {})
+    t2s = _opencc("t2s").convert
+    kinds: Counter = Counter()
+
+    def dpo_rows(candidates: list[stages.CleanPair], n: int, salt: int):
+        rows = []
+        for p in _take(candidates, len(candidates), seed + salt):
+            if len(rows) >= n:
+                break
+            rec = stages.dpo_record(p, t2s)
+            if rec is None:
+                tally.drop("dpo", "no_worse_answer")
+                continue
+            kinds[rec["kind"]] += 1
+            rows.append((p, rec))
+        return rows
+
+    dpo_train = dpo_rows([p for p in pairs if p.split == "train" and p.sentence_like], int(dpo_cfg.get("train_pairs", 12000)), 1)
+    dpo_val = dpo_rows([p for p in pairs if p.split == "validation" and p.sentence_like], int(dpo_cfg.get("validation_pairs", 600)), 2)
+    files["dpo.jsonl"] = stages.write_jsonl(out / "dpo.jsonl", (r for _, r in dpo_train))
+    files["dpo.validation.jsonl"] = stages.write_jsonl(out / "dpo.validation.jsonl", (r for _, r in dpo_val))
+    files["dpo.prompts.jsonl"] = stages.write_jsonl(out / "dpo.prompts.jsonl", (stages.dpo_prompt_record(p) for p, _ in dpo_train))
+    # ---- pretraining text: monolingual documents + bilingual documents from train pairs only
+    mono = monolingual_docs(sources, roots, cfg, heldout_en, heldout_zh, seed, tally)
+    per_doc = int(cfg.get("pretrain", {}).get("bilingual_pairs_per_doc", 24))
+    by_source: dict[str, list[stages.CleanPair]] = defaultdict(list)
+    for p in pick("train"):
+        by_source[p.source].append(p)
+    texts: list[tuple[str, str, str]] = [(d.text, d.lang, d.source) for d in mono]
+    for name in sorted(by_source):
+        for text in stages.bilingual_docs(by_source[name], per_doc):
+            texts.append((text, "mix", name))
+    random.Random(seed + 3).shuffle(texts)
+    val_pm = int(cfg.get("pretrain", {}).get("validation_per_mille", 5))
+    from data_tools.corpus.splits import bucket
+
+    pre_train = [t for t in texts if bucket(t[0][:200]) >= val_pm]
+    pre_val = [t for t in texts if bucket(t[0][:200]) < val_pm]
+    files["pretrain.jsonl"] = stages.write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
+    files["pretrain.validation.jsonl"] = stages.write_jsonl(out / "pretrain.validation.jsonl", ({"text": t[0]} for t in pre_val))
+
+    mix_chars: Counter = Counter()
+    for text, lang, _ in pre_train:
+        mix_chars[lang] += len(text)
+    mix_tokens = _count_tokens(pre_train) if count_tokens else {}
+    result.stats = {
+        "seconds": {"fetch": round(t_fetch, 1), "total": round(time.time() - t0, 1)},
+        "files": files,
+        "pairs": _pair_stats(pairs),
+        "pretrain_chars": dict(mix_chars),
+        "pretrain_tokens": mix_tokens,
+        "dpo_kinds": dict(kinds),
+        "tally": tally.as_dict(),
+        "sources": _source_rows(sources, slist, pairs),
+    }
+    (out / "stats.json").write_text(json.dumps(result.stats, ensure_ascii=False, indent=1), encoding="utf-8")
+    from data_tools.corpus.card import write_card
+
+    write_card(out / "card.md", result.stats, out)
+    return result
+
+
+def _count_tokens(texts: list[tuple[str, str, str]]) -> dict[str, int]:
+    try:
+        from minimind_hf.tokenization import load_tokenizer
+
+        tok = load_tokenizer()
+    except Exception as exc:  # the tokenizer is optional for the data build
+        log.warning("token counts skipped: %s", exc)
+        return {}
+    counts: Counter = Counter()
+    batch: list[str] = []
+    langs: list[str] = []
+    for text, lang, _ in tqdm(texts, desc="count tokens", unit="doc", mininterval=5):
+        batch.append(text)
+        langs.append(lang)
+        if len(batch) == 512:
+            for l, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"]):
+                counts[l] += len(ids)
+            batch, langs = [], []
+    if batch:
+        for l, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"]):
+            counts[l] += len(ids)
+    return dict(counts)
+
+
+def _pair_stats(pairs: list[stages.CleanPair]) -> dict:
+    stats: dict = {"all": len(pairs), "sentence_like": sum(p.sentence_like for p in pairs)}
+    for split in ("train", "validation", "test"):
+        for dom, fin in (("general", False), ("finance", True)):
+            sel = [p for p in pairs if p.split == split and p.finance == fin]
+            stats[f"{dom}.{split}"] = len(sel)
+            stats[f"{dom}.{split}.sentence_like"] = sum(p.sentence_like for p in sel)
+    stats["chars_en"] = sum(len(p.en) for p in pairs)
+    stats["chars_zh"] = sum(len(p.zh) for p in pairs)
+    return stats
+
+
+def _source_rows(sources: list[Source], slist: SourceList, pairs: list[stages.CleanPair]) -> list[dict]:
+    kept: Counter = Counter(p.source for p in pairs)
+    sentence: Counter = Counter(p.source for p in pairs if p.sentence_like)
+    fin: Counter = Counter(p.source for p in pairs if p.finance)
+    rows = []
+    for s in sources:
+        arts = [slist.artefacts[a] for a in s.artefacts()]
+        rows.append({
+            "name": s.name, "role": s.role, "adapter": s.adapter, "script": s.script,
+            "artefacts": [f"{a.registry}:{a.spec}" for a in arts],
+            "licence": "; ".join(sorted({a.licence for a in arts})),
+            "pairs": kept.get(s.name, 0), "sentence_like": sentence.get(s.name, 0), "finance": fin.get(s.name, 0),
+        })
+    return rows

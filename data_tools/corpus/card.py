@@ -1,0 +1,106 @@
+"""The data card (``card.md``): counts per source and per filter, licences, the mix, examples."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+DPO_NOTE = (
+    "Until a preference-pair tool generates DPO data from a trained model, `dpo.jsonl` takes the "
+    "reference translation as `chosen` and a systematically worse answer as `rejected`: the reference "
+    "in Simplified script (OpenCC t2s), about its first half (truncated), or the English source copied."
+)
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |")
+    return "\n".join(lines)
+
+
+def _examples(path: Path, n: int, seed: int = 0) -> list[dict]:
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    random.Random(seed).shuffle(rows)
+    return rows[:n]
+
+
+def _short(text: str, n: int = 160) -> str:
+    text = text.replace("\n", " ⏎ ")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def write_card(path: Path, stats: dict, data_dir: Path) -> None:
+    """Render ``stats`` (see :func:`data_tools.corpus.build.build`) as a markdown card."""
+    files, pairs, tally = stats["files"], stats["pairs"], stats["tally"]
+    out = ["# EN → zh-TW corpus: data card", ""]
+    out.append(
+        "Built offline by `python -m data_tools.corpus build` from the Debian, PyPI and npm packages "
+        "declared (with versions and sha256) in `data_tools/corpus/sources.yaml`. Simplified Chinese "
+        "sources are converted with OpenCC `s2twp`. Splits are fixed by a hash of the normalised "
+        "English side, so no English text is in two splits. Pretraining text holds only training-split "
+        "pairs, and lines equal to a held-out pair were removed from the monolingual text."
+    )
+    out += ["", f"Build time: {stats['seconds']['total']} s (fetch/extract {stats['seconds']['fetch']} s).", ""]
+    out += ["## Files", "", _table(["file", "records"], [[k, f"{v:,}"] for k, v in sorted(files.items())]), ""]
+    out += ["## Parallel pairs", ""]
+    out.append(f"{pairs['all']:,} pairs after cleaning and de-duplication, {pairs['sentence_like']:,} sentence-like "
+               f"(English side of 6+ words); {pairs['chars_en']:,} English and {pairs['chars_zh']:,} Chinese characters.")
+    out.append("")
+    rows = []
+    for dom in ("general", "finance"):
+        rows.append([dom] + [f"{pairs[f'{dom}.{s}']:,} ({pairs[f'{dom}.{s}.sentence_like']:,})" for s in ("train", "validation", "test")])
+    out += [_table(["domain", "train (sentence-like)", "validation", "test"], rows), ""]
+    out += ["## Sources", ""]
+    out.append(_table(
+        ["source", "role", "adapter", "script", "pairs kept", "sentence-like", "finance", "licence", "artefacts"],
+        [[r["name"], r["role"], r["adapter"], r["script"], f"{r['pairs']:,}", f"{r['sentence_like']:,}", f"{r['finance']:,}",
+          r["licence"], ", ".join(r["artefacts"])] for r in stats["sources"]],
+    ))
+    out += ["", "Records read per source (before cleaning):", ""]
+    read = tally["notes"].get("read", {})
+    out.append(_table(["source", "read"], [[k.removeprefix("read."), f"{v:,}"] for k, v in read.items()]))
+    out += ["", "## Filters", "", "Each step in order; a dropped item stops at the first step that drops it.", ""]
+    steps = sorted(set(tally["kept"]) | set(tally["dropped"]))
+    rows = []
+    for step in steps:
+        dropped = tally["dropped"].get(step, {})
+        rows.append([step, f"{tally['kept'].get(step, 0):,}", f"{sum(dropped.values()):,}",
+                     ", ".join(f"{k}: {v:,}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1]))])
+    out += [_table(["step", "kept", "dropped", "reasons"], rows), ""]
+    out += ["## Pretraining mix", ""]
+    chars, tokens = stats.get("pretrain_chars", {}), stats.get("pretrain_tokens", {})
+    total_c = sum(chars.values()) or 1
+    total_t = sum(tokens.values()) or 1
+    rows = [[lang, f"{chars.get(lang, 0):,}", f"{100 * chars.get(lang, 0) / total_c:.1f}%",
+             f"{tokens[lang]:,}" if lang in tokens else "–", f"{100 * tokens[lang] / total_t:.1f}%" if lang in tokens else "–"]
+            for lang in ("en", "zh", "mix")]
+    out += [_table(["text", "characters", "share", "tokens (shipped tokenizer)", "share"], rows), ""]
+    out.append("`en`/`zh`: monolingual documents; `mix`: bilingual documents built from training pairs.")
+    used = tally["notes"].get("pretrain.chars_by_source", {})
+    avail = tally["notes"].get("pretrain.chars_available_by_source", {})
+    out += ["", _table(["monolingual source", "characters used", "available"], [[k, f"{v:,}", f"{avail.get(k, 0):,}"] for k, v in used.items()]), ""]
+    out += ["## DPO", "", DPO_NOTE, "", _table(["kind", "pairs"], [[k, f"{v:,}"] for k, v in sorted(stats.get("dpo_kinds", {}).items())]), ""]
+    out += ["## Examples", ""]
+    for name, n in (("sft.test.jsonl", 5), ("lora.jsonl", 5)):
+        ex = _examples(data_dir / name, n)
+        if ex:
+            out += [f"`{name}`:", "", _table(["en", "zh", "source"], [[_short(e["en"]), _short(e["zh"]), e.get("source", "")] for e in ex]), ""]
+    ex = _examples(data_dir / "sft.jsonl", 3)
+    if ex:
+        out += ["`sft.jsonl` (user prompt → assistant):", ""]
+        out += [f"- {_short(e['conversations'][-2]['content'])} → {_short(e['conversations'][-1]['content'])}" for e in ex]
+        out.append("")
+    ex = _examples(data_dir / "dpo.jsonl", 3)
+    if ex:
+        out += ["`dpo.jsonl` (chosen / rejected):", ""]
+        out += [f"- [{e.get('kind')}] {_short(e['chosen'][-1]['content'], 80)} / {_short(e['rejected'][-1]['content'], 80)}" for e in ex]
+        out.append("")
+    ex = _examples(data_dir / "pretrain.jsonl", 2)
+    if ex:
+        out += ["`pretrain.jsonl`:", ""] + [f"- {_short(e['text'], 240)}" for e in ex] + [""]
+    path.write_text("\n".join(out), encoding="utf-8")
