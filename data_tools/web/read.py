@@ -14,9 +14,12 @@ archive data:
 * a record whose body is shorter than its ``Content-Length`` (a truncated gzip member or a
   file cut short) is skipped as ``truncated record``;
 * when the archive itself cannot be parsed any further (a gzip member cut in the middle,
-  garbage between records), the reader scans forward to the next gzip member or
-  ``WARC/1.x`` header and goes on from there; a file that is one big gzip stream instead of
-  one gzip member per record is re-read as a single stream.
+  garbage between records), the reader counts a ``corrupt archive data`` drop, scans forward
+  to the next gzip member or ``WARC/1.x`` header and goes on from there. A malformed record
+  in a gzip file triggers the same scan, because a truncated member can decompress on into
+  the following members and turn them into garbage;
+* a file that is one big gzip stream instead of one gzip member per record is re-read as a
+  single stream.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ _WARC_MAGIC = re.compile(rb"(?:^|\n)WARC/\d\.\d+\r?\n")
 _CHUNK_SIZE_LINE = re.compile(rb"[0-9a-fA-F]+[ \t]*(?:;[^\r\n]*)?\r\n")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _SCAN_BLOCK = 1 << 20
+# Drop reasons that, in a gzip file, may mean a member broke off and swallowed the next ones.
+_SUSPECT_REASONS = frozenset({"no HTTP headers", "truncated record", "HTTP status missing"})
 
 
 @dataclass
@@ -221,6 +226,39 @@ def _next_record_start(fh: BinaryIO, start: int, gzipped: bool) -> int | None:
         base += len(data) - keep
 
 
+class _CorruptMember(Exception):
+    """Internal: a gzip member failed to decompress part-way (warcio would stop silently)."""
+
+
+def _install_decompress_check(records: ArchiveIterator) -> None:
+    """Make a mid-member decompression error raise instead of ending the archive quietly.
+
+    warcio's reader prints the zlib error and returns no data, which looks like the end of the
+    file; the records after the broken member would be lost without a trace.
+    """
+    reader = records.reader
+    original = getattr(reader, "_decompress", None)
+    if original is None or not hasattr(reader, "num_block_read"):
+        return
+
+    def checked(data: bytes) -> bytes:
+        if reader.decompressor is not None and data and reader.num_block_read > 0:
+            try:
+                return reader.decompressor.decompress(data)
+            except zlib.error as err:
+                raise _CorruptMember(str(err)) from None
+        return original(data)
+
+    reader._decompress = checked
+
+
+def _starts_record(fh: BinaryIO, offset: int, gzipped: bool) -> bool:
+    """True if a gzip member (or a ``WARC/`` header) begins at ``offset``."""
+    fh.seek(offset)
+    head = fh.read(8)
+    return head.startswith(_GZIP_MAGIC) if gzipped else head.startswith(b"WARC/")
+
+
 def _iter_records(
     fh: BinaryIO,
     *,
@@ -243,10 +281,16 @@ def _iter_records(
     while start is not None:
         if seekable:
             fh.seek(start)
-        records = ArchiveIterator(fh, arc2warc=True)
+        records = ArchiveIterator(fh)  # locks to WARC or ARC after the first record
         parsers = _install_utf8_checks(records)
+        _install_decompress_check(records)
+        first_record = n_records
+        last_start = start  # where the record being handled (or the failing one) began
+        rescan_from: int | None = None
+        failure: str | None = None
         try:
             for record in records:
+                last_start = records.offset
                 non_utf8 = any(p.non_utf8 for p in parsers)
                 for p in parsers:
                     p.non_utf8 = False
@@ -257,22 +301,29 @@ def _iter_records(
                     page = _to_page(
                         record,
                         name=name,
-                        offset=records.offset,
+                        offset=last_start,
                         non_utf8_headers=non_utf8 and skip_non_utf8_headers,
                         max_bytes=max_bytes,
                         stats=stats,
                     )
                 except _RecordDropped as dropped:
                     stats.drop(str(dropped))
+                    if gzipped and seekable and str(dropped) in _SUSPECT_REASONS:
+                        rescan_from = last_start
+                        break
                     continue
-                except (OSError, EOFError, ValueError, zlib.error, ArchiveLoadFailed) as err:
+                except _CorruptMember:
+                    raise
+                except Exception as err:  # corrupt payload data, whatever warcio makes of it
                     stats.drop(f"unreadable payload ({type(err).__name__})")
                     continue
                 stats.keep()
                 yield page
-            start = None
+            if rescan_from is None and seekable and _data_left(fh, max(records.offset, last_start)):
+                failure = "stopped early"  # data left that warcio did not read
         except ArchiveLoadFailed as err:
-            if "non-chunked gzip" in str(err) and seekable and gzipped:
+            whole_file_gzip = start == 0 and n_records - first_record == 1 and "non-chunked gzip" in str(err)
+            if whole_file_gzip and seekable and gzipped:
                 # One gzip stream for the whole file: valid data, just not one member per record.
                 stats.note("whole-file gzip, read as one stream")
                 fh.seek(0)
@@ -283,27 +334,39 @@ def _iter_records(
                     gzipped=False, seekable=False, skip_records=n_records,
                 )
                 return
-            start = _recover(fh, records.offset, gzipped, seekable, stats, err)
-        except (OSError, EOFError, ValueError, zlib.error) as err:
-            start = _recover(fh, records.offset, gzipped, seekable, stats, err)
+            failure = type(err).__name__
+        except Exception as err:  # warcio raises many types on corrupt input; none may stop the run
+            failure = "truncated or corrupt gzip member" if isinstance(err, _CorruptMember) else type(err).__name__
         finally:
             records.close()
 
+        start = None
+        if rescan_from is not None and failure is None:
+            # A malformed record in a gzip file may be a truncated member whose decompressor ran on
+            # into the next members and swallowed them as garbage: look for the next member.
+            start = _next_record_start(fh, rescan_from + 1, gzipped)
+            stats.note("rescanned after malformed record")
+        elif failure is not None:
+            stats.drop(f"corrupt archive data ({failure})")
+            if not seekable:
+                stats.note("rest of unseekable stream skipped")
+                break
+            # If the failure came after a record ended cleanly at a record boundary, the broken
+            # record starts there; otherwise distrust warcio's position and rescan from the last
+            # record start.
+            end = records.offset
+            broken_at = end if end > last_start and _starts_record(fh, end, gzipped) else last_start
+            start = _next_record_start(fh, broken_at + 1, gzipped)
+            stats.note("resynchronised after corrupt data" if start is not None else "no record after corrupt data")
 
-def _recover(
-    fh: BinaryIO, failed_at: int, gzipped: bool, seekable: bool, stats: StageStats, err: Exception
-) -> int | None:
-    """Count a corrupt stretch of archive and find where to resume (None: give up)."""
-    stats.drop(f"corrupt archive data ({type(err).__name__})")
-    if not seekable:
-        stats.note("rest of unseekable stream skipped")
-        return None
-    resume = _next_record_start(fh, failed_at + 1, gzipped)
-    if resume is None:
-        stats.note("no further record after corrupt data")
-    else:
-        stats.note("resynchronised after corrupt data")
-    return resume
+
+def _data_left(fh: BinaryIO, offset: int) -> bool:
+    """True if anything but whitespace follows ``offset`` in the file."""
+    fh.seek(offset)
+    while block := fh.read(_SCAN_BLOCK):
+        if block.strip():
+            return True
+    return False
 
 
 class _Unseekable(io.RawIOBase):
