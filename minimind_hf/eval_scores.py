@@ -33,22 +33,26 @@ def resolve_comet_checkpoint(path: str | os.PathLike[str]) -> Path:
     """Find the ``.ckpt`` file of a COMET model given the file itself or its downloaded directory.
 
     A downloaded COMET model (e.g. ``Unbabel/wmt22-comet-da``) is a directory holding
-    ``hparams.yaml`` and ``checkpoints/model.ckpt``.
+    ``hparams.yaml`` and ``checkpoints/model.ckpt``; COMET reads the hparams two levels above the
+    checkpoint, so that layout is required.
     """
     p = Path(path).expanduser()
-    if p.is_file():
-        return p
     if p.is_dir():
-        candidates = [p / "checkpoints" / "model.ckpt", *sorted(p.glob("checkpoints/*.ckpt"))]
-        candidates += sorted(p.glob("*.ckpt"))
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate
-        raise CometUnavailableError(
-            f"COMET checkpoint directory {p} holds no checkpoints/model.ckpt (nor any *.ckpt); "
-            "point --comet-model (or $MINIMIND_COMET_MODEL) at a downloaded COMET model such as "
-            "Unbabel/wmt22-comet-da"
-        )
+        found = [c for c in [p / "checkpoints" / "model.ckpt", *sorted(p.glob("checkpoints/*.ckpt"))] if c.is_file()]
+        if not found:
+            raise CometUnavailableError(
+                f"COMET model directory {p} holds no checkpoints/model.ckpt; point --comet-model (or "
+                f"${COMET_ENV}) at a downloaded COMET model such as Unbabel/wmt22-comet-da"
+            )
+        p = found[0]
+    if p.is_file():
+        hparams = p.resolve().parents[1] / "hparams.yaml"
+        if not hparams.is_file():
+            raise CometUnavailableError(
+                f"COMET checkpoint {p} has no {hparams}; keep the downloaded layout "
+                "MODEL/hparams.yaml + MODEL/checkpoints/model.ckpt"
+            )
+        return p
     raise CometUnavailableError(
         f"COMET checkpoint {p} does not exist; this project never downloads it. Copy a COMET model "
         "(e.g. Unbabel/wmt22-comet-da: hparams.yaml + checkpoints/model.ckpt) to this machine and "
@@ -74,7 +78,7 @@ def _load_comet(checkpoint: str) -> Any:
     """Load a COMET model once per process (comparing several checkpoints reuses it)."""
     import comet
 
-    return comet.load_from_checkpoint(checkpoint)
+    return comet.load_from_checkpoint(checkpoint, local_files_only=True)  # never download the encoder
 
 
 def comet_score(
@@ -91,7 +95,13 @@ def comet_score(
         import torch
 
         gpus = 1 if torch.cuda.is_available() else 0
-    model = _load_comet(str(checkpoint.resolve()))
+    try:
+        model = _load_comet(str(checkpoint.resolve()))
+    except Exception as err:  # torch / lightning / transformers errors: say which file and what to check
+        raise CometUnavailableError(
+            f"could not load the COMET checkpoint {checkpoint}: {type(err).__name__}: {err}. The encoder "
+            "named in its hparams.yaml (e.g. xlm-roberta-large) must already be in the local Hugging Face cache"
+        ) from err
     data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
     prediction = model.predict(data, batch_size=batch_size, gpus=gpus, progress_bar=True)
     return {"comet": float(prediction.system_score), "comet_model": str(checkpoint)}

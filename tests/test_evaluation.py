@@ -203,7 +203,11 @@ def test_comet_requested_without_a_checkpoint_fails_clearly(tmp_path):
         resolve_comet_checkpoint(missing)
     (missing / "checkpoints").mkdir()
     (missing / "checkpoints" / "model.ckpt").write_bytes(b"")
+    with pytest.raises(CometUnavailableError, match="hparams.yaml"):
+        resolve_comet_checkpoint(missing)
+    (missing / "hparams.yaml").write_text("class_identifier: regression_metric\n")
     assert resolve_comet_checkpoint(missing) == missing / "checkpoints" / "model.ckpt"
+    assert resolve_comet_checkpoint(missing / "checkpoints" / "model.ckpt") == missing / "checkpoints" / "model.ckpt"
     with pytest.raises(CometUnavailableError, match="no sources"):
         translation_scores(["a"], ["a"], comet_model=missing)
 
@@ -404,6 +408,15 @@ def test_cli_compares_a_model_and_a_peft_adapter(checkpoint, data_files, tmp_pat
     assert args.func is run_eval_command and args.limit == 200 and args.checkpoints == [str(checkpoint)]
     assert args.func(args) == 2  # neither --test nor --validation
     assert main([str(tmp_path / "nowhere"), "--test", str(data_files["test"])]) == 1
+
+
+def test_a_broken_comet_checkpoint_names_the_file(tmp_path):
+    pytest.importorskip("comet")  # runs where unbabel-comet is installed (the compat environment)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "model.ckpt").write_bytes(b"not a checkpoint")
+    (tmp_path / "hparams.yaml").write_text("class_identifier: regression_metric\n")
+    with pytest.raises(CometUnavailableError, match="could not load the COMET checkpoint"):
+        translation_scores(["每期的利率。"], ["每期的利率。"], sources=["The rate."], comet_model=tmp_path)
 
 
 def test_comet_from_the_environment_is_checked_before_any_work(checkpoint, data_files, tmp_path, monkeypatch):
