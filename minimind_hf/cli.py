@@ -1,0 +1,217 @@
+"""The ``minimind`` command: generate, translate, train, eval, export, tokenizer, info.
+
+    minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
+    minimind translate out/sft "The interest rate per period."
+    minimind train recipes/tiny/pretrain.yaml --max_steps 50
+    minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
+    minimind export out/sft --to llama out/sft-llama
+    minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+
+def _load(path: str, dtype: str = "float32"):
+    """Model and tokenizer from a checkpoint dir (full model or a PEFT adapter dir)."""
+    from transformers import AutoModelForCausalLM
+
+    from .tokenization import load_tokenizer
+
+    directory = Path(path)
+    if (directory / "adapter_config.json").exists():
+        from peft import AutoPeftModelForCausalLM
+
+        model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    tokenizer = load_tokenizer(path if (directory / "tokenizer_config.json").exists() else None)
+    return model.eval(), tokenizer
+
+
+def _generation_kwargs(args: argparse.Namespace, tokenizer) -> dict:
+    sample = args.temperature > 0
+    kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    if sample:
+        kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+    return kwargs
+
+
+def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str:
+    """Generate with tokens printed to stdout as they arrive; returns the full reply."""
+    from transformers import TextIteratorStreamer
+
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    worker = threading.Thread(
+        target=model.generate,
+        kwargs=dict(input_ids=prompt_ids, attention_mask=torch.ones_like(prompt_ids), streamer=streamer, **gen_kwargs),
+    )
+    worker.start()
+    pieces = []
+    for piece in streamer:
+        pieces.append(piece)
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    worker.join()
+    sys.stdout.write("\n")
+    return "".join(pieces)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    model, tokenizer = _load(args.model)
+    torch.manual_seed(args.seed)
+    if args.chat or args.system:
+        messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+            {"role": "user", "content": args.prompt}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+    else:
+        ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"]
+    _stream(model, tokenizer, ids, _generation_kwargs(args, tokenizer))
+    return 0
+
+
+def cmd_translate(args: argparse.Namespace) -> int:
+    from .prompts import FINANCE_SYSTEM_PROMPT, translation_messages
+
+    model, tokenizer = _load(args.model)
+    system = FINANCE_SYSTEM_PROMPT if args.finance else None
+    sources = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    for source in sources:
+        messages = translation_messages(source, system=system)
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+        _stream(model, tokenizer, ids, _generation_kwargs(args, tokenizer))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import main as train_main
+
+    train_main(args.recipe_args)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .convert import export_llama
+
+    model, tokenizer = _load(args.model)
+    if args.to != "llama":
+        raise SystemExit(f"unknown export format {args.to!r}")
+    out = export_llama(model, args.output, tokenizer)
+    print(f"wrote a LlamaForCausalLM checkpoint to {out}")
+    return 0
+
+
+def cmd_tokenizer_train(args: argparse.Namespace) -> int:
+    from .tokenization import iter_jsonl_texts, train_tokenizer
+
+    tokenizer = train_tokenizer(iter_jsonl_texts(args.files, max_chars=args.max_chars), vocab_size=args.vocab_size)
+    tokenizer.save_pretrained(args.output)
+    print(f"saved a {len(tokenizer)}-token tokenizer to {args.output}")
+    return 0
+
+
+def cmd_tokenizer_report(args: argparse.Namespace) -> int:
+    from .tokenization import load_tokenizer, tokens_per_char
+
+    tokenizer = load_tokenizer(args.tokenizer)
+    report = {}
+    for name, path, field in (("en", args.parallel, "en"), ("zh-TW", args.parallel, "zh")):
+        texts = [json.loads(line)[field] for line in open(path, encoding="utf-8") if line.strip()]
+        report[name] = {"texts": len(texts), "chars": sum(map(len, texts)), "tokens_per_char": round(tokens_per_char(tokenizer, texts), 4)}
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(args.model)
+    model, _ = _load(args.model)
+    total = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"model_type": config.model_type, "parameters": total, **config.to_diff_dict()}, indent=2, default=str))
+    return 0
+
+
+def _add_sampling(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--top-k", type=int, default=50)
+    parser.add_argument("--top-p", type=float, default=0.9)
+    parser.add_argument("--repetition-penalty", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minimind", description="MiniMind on the Hugging Face stack")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="continue a prompt, streaming tokens")
+    p.add_argument("model")
+    p.add_argument("prompt")
+    p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn (chat template)")
+    p.add_argument("--system", default=None, help="a system turn (implies --chat)")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("translate", help="English -> zh-TW with the project's prompt (text args or stdin lines)")
+    p.add_argument("model")
+    p.add_argument("text", nargs="*")
+    p.add_argument("--finance", action="store_true", help="add the finance system prompt")
+    _add_sampling(p)
+    p.set_defaults(func=cmd_translate)
+
+    p = sub.add_parser("train", help="run a stage recipe (same as python -m minimind_hf.train)")
+    p.add_argument("recipe_args", nargs=argparse.REMAINDER, help="recipe.yaml [--field value ...]")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="write a checkpoint in another layout")
+    p.add_argument("model")
+    p.add_argument("output")
+    p.add_argument("--to", default="llama", choices=["llama"])
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("tokenizer", help="train or measure the tokenizer")
+    tsub = p.add_subparsers(dest="tokenizer_command", required=True)
+    t = tsub.add_parser("train", help="train a byte-level BPE on jsonl files")
+    t.add_argument("files", nargs="+")
+    t.add_argument("--output", required=True)
+    t.add_argument("--vocab-size", type=int, default=6400)
+    t.add_argument("--max-chars", type=int, default=None)
+    t.set_defaults(func=cmd_tokenizer_train)
+    t = tsub.add_parser("report", help="tokens per character on the en and zh sides of a parallel jsonl")
+    t.add_argument("parallel")
+    t.add_argument("--tokenizer", default=None)
+    t.set_defaults(func=cmd_tokenizer_report)
+
+    p = sub.add_parser("info", help="config and parameter count of a checkpoint")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_info)
+
+    try:
+        from .evaluation import register_eval_command
+
+        register_eval_command(sub)
+    except ImportError as err:  # pragma: no cover - evaluation extras missing
+        e = sub.add_parser("eval", help=f"unavailable: {err}")
+        e.set_defaults(func=lambda _a, err=err: sys.exit(f"minimind eval is unavailable: {err}"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import minimind_hf  # noqa: F401  (registers the Auto classes)
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
