@@ -558,7 +558,7 @@ def _assemble_splits(
 ) -> dict[str, tuple[Dataset, dict]]:
     """``{"train": (dataset, stats)[, "validation": ...]}`` from files or a seeded held-out fraction."""
     splits = {"train": build(train_files, "train")}
-    if validation_files is not None:
+    if validation_files:  # None or an empty list: no validation files
         splits["validation"] = build(validation_files, "validation")
     elif validation_fraction:
         train, train_stats = splits["train"]
@@ -574,8 +574,10 @@ def _assemble_splits(
 
 
 def _check_split_args(validation_files, validation_fraction: float) -> None:
-    if validation_files is not None and validation_fraction:
+    if validation_files and validation_fraction:
         raise ValueError("give either validation_files or validation_fraction, not both")
+    if not 0.0 <= validation_fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
 
 
 def _check_prompt_id(prompt_id: int | str) -> None:
