@@ -867,24 +867,32 @@ def _labelled(segments: list[tuple[str, bool]], encoded: list[list[int]]) -> tup
     return input_ids, labels
 
 
+def _encode_chats(
+    tokenizer, per_chat: list[list[tuple[str, bool]]], max_length: int | None
+) -> list[dict[str, Any]]:
+    """Tokenise the segments of many chats in one tokenizer call; label, then cut to ``max_length``."""
+    flat = [text for segments in per_chat for text, _ in segments]
+    encoded = tokenizer(flat, add_special_tokens=False, verbose=False)["input_ids"] if flat else []
+    results, position = [], 0
+    for segments in per_chat:
+        input_ids, labels = _labelled(segments, encoded[position : position + len(segments)])
+        position += len(segments)
+        truncated = max_length is not None and len(input_ids) > max_length
+        if truncated:
+            input_ids, labels = input_ids[:max_length], labels[:max_length]
+        results.append(
+            {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels, "truncated": truncated}
+        )
+    return results
+
+
 def encode_chat(tokenizer, messages: list[dict], max_length: int | None = None) -> dict[str, Any]:
     """Token ids and labels of one chat (loss on assistant replies and their ``<|im_end|>`` only).
 
     Returns ``input_ids``, ``attention_mask``, ``labels`` (cut to ``max_length`` when given) and
     ``truncated`` (whether anything was cut).
     """
-    segments = chat_segments(tokenizer, messages)
-    encoded = tokenizer([text for text, _ in segments], add_special_tokens=False)["input_ids"]
-    input_ids, labels = _labelled(segments, encoded)
-    truncated = max_length is not None and len(input_ids) > max_length
-    if truncated:
-        input_ids, labels = input_ids[:max_length], labels[:max_length]
-    return {
-        "input_ids": input_ids,
-        "attention_mask": [1] * len(input_ids),
-        "labels": labels,
-        "truncated": truncated,
-    }
+    return _encode_chats(tokenizer, [chat_segments(tokenizer, messages)], max_length)[0]
 
 
 def _row_messages(row: dict, system_prompt: str | None, prompt_id: int | str) -> list[dict]:
@@ -912,24 +920,12 @@ _TOKENIZED_CHATS = Features(
 def _tokenize_chats(
     batch: dict[str, list], tokenizer, max_length: int, system_prompt: str | None, prompt_id: int | str
 ) -> dict[str, list]:
-    """Batched ``Dataset.map`` function: chats -> ids and labels, all segments tokenised in one call."""
-    columns = list(batch)
-    rows = [dict(zip(columns, values)) for values in zip(*batch.values())]
-    per_row = [chat_segments(tokenizer, _row_messages(row, system_prompt, prompt_id)) for row in rows]
-    flat = [text for segments in per_row for text, _ in segments]
-    encoded = tokenizer(flat, add_special_tokens=False)["input_ids"] if flat else []
-    out: dict[str, list] = {name: [] for name in _TOKENIZED_CHATS}
-    position = 0
-    for segments in per_row:
-        input_ids, labels = _labelled(segments, encoded[position : position + len(segments)])
-        position += len(segments)
-        truncated = len(input_ids) > max_length
-        input_ids, labels = input_ids[:max_length], labels[:max_length]
-        out["input_ids"].append(input_ids)
-        out["attention_mask"].append([1] * len(input_ids))
-        out["labels"].append(labels)
-        out["num_target_tokens"].append(sum(label != IGNORE_INDEX for label in labels))
-        out["truncated"].append(truncated)
+    """Batched ``Dataset.map`` function: chats -> ids, labels and per-row counts."""
+    rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+    per_chat = [chat_segments(tokenizer, _row_messages(row, system_prompt, prompt_id)) for row in rows]
+    encoded = _encode_chats(tokenizer, per_chat, max_length)
+    out = {name: [chat[name] for chat in encoded] for name in ("input_ids", "attention_mask", "labels", "truncated")}
+    out["num_target_tokens"] = [sum(label != IGNORE_INDEX for label in chat["labels"]) for chat in encoded]
     return out
 
 
