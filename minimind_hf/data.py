@@ -198,7 +198,7 @@ def _check_chat(record: dict) -> str:
 
 def _same_turns(a: list[dict], b: list[dict]) -> int | None:
     """Index of the first turn where two message lists differ (None when equal)."""
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):  # lengths compared below
         if x["role"] != y["role"] or x["content"] != y["content"]:
             return i
     return None if len(a) == len(b) else min(len(a), len(b))
@@ -287,10 +287,17 @@ def _scan_jsonl(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
     sha = hashlib.sha256(f"{kind}\0".encode())
     flavours: dict[str, int] = {}
     size = os.path.getsize(path)
-    with _open_binary(path) as handle, tqdm(
-        total=size, unit="B", unit_scale=True, desc=f"Checking {os.path.basename(path)}", leave=False,
-        disable=size < 50_000_000 or None,
-    ) as bar:
+    with (
+        _open_binary(path) as handle,
+        tqdm(
+            total=size,
+            unit="B",
+            unit_scale=True,
+            desc=f"Checking {os.path.basename(path)}",
+            leave=False,
+            disable=size < 50_000_000 or None,
+        ) as bar,
+    ):
         for lineno, raw in enumerate(handle, start=1):
             sha.update(raw)
             bar.update(len(raw))
@@ -328,7 +335,8 @@ def _scan_jsonl(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
     if scan.rows == sum(scan.bad.values()):
         raise DataFormatError(path, f"every one of its {scan.rows} records is bad: {dict(scan.bad)}", "no_valid_rows")
     if scan.bad:
-        logger.warning("%s: skipped %d bad record(s) of %d: %s", path, sum(scan.bad.values()), scan.rows, dict(scan.bad))
+        skipped = sum(scan.bad.values())
+        logger.warning("%s: skipped %d bad record(s) of %d: %s", path, skipped, scan.rows, dict(scan.bad))
     return scan
 
 
@@ -392,9 +400,7 @@ def _load_by_name(name: str, split: str, kind: str | None, skip_bad_rows: bool, 
     path, config = name, None
     if not os.path.exists(name) and ":" in name:
         path, config = name.split(":", 1)
-    dataset = datasets.load_dataset(
-        path, config, split=split, cache_dir=None if cache_dir is None else str(cache_dir)
-    )
+    dataset = datasets.load_dataset(path, config, split=split, cache_dir=None if cache_dir is None else str(cache_dir))
     bad: Counter = Counter()
     keep: list[int] = []
     for index, record in enumerate(tqdm(dataset, desc=f"Checking {name}[{split}]", leave=False, disable=None)):
@@ -861,15 +867,13 @@ def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
 def _labelled(segments: list[tuple[str, bool]], encoded: list[list[int]]) -> tuple[list[int], list[int]]:
     input_ids: list[int] = []
     labels: list[int] = []
-    for (_, trained), ids in zip(segments, encoded):
+    for (_, trained), ids in zip(segments, encoded, strict=True):
         input_ids.extend(ids)
         labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
     return input_ids, labels
 
 
-def _encode_chats(
-    tokenizer, per_chat: list[list[tuple[str, bool]]], max_length: int | None
-) -> list[dict[str, Any]]:
+def _encode_chats(tokenizer, per_chat: list[list[tuple[str, bool]]], max_length: int | None) -> list[dict[str, Any]]:
     """Tokenise the segments of many chats in one tokenizer call; label, then cut to ``max_length``."""
     flat = [text for segments in per_chat for text, _ in segments]
     encoded = tokenizer(flat, add_special_tokens=False, verbose=False)["input_ids"] if flat else []
@@ -921,7 +925,7 @@ def _tokenize_chats(
     batch: dict[str, list], tokenizer, max_length: int, system_prompt: str | None, prompt_id: int | str
 ) -> dict[str, list]:
     """Batched ``Dataset.map`` function: chats -> ids, labels and per-row counts."""
-    rows = [dict(zip(batch, values)) for values in zip(*batch.values())]
+    rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
     per_chat = [chat_segments(tokenizer, _row_messages(row, system_prompt, prompt_id)) for row in rows]
     encoded = _encode_chats(tokenizer, per_chat, max_length)
     out = {name: [chat[name] for chat in encoded] for name in ("input_ids", "attention_mask", "labels", "truncated")}

@@ -55,7 +55,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             printable.append(b)
             chars.append(256 + extra)
             extra += 1
-    return dict(zip(printable, map(chr, chars)))
+    return dict(zip(printable, map(chr, chars), strict=True))
 
 
 def _wrap(backend: Tokenizer) -> PreTrainedTokenizerFast:
@@ -169,7 +169,9 @@ def test_single_turn_labels_exact(byte_tok):
 
 
 def test_multi_turn_with_system_labels_exact(byte_tok):
-    messages = chat(("system", "Be brief."), ("user", "a b"), ("assistant", "甲"), ("user", "c"), ("assistant", "乙 丙"))
+    messages = chat(
+        ("system", "Be brief."), ("user", "a b"), ("assistant", "甲"), ("user", "c"), ("assistant", "乙 丙")
+    )
     out = encode_chat(byte_tok, messages)
     expected_ids, expected_labels = [], []
     for text, trained in [
@@ -184,7 +186,8 @@ def test_multi_turn_with_system_labels_exact(byte_tok):
     assert out["input_ids"] == expected_ids
     assert out["labels"] == expected_labels
     # exactly two <|im_end|> tokens are trained: the assistant ones, not the system / user ones
-    trained_ends = [i for i, (t, l) in enumerate(zip(out["input_ids"], out["labels"])) if t == 2 and l == 2]
+    pairs = zip(out["input_ids"], out["labels"], strict=True)
+    trained_ends = [i for i, (token, label) in enumerate(pairs) if token == 2 and label == 2]
     all_ends = [i for i, t in enumerate(out["input_ids"]) if t == 2]
     assert len(all_ends) == 5 and trained_ends == [all_ends[2], all_ends[4]]
 
@@ -226,7 +229,7 @@ def test_label_boundaries_any_tokenizer(chat_tok, messages):
     spans = _spans(labels)
     assert len(spans) == len(replies)
     eos = chat_tok.eos_token_id
-    for (start, end), reply in zip(spans, replies):
+    for (start, end), reply in zip(spans, replies, strict=True):
         assert labels[start:end] == ids[start:end]
         assert chat_tok.decode(ids[start:end]) == reply + "<|im_end|>"
         assert ids[end - 1] == eos  # the reply's stop token is trained ...
@@ -243,7 +246,7 @@ def test_replies_start_after_the_generation_prompt_tokens(chat_tok, reply):
     messages = MULTI_TURN[:-1] + [{"role": "assistant", "content": reply}]
     out = encode_chat(chat_tok, messages)
     starts = [start for start, _ in _spans(out["labels"])]
-    for turn, start in zip([2, 4], starts):
+    for turn, start in zip([2, 4], starts, strict=True):
         prompt = chat_tok.apply_chat_template(messages[:turn], tokenize=False, add_generation_prompt=True)
         prompt_ids = chat_tok(prompt, add_special_tokens=False)["input_ids"]
         assert out["input_ids"][:start] == prompt_ids
@@ -285,7 +288,7 @@ def test_build_sft_from_fixture(byte_tok, tmp_path):
     assert train.column_names == ["input_ids", "attention_mask", "labels"]
     assert len(train) == 3 and stats["train"]["rows_in"] == 3 and stats["train"]["rows_out"] == 3
     rows = [json.loads(line) for line in open(FIXTURES / "sft.jsonl", encoding="utf-8")]
-    for row, example in zip(rows, train):
+    for row, example in zip(rows, train, strict=True):
         expected = encode_chat(byte_tok, row["conversations"])
         assert example["input_ids"] == expected["input_ids"]
         assert example["labels"] == expected["labels"]
@@ -309,7 +312,7 @@ def test_parallel_rows_use_translation_prompt(byte_tok, tmp_path):
     assert TRANSLATION_PROMPTS[0].format(en=first["en"]) in text
 
     mixed, _ = build_sft_dataset(byte_tok, FIXTURES / "lora.jsonl", prompt_id="mixed", cache_dir=tmp_path)
-    for row, example in zip(map(json.loads, open(FIXTURES / "lora.jsonl", encoding="utf-8")), mixed["train"]):
+    for row, example in zip(_read(FIXTURES / "lora.jsonl"), mixed["train"], strict=True):
         wanted = TRANSLATION_PROMPTS[pick_prompt(row["en"])].format(en=row["en"])
         assert wanted in byte_tok.decode(example["input_ids"])
 
@@ -698,7 +701,7 @@ def test_dpo_rows_split_prompt_and_replies(tmp_path):
     built, stats = build_dpo_dataset(FIXTURES / "dpo.jsonl", cache_dir=tmp_path)
     rows = _read(FIXTURES / "dpo.jsonl")
     assert stats["train"]["rows_in"] == stats["train"]["rows_out"] == len(rows) == len(built["train"])
-    for raw, row in zip(rows, built["train"]):
+    for raw, row in zip(rows, built["train"], strict=True):
         assert row["prompt"] == raw["chosen"][:-1] == raw["rejected"][:-1]
         assert row["chosen"] == raw["chosen"][-1:] and row["rejected"] == raw["rejected"][-1:]
 
@@ -749,7 +752,10 @@ def test_dpo_rows_work_with_trl(byte_tok, tmp_path):
             },
             "prompt_mismatch",
         ),
-        ({"chosen": chat(("user", "A"), ("assistant", "x")), "rejected": chat(("user", "A"), ("assistant", "x"))}, "identical_pair"),
+        (
+            {"chosen": chat(("user", "A"), ("assistant", "x")), "rejected": chat(("user", "A"), ("assistant", "x"))},
+            "identical_pair",
+        ),
         ({"chosen": chat(("assistant", "x")), "rejected": chat(("assistant", "y"))}, "wrong_role"),
         ({"chosen": chat(("user", "A"), ("assistant", "x"))}, "missing_field"),
         ({"en": "Open", "chosen": "開啟", "rejected": "开启"}, "mixed_formats"),
