@@ -1,0 +1,470 @@
+"""Direct Preference Optimization (DPO) for MiniMind: the loss, a course-style adapter, and a TRL trainer.
+
+Three pieces, from the formula up to the training loop:
+
+* :func:`dpo_loss` -- the project's DPO loss on per-sequence log-probabilities. With the log-ratios
+  ``c = log pi(y_w|x) - log pi_ref(y_w|x)`` (chosen) and ``r = log pi(y_l|x) - log pi_ref(y_l|x)``
+  (rejected) it offers
+
+  - ``"sigmoid"``: DPO, ``-log sigmoid(beta * (c - r))`` on log-probabilities summed over the
+    completion tokens. ``label_smoothing = eps > 0`` gives conservative DPO (cDPO), which assumes each
+    preference label is flipped with probability ``eps``:
+    ``-(1 - eps) log sigmoid(beta (c - r)) - eps log sigmoid(-beta (c - r))``.
+  - ``"sigmoid_norm"``: the same on length-normalised log-ratios, ``c / |y_w|`` and ``r / |y_l|`` with
+    ``|y|`` the number of completion tokens (clamped to at least 1). This is TRL's ``sigmoid_norm`` and
+    what the original MiniMind course code computed: it averaged each row's token log-probabilities
+    over its completion mask before taking the DPO logit.
+  - ``"ipo"``: IPO's squared loss ``(c / |y_w| - r / |y_l| - 1 / (2 beta))^2`` on length-normalised
+    log-ratios (``beta`` plays the role of the paper's tau), as TRL implements it.
+
+  It returns per-pair losses and the implicit rewards ``beta * c`` and ``beta * r`` (detached, on the
+  summed log-ratios for every loss type), which is what TRL logs as ``rewards/chosen`` and
+  ``rewards/rejected``.
+
+* :func:`dpo_loss_from_token_logps` -- the adapter for course-style code that holds per-token
+  log-probabilities ``[2B, T]`` with the chosen rows first and the rejected rows second, plus a
+  completion mask. It returns the batch-mean ``"sigmoid_norm"`` loss, i.e. the original MiniMind
+  semantics (each row's log-probability is the *mean* over its masked tokens, not the sum).
+
+* :class:`MiniMindDPOTrainer` -- a :class:`trl.DPOTrainer` whose loss comes from :func:`dpo_loss`.
+  Everything else is TRL's: dataset preparation (prompt extraction, chat template, tokenisation),
+  the preference collator that stacks the chosen and rejected sequences into one batch, one forward
+  for both halves through TRL's fused LM head (per-token log-probabilities without materialising the
+  logits), the reference log-probabilities (:meth:`trl.DPOTrainer.compute_ref_log_probs`, or the
+  columns written by ``precompute_ref_log_probs=True``), and TRL's logged metrics (``rewards/*``,
+  ``logps/*``, ``logits/*``, ``entropy``, ``mean_token_accuracy``, ``num_tokens``). In trl 1.x the
+  trainer's public hook is ``compute_loss`` (the 0.x ``DPOTrainer.dpo_loss`` method is gone), so that
+  is the method overridden here. It needs trl >= 1.15, where the fused LM head arrived. Because that
+  head runs the backbone directly, ``MiniMindForCausalLM.forward`` (which adds the MoE load-balancing
+  loss in training) is bypassed; for a MoE MiniMind the trainer adds that balance loss itself and logs
+  it as ``aux_loss``, as the original MiniMind DPO script did.
+
+The reference model
+-------------------
+* Full fine-tuning with no ``ref_model``: the reference is a frozen deep copy of the policy *as passed
+  in* (``requires_grad=False``, eval mode). TRL alone would reload the reference from the policy's
+  ``name_or_path``, which fails for a model built in memory and silently uses the wrong weights for
+  one changed in memory after loading (for example an SFT model with a LoRA adapter merged in).
+* ``precompute_ref_log_probs=True``: the reference log-probabilities are computed once with the
+  starting policy before training and stored as dataset columns; no reference model is kept.
+* A PEFT policy (``peft_config=...`` or a ``PeftModel``): no second model is created; the reference is
+  the policy with its adapter disabled (for a fresh adapter) or a frozen ``"ref"`` copy of an existing
+  adapter -- TRL's behaviour, unchanged.
+
+Why the original MiniMind's DPO loss sat at 0.693
+------------------------------------------------
+At step 0 the policy *is* the reference, so ``c = r = 0`` and every DPO loss starts at exactly
+``log 2 = 0.6931``; it only leaves that value as fast as the policy moves away from the reference.
+The original recipe moved it very little: its ``train_dpo.py`` defaulted to a learning rate of
+``1e-8`` (later ``4e-8``, with a note to stay at or below ``5e-8`` to avoid forgetting), with
+``beta`` 0.1-0.15, and its earlier versions also averaged the log-probabilities over the completion
+length, which divides ``c - r`` by tens to hundreds of tokens. With AdamW each weight moves by about
+the learning rate per step, so after a one-epoch run ``beta * (c - r)`` stays near zero and
+``-log sigmoid(z) ~ log 2 - z / 2`` stays at 0.693: the model is not broken, it has barely been
+trained. The project's tests train the same tiny model on the same pairs at the original 4e-8
+(the loss stays within 1e-3 of log 2) and at a learning rate suited to the model (the loss falls
+well below it while the reward margin grows). Length normalisation slows the loss down on its own:
+on the same 40 steps ``"sigmoid"`` fell from 0.693 to 0.05 while ``"sigmoid_norm"`` only reached 0.50,
+with a *larger* summed reward margin, because its logit is that margin divided by the token count.
+Use a learning rate that moves the policy (TRL's default is 1e-6; tiny models need more), watch
+``rewards/margins`` and ``rewards/accuracies`` rather than the loss alone, and prefer ``"sigmoid"``
+(summed log-ratios) unless long answers really must not dominate -- or raise ``beta`` with
+``"sigmoid_norm"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import trl
+from trl import DPOConfig, DPOTrainer
+from trl.trainer import utils as _trl_utils
+
+try:  # PEFT is a project dependency, but keep the module importable without it.
+    from peft import PeftModel
+except ImportError:  # pragma: no cover - exercised only without peft installed
+    PeftModel = None  # type: ignore[assignment,misc]
+
+__all__ = [
+    "LOSS_TYPES",
+    "MiniMindDPOTrainer",
+    "dpo_loss",
+    "dpo_loss_from_token_logps",
+]
+
+#: Loss types understood by :func:`dpo_loss` (and so by :class:`MiniMindDPOTrainer`).
+LOSS_TYPES: tuple[str, ...] = ("sigmoid", "sigmoid_norm", "ipo")
+
+# Keys of a collated preference batch that are not model inputs (TRL's collator adds them).
+_NON_MODEL_KEYS = frozenset({"completion_mask", "ref_chosen_logps", "ref_rejected_logps"})
+
+
+def _check_logps(name: str, value: Any, shape: torch.Size | None) -> torch.Size:
+    """Validate one per-sequence log-probability tensor and return its shape."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"dpo_loss: {name} must be a torch.Tensor, got {type(value).__name__}")
+    if not value.is_floating_point():
+        raise TypeError(f"dpo_loss: {name} must be a floating-point tensor, got dtype {value.dtype}")
+    if value.dim() != 1:
+        raise ValueError(
+            f"dpo_loss: {name} must be 1-D (one summed log-probability per sequence), got shape {tuple(value.shape)}"
+        )
+    if shape is not None and value.shape != shape:
+        raise ValueError(
+            f"dpo_loss: {name} has shape {tuple(value.shape)} but policy_chosen_logps has shape {tuple(shape)}"
+        )
+    return value.shape
+
+
+def _check_lengths(name: str, value: Any, shape: torch.Size) -> torch.Tensor:
+    """Validate completion lengths; returns them clamped to >= 1 (as TRL does)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"dpo_loss: {name} must be a torch.Tensor of token counts, got {type(value).__name__}")
+    if value.dtype == torch.bool or value.is_complex():
+        raise TypeError(f"dpo_loss: {name} must hold integer or float token counts, got dtype {value.dtype}")
+    if value.shape != shape:
+        raise ValueError(
+            f"dpo_loss: {name} has shape {tuple(value.shape)} but the log-probabilities have shape {tuple(shape)}"
+        )
+    if bool((value < 0).any()):
+        bad = int(torch.nonzero(value < 0)[0, 0])
+        raise ValueError(f"dpo_loss: {name}[{bad}] = {value[bad].item()} is negative")
+    return value.clamp(min=1)
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float = 0.1,
+    loss_type: str = "sigmoid",
+    label_smoothing: float = 0.0,
+    chosen_lengths: torch.Tensor | None = None,
+    rejected_lengths: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The DPO loss for a batch of preference pairs.
+
+    Args:
+        policy_chosen_logps: ``[B]`` log-probabilities of the chosen completions under the policy,
+            summed over the completion tokens.
+        policy_rejected_logps: ``[B]`` the same for the rejected completions.
+        ref_chosen_logps: ``[B]`` chosen log-probabilities under the reference model.
+        ref_rejected_logps: ``[B]`` rejected log-probabilities under the reference model.
+        beta: strength of the KL regulariser (> 0); for ``"ipo"`` it is the paper's tau.
+        loss_type: one of :data:`LOSS_TYPES` -- ``"sigmoid"``, ``"sigmoid_norm"`` or ``"ipo"``.
+        label_smoothing: cDPO's probability ``eps`` in ``[0, 0.5)`` that a label is flipped
+            (``"sigmoid"`` and ``"sigmoid_norm"`` only).
+        chosen_lengths: ``[B]`` completion-token counts of the chosen sequences; required by
+            ``"sigmoid_norm"`` and ``"ipo"`` (clamped to >= 1), ignored by ``"sigmoid"``.
+        rejected_lengths: ``[B]`` the same for the rejected sequences.
+
+    Returns:
+        ``(losses, chosen_rewards, rejected_rewards)``, each ``[B]``: the per-pair loss (take
+        ``.mean()`` for the batch loss) and the detached implicit rewards
+        ``beta * (policy - ref)`` on the summed log-probabilities.
+
+    Raises:
+        TypeError: an input is not a floating tensor, or the lengths are not numeric tensors.
+        ValueError: shapes disagree, ``loss_type`` is unknown, ``beta`` or ``label_smoothing`` is out
+            of range, or lengths are missing where the loss type needs them.
+    """
+    shape = _check_logps("policy_chosen_logps", policy_chosen_logps, None)
+    _check_logps("policy_rejected_logps", policy_rejected_logps, shape)
+    _check_logps("ref_chosen_logps", ref_chosen_logps, shape)
+    _check_logps("ref_rejected_logps", ref_rejected_logps, shape)
+    if loss_type not in LOSS_TYPES:
+        raise ValueError(f"dpo_loss: unknown loss_type {loss_type!r}; expected one of {list(LOSS_TYPES)}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or beta <= 0:
+        raise ValueError(f"dpo_loss: beta must be a finite number > 0, got {beta!r}")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)):
+        raise ValueError(f"dpo_loss: label_smoothing must be a number, got {label_smoothing!r}")
+    if not 0.0 <= label_smoothing < 0.5:
+        raise ValueError(f"dpo_loss: label_smoothing must lie in [0, 0.5), got {label_smoothing}")
+    if loss_type == "ipo" and label_smoothing != 0.0:
+        raise ValueError("dpo_loss: label_smoothing is not defined for loss_type='ipo'; leave it at 0.0")
+
+    chosen_logratios = policy_chosen_logps - ref_chosen_logps
+    rejected_logratios = policy_rejected_logps - ref_rejected_logps
+
+    if loss_type == "sigmoid":
+        # Lengths are optional here; still refuse malformed ones rather than ignore a bug.
+        if chosen_lengths is not None:
+            _check_lengths("chosen_lengths", chosen_lengths, shape)
+        if rejected_lengths is not None:
+            _check_lengths("rejected_lengths", rejected_lengths, shape)
+        chosen_scores, rejected_scores = chosen_logratios, rejected_logratios
+    else:
+        if chosen_lengths is None or rejected_lengths is None:
+            raise ValueError(
+                f"dpo_loss: loss_type={loss_type!r} normalises by completion length; "
+                "pass both chosen_lengths and rejected_lengths"
+            )
+        chosen_len = _check_lengths("chosen_lengths", chosen_lengths, shape).to(chosen_logratios)
+        rejected_len = _check_lengths("rejected_lengths", rejected_lengths, shape).to(rejected_logratios)
+        chosen_scores = chosen_logratios / chosen_len
+        rejected_scores = rejected_logratios / rejected_len
+
+    delta = chosen_scores - rejected_scores
+    if loss_type == "ipo":
+        losses = (delta - 1.0 / (2.0 * beta)) ** 2
+    else:
+        losses = -F.logsigmoid(beta * delta)
+        if label_smoothing > 0.0:
+            losses = (1.0 - label_smoothing) * losses - label_smoothing * F.logsigmoid(-beta * delta)
+
+    chosen_rewards = beta * chosen_logratios.detach()
+    rejected_rewards = beta * rejected_logratios.detach()
+    return losses, chosen_rewards, rejected_rewards
+
+
+def dpo_loss_from_token_logps(
+    ref_logps: torch.Tensor,
+    logps: torch.Tensor,
+    mask: torch.Tensor,
+    beta: float,
+) -> torch.Tensor:
+    """Course-style DPO loss from per-token log-probabilities (the original MiniMind semantics).
+
+    ``ref_logps`` and ``logps`` are ``[2B, T]`` log-probabilities of each target token under the
+    reference model and the policy; rows ``0..B-1`` are the chosen sequences and rows ``B..2B-1``
+    the rejected ones, in the same pair order. ``mask`` (``[2B, T]``, 0/1 or bool, aligned with the
+    log-probabilities) marks the completion tokens. Each row's log-probability is the **mean** over its
+    masked tokens (sum divided by the mask length), so the result equals
+    ``dpo_loss(..., loss_type="sigmoid_norm").losses.mean()`` on the summed log-probabilities.
+
+    Returns:
+        The scalar batch-mean loss.
+
+    Raises:
+        TypeError / ValueError: non-tensor inputs, mismatched or non-2-D shapes, an odd row count,
+            or a row whose mask selects no token (which the original code turned into NaN).
+    """
+    for name, value in (("ref_logps", ref_logps), ("logps", logps), ("mask", mask)):
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"dpo_loss_from_token_logps: {name} must be a torch.Tensor, got {type(value).__name__}")
+        if value.dim() != 2:
+            raise ValueError(
+                f"dpo_loss_from_token_logps: {name} must be 2-D [2B, T], got shape {tuple(value.shape)}"
+            )
+    for name, value in (("ref_logps", ref_logps), ("logps", logps)):
+        if not value.is_floating_point():
+            raise TypeError(f"dpo_loss_from_token_logps: {name} must be floating point, got dtype {value.dtype}")
+    if ref_logps.shape != logps.shape or mask.shape != logps.shape:
+        raise ValueError(
+            "dpo_loss_from_token_logps: ref_logps, logps and mask must share one shape, got "
+            f"{tuple(ref_logps.shape)}, {tuple(logps.shape)} and {tuple(mask.shape)}"
+        )
+    rows = logps.shape[0]
+    if rows == 0 or rows % 2:
+        raise ValueError(
+            f"dpo_loss_from_token_logps: expected an even, non-zero number of rows (chosen then rejected), got {rows}"
+        )
+    weights = mask.to(logps.dtype)
+    lengths = weights.sum(dim=1)
+    if bool((lengths == 0).any()):
+        row = int(torch.nonzero(lengths == 0)[0, 0])
+        half = rows // 2
+        which = f"chosen pair {row}" if row < half else f"rejected pair {row - half}"
+        raise ValueError(f"dpo_loss_from_token_logps: mask row {row} ({which}) selects no completion token")
+    policy_sums = (logps * weights).sum(dim=1)
+    ref_sums = (ref_logps * weights).sum(dim=1)
+    policy_chosen, policy_rejected = policy_sums.chunk(2)
+    ref_chosen, ref_rejected = ref_sums.chunk(2)
+    chosen_lengths, rejected_lengths = lengths.chunk(2)
+    losses, _, _ = dpo_loss(
+        policy_chosen,
+        policy_rejected,
+        ref_chosen,
+        ref_rejected,
+        beta=beta,
+        loss_type="sigmoid_norm",
+        chosen_lengths=chosen_lengths,
+        rejected_lengths=rejected_lengths,
+    )
+    return losses.mean()
+
+
+def _is_peft_model(model: Any) -> bool:
+    return PeftModel is not None and isinstance(model, PeftModel)
+
+
+def _moe_balance_loss(model: torch.nn.Module) -> torch.Tensor | None:
+    """Sum of the load-balancing losses MiniMind's MoE blocks keep in ``aux_loss`` after a forward.
+
+    TRL's fused LM head runs the backbone directly, so the causal-LM head that would add this loss (as
+    ``MiniMindForCausalLM.forward`` does in training) is skipped; the trainer adds it instead. Only a
+    module's own ``aux_loss`` tensor attribute is read (not one forwarded by a wrapper). ``None`` for a
+    dense model.
+    """
+    losses = [
+        value
+        for module in model.modules()
+        if isinstance(value := module.__dict__.get("aux_loss"), torch.Tensor) and value.requires_grad
+    ]
+    return torch.stack([loss.reshape(()) for loss in losses]).sum() if losses else None
+
+
+def _check_config(args: DPOConfig) -> None:
+    """Refuse DPOConfig options that TRL applies inside its own loss, which this trainer replaces."""
+    if len(args.loss_type) != 1 or args.loss_type[0] not in LOSS_TYPES:
+        raise ValueError(
+            f"MiniMindDPOTrainer: loss_type={args.loss_type} is not supported; use one of {list(LOSS_TYPES)} "
+            "(or trl.DPOTrainer for TRL's other losses and loss mixtures)"
+        )
+    unsupported = {
+        "loss_weights": (args.loss_weights, (None, [1.0])),
+        "ld_alpha": (args.ld_alpha, (None,)),
+        "f_divergence_type": (args.f_divergence_type, ("reverse_kl",)),
+        "use_weighting": (args.use_weighting, (False,)),
+    }
+    for name, (value, allowed) in unsupported.items():
+        if value not in allowed:
+            raise ValueError(
+                f"MiniMindDPOTrainer: DPOConfig.{name}={value!r} is not supported by the project's dpo_loss; "
+                f"leave it at {allowed[0]!r} or use trl.DPOTrainer"
+            )
+
+
+class MiniMindDPOTrainer(DPOTrainer):
+    """A :class:`trl.DPOTrainer` whose loss is the project's :func:`dpo_loss`.
+
+    Construct it exactly like ``trl.DPOTrainer`` (pass everything after ``args`` by keyword). The
+    supported ``DPOConfig.loss_type`` values are :data:`LOSS_TYPES`; ``beta`` and ``label_smoothing``
+    are passed to :func:`dpo_loss` (unlike TRL 1.x's own ``"sigmoid"``, which ignores
+    ``label_smoothing``, this one applies cDPO). Without ``ref_model``, a full-fine-tuning policy given
+    as a model object gets a frozen deep copy of itself as reference (see the module docstring).
+    """
+
+    def __init__(self, model: Any, ref_model: Any = None, args: DPOConfig | None = None, **kwargs: Any) -> None:
+        if not hasattr(_trl_utils, "add_fused_lm_head"):
+            raise RuntimeError(
+                f"MiniMindDPOTrainer needs trl>=1.15 (fused LM head in DPOTrainer); found trl {trl.__version__}"
+            )
+        if args is not None:
+            _check_config(args)
+        precompute = bool(args is not None and args.precompute_ref_log_probs)
+        if (
+            ref_model is None
+            and not isinstance(model, str)
+            and kwargs.get("peft_config") is None
+            and not _is_peft_model(model)
+            and not precompute
+        ):
+            # Snapshot the starting policy before TRL patches or trains it.
+            ref_model = copy.deepcopy(model)
+            ref_model.requires_grad_(False)
+            ref_model.eval()
+        super().__init__(model, ref_model=ref_model, args=args, **kwargs)
+
+    def compute_loss(
+        self,
+        model: torch.nn.Module,
+        inputs: dict[str, torch.Tensor],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """DPO loss of one collated batch (chosen rows first, rejected rows second)."""
+        mode = "train" if self.model.training else "eval"
+        completion_mask = inputs["completion_mask"]
+        model_kwargs = {k: v for k, v in inputs.items() if k not in _NON_MODEL_KEYS}
+        model_kwargs["use_cache"] = False
+        if self.aux_loss_enabled:
+            model_kwargs["output_router_logits"] = True
+
+        # One forward for chosen and rejected through TRL's fused LM head: per-token log-probabilities of
+        # the completion tokens (0 elsewhere), aligned with the shifted labels.
+        labels = inputs["input_ids"].masked_fill(completion_mask == 0, -100)
+        outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+        seq_len = completion_mask.size(1) - 1
+        per_token_logps = outputs.log_probs[:, -seq_len:]  # prompt-learning PEFT prepends virtual tokens
+        chosen_logps, rejected_logps = per_token_logps.sum(dim=1).chunk(2, dim=0)
+        # Read the policy's MoE balance losses now, before a reference forward through the same modules
+        # (PEFT) overwrites them.
+        moe_balance = None if self.aux_loss_enabled else _moe_balance_loss(model)
+
+        if self.precompute_ref_logps:
+            ref_chosen_logps, ref_rejected_logps = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        else:
+            ref_model = self.ref_model if self.ref_model is not None else self.model
+            ref_chosen_logps, ref_rejected_logps = self.compute_ref_log_probs(ref_model, inputs)
+
+        # Completion lengths as TRL's sigmoid_norm / ipo count them.
+        chosen_lengths, rejected_lengths = completion_mask.sum(dim=1).chunk(2, dim=0)
+        losses, chosen_rewards, rejected_rewards = dpo_loss(
+            chosen_logps,
+            rejected_logps,
+            ref_chosen_logps.to(chosen_logps),
+            ref_rejected_logps.to(rejected_logps),
+            beta=self.beta,
+            loss_type=self.loss_types[0],
+            label_smoothing=self.label_smoothing,
+            chosen_lengths=chosen_lengths,
+            rejected_lengths=rejected_lengths,
+        )
+        loss = losses.mean()
+
+        aux_loss = None
+        if self.aux_loss_enabled:  # TRL's router-logits path (Mixtral-style MoE configs)
+            aux_loss = self.router_aux_loss_coef * outputs.aux_loss
+        elif moe_balance is not None:  # MiniMind's MoE blocks, already weighted by aux_loss_alpha
+            aux_loss = moe_balance
+        if aux_loss is not None:
+            loss = loss + aux_loss
+            self._metrics[mode]["aux_loss"].append(
+                self.accelerator.gather_for_metrics(aux_loss.detach()).mean().item()
+            )
+        self._log_dpo_metrics(
+            mode, inputs, outputs, seq_len, chosen_logps, rejected_logps, chosen_rewards, rejected_rewards
+        )
+
+        if return_outputs:
+            # Trainer's prediction_step wants logits; the fused head never builds them, so run a plain forward.
+            with torch.no_grad():
+                outputs = model(**model_kwargs)
+            return loss, outputs
+        return loss
+
+    def _log_dpo_metrics(
+        self,
+        mode: str,
+        inputs: dict[str, torch.Tensor],
+        outputs: Any,
+        seq_len: int,
+        chosen_logps: torch.Tensor,
+        rejected_logps: torch.Tensor,
+        chosen_rewards: torch.Tensor,
+        rejected_rewards: torch.Tensor,
+    ) -> None:
+        """Record the metrics TRL's DPOTrainer logs, under the same names and with the same reductions."""
+        metrics = self._metrics[mode]
+        acc = self.accelerator
+        mask = inputs["completion_mask"][..., 1:]
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+
+        def token_mean(values: torch.Tensor, where: torch.Tensor) -> float:
+            total = acc.gather_for_metrics((values * where).sum()).sum()
+            count = acc.gather_for_metrics(where.sum()).sum()
+            return (total / count).item() if count > 0 else 0.0
+
+        metrics["entropy"].append(token_mean(outputs.entropy[:, -seq_len:].detach(), mask))
+        if mode == "train":
+            tokens = acc.gather_for_metrics(inputs["attention_mask"].sum()).sum().item()
+            self._total_train_tokens += tokens // self._tp_size
+        metrics["num_tokens"] = [self._total_train_tokens]
+        chosen_logits, rejected_logits = outputs.mean_logits[:, -seq_len:].detach().chunk(2, dim=0)
+        metrics["logits/chosen"].append(token_mean(chosen_logits, chosen_mask))
+        metrics["logits/rejected"].append(token_mean(rejected_logits, rejected_mask))
+        chosen_top1, _ = outputs.is_top1[:, -seq_len:].chunk(2, dim=0)
+        metrics["mean_token_accuracy"].append(token_mean(chosen_top1.to(chosen_mask.dtype), chosen_mask))
+
+        metrics["rewards/chosen"].append(acc.gather(chosen_rewards).mean().item())
+        metrics["rewards/rejected"].append(acc.gather(rejected_rewards).mean().item())
+        metrics["rewards/accuracies"].append(acc.gather((chosen_rewards > rejected_rewards).float()).mean().item())
+        metrics["rewards/margins"].append(acc.gather(chosen_rewards - rejected_rewards).mean().item())
+        metrics["logps/chosen"].append(acc.gather(chosen_logps.detach()).mean().item())
+        metrics["logps/rejected"].append(acc.gather(rejected_logps.detach()).mean().item())
