@@ -1,13 +1,18 @@
 """Script check for Chinese output: is it Traditional, or does Simplified leak through?
 
 A character is **Simplified-only** when OpenCC's Simplified->Traditional mapping (``s2t``) changes it,
-the reverse mapping (``t2s``) leaves it alone, *and* it is not itself one of its own Traditional
-readings. The last condition matters: OpenCC's character table lists one-to-many mappings such as
-``台 -> 臺 檯 颱 台`` or ``后 -> 後 后``, where the Simplified form is also a standard Traditional
-character (台灣, 皇后). Judging by ``s2t``/``t2s`` alone would flag those, so the candidate lists are
-read from OpenCC's own ``STCharacters`` dictionary, exported with the ``opencc_dict`` tool that the
-``opencc`` wheel ships. Where that tool cannot be found the check falls back to the converter-only
-rule and says so in its result (``method``), since it then over-counts those shared characters.
+the reverse mapping (``t2s``) leaves it alone, *and* it is a Traditional form neither in OpenCC's
+own candidates nor in Taiwan usage. Those last two conditions matter:
+
+* OpenCC's character table lists one-to-many mappings such as ``台 -> 臺 檯 颱 台`` or
+  ``后 -> 後 后``, where the Simplified form is also a standard Traditional character (台灣, 皇后).
+  The candidate lists are read from OpenCC's ``STCharacters`` dictionary, exported with the
+  ``opencc_dict`` tool that the ``opencc`` wheel ships.
+* OpenCC's Traditional is its own standard (``群 -> 羣``, ``床 -> 牀``); Taiwan writes 群 and 床, so
+  a character that ``s2tw`` (Simplified -> Taiwan Traditional) leaves unchanged is not flagged.
+
+Where ``opencc_dict`` cannot be found the check falls back to the converter-only rule and says so in
+its result (``method``), since it then over-counts the shared characters of the first point.
 
 The share of CJK characters is measured against alphabetic characters (``str.isalpha``): Han
 ideographs and Latin letters count, digits, punctuation and spaces do not. An output that copies
@@ -103,7 +108,7 @@ def _single_char_map(converter: opencc.OpenCC, chars: list[str]) -> dict[str, st
 @functools.lru_cache(maxsize=1)
 def simplified_only_characters() -> tuple[frozenset[str], str]:
     """The set of Simplified-only characters and the method used to build it (see module doc)."""
-    s2t, t2s = opencc.OpenCC("s2t"), opencc.OpenCC("t2s")
+    s2t, s2tw, t2s = opencc.OpenCC("s2t"), opencc.OpenCC("s2tw"), opencc.OpenCC("t2s")
     table = _read_character_table()
     if table is not None:
         chars = sorted(table)
@@ -117,8 +122,13 @@ def simplified_only_characters() -> tuple[frozenset[str], str]:
             stacklevel=2,
         )
     to_trad = _single_char_map(s2t, chars)
+    to_taiwan = _single_char_map(s2tw, chars)
     to_simp = _single_char_map(t2s, chars)
-    simplified = {c for c in chars if to_trad[c] != c and to_simp[c] == c and (table is None or c not in table[c])}
+    simplified = {
+        c
+        for c in chars
+        if to_trad[c] != c and to_taiwan[c] != c and to_simp[c] == c and (table is None or c not in table[c])
+    }
     return frozenset(simplified), method
 
 

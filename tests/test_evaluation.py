@@ -161,6 +161,8 @@ def test_script_check_flags_simplified_and_passes_traditional():
     assert simplified_characters_in("這個銀行的利率是多少？") == []
     # characters that are at once a Simplified form and a standard Traditional character
     assert simplified_characters_in("台灣的皇后在三公里外干涉，人云亦云") == []
+    # Taiwan forms that OpenCC's own Traditional standard writes differently (羣, 牀)
+    assert simplified_characters_in("移除群組，起床") == []
 
     traditional = script_check(["這個銀行的利率是多少？", "每期的利率。", "台北"])
     assert traditional["simplified_output_rate"] == 0.0 and traditional["simplified_char_rate"] == 0.0
