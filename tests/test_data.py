@@ -532,6 +532,43 @@ def test_second_run_reads_the_cache(bpe_tok, tmp_path, monkeypatch):
     assert tokenize_chats[0] > before[2]  # other settings -> tokenised again
 
 
+_CHILD = """
+import json, sys
+from minimind_hf import data
+from tests.test_data import make_byte_tokenizer
+calls = []
+original = data._tokenize_chats
+data._tokenize_chats = lambda *a, **k: calls.append(1) or original(*a, **k)
+built, _ = data.build_sft_dataset(make_byte_tokenizer(), sys.argv[1], cache_dir=sys.argv[2])
+print(json.dumps({"calls": len(calls), "cache": built["train"].cache_files[0]["filename"]}))
+"""
+
+
+@pytest.mark.slow
+def test_cache_is_reused_by_a_new_process(tmp_path):
+    """Fingerprints are stable across interpreters: a second process tokenises nothing."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).parent.parent
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", _CHILD, str(FIXTURES / "sft.jsonl"), str(tmp_path)],
+                cwd=root,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
+        for _ in range(2)
+    ]
+    assert runs[0]["calls"] > 0 and runs[1]["calls"] == 0
+    assert runs[0]["cache"] == runs[1]["cache"]
+
+
 # ----------------------------------------------------------------------------------------------
 # bad input
 # ----------------------------------------------------------------------------------------------
