@@ -158,6 +158,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run
     use_bf16 = precision == "bf16" or (precision == "auto" and _device_supports_bf16())
     extra += ["--bf16", str(use_bf16).lower(), "--fp16", str(precision == "fp16").lower()]
+    if not torch.cuda.is_available() and "--use_cpu" not in argv:
+        extra += ["--use_cpu", "true"]  # CPU-only machine: gloo workers under a multi-process launch
     if os.environ.get("WANDB_PROJECT") and "--report_to" not in argv:
         try:
             import wandb  # noqa: F401
@@ -316,6 +318,7 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
             "stage": stage_args.stage,
             "output_dir": str(output_dir),
             "global_step": trainer.state.global_step,
+            "world_size": training_args.world_size,
             "resumed_from": last,
             "wall_time_s": round(time.time() - start, 1),
             "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))},

