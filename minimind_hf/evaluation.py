@@ -66,12 +66,22 @@ def _resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
 
 
 def _load_tokenizer_for(path: Path, base: str | None) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    from .tokenization import CHAT_TEMPLATE, load_tokenizer
 
     for directory in [path] + ([Path(base)] if base else []):
         if any((directory / name).is_file() for name in TOKENIZER_FILES):
-            return AutoTokenizer.from_pretrained(str(directory))
-    from .tokenization import load_tokenizer
+            try:
+                return AutoTokenizer.from_pretrained(str(directory))
+            except ValueError as err:
+                # e.g. saved by transformers 5 ("TokenizersBackend") and read by transformers 4 (the
+                # COMET environment): the tokenizer.json itself is the same, so read it directly
+                logger.warning("AutoTokenizer could not load %s (%s); reading tokenizer.json directly", directory, err)
+                tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
+                if tokenizer.chat_template is None:
+                    tokenizer.chat_template = CHAT_TEMPLATE
+                return tokenizer
 
     logger.warning("no tokenizer files in %s; using the tokenizer shipped with minimind_hf", path)
     return load_tokenizer()

@@ -421,6 +421,21 @@ def test_a_broken_comet_checkpoint_names_the_file(tmp_path):
         translation_scores(["每期的利率。"], ["每期的利率。"], sources=["The rate."], comet_model=tmp_path)
 
 
+def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp_path, tokenizer):
+    """A checkpoint written by transformers 5 ("TokenizersBackend") must load in the transformers 4 (COMET) env."""
+    from minimind_hf.evaluation import _load_tokenizer_for
+
+    tokenizer.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "ClassFromAnotherVersion"
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
+    loaded = _load_tokenizer_for(tmp_path, None)
+    chat = [{"role": "user", "content": "Net present value 淨現值"}]
+    assert loaded.apply_chat_template(chat, add_generation_prompt=True) == tokenizer.apply_chat_template(
+        chat, add_generation_prompt=True
+    )
+
+
 def test_comet_from_the_environment_is_checked_before_any_work(checkpoint, data_files, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIMIND_COMET_MODEL", str(tmp_path / "no-comet-here"))
     with pytest.raises(CometUnavailableError):
