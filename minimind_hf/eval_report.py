@@ -78,14 +78,16 @@ def _dropped(counts: dict[str, int] | None) -> str:
 def result_markdown(result: Result) -> str:
     """The full ``eval.md`` of one checkpoint: table, data, notes, script details, examples."""
     lines = [f"# Evaluation of `{result['label']}`", "", comparison_table([result]), ""]
-    lines.append(f"- checkpoint: `{result['checkpoint']}` ({result.get('kind', 'model')})")
+    base = f", base `{result['base_model']}`" if result.get("base_model") else ""
+    lines.append(f"- checkpoint: `{result['checkpoint']}` ({result.get('kind', 'model')}{base})")
     val = result.get("validation")
     if val:
         lines.append(
             f"- validation: `{val['file']}` — {val['documents']} {val.get('kind', 'text')} documents, "
             f"{val['tokens']} scored tokens, "
             f"block size {val['block_size']}, {'packed' if val['packed'] else 'one document per row'}; "
-            f"dropped rows: {_dropped(val.get('dropped'))}"
+            f"dropped rows: {_dropped(val.get('dropped'))}; documents too short to score: "
+            f"{val.get('skipped_documents', 0)}"
         )
     tr = result.get("translation")
     if tr:

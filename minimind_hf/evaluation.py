@@ -318,8 +318,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "checkpoints goes to their common parent directory)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="translation batch size")
-    parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="longest translation, in tokens")
+    parser.add_argument("--num-beams", type=int, default=1, help="beam search width (1: greedy)")
     parser.add_argument(
         "--prompt-id",
         type=int,
@@ -331,8 +331,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         "--system", default=None, help="system prompt for the translation chat; 'finance' selects the finance prompt"
     )
     parser.add_argument("--block-size", type=int, default=512, help="perplexity window length in tokens")
-    parser.add_argument("--ppl-batch-size", type=int, default=8)
-    parser.add_argument("--packed", action="store_true", help="pack validation documents into full windows")
+    parser.add_argument("--ppl-batch-size", type=int, default=8, help="perplexity batch size")
+    parser.add_argument(
+        "--packed",
+        action="store_true",
+        help="score validation documents as one stream joined by <|endoftext|>, as pretraining packs them "
+        "(default: each document on its own)",
+    )
     parser.add_argument(
         "--comet-model",
         default=comet_model_from_env(),
