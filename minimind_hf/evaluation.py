@@ -13,7 +13,7 @@ compares several checkpoints in one table and one chart::
 The pieces live in small modules and are re-exported here: :func:`perplexity`
 (``eval_perplexity``), :func:`translate` (``eval_translate``), :func:`translation_scores` and COMET
 (``eval_scores``), :func:`script_check` (``eval_script``), markdown and :func:`plot_comparison`
-(``eval_report``).
+(``eval_report``), data files (``eval_data``) and checkpoint loading (``eval_loading``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from .eval_data import load_test_pairs, load_validation_texts, read_jsonl
+from .eval_loading import load_for_evaluation
 from .eval_perplexity import perplexity
 from .eval_report import comparison_markdown, comparison_table, plot_comparison, result_markdown
 from .eval_scores import CometUnavailableError, check_comet, comet_model_from_env, translation_scores
@@ -39,106 +40,7 @@ from .eval_script import script_check
 from .eval_translate import translate
 from .prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS
 
-logger = logging.getLogger(__name__)
-
 DATA_KEYS = ("validation", "test")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, device: str) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype in (None, "auto"):
-        if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
-    except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}: use auto, float32, bfloat16 or float16") from None
-
-
-def _load_tokenizer_for(path: Path, base: str | None) -> Any:
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    from .tokenization import CHAT_TEMPLATE, load_tokenizer
-
-    for directory in [path] + ([Path(base)] if base else []):
-        if any((directory / name).is_file() for name in TOKENIZER_FILES):
-            try:
-                return AutoTokenizer.from_pretrained(str(directory))
-            except ValueError as err:
-                # e.g. saved by transformers 5 ("TokenizersBackend") and read by transformers 4 (the
-                # COMET environment): the tokenizer.json itself is the same, so read it directly
-                logger.warning("AutoTokenizer could not load %s (%s); reading tokenizer.json directly", directory, err)
-                tokenizer = PreTrainedTokenizerFast.from_pretrained(str(directory))
-                if tokenizer.chat_template is None:
-                    tokenizer.chat_template = CHAT_TEMPLATE
-                return tokenizer
-
-    logger.warning("no tokenizer files in %s; using the tokenizer shipped with minimind_hf", path)
-    return load_tokenizer()
-
-
-def _adapter_base(adapter: Path, recorded: str | None) -> str:
-    """The local base-model directory a PEFT adapter was trained on (as recorded, or relative to it)."""
-    if not recorded:
-        raise ValueError(f"{adapter / 'adapter_config.json'}: no base_model_name_or_path recorded")
-    for candidate in (Path(recorded), adapter / recorded, adapter.parent / recorded):
-        if (candidate / "config.json").is_file():
-            return str(candidate)
-    raise FileNotFoundError(
-        f"{adapter / 'adapter_config.json'}: base model {recorded!r} is not a local model directory "
-        "(the Hub is not used for evaluation); copy the base checkpoint there or fix base_model_name_or_path"
-    )
-
-
-def load_for_evaluation(
-    path: str | os.PathLike[str],
-    device: str | None = None,
-    dtype: str | torch.dtype | None = "auto",
-    merge_adapter: bool = True,
-) -> tuple[Any, Any, str]:
-    """Load ``(model, tokenizer, kind)`` from a checkpoint directory; kind is ``model`` or ``peft-adapter``.
-
-    A directory with ``adapter_config.json`` is a PEFT adapter: its base model is loaded from the
-    path the adapter records and, with ``merge_adapter``, the adapter is merged for faster generation.
-    """
-    path = Path(path)
-    if not path.is_dir():
-        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
-    device = device or _default_device()
-    torch_dtype = _resolve_dtype(dtype, device)
-    adapter_config = path / "adapter_config.json"
-    if adapter_config.is_file():
-        from peft import PeftModel
-        from transformers import AutoModelForCausalLM
-
-        recorded = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-        base = _adapter_base(path, recorded)
-        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch_dtype)
-        model = PeftModel.from_pretrained(model, str(path))
-        if merge_adapter:
-            model = model.merge_and_unload()
-        kind = "peft-adapter"
-    else:
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{path} holds neither config.json (a model) nor adapter_config.json (a PEFT adapter)"
-            )
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype)
-        base, kind = None, "model"
-    model.to(device).eval()
-    return model, _load_tokenizer_for(path, base), kind
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -423,7 +423,7 @@ def test_a_broken_comet_checkpoint_names_the_file(tmp_path):
 
 def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp_path, tokenizer):
     """A checkpoint written by transformers 5 ("TokenizersBackend") must load in the transformers 4 (COMET) env."""
-    from minimind_hf.evaluation import _load_tokenizer_for
+    from minimind_hf.eval_loading import _load_tokenizer_for
 
     tokenizer.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
