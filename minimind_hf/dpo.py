@@ -64,8 +64,9 @@ the learning rate per step, so after a one-epoch run ``beta * (c - r)`` stays ne
 trained. The project's tests train the same tiny model on the same pairs at the original 4e-8
 (the loss stays within 1e-3 of log 2) and at a learning rate suited to the model (the loss falls
 well below it while the reward margin grows). Length normalisation slows the loss down on its own:
-on the same 40 steps ``"sigmoid"`` fell from 0.693 to 0.05 while ``"sigmoid_norm"`` only reached 0.50,
-with a *larger* summed reward margin, because its logit is that margin divided by the token count.
+in the slow test (32 pairs, 40 steps, learning rate 1e-3, beta 0.1) ``"sigmoid"`` fell from 0.693 to
+0.05 while ``"sigmoid_norm"`` only reached 0.50 with a *larger* summed reward margin, because its
+logit is roughly that margin divided by the completion length.
 Use a learning rate that moves the policy (TRL's default is 1e-6; tiny models need more), watch
 ``rewards/margins`` and ``rewards/accuracies`` rather than the loss alone, and prefer ``"sigmoid"``
 (summed log-ratios) unless long answers really must not dominate -- or raise ``beta`` with
@@ -248,9 +249,7 @@ def dpo_loss_from_token_logps(
         if not isinstance(value, torch.Tensor):
             raise TypeError(f"dpo_loss_from_token_logps: {name} must be a torch.Tensor, got {type(value).__name__}")
         if value.dim() != 2:
-            raise ValueError(
-                f"dpo_loss_from_token_logps: {name} must be 2-D [2B, T], got shape {tuple(value.shape)}"
-            )
+            raise ValueError(f"dpo_loss_from_token_logps: {name} must be 2-D [2B, T], got shape {tuple(value.shape)}")
     for name, value in (("ref_logps", ref_logps), ("logps", logps)):
         if not value.is_floating_point():
             raise TypeError(f"dpo_loss_from_token_logps: {name} must be floating point, got dtype {value.dtype}")
@@ -415,9 +414,7 @@ class MiniMindDPOTrainer(DPOTrainer):
             aux_loss = moe_balance
         if aux_loss is not None:
             loss = loss + aux_loss
-            self._metrics[mode]["aux_loss"].append(
-                self.accelerator.gather_for_metrics(aux_loss.detach()).mean().item()
-            )
+            self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss.detach()).mean().item())
         self._log_dpo_metrics(
             mode, inputs, outputs, seq_len, chosen_logps, rejected_logps, chosen_rewards, rejected_rewards
         )
