@@ -110,10 +110,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
-    from .tokenization import iter_jsonl_texts, train_tokenizer
+    from .tokenization import iter_jsonl_texts, save_tokenizer, train_tokenizer
 
     tokenizer = train_tokenizer(iter_jsonl_texts(args.files, max_chars=args.max_chars), vocab_size=args.vocab_size)
-    tokenizer.save_pretrained(args.output)
+    save_tokenizer(tokenizer, args.output)
     print(f"saved a {len(tokenizer)}-token tokenizer to {args.output}")
     return 0
 

@@ -135,7 +135,9 @@ def export_llama(model: MiniMindForCausalLM, output_dir: str | Path, tokenizer=N
     llama = to_llama(model)
     llama.save_pretrained(output_dir)
     if tokenizer is not None:
-        tokenizer.save_pretrained(output_dir)
+        from .tokenization import save_tokenizer
+
+        save_tokenizer(tokenizer, output_dir)
     config_path = output_dir / "config.json"
     config = json.loads(config_path.read_text())
     config["rope_theta"] = model.config.rope_theta

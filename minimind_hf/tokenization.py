@@ -121,6 +121,23 @@ def train_tokenizer(
     return wrap_tokenizer(tokenizer)
 
 
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) -> Path:
+    """``save_pretrained`` that both transformers 4.x and 5.x can load back.
+
+    transformers 5 records ``tokenizer_class: TokenizersBackend``, a name 4.x does not know;
+    ``PreTrainedTokenizerFast`` means the same there and loads in both.
+    """
+    directory = Path(directory)
+    tokenizer.save_pretrained(directory)
+    config_path = directory / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    loaded_state = {k: config.pop(k) for k in ("is_local", "local_files_only") if k in config}  # load-time only
+    if config.get("tokenizer_class") != "PreTrainedTokenizerFast" or loaded_state:
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return directory
+
+
 def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
     """Load a tokenizer directory (or Hub name); ``None`` gives the default shipped with the package."""
     path = DEFAULT_TOKENIZER_DIR if path is None else path

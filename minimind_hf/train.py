@@ -34,7 +34,7 @@ from trl import DPOConfig, TrlParser
 from . import MiniMindConfig, MiniMindForCausalLM, check_tokenizer_fits
 from .plotting import plot_loss_curve
 from .prompts import FINANCE_SYSTEM_PROMPT
-from .tokenization import load_tokenizer
+from .tokenization import load_tokenizer, save_tokenizer
 
 logger = logging.getLogger("minimind_hf.train")
 
@@ -311,7 +311,7 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
     trainer.save_model(str(output_dir))
     summary: dict[str, Any] = {}
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(output_dir)
+        save_tokenizer(tokenizer, output_dir)
         plot = plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png",
                                title=f"{stage_args.stage}: {output_dir.name}")
         summary = {

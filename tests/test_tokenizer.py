@@ -5,8 +5,8 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from minimind_hf.tokenization import (CHAT_TEMPLATE, iter_jsonl_texts, load_tokenizer, tokens_per_char,
-                                      train_tokenizer)
+from minimind_hf.tokenization import (CHAT_TEMPLATE, iter_jsonl_texts, load_tokenizer, save_tokenizer,
+                                      tokens_per_char, train_tokenizer)
 
 
 def test_default_tokenizer_shape(tokenizer):
@@ -43,7 +43,9 @@ def test_unknown_role_is_rejected(tokenizer):
 
 
 def test_save_and_auto_load(tmp_path, tokenizer):
-    tokenizer.save_pretrained(tmp_path)
+    save_tokenizer(tokenizer, tmp_path)
+    # a class name every transformers version knows (5.x alone would write TokenizersBackend)
+    assert json.loads((tmp_path / "tokenizer_config.json").read_text())["tokenizer_class"] == "PreTrainedTokenizerFast"
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again("資產負債表")["input_ids"] == tokenizer("資產負債表")["input_ids"]
     assert again.chat_template == CHAT_TEMPLATE
