@@ -97,7 +97,7 @@ def perplexity(
     separator_id = None
     if packed and separator is not None:
         separator_id = tokenizer.convert_tokens_to_ids(separator)
-        if separator_id is None or separator_id == tokenizer.unk_token_id and separator != tokenizer.unk_token:
+        if separator_id is None or (separator_id == tokenizer.unk_token_id and separator != tokenizer.unk_token):
             raise ValueError(f"perplexity: separator {separator!r} is not a token of this tokenizer")
     rows = [r for r in _rows(token_lists, block_size, packed, separator_id) if len(r) >= 2]
     if not rows:
