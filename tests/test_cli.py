@@ -26,9 +26,16 @@ def test_generate_streams_the_greedy_continuation(checkpoint, tokenizer, tiny_mo
     assert printed == tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
 
 
-def test_translate_uses_the_chat_prompt(checkpoint, capsys):
-    assert main(["translate", str(checkpoint), "The rate.", "Another one.", "--max-new-tokens", "3"]) == 0
-    assert capsys.readouterr().out.count("\n") == 2  # one streamed line per source
+def test_translate_uses_the_chat_prompt(checkpoint, tokenizer, monkeypatch):
+    from minimind_hf import cli
+    from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, translation_messages
+
+    prompts = []
+    monkeypatch.setattr(cli, "_stream", lambda model, tok, ids, kwargs: prompts.append(tok.decode(ids[0])))
+    assert main(["translate", str(checkpoint), "The rate.", "Another one.", "--finance"]) == 0
+    expected = [tokenizer.apply_chat_template(translation_messages(s, system=FINANCE_SYSTEM_PROMPT), tokenize=False,
+                                              add_generation_prompt=True) for s in ("The rate.", "Another one.")]
+    assert prompts == expected
 
 
 def test_export_to_llama_gives_the_same_logits(checkpoint, tmp_path, tiny_model):
