@@ -83,7 +83,7 @@ dpo: lora
 eval: dpo
 	$(RUN) $(BIN)/minimind eval out/pretrain out/sft out/lora out/dpo --test $(DATA_DIR)/sft.test.jsonl \
 		--validation $(DATA_DIR)/sft.validation.jsonl --limit $(if $(filter tiny,$(SCALE)),60,500) --output out/eval
-	$(RUN) $(BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl \
+	$(RUN) $(BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl --limit $(if $(filter tiny,$(SCALE)),60,500) --output out/eval-finance
 
 all: install $(if $(filter full,$(SCALE)),data,) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
