@@ -191,7 +191,8 @@ def test_stats_merge_and_table():
 
 def test_cli(planted_warc, tmp_path, capsys):
     out = tmp_path / "out" / "cleaned.jsonl"
-    assert main(["--warc", str(planted_warc), "--output", str(out), "--no-progress"]) == 0
+    rejected = tmp_path / "rejected.jsonl"
+    assert main(["--warc", str(planted_warc), "--output", str(out), "--no-progress", "--rejected", str(rejected)]) == 0
     printed = capsys.readouterr().out
     for stage in ("read", "extract", "language", "gopher_quality", "badwords", "exact_dedup", "near_dedup"):
         assert stage in printed
@@ -202,6 +203,14 @@ def test_cli(planted_warc, tmp_path, capsys):
     assert stats["documents_kept"] == 2
     assert [s["stage"] for s in stats["stages"]][:3] == ["read", "extract", "clean"]
     assert stats["stages"][0]["drop_reasons"]["HTTP 404"] == 1
+    rejects = {r["url"]: (r["stage"], r["reason"]) for r in map(json.loads, rejected.read_text().splitlines())}
+    assert rejects == {
+        "http://mirror.example.net/en": ("exact_dedup", "exact duplicate"),
+        "http://example.org/en-copy": ("near_dedup", "near duplicate"),
+        "http://example.org/fr": ("language", "language not kept"),
+        "http://example.org/menu": ("gopher_quality", "too_few_words"),
+        "http://example.org/rude": ("badwords", "badword"),
+    }
 
 
 def test_cli_options(planted_warc, tmp_path, capsys):

@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,8 @@ def make_parser() -> argparse.ArgumentParser:
                    help="WARC or ARC files (.warc, .warc.gz, .arc, .arc.gz)")
     p.add_argument("--output", required=True, type=Path, help="output JSON-lines file")
     p.add_argument("--stats", type=Path, help="stage table as JSON (default: OUTPUT.stats.json)")
+    p.add_argument("--rejected", type=Path,
+                   help="also write every document dropped after reading (url, stage, reason, text) here")
     p.add_argument("--workers", type=int, default=1, help="worker processes, one file each at a time (default 1)")
     p.add_argument("--langs", default="en,zh", help="languages to keep, comma-separated, or 'all' (default en,zh)")
     p.add_argument("--lang-threshold", type=float, default=WebPipelineConfig.lang_threshold,
@@ -113,12 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     stats_path = args.stats or args.output.with_name(args.output.name + ".stats.json")
 
-    with args.output.open("w", encoding="utf-8") as out:
+    with ExitStack() as files:
+        out = files.enter_context(args.output.open("w", encoding="utf-8"))
+        rejected = files.enter_context(args.rejected.open("w", encoding="utf-8")) if args.rejected else None
 
         def write(doc: WebDocument) -> None:
             out.write(json.dumps(doc.to_record(), ensure_ascii=False) + "\n")
 
-        run = run_pipeline(args.warc, config, workers=args.workers, progress=not args.no_progress, on_document=write)
+        def write_reject(item: dict[str, Any]) -> None:
+            assert rejected is not None
+            rejected.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+        run = run_pipeline(
+            args.warc, config, workers=args.workers, progress=not args.no_progress, on_document=write,
+            on_reject=write_reject if rejected else None,
+        )
 
     stats_path.parent.mkdir(parents=True, exist_ok=True)
     stats_path.write_text(json.dumps(run.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -129,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"records read {s['records_read']}, HTML responses {s['html_responses']}, "
           f"kept {s['documents_kept']} ({langs}), {s['characters_kept']} characters")
     print(f"{s['seconds']:.2f} s, {s['html_pages_per_second']} HTML pages/s with {args.workers} worker(s)")
-    print(f"wrote {args.output} and {stats_path}")
+    print(f"wrote {args.output} and {stats_path}" + (f" and {args.rejected}" if args.rejected else ""))
     return 0
 
 

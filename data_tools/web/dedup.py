@@ -2,10 +2,11 @@
 
 * **Exact**: the SHA-1 of a normalised form of the text (NFKC, case-folded, punctuation and
   whitespace removed), so pages that differ only in spacing, case or punctuation collide.
-* **Near**: MinHash signatures over word n-gram shingles (CJK characters count as words)
-  indexed with banded locality-sensitive hashing (``datasketch.MinHashLSH``). Two texts
-  become candidates when all ``rows`` values of at least one of the ``bands`` bands agree,
-  which happens with probability ``1 - (1 - J**rows)**bands`` for Jaccard similarity ``J``.
+* **Near**: MinHash signatures (32-bit xxHash of each shingle, ``num_perm`` permutations) over
+  word n-gram shingles (CJK characters count as words), indexed with banded locality-sensitive
+  hashing (``datasketch.MinHashLSH``). Two texts become candidates when all ``rows`` values
+  of at least one of the ``bands`` bands agree, which happens with probability
+  ``1 - (1 - J**rows)**bands`` for Jaccard similarity ``J``.
   FineWeb's setting (5-gram shingles, 112 permutations = 14 bands x 8 rows) flags pairs with
   J = 0.75 about 77% of the time and J = 0.8 about 92%. An optional check of the estimated
   Jaccard similarity (``min_jaccard``) removes candidates that only share a band by chance.
@@ -30,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 
 from .filters.text import split_words
@@ -106,7 +108,7 @@ TOPIC_PARAMS = MinHashParams(shingle_size=3, unit="char", num_perm=128, bands=16
 def minhash_signature(text: str, params: MinHashParams = PAGE_PARAMS) -> LeanMinHash:
     """MinHash signature of ``text``'s shingles (compact and picklable)."""
     shingles = (word_shingles if params.unit == "word" else char_shingles)(text, params.shingle_size)
-    mh = MinHash(num_perm=params.num_perm, seed=params.seed)
+    mh = MinHash(num_perm=params.num_perm, seed=params.seed, hashfunc=xxhash.xxh32_intdigest)
     mh.update_batch(list(shingles))
     return LeanMinHash(mh)
 

@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class WebPipelineConfig:
         exact_dedup, near_dedup: run the de-duplication stages.
         minhash: shingling / LSH parameters for near-duplicates.
         max_payload_bytes: larger HTTP bodies are skipped when reading.
+        record_rejects: keep a record (url, stage, reason, text) of every document dropped
+            after reading, for :func:`run_pipeline`'s ``on_reject``.
     """
 
     extractor: Extractor = "resiliparse"
@@ -73,6 +75,7 @@ class WebPipelineConfig:
     near_dedup: bool = True
     minhash: MinHashParams = PAGE_PARAMS
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    record_rejects: bool = False
 
     def document_steps(self) -> list[Step]:
         """The per-document steps after extraction, in order (run in the workers)."""
@@ -97,22 +100,35 @@ class WebPipelineConfig:
         return steps
 
 
-def _run_steps(doc: WebDocument, steps: Sequence[Step], stats: PipelineStats) -> WebDocument | None:
+def rejection(doc: WebDocument, stage: str, reason: str | None, max_chars: int = 1000) -> dict[str, Any]:
+    """A record of a dropped document, for the optional rejects file."""
+    return {"url": doc.url, "record_id": doc.record_id, "warc": doc.warc, "stage": stage, "reason": reason,
+            "lang": doc.lang, "text": doc.text[:max_chars]}
+
+
+def _run_steps(
+    doc: WebDocument, steps: Sequence[Step], stats: PipelineStats, rejects: list[dict[str, Any]] | None = None
+) -> WebDocument | None:
     for step in steps:
         stage = stats.stage(step.name)
         start = time.perf_counter()
         out = step.process(doc, stage)
         stage.seconds += time.perf_counter() - start
         if out is None:
+            if rejects is not None:
+                rejects.append(rejection(doc, step.name, stage.last_reason))
             return None
         doc = out
     return doc
 
 
 def iter_file_documents(
-    path: str | Path, config: WebPipelineConfig, stats: PipelineStats
+    path: str | Path, config: WebPipelineConfig, stats: PipelineStats, rejects: list[dict[str, Any]] | None = None
 ) -> Iterator[WebDocument]:
-    """Read one archive and yield the documents that pass every per-document step."""
+    """Read one archive and yield the documents that pass every per-document step.
+
+    Documents dropped after reading are appended to ``rejects`` (see :func:`rejection`) when given.
+    """
     read_stats = stats.stage("read")
     extract = ExtractStep(config.extractor)
     extract_stats = stats.stage("extract")
@@ -135,8 +151,11 @@ def iter_file_documents(
             doc = None
         extract_stats.seconds += time.perf_counter() - start
         if doc is None:
+            if rejects is not None:
+                empty = WebDocument(text="", url=page.url, warc=page.warc, record_id=page.record_id, date=page.date)
+                rejects.append(rejection(empty, "extract", extract_stats.last_reason))
             continue
-        doc = _run_steps(doc, steps, stats)
+        doc = _run_steps(doc, steps, stats, rejects)
         if doc is not None:
             yield doc
 
@@ -149,14 +168,16 @@ class FileResult:
     documents: list[WebDocument]
     stats: PipelineStats
     seconds: float
+    rejected: list[dict[str, Any]] = field(default_factory=list)
 
 
 def process_file(path: str | Path, config: WebPipelineConfig) -> FileResult:
     """Run the per-document steps over one archive (the unit of work of a worker process)."""
     start = time.perf_counter()
     stats = PipelineStats()
-    docs = list(iter_file_documents(path, config, stats))
-    return FileResult(str(path), docs, stats, time.perf_counter() - start)
+    rejects: list[dict[str, Any]] | None = [] if config.record_rejects else None
+    docs = list(iter_file_documents(path, config, stats, rejects))
+    return FileResult(str(path), docs, stats, time.perf_counter() - start, rejects or [])
 
 
 def _process_file_star(args: tuple[str, WebPipelineConfig]) -> FileResult:
@@ -203,14 +224,18 @@ def run_pipeline(
     workers: int = 1,
     progress: bool = False,
     on_document: Callable[[WebDocument], None] | None = None,
+    on_reject: Callable[[dict[str, Any]], None] | None = None,
 ) -> PipelineRun:
     """Run the full pipeline over ``paths`` (WARC/ARC files).
 
     Kept documents are collected in the returned :class:`PipelineRun`, or, when
     ``on_document`` is given, handed to it one by one instead (for streaming to a file).
-    Missing files raise ``FileNotFoundError`` before any work starts.
+    ``on_reject`` receives a record of every document dropped after reading (it turns on
+    ``config.record_rejects``). Missing files raise ``FileNotFoundError`` before any work starts.
     """
     config = config or WebPipelineConfig()
+    if on_reject is not None and not config.record_rejects:
+        config = replace(config, record_rejects=True)
     missing = [str(p) for p in paths if not Path(p).is_file()]
     if missing:
         raise FileNotFoundError(f"input archive(s) not found: {', '.join(missing)}")
@@ -224,8 +249,9 @@ def run_pipeline(
         stats.merge(result.stats)
         for step in dedup_steps:
             stats.stage(step.name)
+        rejects: list[dict[str, Any]] | None = list(result.rejected) if on_reject is not None else None
         for doc in result.documents:
-            doc = _run_steps(doc, dedup_steps, stats)
+            doc = _run_steps(doc, dedup_steps, stats, rejects)
             if doc is None:
                 continue
             doc.signature = None
@@ -236,6 +262,9 @@ def run_pipeline(
                 kept.append(doc)
             else:
                 on_document(doc)
+        if on_reject is not None and rejects:
+            for item in rejects:
+                on_reject(item)
     seconds = time.perf_counter() - start
     read = stats.stages.get("read", StageStats("read"))
     summary = {

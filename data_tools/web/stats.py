@@ -23,6 +23,7 @@ class StageStats:
         dropped: drop reason -> count (their sum is ``seen - kept``).
         notes: other counts that are not drops (replacements made, lines removed, languages kept...).
         seconds: wall time spent inside the stage.
+        last_reason: the reason of the latest drop (to report which item went where).
     """
 
     name: str
@@ -31,6 +32,7 @@ class StageStats:
     dropped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    last_reason: str | None = field(default=None, repr=False, compare=False)
 
     def keep(self) -> None:
         """Count one item that entered and left the stage."""
@@ -41,6 +43,7 @@ class StageStats:
         """Count one item that entered the stage and was dropped for ``reason``."""
         self.seen += 1
         self.dropped[reason] += 1
+        self.last_reason = reason
 
     def note(self, key: str, value: int = 1) -> None:
         """Add ``value`` to a side count that is not a drop."""

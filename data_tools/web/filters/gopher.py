@@ -191,7 +191,13 @@ class GopherRepetitionFilter(DocumentFilter):
         for n, limit in self.top_ngram_max_char_frac:
             if _top_ngram_char_fraction(words, n, word_chars) > limit:
                 return f"top_{n}gram_char_frac"
-        for n, limit in self.dup_ngram_max_char_frac:
-            if _duplicate_ngram_char_fraction(words, n, word_chars) > limit:
+        checks = sorted(self.dup_ngram_max_char_frac)
+        for i, (n, limit) in enumerate(checks):
+            fraction = _duplicate_ngram_char_fraction(words, n, word_chars)
+            if fraction > limit:
                 return f"dup_{n}gram_char_frac"
+            # Words inside repeated (n+1)-grams are inside repeated n-grams too, so the fraction
+            # can only shrink with n: below every remaining limit, no later check can fail.
+            if all(fraction <= later for _, later in checks[i + 1 :]):
+                break
         return None
