@@ -56,19 +56,24 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
     general = SplitShares(**build_cfg.get("splits", {}).get("general", {"validation": 10, "test": 10}))
     finance = SplitShares(**build_cfg.get("splits", {}).get("finance", {"validation": 60, "test": 80}))
     min_words = int(build_cfg.get("sentence_words", 6))
-    chain = default_filters()
+    chain = default_filters(max_per_en=int(build_cfg.get("max_translations_per_en", 1)),
+                            converted_variants=bool(build_cfg.get("converted_variants", False)))
     out: list[stages.CleanPair] = []
+    split_of: dict[str, str] = {}
     for source in tqdm(sources, desc="parallel sources", unit="source"):
         if source.role not in ("parallel", "finance"):
             continue
         raw = (r for r in read_source(source, roots, tally) if isinstance(r, Pair))
+        # terms that mean finance only inside this source (e.g. "account" in a bookkeeping program)
+        local = FinanceMatcher(source.options["finance_terms"]) if source.options.get("finance_terms") else None
         n_before = len(out)
         kept = run_filters(tally_count(raw, tally, f"read.{source.name}"), chain, tally)
         if semantic is not None:  # batched, after the cheap filters
             kept = semantic.filter(list(kept), tally)
         for pair in kept:
-            is_fin = source.role == "finance" or matcher(pair.en)
-            split = assign_split(pair.en, finance if is_fin else general)
+            is_fin = source.role == "finance" or matcher(pair.en) or (local is not None and local(pair.en))
+            # the first occurrence of an English text fixes its split for every later translation of it
+            split = split_of.setdefault(normalise_en(pair.en), assign_split(pair.en, finance if is_fin else general))
             out.append(stages.CleanPair(pair.en, pair.zh, pair.source, pair.origin, is_fin, split,
                                         is_sentence_like(pair, min_words)))
         tally.note("pairs_kept_by_source", source.name, len(out) - n_before)
@@ -174,7 +179,14 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     heldout_zh = {p.zh for p in heldout}
 
     def pick(split: str, finance: bool | None = None) -> list[stages.CleanPair]:
-        return [p for p in pairs if p.split == split and (finance is None or p.finance == finance)]
+        sel = [p for p in pairs if p.split == split and (finance is None or p.finance == finance)]
+        if split == "train":
+            return sel
+        first: dict[str, stages.CleanPair] = {}  # held-out sets keep one reference per English text
+        for p in sel:
+            first.setdefault(normalise_en(p.en), p)
+        tally.drop(f"heldout.{split}", "extra_reference", len(sel) - len(first))
+        return list(first.values())
 
     rng = random.Random(seed)
     # ---- SFT: all train pairs (general and finance) as chats; held-out general pairs

@@ -56,14 +56,21 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
         rows.append([dom] + [f"{pairs[f'{dom}.{s}']:,} ({pairs[f'{dom}.{s}.sentence_like']:,})" for s in ("train", "validation", "test")])
     out += [_table(["domain", "train (sentence-like)", "validation", "test"], rows), ""]
     out += ["## Sources", ""]
-    out.append(_table(
-        ["source", "role", "adapter", "script", "pairs kept", "sentence-like", "finance", "licence", "artefacts"],
-        [[r["name"], r["role"], r["adapter"], r["script"], f"{r['pairs']:,}", f"{r['sentence_like']:,}", f"{r['finance']:,}",
-          r["licence"], ", ".join(r["artefacts"])] for r in stats["sources"]],
-    ))
-    out += ["", "Records read per source (before cleaning):", ""]
     read = tally["notes"].get("read", {})
-    out.append(_table(["source", "read"], [[k.removeprefix("read."), f"{v:,}"] for k, v in read.items()]))
+    dropped_by = tally["notes"].get("parallel.dropped_by_source", {})
+    out.append(
+        "In priority order (an earlier source's translation of an English text is preferred). `read`: "
+        "records the adapter produced; `dropped`: removed by the parallel filters; `kept`: pairs in the corpus."
+    )
+    out.append("")
+    out.append(_table(
+        ["source", "role", "adapter", "script", "read", "dropped", "kept", "sentence-like", "finance", "licence", "artefacts"],
+        [[r["name"], r["role"], r["adapter"], r["script"], f"{read.get('read.' + r['name'], 0):,}", f"{dropped_by.get(r['name'], 0):,}",
+          f"{r['pairs']:,}", f"{r['sentence_like']:,}", f"{r['finance']:,}", r["licence"], ", ".join(r["artefacts"])]
+         for r in stats["sources"]],
+    ))
+    out.append("")
+    out.append("Monolingual sources report their documents under `adapter.text` and their characters under the pretraining mix.")
     out += ["", "## Filters", "", "Each step in order; a dropped item stops at the first step that drops it.", ""]
     steps = sorted(set(tally["kept"]) | set(tally["dropped"]))
     rows = []

@@ -57,6 +57,7 @@ def strip_markup(pair: Pair) -> Pair | Drop:
 
 
 _ACCEL_PAREN = re.compile(r"\s*[(（]\s*[_&~]?[A-Za-z0-9]\s*[)）]")
+_ACCEL_KEY = re.compile(r"[(（]\s*[_&~]([A-Za-z0-9])\s*[)）]")
 _ACCEL_AMP = re.compile(r"(?<![\w&])&(?=\w)|(?<=[\u4e00-\u9fff])&(?=[A-Za-z0-9])")
 _ACCEL_UNDERSCORE = re.compile(r"(?<![\w_])_(?=[^\W_])|(?<=[\u4e00-\u9fff])_(?=[A-Za-z0-9])")
 _ACCEL_TILDE = re.compile(r"(?<![~/\\])~(?=\w)")
@@ -67,6 +68,11 @@ def strip_accelerators(pair: Pair) -> Pair | Drop:
     """Remove menu accelerator marks: ``_File``, ``&File``, ``~File``, ``檔案(&F)``, ``(_F)``; and a
     trailing ``...`` of menu items."""
 
+    key = _ACCEL_KEY.search(pair.zh)
+    en = pair.en
+    if key:  # the translation names the key: remove its mark inside an English word too ("C_onnect")
+        en = re.sub(f"[_&~](?=[{key.group(1).lower()}{key.group(1).upper()}])", "", en, count=1)
+
     def clean(text: str) -> str:
         text = _ACCEL_PAREN.sub("", text)
         text = _ACCEL_AMP.sub("", text)
@@ -74,14 +80,14 @@ def strip_accelerators(pair: Pair) -> Pair | Drop:
         text = _ACCEL_TILDE.sub("", text)
         return _TRAILING_DOTS.sub("", text).strip()
 
-    return replace(pair, en=clean(pair.en), zh=clean(pair.zh))
+    return replace(pair, en=clean(en), zh=clean(pair.zh))
 
 
 # --------------------------------------------------------------------------------------------------
 # placeholders and numbers
 
 PLACEHOLDER = re.compile(
-    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGcsSpaAn]"  # printf
+    r"%(?:\d+\$)?[-+#0']*(?:\d+|\*)?(?:\.\d+|\.\*)?(?:hh|h|ll|l|L|q|j|z|t|I64|I32)?[diouxXeEfFgGcsSpaAn]"  # printf
     r"|%\(\w+\)[-+ #0]*\d*(?:\.\d+)?[diouxXeEfFgGcsr]"  # python %(name)s
     r"|%\{\w+\}|%\d+|%[A-Z][A-Z_]+%?"  # %{name}, %1, %NAME%
     r"|\{\d*(?::[^{}]*)?\}|\{[A-Za-z_][\w.]*(?::[^{}]*)?\}"  # {0} {name} {0:.2f}
@@ -93,7 +99,7 @@ _EMPTY_BRACKETS = re.compile(r"[(（\[「『\"“']\s*[)）\]」』\"”']")
 
 
 def placeholders(text: str) -> Counter:
-    return Counter(m.group(0).replace(" ", "") for m in PLACEHOLDER.finditer(text))
+    return Counter(m.group(0) for m in PLACEHOLDER.finditer(text.replace("%%", "")))
 
 
 def check_placeholders(pair: Pair) -> Pair | Drop:
@@ -103,20 +109,35 @@ def check_placeholders(pair: Pair) -> Pair | Drop:
     return pair
 
 
+def _inner_placeholder(text: str) -> bool:
+    """True when a placeholder sits inside the sentence (words on both sides of it)."""
+    text = text.replace("%%", "")
+    for m in PLACEHOLDER.finditer(text):
+        before, after = text[: m.start()], text[m.end() :]
+        if re.search(r"\w", PLACEHOLDER.sub("", before)) and re.search(r"\w", PLACEHOLDER.sub("", after)):
+            return True
+    return False
+
+
 def strip_placeholders(pair: Pair) -> Pair | Drop:
-    """Remove the (matching) placeholders from both sides and tidy the space and punctuation left."""
+    """Remove (matching) placeholders that open or close a text (``%s: not found`` -> ``not found``)
+    and tidy the punctuation left; a placeholder inside a sentence cannot be removed without
+    breaking it, so such pairs are dropped (``placeholder_inside``)."""
 
     def clean(text: str) -> str:
-        text = PLACEHOLDER.sub(" ", text.replace("%%", "%"))
+        text = PLACEHOLDER.sub(" ", text.replace("%%", "\0")).replace("\0", "%")
         text = _EMPTY_BRACKETS.sub(" ", text)
         text = squash_ws(text)
         text = re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])", "", text)
         text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
         return text.strip(" :：,，;；-–—")
 
-    if not PLACEHOLDER.search(pair.en) and "%%" not in pair.en:
-        return pair
-    return replace(pair, en=clean(pair.en), zh=clean(pair.zh))
+    if not placeholders(pair.en) and not placeholders(pair.zh):
+        return replace(pair, en=pair.en.replace("%%", "%"), zh=pair.zh.replace("%%", "%"))
+    text_en, text_zh = pair.en, pair.zh
+    if _inner_placeholder(text_en) or _inner_placeholder(text_zh):
+        return Drop("placeholder_inside")
+    return replace(pair, en=clean(text_en), zh=clean(text_zh))
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -149,7 +170,7 @@ def to_traditional(pair: Pair) -> Pair | Drop:
     """Simplified Chinese sides go through OpenCC ``s2twp`` (Taiwan standard, with Taiwanese phrases)."""
     if pair.script != "hans":
         return pair
-    return replace(pair, zh=_opencc("s2twp").convert(pair.zh), script="hant")
+    return replace(pair, zh=_opencc("s2twp").convert(pair.zh), script="hant", origin_script="hans")
 
 
 _CONTROL = re.compile(r"<\|[^|<>]*\|>|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -209,21 +230,33 @@ def check_length_ratio(pair: Pair, low: float = 0.1, high: float = 1.6, min_en_c
 
 
 class Deduplicate:
-    """Keep the first pair of each normalised English side (sources are read in priority order, so
-    a native zh-TW translation wins over a converted zh-CN one); identical pairs count apart."""
+    """De-duplication keyed on the normalised English side.
 
-    def __init__(self) -> None:
-        self.seen_en: set[str] = set()
+    Identical pairs go (``duplicate_pair``). Sources are read in priority order, so the first
+    translation of an English text is the preferred one (native zh-TW before converted zh-CN); up
+    to ``max_per_en`` distinct translations are kept (``duplicate_en_over_limit`` beyond that).
+    With ``converted_variants=False`` a converted (Simplified -> s2twp) translation is only taken
+    for English that no earlier source translated (``duplicate_en_converted``).
+    """
+
+    def __init__(self, max_per_en: int = 1, converted_variants: bool = False) -> None:
+        self.max_per_en = max_per_en
+        self.converted_variants = converted_variants
+        self.count_en: Counter = Counter()
         self.seen_pair: set[tuple[str, str]] = set()
 
     def __call__(self, pair: Pair) -> Pair | Drop:
         key = normalise_en(pair.en)
-        if (key, pair.zh) in self.seen_pair:
+        zh_key = re.sub(r"\s+", "", pair.zh)
+        if (key, zh_key) in self.seen_pair:
             return Drop("duplicate_pair")
-        self.seen_pair.add((key, pair.zh))
-        if key in self.seen_en:
-            return Drop("duplicate_en_other_zh")
-        self.seen_en.add(key)
+        if self.count_en[key]:
+            if pair.origin_script == "hans" and not self.converted_variants:
+                return Drop("duplicate_en_converted")
+            if self.count_en[key] >= self.max_per_en:
+                return Drop("duplicate_en_over_limit")
+        self.seen_pair.add((key, zh_key))
+        self.count_en[key] += 1
         return pair
 
 
@@ -232,7 +265,7 @@ def is_sentence_like(pair: Pair, min_words: int = 6) -> bool:
     return word_count(pair.en) >= min_words
 
 
-def default_filters() -> list[tuple[str, Filter]]:
+def default_filters(max_per_en: int = 1, converted_variants: bool = False) -> list[tuple[str, Filter]]:
     """The build's filter chain, in order, with the names the tally counts them under.
 
     (The optional semantic filter, :class:`data_tools.corpus.semantic.SemanticFilter`, works on
@@ -249,7 +282,7 @@ def default_filters() -> list[tuple[str, Filter]]:
         ("scripts", check_scripts),
         ("length_ratio", check_length_ratio),
     ]
-    chain.append(("dedup", Deduplicate()))
+    chain.append(("dedup", Deduplicate(max_per_en, converted_variants)))
     return chain
 
 

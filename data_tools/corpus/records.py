@@ -23,6 +23,11 @@ class Pair:
     source: str
     origin: str = ""
     script: Script = "hant"
+    origin_script: Script | None = None  # set when the Chinese side was converted from another script
+
+    def __post_init__(self) -> None:
+        if self.origin_script is None:
+            object.__setattr__(self, "origin_script", self.script)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,210 @@
+"""Parallel-pair filters, finance selection and splits of the corpus build."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from data_tools.corpus.finance import FinanceMatcher, load_terms
+from data_tools.corpus.parallel import (
+    Deduplicate,
+    Drop,
+    check_control,
+    check_length_ratio,
+    check_lengths,
+    check_numbers,
+    check_placeholders,
+    check_scripts,
+    default_filters,
+    is_sentence_like,
+    run_filters,
+    strip_accelerators,
+    strip_markup,
+    strip_placeholders,
+    to_traditional,
+)
+from data_tools.corpus.records import Pair, Tally
+from data_tools.corpus.splits import FINANCE, GENERAL, SplitShares, assign_split, bucket
+
+
+def P(en: str, zh: str, script: str = "hant") -> Pair:
+    return Pair(en=en, zh=zh, source="t", script=script)
+
+
+@pytest.mark.parametrize(
+    ("en", "zh", "want_en", "want_zh"),
+    [
+        ("Save _As...", "另存新檔(_A)...", "Save As", "另存新檔"),
+        ("&Open", "開啟(&O)", "Open", "開啟"),
+        ("~Insert", "插入(~I)", "Insert", "插入"),
+        ("R&D department", "研發部門", "R&D department", "研發部門"),
+        ("file_name field", "file_name 欄位", "file_name field", "file_name 欄位"),
+        ("Go to ~/work", "前往 ~/work", "Go to ~/work", "前往 ~/work"),
+        ("C_onnect to Game", "連接到遊戲(_O)", "Connect to Game", "連接到遊戲"),
+        ("Ne~w", "新增(~W)", "New", "新增"),
+    ],
+)
+def test_strip_accelerators(en, zh, want_en, want_zh):
+    out = strip_accelerators(P(en, zh))
+    assert (out.en, out.zh) == (want_en, want_zh)
+
+
+def test_strip_markup():
+    out = strip_markup(P("<b>Bold</b> and [[Help:Links|links]] &amp; '''more'''", "<b>粗體</b>與[[Help:Links|連結]] &amp; '''更多'''"))
+    assert (out.en, out.zh) == ("Bold and links & more", "粗體與連結 & 更多")
+    assert strip_markup(P("%PRODUCTNAME Calc", "%PRODUCTNAME Calc 試算表")).en == "LibreOffice Calc"
+    assert strip_markup(P("{{PLURAL:$1|one|many}} pages", "$1 頁")) == Drop("wikitext_template")
+
+
+@pytest.mark.parametrize(
+    ("en", "zh", "ok"),
+    [
+        ("Open %s", "開啟 %s", True),
+        ("Copy %1$s to %2$s", "將 %2$s 複製為 %1$s", True),
+        ("{0} files", "{1} 個檔案", False),
+        ("Delete $(ARG1)", "刪除", False),
+        ("Open %s", "開啟", False),
+        ("Read %(name)s now", "立即讀取 %(name)s", True),
+        ("50% done", "已完成 50%", True),  # a literal percent is no placeholder
+    ],
+)
+def test_check_placeholders(en, zh, ok):
+    assert isinstance(check_placeholders(P(en, zh)), Pair) is ok
+
+
+def test_strip_placeholders_at_edges_and_drops_inner_ones():
+    out = strip_placeholders(P("%s: file not found", "%s：找不到檔案"))
+    assert (out.en, out.zh) == ("file not found", "找不到檔案")
+    out = strip_placeholders(P("Open %1$s", "開啟 %1$s"))
+    assert (out.en, out.zh) == ("Open", "開啟")
+    assert strip_placeholders(P("Deleting %s failed", "刪除 %s 失敗")) == Drop("placeholder_inside")
+    out = strip_placeholders(P("100%% done", "已完成 100%%"))
+    assert (out.en, out.zh) == ("100% done", "已完成 100%")
+
+
+def test_check_numbers():
+    assert isinstance(check_numbers(P("Page 1 of 3", "第 1 頁，共 3 頁")), Pair)
+    assert isinstance(check_numbers(P("Pay 15,000 units at 5.5%", "支付１５０００單位，利率 5.5%")), Pair)
+    assert check_numbers(P("Page 1 of 3", "第 1 頁，共 4 頁")) == Drop("number_mismatch")
+
+
+def test_check_scripts():
+    assert isinstance(check_scripts(P("Open the file", "開啟檔案")), Pair)
+    assert check_scripts(P("Open the file", "Open the file")) == Drop("zh_no_cjk")
+    assert check_scripts(P("Open the file", "ファイルを開く")) == Drop("zh_kana_or_hangul")
+    assert check_scripts(P("開啟", "開啟")) == Drop("en_has_cjk")
+    assert check_scripts(P("Привет мир", "你好世界")) == Drop("en_not_latin")
+    assert check_scripts(P("Use the GNU General Public License", "GNU General Public License 授權")) == Drop("zh_mostly_latin")
+
+
+def test_lengths_and_ratio():
+    assert check_lengths(P("x", "叉")) == Drop("en_too_short")
+    assert check_lengths(P("42", "四十二")) == Drop("en_too_short")
+    assert check_lengths(P("a" * 900, "字")) == Drop("too_long")
+    assert isinstance(check_length_ratio(P("OK", "確定並繼續進行下一步驟")), Pair)  # short: not checked
+    long_en = "This sentence is long enough to have its ratio checked."
+    assert check_length_ratio(P(long_en, "短")) == Drop("ratio_zh_too_short")
+    assert check_length_ratio(P(long_en, "很" * 100)) == Drop("ratio_zh_too_long")
+    assert isinstance(check_length_ratio(P(long_en, "這個句子夠長，可以檢查它的比例。")), Pair)
+
+
+def test_opencc_s2twp_only_for_simplified():
+    out = to_traditional(P("Software information", "软件信息", script="hans"))
+    assert out.zh == "軟體資訊" and out.script == "hant" and out.origin_script == "hans"
+    same = P("Software", "软件")
+    assert to_traditional(same) is same
+
+
+def test_control_tokens():
+    assert check_control(P("Say <|im_end|>", "說")) == Drop("control_token")
+    assert check_control(P("Bell\x07", "鈴")) == Drop("control_token")
+
+
+def test_deduplicate_prefers_native_and_caps_variants():
+    dedup = Deduplicate(max_per_en=2)
+    assert isinstance(dedup(P("Open file", "開啟檔案")), Pair)
+    assert dedup(P("open  FILE!", "開啟檔案")) == Drop("duplicate_pair")  # same normalised English
+    assert isinstance(dedup(P("Open file", "打開檔案")), Pair)
+    assert dedup(P("Open file", "開檔")) == Drop("duplicate_en_over_limit")
+    converted = to_traditional(P("Open file", "打开该文件", script="hans"))
+    assert dedup(converted) == Drop("duplicate_en_converted")
+    assert isinstance(dedup(to_traditional(P("Close file", "关闭文件", script="hans"))), Pair)
+
+
+def test_run_filters_counts_every_drop():
+    pairs = [
+        P("_Open the selected file", "開啟選取的檔案(_O)"),
+        P("Untranslated text here", "Untranslated text here"),
+        P("Page 1 of 3", "第 2 頁"),
+        P("_Open the selected file", "開啟選取的檔案(_O)"),
+        P("Connect to server", "连接到服务器", script="hans"),
+    ]
+    tally = Tally()
+    kept = list(run_filters(pairs, default_filters(), tally))
+    assert [(p.en, p.zh) for p in kept] == [("Open the selected file", "開啟選取的檔案"), ("Connect to server", "連線到伺服器")]
+    assert tally.dropped["parallel.scripts"]["zh_no_cjk"] == 1
+    assert tally.dropped["parallel.numbers"]["number_mismatch"] == 1
+    assert tally.dropped["parallel.dedup"]["duplicate_pair"] == 1
+    dropped = sum(sum(r.values()) for r in tally.dropped.values())
+    assert dropped + len(kept) == len(pairs)
+
+
+def test_sentence_like():
+    assert is_sentence_like(P("Specify the format for the entries.", "x"))
+    assert not is_sentence_like(P("Open the file", "x"))
+    assert not is_sentence_like(P("1 2 3 4 5 6", "x"))  # numbers are not words
+
+
+# ---- finance ----------------------------------------------------------------------------------------
+
+
+def test_finance_terms_and_matcher():
+    terms = load_terms()
+    assert "net present value" in terms and all(not t.startswith("#") for t in terms)
+    m = FinanceMatcher()
+    assert m("Calculates the net present value of an investment.")
+    assert m("Returns the annual depreciation of an asset.")
+    assert m("The bond's yield to maturity.")
+    assert m("Computes the NPV of the cash flows.")
+    assert not m("Open the user account settings.")  # "account" alone is not finance
+    assert not m("Use capital letters.")
+    assert not m("The npv variable")  # acronyms match case-sensitively
+    custom = FinanceMatcher(["account"])
+    assert custom("Open the user accounts dialog.")
+
+
+def test_finance_terms_from_file(tmp_path):
+    path = tmp_path / "terms.txt"
+    path.write_text("# comment only\n\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="no finance terms"):
+        load_terms(path)
+
+
+# ---- splits -----------------------------------------------------------------------------------------
+
+
+def test_split_is_stable_and_ignores_case_and_punctuation():
+    sentences = [f"Sentence number {i} about something." for i in range(2000)]
+    first = [assign_split(s) for s in sentences]
+    assert first == [assign_split(s) for s in sentences]  # same result on every call
+    assert all(assign_split(s.upper().rstrip(".") + "!!") == sp for s, sp in zip(sentences, first))
+    assert bucket("Hello, World") == bucket("hello world")
+
+
+def test_split_shares_are_respected():
+    sentences = [f"Another test sentence {i}" for i in range(20000)]
+    counts = Counter(assign_split(s, GENERAL) for s in sentences)
+    assert 140 <= counts["test"] <= 260 and 140 <= counts["validation"] <= 260
+    fin = Counter(assign_split(s, FINANCE) for s in sentences)
+    assert fin["test"] > counts["test"] * 5
+    with pytest.raises(ValueError):
+        SplitShares(validation=600, test=500)
+
+
+def test_held_out_buckets_nest_across_domains():
+    # a general test item is also a finance test item: the shares grow from bucket 0 upwards
+    for i in range(5000):
+        s = f"Nested split check {i}"
+        if assign_split(s, GENERAL) == "test":
+            assert assign_split(s, FINANCE) == "test"
