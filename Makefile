@@ -80,11 +80,12 @@ lora: sft
 dpo: lora
 	$(LAUNCH) $(RECIPES)/dpo.yaml
 
+EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,--limit 500)
 eval: dpo
 	$(RUN) $(BIN)/minimind eval out/pretrain out/sft out/lora out/dpo --test $(DATA_DIR)/sft.test.jsonl \
-		--validation $(DATA_DIR)/sft.validation.jsonl --limit $(if $(filter tiny,$(SCALE)),60,500) --output out/eval
+		--validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) --output out/eval
 	$(RUN) $(BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
-		--validation $(DATA_DIR)/lora.validation.jsonl --limit $(if $(filter tiny,$(SCALE)),60,500) --output out/eval-finance
+		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval-finance
 
 all: install $(if $(filter full,$(SCALE)),data,) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluation in out/eval and out/eval-finance"
