@@ -7,19 +7,22 @@ import shutil
 from pathlib import Path
 
 import pytest
-from datatrove.executor import LocalPipelineExecutor
-from datatrove.pipeline.base import PipelineStep
 
-from data_tools.web.datatrove_steps import (
+pytest.importorskip("datatrove")
+
+from datatrove.executor import LocalPipelineExecutor  # noqa: E402
+from datatrove.pipeline.base import PipelineStep  # noqa: E402
+
+from data_tools.web.datatrove_steps import (  # noqa: E402
     GopherQuality,
     HtmlToText,
     QualityRuleFilter,
     WarcHtmlReader,
     web_pipeline,
 )
-from data_tools.web.filters import C4QualityFilter
-from data_tools.web.pipeline import run_pipeline
-from data_tools.web.write import PageToWrite, write_warc
+from data_tools.web.filters import C4QualityFilter  # noqa: E402
+from data_tools.web.pipeline import run_pipeline  # noqa: E402
+from data_tools.web.write import PageToWrite, write_warc  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warc"
 
