@@ -256,3 +256,10 @@ def test_hub_text_and_missing_dataset(tmp_path):
     assert [d.text for d in docs] == ["A web page."]
     with pytest.raises(CorpusError, match="cannot load dataset"):
         list(read_hub_parallel("json", "x", data_files={"train": str(tmp_path / "absent.jsonl")}))
+
+
+def test_json_list_unescapes_html_and_drops_ref_tags(tmp_path):
+    path = tmp_path / "doc-1.json"
+    path.write_text(json.dumps(["Research &amp; development.&lt;ref&gt;&lt;/ref&gt; It grew."]), encoding="utf-8")
+    docs = list(read_text_files([path], "nlp", "en", fmt="json_list"))
+    assert docs[0].text == "Research & development. It grew."

@@ -232,3 +232,16 @@ def test_committed_sample_is_present_and_valid():
         assert rows, name
     assert len(_rows(sample / "sft.jsonl")) >= 1000
     assert all(r["conversations"][-1]["role"] == "assistant" for r in _rows(sample / "sft.jsonl"))
+
+
+def test_optional_source_without_files_is_skipped(tmp_path):
+    text = (FIX / "sources.yaml").read_text(encoding="utf-8").replace("path: ., licence", f"path: {FIX}, licence")
+    text = text.replace("sources:\n", "  gone: {registry: local, path: /nonexistent/locale, licence: x}\nsources:\n"
+                        "  - {name: gone-catalogs, role: parallel, adapter: gettext, optional: true, files: [{artefact: gone, glob: '*.mo'}]}\n", 1)
+    (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
+    result = build(tmp_path / "cache", tmp_path / "out", tmp_path / "s.yaml", count_tokens=False)
+    assert result.tally.notes["skipped_sources"]["gone-catalogs"] == 1
+    assert "Skipped (optional" in (tmp_path / "out" / "card.md").read_text(encoding="utf-8")
+    (tmp_path / "s2.yaml").write_text(text.replace("optional: true", "optional: false"), encoding="utf-8")
+    with pytest.raises(CorpusError, match="nonexistent/locale is not a directory"):
+        build(tmp_path / "cache", tmp_path / "out2", tmp_path / "s2.yaml", count_tokens=False)

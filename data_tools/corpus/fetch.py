@@ -46,7 +46,11 @@ def verify(path: Path, expected: str | None) -> None:
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        raise CorpusError(f"`{cmd[0]}` is not installed; it is needed for `{' '.join(cmd)}` "
+                          f"(or put the file in {cwd} by hand; its sha256 is checked)") from exc
     if proc.returncode != 0:
         raise CorpusError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
 

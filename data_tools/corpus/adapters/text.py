@@ -21,6 +21,7 @@ Files may be gzip-compressed (``.gz``). Paragraphs are packed into documents of 
 from __future__ import annotations
 
 import gzip
+import html
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from data_tools.corpus.records import CorpusError, Doc, Tally
 from data_tools.corpus.textutil import squash_ws
 
 STEP = "adapter.text"
+_REF_TAG = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref>", re.DOTALL)
 FORMATS = ("plain", "rst", "tagged", "json_list", "lines", "roff", "docbook")
 
 
@@ -137,7 +139,8 @@ def tagged_paragraphs(text: str) -> list[str]:
         else:
             para = " ".join(tokens)
             para = para.replace("``", '"').replace("''", '"')
-            para = re.sub(r" ([.,;:!?)'])", r"\1", para)
+            para = re.sub(r" ([.,;:!?)])", r"\1", para)
+            para = re.sub(r" '(?=\s|$)", "'", para)  # a closing single quote, not '55
             para = re.sub(r"([($]) ", r"\1", para)
             para = re.sub(r" (n't|'s|'re|'ve|'ll|'d|'m)\b", r"\1", para)
         out.append(squash_ws(para))
@@ -145,6 +148,7 @@ def tagged_paragraphs(text: str) -> list[str]:
 
 
 _ROFF_ESC = re.compile(r"\\f[BIRP0-9]|\\f\(..|\\\(..|\\[&|^%]|\\s[+-]?\d")
+_ROFF_SPACE = re.compile(r"\\[ ~0]")
 
 
 def roff_paragraphs(text: str) -> list[str]:
@@ -157,7 +161,7 @@ def roff_paragraphs(text: str) -> list[str]:
                     out.append(squash_ws("\n".join(para)))
                     para = []
             continue
-        line = _ROFF_ESC.sub("", line).replace("\\-", "-").replace("\\e", "\\")
+        line = _ROFF_SPACE.sub(" ", _ROFF_ESC.sub("", line)).replace("\\-", "-").replace("\\e", "\\")
         if line.strip():
             para.append(line.strip())
     if para:
@@ -228,7 +232,8 @@ def file_paragraphs(path: Path, fmt: str) -> list[str]:
             raise CorpusError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})") from exc
         if not isinstance(data, list):
             raise CorpusError(f"{path}:1: expected a JSON array of strings")
-        return [squash_ws(s) for s in data if isinstance(s, str) and s.strip()]
+        texts = (html.unescape(s) for s in data if isinstance(s, str))  # some builds carry escaped HTML
+        return [squash_ws(_REF_TAG.sub("", s)) for s in texts if s.strip()]
     raise CorpusError(f"{path}: unknown text format {fmt!r} (expected one of {', '.join(FORMATS)})")
 
 
