@@ -189,8 +189,8 @@ def stage_throughput(whole: Path, shards: list[Path], workers: int) -> list[dict
     rows: list[dict] = []
 
     def add(stage: str, n: int, seconds: float, note: str = "") -> None:
-        rows.append({"stage": stage, "docs": n, "seconds": seconds, "docs_per_s": n / seconds if seconds else float("inf"),
-                     "note": note})
+        rate = n / seconds if seconds else float("inf")
+        rows.append({"stage": stage, "docs": n, "seconds": seconds, "docs_per_s": rate, "note": note})
 
     pages, sec = timed(lambda: read_html_pages(whole))
     add("read (warcio, gzip)", len(pages), sec)
@@ -245,7 +245,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    load = ", load average %.1f" % os.getloadavg()[0] if hasattr(os, "getloadavg") else ""
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return f"{cpu}, {os.cpu_count()} cores visible{load}, Python {platform.python_version()}"
 
 
@@ -269,8 +269,9 @@ def main(argv: list[str] | None = None) -> int:
         print("| source | extractor | pages | ms/page | precision | recall | F1 | median F1 | empty | lines/page |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['source']} | {r['extractor']} | {r['pages']} | {r['ms_per_page']:.1f} | {r['precision']:.3f} "
-                  f"| {r['recall']:.3f} | {r['f1']:.3f} | {r['median_f1']:.3f} | {r['empty']} | {r['lines_per_page']:.1f} |")
+            print(f"| {r['source']} | {r['extractor']} | {r['pages']} | {r['ms_per_page']:.1f} "
+                  f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['median_f1']:.3f} "
+                  f"| {r['empty']} | {r['lines_per_page']:.1f} |")
         print()
 
     if args.part in ("all", "stages"):

@@ -98,7 +98,7 @@ def test_planted_pii_never_survives(kind):
 def test_several_kinds_in_one_text(items, glue):
     text = f" {glue} ".join(v for _, v in items)
     out = replace_pii(text)
-    for kind, value in items:
+    for _, value in items:
         assert value not in out
 
 

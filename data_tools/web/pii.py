@@ -48,7 +48,9 @@ CARD_PREFIX_RE = re.compile(
 )
 SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?![\d-])")
 IPV4_CANDIDATE_RE = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?!\.?\d)")
-IPV6_CANDIDATE_RE = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])")
+IPV6_CANDIDATE_RE = re.compile(
+    r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?:\d{1,3}(?:\.\d{1,3}){3})?(?![\w:])"
+)
 _SEP = r"[ .-]"
 PHONE_RES: tuple[re.Pattern[str], ...] = (
     # North America: (555) 123-4567, 555-123-4567, 555.123.4567, +1 555 123 4567

@@ -17,7 +17,6 @@ from pathlib import Path
 from .base import DocumentFilter
 
 
-
 def load_word_list(source: str | Path) -> tuple[str, ...]:
     """Entries of a word list: a file path, or the name of a file shipped in ``data_tools/resources``."""
     path = Path(source)
