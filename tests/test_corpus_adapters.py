@@ -82,6 +82,7 @@ def test_html_by_id_aligns_segments_and_counts_missing():
     assert by_en["Syntax"] == "語法" and by_en["Example"] == "範例"
     assert by_en["Navigation text"] == "導覽文字"  # any element whose id matches the pattern pairs
     assert tally.dropped["adapter.html_by_id"]["id_missing_in_zh"] == 1  # par_id77
+    assert by_en["Choose Tools - Options - Calc."] == "選擇工具 - 選項 - Calc。"  # the macOS variant is dropped
 
 
 def test_html_by_id_missing_tree():
@@ -263,3 +264,16 @@ def test_json_list_unescapes_html_and_drops_ref_tags(tmp_path):
     path.write_text(json.dumps(["Research &amp; development.&lt;ref&gt;&lt;/ref&gt; It grew."]), encoding="utf-8")
     docs = list(read_text_files([path], "nlp", "en", fmt="json_list"))
     assert docs[0].text == "Research & development. It grew."
+
+
+def test_cldr_unpickler_refuses_foreign_globals(tmp_path):
+    import os
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    (tmp_path / "evil.dat").write_bytes(pickle.dumps({"currency_names": {"X": Evil()}}))
+    (tmp_path / "zh.dat").write_bytes(pickle.dumps({"currency_names": {}}))
+    with pytest.raises(CorpusError, match="unexpected global"):
+        list(read_cldr(tmp_path / "evil.dat", tmp_path / "zh.dat", "cldr"))

@@ -3,7 +3,9 @@
 Each ``.dat`` file is a pickled dict; ``en.dat`` and ``zh_Hant.dat`` share keys such as
 ``currency_names`` (code -> name), ``territories`` and ``languages``. A code named in both locales
 becomes a pair ("Swiss Franc" -> "瑞士法郎"). The files are only unpickled after the build has
-verified the sdist's sha256 against ``sources.yaml``.
+verified the sdist's sha256 against ``sources.yaml``, and through a restricted unpickler: Babel's own
+classes (plural rules, aliases) become inert placeholders, so neither Babel itself is needed nor
+can the file run code.
 """
 
 from __future__ import annotations
@@ -17,13 +19,37 @@ from data_tools.corpus.records import CorpusError, Pair, Tally
 STEP = "adapter.cldr"
 
 
+class _Inert:
+    """Stands in for a Babel class found in a locale pickle; keeps whatever state it is given."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.args = args
+
+    def __setstate__(self, state) -> None:
+        self.state = state
+
+
+_SAFE = {("copyreg", "_reconstructor"), ("builtins", "object"), ("builtins", "set"), ("builtins", "frozenset"),
+         ("decimal", "Decimal"), ("datetime", "date"), ("datetime", "time"), ("datetime", "datetime"),
+         ("datetime", "timedelta"), ("collections", "OrderedDict")}
+
+
+class _LocaleUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module == "babel" or module.startswith("babel."):
+            return _Inert
+        if (module, name) in _SAFE:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
+
+
 def load_locale(path: Path | str) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: CLDR locale file not found")
     try:
         with path.open("rb") as fh:
-            data = pickle.load(fh)
+            data = _LocaleUnpickler(fh).load()
     except Exception as exc:  # unpickling errors come in many types
         raise CorpusError(f"{path}: not a Babel locale-data pickle ({exc})") from exc
     if not isinstance(data, dict):
