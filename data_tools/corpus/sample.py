@@ -168,7 +168,17 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
     lines += ["", "Examples (lora):", ""]
     for row in picked.get("lora.jsonl", [])[:6]:
         lines.append(f"- {row['en']} → {row['zh']}")
-    card = src / "card.md"
-    if card.is_file():
-        lines += ["", "The full build's data card (`data/card.md`, not committed) reports the counts per source and per filter."]
+    stats_path = src / "stats.json"
+    if stats_path.is_file():
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        pairs, files = stats.get("pairs", {}), stats.get("files", {})
+        fin = sum(pairs.get(f"finance.{s}", 0) for s in ("train", "validation", "test"))
+        lines += ["", f"Cut from a full build of {pairs.get('all', 0):,} parallel pairs ({pairs.get('sentence_like', 0):,} "
+                  f"sentence-like, {fin:,} finance), {files.get('sft.jsonl', 0):,} SFT chats and "
+                  f"{files.get('pretrain.jsonl', 0):,} pretraining documents. The full build's data card (`data/card.md`, "
+                  "not committed) reports the counts per source and per filter, the licences and the mix."]
+        lines += ["", "Sources and licences (the pretraining text also draws on the monolingual ones):", "",
+                  "| source | role | licence | packages |", "|---|---|---|---|"]
+        for row in stats.get("sources", []):
+            lines.append(f"| {row['name']} | {row['role']} | {row['licence']} | {', '.join(row['artefacts'])} |")
     (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
