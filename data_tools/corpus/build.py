@@ -23,7 +23,7 @@ from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_lik
 from data_tools.corpus.records import CorpusError, Doc, Pair, Tally
 from data_tools.corpus.read import read_source
 from data_tools.corpus.sources import Source, SourceList, load_sources
-from data_tools.corpus.splits import SplitShares, assign_split
+from data_tools.corpus.splits import SplitShares, assign_split, bucket
 from data_tools.corpus.textutil import normalise_en
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
         # terms that mean finance only inside this source (e.g. "account" in a bookkeeping program)
         local = FinanceMatcher(source.options["finance_terms"]) if source.options.get("finance_terms") else None
         n_before = len(out)
-        kept = run_filters(tally_count(raw, tally, f"read.{source.name}"), chain, tally)
+        kept = run_filters(_counted(raw, tally, f"read.{source.name}"), chain, tally)
         if semantic is not None:  # batched, after the cheap filters
             kept = semantic.filter(list(kept), tally)
         for pair in kept:
@@ -96,7 +96,8 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
     return out
 
 
-def tally_count(records, tally: Tally, key: str):
+def _counted(records, tally: Tally, key: str):
+    """Pass ``records`` through, counting them under ``read.<key>``."""
     for r in records:
         tally.note("read", key)
         yield r
@@ -253,8 +254,6 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
             texts.append((text, "mix", name))
     random.Random(seed + 3).shuffle(texts)
     val_pm = int(cfg.get("pretrain", {}).get("validation_per_mille", 5))
-    from data_tools.corpus.splits import bucket
-
     pre_train = [t for t in texts if bucket(t[0][:200]) >= val_pm]
     pre_val = [t for t in texts if bucket(t[0][:200]) < val_pm]
     files["pretrain.jsonl"] = stages.write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
