@@ -13,6 +13,7 @@ ACCELERATE_CONFIG ?= $(if $(filter 1,$(NPROC)),single_device,ddp)
 DATA_CACHE  ?= .cache/sources
 TOKENIZER   ?= no
 HF_REPO     ?=
+WARC        ?= tests/fixtures/warc/iana-subset.warc.gz
 
 BIN        := $(VENV)/bin
 COMPAT_BIN := $(COMPAT_VENV)/bin
@@ -24,7 +25,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: help install install-compat test test-compat test-slow data sample tokenizer pretrain sft lora dpo eval \
+.PHONY: help install install-compat test test-compat test-slow data sample web tokenizer pretrain sft lora dpo eval \
         all push-data bench clean
 
 help:
@@ -62,6 +63,15 @@ data: install
 # re-cut the committed sample from a full build
 sample: install
 	$(BIN)/python -m data_tools.corpus sample --src data --out data/sample
+
+# web text: WARC/ARC files -> clean, filtered, de-duplicated jsonl with a per-stage table (make web WARC="a.warc.gz b.arc")
+web: install
+	$(RUN) $(BIN)/python -m data_tools.web --warc $(WARC) --output out/web/cleaned.jsonl --stats out/web/stats.json --workers 2
+
+# speed figures: web pipeline documents/s per core, training tokens/s per preset
+bench: install
+	$(BIN)/python benchmarks/web_throughput.py --cache .cache/web_bench
+	$(RUN) $(BIN)/python benchmarks/train_throughput.py --presets mini minimind-26m
 
 # retrain the shipped tokenizer on the pretraining corpus (make all TOKENIZER=yes does it first)
 tokenizer: install
