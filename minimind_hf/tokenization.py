@@ -19,6 +19,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from .jsonl import read_jsonl
+
 logger = logging.getLogger(__name__)
 
 ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -53,29 +55,22 @@ def iter_jsonl_texts(files: Iterable[str | Path], field: str = "text", max_chars
     """
     seen = 0
     for file in files:
-        with open(file, encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{file}:{line_no}: not valid JSON ({err.msg})") from None
-                if field in row:
-                    texts = [row[field]]
-                elif "conversations" in row:
-                    texts = [m.get("content", "") for m in row["conversations"]]
-                elif "en" in row and "zh" in row:
-                    texts = [row["en"], row["zh"]]
-                else:
-                    raise ValueError(f"{file}:{line_no}: no '{field}', 'conversations' or 'en'/'zh' field")
-                for text in texts:
-                    if not isinstance(text, str):
-                        raise ValueError(f"{file}:{line_no}: expected a string, got {type(text).__name__}")
-                    yield text
-                    seen += len(text)
-                    if max_chars is not None and seen >= max_chars:
-                        return
+        for line_no, row in read_jsonl(file):
+            if field in row:
+                texts = [row[field]]
+            elif "conversations" in row:
+                texts = [m.get("content", "") for m in row["conversations"]]
+            elif "en" in row and "zh" in row:
+                texts = [row["en"], row["zh"]]
+            else:
+                raise ValueError(f"{file}:{line_no}: no '{field}', 'conversations' or 'en'/'zh' field")
+            for text in texts:
+                if not isinstance(text, str):
+                    raise ValueError(f"{file}:{line_no}: expected a string, got {type(text).__name__}")
+                yield text
+                seen += len(text)
+                if max_chars is not None and seen >= max_chars:
+                    return
 
 
 def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 32768) -> PreTrainedTokenizerFast:
