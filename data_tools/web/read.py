@@ -53,7 +53,7 @@ _CHUNK_SIZE_LINE = re.compile(rb"[0-9a-fA-F]+[ \t]*(?:;[^\r\n]*)?\r\n")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _SCAN_BLOCK = 1 << 20
 # Drop reasons that, in a gzip file, may mean a member broke off and swallowed the next ones.
-_SUSPECT_REASONS = frozenset({"no HTTP headers", "truncated record", "HTTP status missing"})
+_SUSPECT_REASONS = frozenset({"no HTTP headers", "truncated record", "HTTP status missing", "digest mismatch"})
 
 
 @dataclass
@@ -185,6 +185,11 @@ def _to_page(
     if mime is not None and mime not in HTML_MIME_TYPES:
         raise _RecordDropped("not HTML")
     payload = _read_body(record, max_bytes, stats)
+    # A truncated gzip member can decompress on into the next member and hand back garbage that
+    # still fills the record's length; the WARC block/payload digests catch it where the record has them.
+    checker = getattr(record, "digest_checker", None)
+    if checker is not None and checker.passed is False:
+        raise _RecordDropped("digest mismatch")
     if not payload.strip():
         raise _RecordDropped("empty payload")
     if mime is None:
@@ -281,7 +286,7 @@ def _iter_records(
     while start is not None:
         if seekable:
             fh.seek(start)
-        records = ArchiveIterator(fh)  # locks to WARC or ARC after the first record
+        records = ArchiveIterator(fh, check_digests=True)  # locks to WARC or ARC after the first record
         parsers = _install_utf8_checks(records)
         _install_decompress_check(records)
         first_record = n_records
