@@ -12,7 +12,7 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
-# Named sizes. ``tiny`` is for tests, ``mini`` (1.5M) for the CPU recipes; the others are the original MiniMind2 sizes.
+# Named sizes. ``tiny`` is for tests, ``mini`` (1.6M) for the CPU recipes; the others are the original MiniMind2 sizes.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
     "mini": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2),
