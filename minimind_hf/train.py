@@ -186,13 +186,12 @@ def _load_tokenizer(stage_args: StageArguments):
     return load_tokenizer()
 
 
-def _load_model(stage_args: StageArguments, training_args: TrainingArguments):
-    dtype = torch.bfloat16 if training_args.bf16 else torch.float32
+def _load_model(stage_args: StageArguments):
+    """The stage's start model in float32 (bf16 runs use autocast, i.e. mixed precision)."""
     if stage_args.model_name_or_path is None:
         overrides = stage_args.model_config_overrides or {}
         overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
         config = MiniMindConfig.from_preset(stage_args.preset, **overrides)
-        config._attn_implementation = stage_args.attn_implementation
         model = MiniMindForCausalLM(config)
         model.config._attn_implementation = stage_args.attn_implementation
         return model
@@ -211,7 +210,6 @@ def _load_model(stage_args: StageArguments, training_args: TrainingArguments):
         # PEFT froze the base weights when it wrapped them and merge_and_unload leaves them frozen: without
         # this, every gradient is zero and a DPO loss sits at log 2 = 0.693 forever.
         model.requires_grad_(True)
-    del dtype  # weights stay float32; bf16 runs through autocast (mixed precision)
     return model
 
 
@@ -282,7 +280,7 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
     set_seed(training_args.seed)
     start = time.time()
     tokenizer = _load_tokenizer(stage_args)
-    model = _load_model(stage_args, training_args)
+    model = _load_model(stage_args)
     check_tokenizer_fits(model, tokenizer)
     if stage_args.stage == "lora":
         model = _wrap_lora(model, stage_args)
