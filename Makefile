@@ -25,7 +25,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: help install install-compat test test-compat test-slow data sample web tokenizer pretrain sft lora dpo eval \
+.PHONY: help install install-compat test test-compat test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
         all push-data bench clean
 
 help:
@@ -96,6 +96,14 @@ eval: dpo
 		--validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) --output out/eval
 	$(RUN) $(BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval-finance
+
+# COMET runs on the COMET-capable stack (transformers 4.57) with a local checkpoint:
+#   make eval-comet COMET_MODEL=/path/to/wmt22-comet-da   (its xlm-roberta-large encoder must be in the HF cache)
+COMET_MODEL ?=
+eval-comet: install-compat
+	test -n "$(COMET_MODEL)" || { echo "set COMET_MODEL=/path/to/wmt22-comet-da (a local COMET checkpoint)"; exit 2; }
+	$(RUN) $(COMPAT_BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
+		--comet-model $(COMET_MODEL) $(EVAL_ARGS) --output out/eval-comet
 
 all: install $(if $(filter full,$(SCALE)),data,) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluation in out/eval and out/eval-finance"
