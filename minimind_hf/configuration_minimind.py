@@ -70,7 +70,7 @@ class MiniMindConfig(PretrainedConfig):
     """
 
     model_type = "minimind"
-    keys_to_ignore_at_inference = ["past_key_values"]
+    keys_to_ignore_at_inference = ["cache", "past_key_values"]
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ This file only imports torch, transformers and its sibling configuration file, s
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from typing import Any, Callable
@@ -34,8 +35,20 @@ except ImportError:  # transformers 4.x
     _init = nn.init
 
 _TRANSFORMERS_V5 = hasattr(ALL_ATTENTION_FUNCTIONS, "get_interface")
-_MASK_TAKES_CACHE_POSITION = "cache_position" in inspect.signature(create_causal_mask).parameters
-_MASK_EMBEDS_ARG = "inputs_embeds" if "inputs_embeds" in inspect.signature(create_causal_mask).parameters else "input_embeds"
+_MASK_PARAMETERS = inspect.signature(create_causal_mask).parameters
+_MASK_TAKES_CACHE_POSITION = "cache_position" in _MASK_PARAMETERS
+_MASK_EMBEDS_ARG = "inputs_embeds" if "inputs_embeds" in _MASK_PARAMETERS else "input_embeds"
+# The KV cache is called ``cache`` (argument and output field) from transformers 5.24 on, ``past_key_values``
+# before. The model takes it under either name and hands it back under the installed library's name.
+CACHE_NAME = "cache" if "cache" in {f.name for f in dataclasses.fields(BaseModelOutputWithPast)} else "past_key_values"
+_MASK_CACHE_ARG = "cache" if "cache" in _MASK_PARAMETERS else "past_key_values"
+
+
+def resolve_cache(cache: Cache | None, past_key_values: Cache | None) -> Cache | None:
+    """The one KV cache of a call that may name it ``cache`` (new API) or ``past_key_values`` (old)."""
+    if cache is not None and past_key_values is not None and cache is not past_key_values:
+        raise ValueError("MiniMind: got both `cache` and `past_key_values`; pass the KV cache once, as `cache`")
+    return cache if cache is not None else past_key_values
 
 
 # --------------------------------------------------------------------------------------------- norm
@@ -198,7 +211,7 @@ class MiniMindAttention(nn.Module):
         hidden_states: torch.Tensor,
         position_embeddings: tuple[torch.Tensor, torch.Tensor],
         attention_mask: torch.Tensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         cache_position: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -211,9 +224,9 @@ class MiniMindAttention(nn.Module):
         cos, sin = position_embeddings
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
 
-        if past_key_values is not None:
+        if cache is not None:  # cache_position is read by transformers 4.x's static cache only
             cache_kwargs = {"sin": sin, "cos": cos, "cache_position": cache_position}
-            key, value = past_key_values.update(key, value, self.layer_idx, cache_kwargs)
+            key, value = cache.update(key, value, self.layer_idx, cache_kwargs)
 
         output, weights = attention_function(self.config._attn_implementation)(
             self,
@@ -328,7 +341,7 @@ class MiniMindDecoderLayer(GradientCheckpointingLayer):
         hidden_states: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         cache_position: torch.LongTensor | None = None,
         **kwargs: Any,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -337,7 +350,7 @@ class MiniMindDecoderLayer(GradientCheckpointingLayer):
             self.input_layernorm(hidden_states),
             position_embeddings=position_embeddings,
             attention_mask=attention_mask,
-            past_key_values=past_key_values,
+            cache=cache,
             cache_position=cache_position,
             **kwargs,
         )
@@ -352,7 +365,7 @@ class MiniMindPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _no_split_modules = ["MiniMindDecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["cache", "past_key_values"]
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_flash_attn_2 = True
@@ -396,13 +409,17 @@ class MiniMindModel(MiniMindPreTrainedModel):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
+        past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPast:
+        """``cache`` is the KV cache (``past_key_values`` is accepted as its older name); the output holds it
+        under the installed transformers' field name (:data:`CACHE_NAME`)."""
+        cache = resolve_cache(cache, past_key_values)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MiniMindModel: pass exactly one of input_ids or inputs_embeds")
         use_cache = self.config.use_cache if use_cache is None else use_cache
@@ -410,13 +427,15 @@ class MiniMindModel(MiniMindPreTrainedModel):
             use_cache = False
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
-        if use_cache and past_key_values is None:
+        if not use_cache:
+            cache = None
+        elif cache is None:
             try:
-                past_key_values = DynamicCache(config=self.config)
+                cache = DynamicCache(config=self.config)
             except TypeError:  # older cache API
-                past_key_values = DynamicCache()
+                cache = DynamicCache()
 
-        past_seen = past_key_values.get_seq_length() if past_key_values is not None else 0
+        past_seen = cache.get_seq_length() if cache is not None else 0
         cache_position = kwargs.pop("cache_position", None)  # given by transformers 4.x generate
         if cache_position is None:
             cache_position = torch.arange(past_seen, past_seen + inputs_embeds.shape[1], device=inputs_embeds.device)
@@ -427,7 +446,7 @@ class MiniMindModel(MiniMindPreTrainedModel):
             "config": self.config,
             _MASK_EMBEDS_ARG: inputs_embeds,
             "attention_mask": attention_mask,
-            "past_key_values": past_key_values,
+            _MASK_CACHE_ARG: cache,
             "position_ids": position_ids,
         }
         if _MASK_TAKES_CACHE_POSITION:
@@ -445,7 +464,7 @@ class MiniMindModel(MiniMindPreTrainedModel):
                 hidden_states,
                 attention_mask=causal_mask,
                 position_embeddings=position_embeddings,
-                past_key_values=past_key_values,
+                cache=cache,
                 cache_position=cache_position,
                 **kwargs,
             )
@@ -456,7 +475,7 @@ class MiniMindModel(MiniMindPreTrainedModel):
             all_hidden.append(hidden_states)
         return BaseModelOutputWithPast(
             last_hidden_state=hidden_states,
-            past_key_values=past_key_values if use_cache else None,
+            **{CACHE_NAME: cache},
             hidden_states=tuple(all_hidden) if all_hidden is not None else None,
             attentions=tuple(all_attn) if all_attn is not None else None,
         )
@@ -492,22 +511,24 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
+        cache: Cache | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> MoeCausalLMOutputWithPast:
         """Logits for every position (or the last ``logits_to_keep``); with ``labels`` (-100 ignored) the
-        next-token cross-entropy, plus the MoE balance loss while training."""
+        next-token cross-entropy, plus the MoE balance loss while training. ``cache`` is the KV cache
+        (``past_key_values``, its older name, is accepted too)."""
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
+            cache=resolve_cache(cache, past_key_values),
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_attentions=output_attentions,
@@ -531,7 +552,7 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
             loss=loss,
             aux_loss=aux_loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
+            **{CACHE_NAME: getattr(outputs, CACHE_NAME)},
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
         )

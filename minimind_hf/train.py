@@ -105,6 +105,19 @@ class _StageTrainerMixin:
             )
         return loss
 
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save with the cache on, the inference default: the Trainer turns ``use_cache`` off to train,
+        and a checkpoint saved that way would give a user's plain ``model(...)`` call no KV cache."""
+        config = getattr(self.model, "config", None)
+        training_value = getattr(config, "use_cache", None)
+        if config is not None:
+            config.use_cache = True
+        try:
+            super().save_model(output_dir, _internal_call=_internal_call)
+        finally:
+            if config is not None:
+                config.use_cache = training_value
+
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "eval_loss" in logs and "eval_perplexity" not in logs and not isinstance(self, _DPOBase):
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
@@ -131,15 +144,47 @@ def _dpo_trainer_class():
 # ----------------------------------------------------------------------------------------- parsing
 
 
-def _recipe_value(argv: list[str], key: str) -> Any:
-    """A value from the command line (``--key v``) or else from the ``--config`` YAML."""
+def _split_recipe(argv: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
+    """``(recipe mapping, argv without --config FILE, recipe path)``: the YAML is read here, once."""
+    if "--config" not in argv:
+        return {}, argv, None
+    at = argv.index("--config")
+    if at + 1 >= len(argv):
+        raise ValueError("--config needs a recipe YAML file")
+    path = argv[at + 1]
+    with open(path, encoding="utf-8") as handle:
+        recipe = yaml.safe_load(handle) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: a recipe must be a YAML mapping of argument names to values")
+    return recipe, argv[:at] + argv[at + 2 :], path
+
+
+def _cli_value(argv: list[str], key: str) -> str | None:
     flag = f"--{key}"
     if flag in argv and argv.index(flag) + 1 < len(argv):
         return argv[argv.index(flag) + 1]
-    if "--config" in argv:
-        with open(argv[argv.index("--config") + 1]) as handle:
-            return (yaml.safe_load(handle) or {}).get(key)
     return None
+
+
+def checkpointing_argument_name(args_class: type) -> str:
+    """transformers 5.24 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name
+    goes in v6): the name the installed ``TrainingArguments`` takes."""
+    names = {f.name for f in dataclasses.fields(args_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class: type) -> list[str]:
+    """Either spelling in a recipe or on the command line means the installed name; off unless asked for
+    (TRL's configs would otherwise turn it on, which slows small models down for no memory they need)."""
+    name = checkpointing_argument_name(args_class)
+    other = "gradient_checkpointing" if name == "activation_checkpointing" else "activation_checkpointing"
+    for suffix in ("", "_kwargs"):
+        if other + suffix in recipe:
+            recipe.setdefault(name + suffix, recipe.pop(other + suffix))
+    argv = [f"--{name}{arg[len(other) + 2:]}" if arg.startswith(f"--{other}") else arg for arg in argv]
+    if name not in recipe and f"--{name}" not in argv:
+        recipe[name] = False
+    return argv
 
 
 def _device_supports_bf16() -> bool:
@@ -151,9 +196,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and not argv[0].startswith("-") and argv[0].endswith((".yaml", ".yml")):
         argv = ["--config", *argv]  # `train.py recipe.yaml` works too
-    stage = _recipe_value(argv, "stage")
-    args_class = DPOConfig if stage == "dpo" else TrainingArguments
-    precision = _recipe_value(argv, "precision") or "auto"
+    recipe, argv, recipe_path = _split_recipe(argv)
+    for key, value in (recipe.pop("env", None) or {}).items():  # TRL's `env:` section
+        os.environ[key] = str(value)
+
+    def value(key: str) -> Any:
+        cli = _cli_value(argv, key)
+        return cli if cli is not None else recipe.get(key)
+
+    args_class = DPOConfig if value("stage") == "dpo" else TrainingArguments
+    argv = _normalise_checkpointing(recipe, argv, args_class)
+    precision = value("precision") or "auto"
     extra: list[str] = []
     # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run
     use_bf16 = precision == "bf16" or (precision == "auto" and _device_supports_bf16())
@@ -164,13 +217,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
         try:
             import wandb  # noqa: F401
 
-            report = _recipe_value(argv, "report_to") or ["tensorboard"]
+            report = value("report_to") or ["tensorboard"]
             report = [report] if isinstance(report, str) else list(report)
             extra += ["--report_to", *sorted(set(report) | {"wandb"})]
         except ImportError:
             logger.warning("WANDB_PROJECT is set but wandb is not installed; logging to TensorBoard only")
     parser = TrlParser((StageArguments, args_class))
-    stage_args, training_args = parser.parse_args_and_config(args=argv + extra)
+    unknown = parser.set_defaults_with_config(**recipe)
+    if unknown:
+        raise ValueError(f"{recipe_path}: unknown recipe keys {unknown[::2]}; see `minimind train --help`")
+    stage_args, training_args = parser.parse_args_into_dataclasses(args=argv + extra)
     return stage_args, training_args
 
 

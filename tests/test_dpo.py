@@ -22,6 +22,7 @@ from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.dpo import LOSS_TYPES, MiniMindDPOTrainer, dpo_loss, dpo_loss_from_token_logps
 from minimind_hf.prompts import translation_messages
 from minimind_hf.tokenization import load_tokenizer
+from minimind_hf.train import checkpointing_argument_name
 
 datasets.disable_progress_bars()
 
@@ -119,12 +120,12 @@ def make_args(output_dir: Path, **overrides) -> DPOConfig:
         report_to="none",
         disable_tqdm=True,
         use_cpu=True,
-        gradient_checkpointing=False,
         bf16=False,  # TRL turns bf16 autocast on by default; keep CPU tests in exact float32
         max_length=128,
         dataloader_num_workers=0,
         seed=0,
     )
+    settings[checkpointing_argument_name(DPOConfig)] = False  # the installed transformers' name
     settings.update(overrides)
     return DPOConfig(**settings)
 
