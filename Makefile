@@ -7,6 +7,12 @@ PYTHON      ?= python3
 TORCH       ?= 2.13.0
 VENV        ?= .venv
 COMPAT_VENV ?= .venv-compat
+LATEST_VENV ?= .venv-latest
+# the tested stacks: exact versions of every package, used as pip constraints (make lock regenerates them)
+LOCK        ?= locks/default.lock.txt
+COMPAT_LOCK ?= locks/legacy-comet.lock.txt
+EXTRAS        := dev,data,datatrove
+COMPAT_EXTRAS := dev,data,comet
 SCALE       ?= tiny
 NPROC       ?= 1
 ACCELERATE_CONFIG ?= $(if $(filter 1,$(NPROC)),single_device,ddp)
@@ -17,6 +23,7 @@ WARC        ?= tests/fixtures/warc/iana-subset.warc.gz
 
 BIN        := $(VENV)/bin
 COMPAT_BIN := $(COMPAT_VENV)/bin
+LATEST_BIN := $(LATEST_VENV)/bin
 RECIPES    := recipes$(if $(filter tiny,$(SCALE)),/tiny,)
 DATA_DIR   := $(if $(filter tiny,$(SCALE)),data/sample,data)
 RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
@@ -25,33 +32,49 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: help install install-compat test test-compat test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
+.PHONY: help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
         all push-data bench clean
 
 help:
 	@sed -n '2,6p' Makefile
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+$(BIN)/.installed: setup.cfg pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q "torch==$(TORCH)"
-	$(BIN)/pip install -q -e ".[dev,data,datatrove]" "torch==$(TORCH)"
+	$(BIN)/pip install -q -c $(LOCK) -e ".[$(EXTRAS)]" "torch==$(TORCH)"
 	touch $@
 
 install: $(BIN)/.installed
 
-$(COMPAT_BIN)/.installed: setup.cfg pyproject.toml
+$(COMPAT_BIN)/.installed: setup.cfg pyproject.toml $(COMPAT_LOCK)
 	test -x $(COMPAT_BIN)/python || $(PYTHON) -m venv $(COMPAT_VENV)
 	$(COMPAT_BIN)/pip install -q "torch==$(TORCH)"
-	$(COMPAT_BIN)/pip install -q -e ".[dev,data,comet]" "torch==$(TORCH)"
+	$(COMPAT_BIN)/pip install -q -c $(COMPAT_LOCK) -e ".[$(COMPAT_EXTRAS)]" "torch==$(TORCH)"
 	touch $@
 
 install-compat: $(COMPAT_BIN)/.installed
+
+# the newest release of everything setup.cfg allows (no lock; torch stays pinned: an unpinned one is a CUDA build)
+install-latest:
+	test -x $(LATEST_BIN)/python || $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_BIN)/pip install -q "torch==$(TORCH)"
+	$(LATEST_BIN)/pip install -q --upgrade --upgrade-strategy eager -e ".[$(EXTRAS)]" "torch==$(TORCH)"
+	@$(LATEST_BIN)/pip list --format=freeze | grep -iE '^(transformers|trl|peft|accelerate|datasets|huggingface.hub|tokenizers|numpy)==' \
+		| tr '\n' ' ' | sed 's/^/newest releases under test: /'; echo
+
+# regenerate both locks from a fresh resolve (then run make test and make test-compat, and commit them)
+lock:
+	PYTHON=$(PYTHON) TORCH=$(TORCH) locks/lock.sh $(LOCK) $(EXTRAS)
+	PYTHON=$(PYTHON) TORCH=$(TORCH) locks/lock.sh $(COMPAT_LOCK) $(COMPAT_EXTRAS)
 
 test: install
 	$(RUN) $(BIN)/python -m pytest -q -n 2 tests
 
 test-compat: install-compat
 	$(RUN) $(COMPAT_BIN)/python -m pytest -q -n 2 tests
+
+test-latest: install-latest
+	$(RUN) $(LATEST_BIN)/python -m pytest -q -n 2 tests
 
 test-slow: install
 	$(RUN) $(BIN)/python -m pytest -q -n 2 -m slow tests

@@ -118,3 +118,70 @@ def translate(
         tokenizer.padding_side = padding_side
         model.train(was_training)
     return outputs
+
+
+# ------------------------------------------------------------------------------ generation check
+
+CHECK_SOURCES = (
+    "The interest rate per period.",
+    "Click the button to save the document.",
+    "Returns the net present value of an investment based on a series of periodic cash flows.",
+    "Open the file",
+)
+
+
+class GenerationCheckError(RuntimeError):
+    """Greedy generation with the KV cache does not follow the model's own uncached predictions."""
+
+
+@torch.inference_mode()
+def check_cached_generation(
+    model: Any,
+    tokenizer: Any,
+    sources: Sequence[str] = CHECK_SOURCES,
+    max_new_tokens: int = 16,
+    system: str | None = None,
+    tolerance: float = 1e-3,
+) -> dict[str, Any]:
+    """Generate greedily WITH the KV cache (a left-padded batch), then score the whole result in one
+    forward pass WITHOUT a cache: every generated token must be the uncached argmax at its step (up to
+    ``tolerance`` in logits, for float ties). A model that drops or ignores its cache fails here — the
+    silent failure an upstream rename of the cache argument once caused. Raises
+    :class:`GenerationCheckError` naming the prompt and step; returns what was checked."""
+    prompts = build_prompts(tokenizer, sources, system=system)
+    stop_ids = _stop_ids(tokenizer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
+    device = next(model.parameters()).device
+    padding_side, was_training = tokenizer.padding_side, model.training
+    tokenizer.padding_side = "left"
+    model.eval()
+    try:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
+                             eos_token_id=stop_ids, pad_token_id=pad_id, temperature=None, top_p=None, top_k=None)
+        start = enc["input_ids"].shape[1]
+        mask = torch.cat([enc["attention_mask"], torch.ones_like(out[:, start:])], dim=1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=out, attention_mask=mask, position_ids=positions, use_cache=False).logits.float()
+    finally:
+        tokenizer.padding_side = padding_side
+        model.train(was_training)
+    checked = 0
+    for row, source in enumerate(sources):
+        for step, pos in enumerate(range(start, out.shape[1])):
+            token = out[row, pos].item()
+            scores = logits[row, pos - 1]
+            gap = (scores.max() - scores[token]).item()
+            if gap > tolerance:
+                best = scores.argmax().item()
+                raise GenerationCheckError(
+                    f"cached greedy generation differs from the uncached model at step {step + 1} of the prompt "
+                    f"{source!r}: generate() chose token {token} ({tokenizer.decode([token])!r}), the uncached "
+                    f"forward pass prefers {best} ({tokenizer.decode([best])!r}) by {gap:.4f} logits. The KV "
+                    "cache is dropped or misused: is the installed transformers newer than the model code "
+                    "expects? (make test-latest reproduces it)"
+                )
+            checked += 1
+            if token in stop_ids:
+                break
+    return {"prompts": len(sources), "tokens_checked": checked, "max_new_tokens": max_new_tokens, "passed": True}

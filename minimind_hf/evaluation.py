@@ -37,7 +37,7 @@ from .eval_perplexity import perplexity
 from .eval_report import comparison_markdown, comparison_table, plot_comparison, result_markdown
 from .eval_scores import CometUnavailableError, check_comet, comet_model_from_env, translation_scores
 from .eval_script import script_check
-from .eval_translate import translate
+from .eval_translate import GenerationCheckError, check_cached_generation, translate
 from .prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS
 
 DATA_KEYS = ("validation", "test")
@@ -83,13 +83,16 @@ def evaluate_checkpoint(
     device: str | None = None,
     dtype: str | torch.dtype | None = "auto",
     show_progress: bool = True,
+    check_generation: bool = True,
 ) -> dict[str, Any]:
     """Perplexity on ``data_files["validation"]`` and translation scores on ``data_files["test"]``.
 
     ``path_or_model`` is a checkpoint directory or an already loaded model (then pass ``tokenizer``;
     files are written only if ``output_dir`` is given). ``limit`` caps the test pairs,
     ``validation_limit`` the validation rows. ``comet_model`` (default ``$MINIMIND_COMET_MODEL``)
-    is a local COMET checkpoint. Returns the result dict that ``eval.json`` holds.
+    is a local COMET checkpoint. Unless ``check_generation`` is off, a few prompts are first generated
+    with the KV cache and checked against the uncached model (:func:`check_cached_generation`; raises
+    :class:`GenerationCheckError`). Returns the result dict that ``eval.json`` holds.
     """
     unknown = set(data_files) - set(DATA_KEYS)
     if unknown:
@@ -128,10 +131,13 @@ def evaluate_checkpoint(
         "device": str(next(model.parameters()).device),
         "dtype": str(next(model.parameters()).dtype).replace("torch.", ""),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "generation_check": None,
         "validation": None,
         "translation": None,
         "examples": [],
     }
+    if check_generation:
+        result["generation_check"] = check_cached_generation(model, tokenizer, system=system)
 
     if data_files.get("validation"):
         texts, kind_of_texts, dropped = load_validation_texts(
@@ -249,6 +255,12 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--examples", type=int, default=5, help="example translations in the report")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument(
+        "--no-generation-check",
+        dest="check_generation",
+        action="store_false",
+        help="skip the check that cached greedy generation equals the uncached model on a few prompts",
+    )
     return parser
 
 
@@ -296,8 +308,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
                 num_examples=args.examples,
                 device=args.device,
                 dtype=args.dtype,
+                check_generation=args.check_generation,
             )
-        except (CometUnavailableError, FileNotFoundError, ValueError, OSError) as err:
+        except (CometUnavailableError, GenerationCheckError, FileNotFoundError, ValueError, OSError) as err:
             print(f"minimind eval: {checkpoint}: {err}", file=sys.stderr)
             return 1
         results.append(result)
@@ -342,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 __all__ = [
     "CometUnavailableError",
+    "GenerationCheckError",
+    "check_cached_generation",
     "add_eval_arguments",
     "comparison_markdown",
     "comparison_table",

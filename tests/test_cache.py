@@ -187,3 +187,39 @@ def test_the_projects_calls_raise_no_deprecation_warning(tmp_path, tokenizer):
                     if issubclass(w.category, (DeprecationWarning, FutureWarning)) and "deprecat" in str(w.message)]
     deprecations += [m for m in handler.messages if "deprecat" in m]
     assert not deprecations, deprecations
+
+
+def test_generation_check_passes_a_sound_model_and_names_a_broken_cache(tokenizer, monkeypatch):
+    """What `minimind eval` (and so `make all`) runs first: it must fail on a model that ignores its cache."""
+    from minimind_hf.evaluation import GenerationCheckError, check_cached_generation
+    from minimind_hf.modeling_minimind import MiniMindModel
+
+    model = _model("dense")
+    report = check_cached_generation(model, tokenizer, max_new_tokens=8)
+    assert report["passed"] and report["tokens_checked"] >= 4
+
+    forward = MiniMindModel.forward
+
+    def forgetful(self, *args, cache=None, past_key_values=None, **kwargs):  # the 5.24 failure: cache ignored
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(MiniMindModel, "forward", forgetful)
+    with pytest.raises(GenerationCheckError, match="cached greedy generation differs from the uncached model"):
+        check_cached_generation(model, tokenizer, max_new_tokens=8)
+
+
+def test_eval_command_exits_non_zero_when_generation_is_broken(tmp_path, tokenizer, monkeypatch, capsys):
+    from minimind_hf.cli import main
+    from minimind_hf.modeling_minimind import MiniMindModel
+    from minimind_hf.tokenization import save_tokenizer
+
+    model = _model("dense")
+    model.save_pretrained(tmp_path / "ckpt")
+    save_tokenizer(tokenizer, tmp_path / "ckpt")
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"en": "The rate.", "zh": "利率。"}\n', encoding="utf-8")
+    forward = MiniMindModel.forward
+    monkeypatch.setattr(MiniMindModel, "forward",
+                        lambda self, *a, cache=None, past_key_values=None, **kw: forward(self, *a, **kw))
+    assert main(["eval", str(tmp_path / "ckpt"), "--test", str(test), "--max-new-tokens", "4"]) == 1
+    assert "cached greedy generation differs" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 import zipfile
 from collections import defaultdict
@@ -245,3 +246,77 @@ def test_optional_source_without_files_is_skipped(tmp_path):
     (tmp_path / "s2.yaml").write_text(text.replace("optional: true", "optional: false"), encoding="utf-8")
     with pytest.raises(CorpusError, match="nonexistent/locale is not a directory"):
         build(tmp_path / "cache", tmp_path / "out2", tmp_path / "s2.yaml", count_tokens=False)
+
+
+# ---- Debian point releases: a stale index, a version that is gone ------------------------------------
+
+FAKE_APT = r"""#!/usr/bin/env bash
+# a stand-in apt-get: serves demo 1.0-1 only after `update` (when SERVE_PINNED=1), else only 1.0-2
+state="$FAKE_APT_STATE"
+echo "$*" >> "$state.calls"
+case "$1" in
+  update) touch "$state.updated"; exit 0 ;;
+  download)
+    spec="$2"
+    if [ "$spec" = "demo=1.0-1" ]; then
+      if [ -f "$state.updated" ] && [ "$SERVE_PINNED" = 1 ]; then printf pinned > demo_1.0-1_all.deb; exit 0; fi
+      echo "E: Version '1.0-1' for 'demo' was not found" >&2; exit 100
+    fi
+    if [ "$spec" = "demo" ]; then printf newer > demo_1.0-2_all.deb; exit 0; fi
+    echo "E: Unable to locate package $spec" >&2; exit 100 ;;
+esac
+exit 1
+"""
+
+
+@pytest.fixture
+def fake_apt(tmp_path, monkeypatch):
+    import data_tools.corpus.fetch as fetch_module
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "apt-get").write_text(FAKE_APT)
+    (bin_dir / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_APT_STATE", str(tmp_path / "apt"))
+    monkeypatch.setattr(fetch_module, "_apt_index_refreshed", False)
+    return tmp_path / "apt"
+
+
+def test_stale_apt_index_is_refreshed_then_the_pin_downloads(tmp_path, fake_apt, monkeypatch):
+    monkeypatch.setenv("SERVE_PINNED", "1")
+    pinned_sha = hashlib.sha256(b"pinned").hexdigest()
+    art = Artefact(name="demo", registry="apt", package="demo", version="1.0-1", sha256=pinned_sha)
+    subs = []
+    path = download(art, tmp_path / "cache", subs)
+    assert path.name == "demo_1.0-1_all.deb" and subs == []
+    assert Path(f"{fake_apt}.calls").read_text().split("\n")[:3] == ["download demo=1.0-1", "update", "download demo=1.0-1"]
+
+
+def test_a_vanished_point_release_is_replaced_loudly_and_recorded(tmp_path, fake_apt, monkeypatch, capsys):
+    monkeypatch.setenv("SERVE_PINNED", "0")
+    art = Artefact(name="demo", registry="apt", package="demo", version="1.0-1", sha256="ab" * 32)
+    subs = []
+    path = download(art, tmp_path / "cache", subs)
+    assert path.read_bytes() == b"newer"
+    [sub] = subs
+    assert (sub.pinned, sub.taken, sub.taken_sha256) == ("1.0-1", "1.0-2", hashlib.sha256(b"newer").hexdigest())
+    assert "no longer serves demo=1.0-1" in capsys.readouterr().err
+    # a second build reuses the recorded substitute without asking the registry again, and still reports it
+    calls = Path(f"{fake_apt}.calls").read_text()
+    again = []
+    assert download(art, tmp_path / "cache", again) == path and again == subs
+    assert Path(f"{fake_apt}.calls").read_text() == calls
+
+
+def test_substitutions_reach_the_data_card(built, tmp_path):
+    from data_tools.corpus.card import write_card
+
+    stats = json.loads((built / "stats.json").read_text(encoding="utf-8"))
+    assert stats["substituted_artefacts"] == []  # the fixture build took every pin as declared
+    stats["substituted_artefacts"] = [{"artefact": "demo", "package": "demo", "pinned": "1.0-1", "pinned_sha256": "ab" * 32,
+                                       "taken": "1.0-2", "taken_sha256": "cd" * 32, "file": "demo_1.0-2_all.deb"}]
+    write_card(tmp_path / "card.md", stats, built)
+    card = (tmp_path / "card.md").read_text(encoding="utf-8")
+    assert "Substituted artefacts" in card and "| demo | demo | 1.0-1 | 1.0-2 | `" + "cd" * 32 + "` |" in card
+    assert "Substituted" not in (built / "card.md").read_text(encoding="utf-8")

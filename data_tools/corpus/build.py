@@ -6,6 +6,7 @@ every run with the same sources (sorted iteration, hash-based splits, seeded shu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from data_tools.corpus import stages
-from data_tools.corpus.fetch import fetch
+from data_tools.corpus.fetch import Substitution, fetch
 from data_tools.corpus.finance import FinanceMatcher
 from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_like, run_filters
 from data_tools.corpus.records import CorpusError, Doc, Pair, Tally
@@ -39,11 +40,13 @@ class BuildResult:
     stats: dict = field(default_factory=dict)
 
 
-def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Tally | None = None) -> dict[str, Path]:
+def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Tally | None = None,
+              substitutions: list[Substitution] | None = None) -> dict[str, Path]:
     """Fetch, verify and extract every artefact the given sources read.
 
     An artefact only optional sources need may be missing: those sources are then removed from
-    ``sources`` (in place) and the reason is noted in ``tally`` under ``skipped_sources``.
+    ``sources`` (in place) and the reason is noted in ``tally`` under ``skipped_sources``. Debian
+    versions the registry no longer serves are replaced and listed in ``substitutions``.
     """
     cache = Path(cache).resolve()
     required = {a for s in sources if not s.optional for a in s.artefacts()}
@@ -51,7 +54,7 @@ def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Tall
     roots: dict[str, Path] = {}
     for name in tqdm(names, desc="fetch", unit="artefact"):
         try:
-            roots[name] = fetch(slist.artefacts[name], cache)
+            roots[name] = fetch(slist.artefacts[name], cache, substitutions)
         except CorpusError as exc:
             if name in required:
                 raise
@@ -187,7 +190,8 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     seed = int(cfg.get("seed", 1234))
     result = BuildResult(out=out)
     tally = result.tally
-    roots = fetch_all(sources, slist, cache, tally)
+    substitutions: list[Substitution] = []
+    roots = fetch_all(sources, slist, cache, tally, substitutions)
     t_fetch = time.time() - t0
 
     pairs = clean_pairs(sources, roots, cfg, tally, semantic=semantic)
@@ -272,6 +276,7 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
         "dpo_kinds": dict(kinds),
         "tally": tally.as_dict(),
         "sources": _source_rows(sources, slist, pairs),
+        "substituted_artefacts": [dataclasses.asdict(sub) for sub in substitutions],
     }
     (out / "stats.json").write_text(json.dumps(result.stats, ensure_ascii=False, indent=1), encoding="utf-8")
     from data_tools.corpus.card import write_card

@@ -46,6 +46,13 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
         "pairs, and lines equal to a held-out pair were removed from the monolingual text."
     )
     out += ["", f"Build time: {stats['seconds']['total']} s (fetch/extract {stats['seconds']['fetch']} s).", ""]
+    subs = stats.get("substituted_artefacts") or []
+    if subs:
+        out += ["## ⚠ Substituted artefacts", "",
+                "Debian no longer serves these pinned versions; the build took the version it serves now. "
+                "The corpus may differ from the declared one; pin the new versions in `sources.yaml`.", ""]
+        out += [_table(["artefact", "package", "pinned", "taken", "sha256 taken"],
+                       [[x["artefact"], x["package"], x["pinned"], x["taken"], f"`{x['taken_sha256']}`"] for x in subs]), ""]
     out += ["## Files", "", _table(["file", "records"], [[k, f"{v:,}"] for k, v in sorted(files.items())]), ""]
     out += ["## Parallel pairs", ""]
     out.append(f"{pairs['all']:,} pairs after cleaning and de-duplication, {pairs['sentence_like']:,} sentence-like "

