@@ -4,6 +4,13 @@ Training (SFT, LoRA), preference data and evaluation all build their chats here,
 asked the same way it was taught. ``TRANSLATION_PROMPTS[0]`` is the canonical phrasing used for
 LoRA rows given as parallel ``{"en", "zh"}`` records and for evaluation; SFT data mixes all of them
 so the model does not overfit to a single wording.
+
+Two choices that recipes and command lines name are resolved here and nowhere else:
+
+* a **system prompt** is given by name (``"finance"``, see :data:`SYSTEM_PROMPTS`) or as its text:
+  :func:`resolve_system_prompt`, and back to its name for reports: :func:`system_prompt_name`;
+* a **prompt id** is an index into :data:`TRANSLATION_PROMPTS` or ``"mixed"`` (a stable phrasing per
+  sentence, :func:`pick_prompt`): :func:`parse_prompt_id` checks one, :func:`prompt_index` applies it.
 """
 
 from __future__ import annotations
@@ -24,11 +31,49 @@ FINANCE_SYSTEM_PROMPT = (
     "(Taiwan) using standard Taiwanese finance and accounting terminology."
 )
 
+SYSTEM_PROMPTS: dict[str, str] = {"finance": FINANCE_SYSTEM_PROMPT}
+"""System prompts that recipes and command lines may give by name."""
+
+MIXED = "mixed"
+"""The prompt id that picks a stable phrasing per source sentence (:func:`pick_prompt`)."""
+
+
+def resolve_system_prompt(name_or_text: str | None) -> str | None:
+    """The system prompt text for a name of :data:`SYSTEM_PROMPTS`; any other text is used as it is."""
+    if not name_or_text:
+        return None
+    return SYSTEM_PROMPTS.get(name_or_text, name_or_text)
+
+
+def system_prompt_name(text: str | None) -> str | None:
+    """The name of a system prompt of :data:`SYSTEM_PROMPTS` (for reports), else the text itself."""
+    return next((name for name, prompt in SYSTEM_PROMPTS.items() if prompt == text), text)
+
+
+def parse_prompt_id(value: int | str) -> int | str:
+    """A checked prompt id: an index into :data:`TRANSLATION_PROMPTS` (an int, or its digits as text) or
+    ``"mixed"``. Raises ``ValueError`` naming the allowed values."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if value == MIXED:
+        return MIXED
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(TRANSLATION_PROMPTS):
+        raise ValueError(
+            f'prompt_id must be an index 0..{len(TRANSLATION_PROMPTS) - 1} into TRANSLATION_PROMPTS or "{MIXED}", '
+            f"got {value!r}"
+        )
+    return value
+
 
 def pick_prompt(en: str) -> int:
     """A stable prompt index for a source sentence (same sentence -> same phrasing, every run)."""
     digest = hashlib.blake2b(en.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "little") % len(TRANSLATION_PROMPTS)
+
+
+def prompt_index(prompt_id: int | str, en: str) -> int:
+    """The index of the phrasing that ``prompt_id`` (see :func:`parse_prompt_id`) gives the sentence ``en``."""
+    return pick_prompt(en) if prompt_id == MIXED else int(prompt_id)
 
 
 def translation_messages(

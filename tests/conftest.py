@@ -24,3 +24,25 @@ def tiny_model():
 
     torch.manual_seed(0)
     return MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).eval()
+
+
+@pytest.fixture(scope="session")
+def byte_tok():
+    """No merges: every byte is one token with id 3 + byte value (see tests/data_helpers.py)."""
+    from data_helpers import make_byte_tokenizer
+
+    return make_byte_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def bpe_tok():
+    """A small trained byte-level BPE with the project's special tokens."""
+    from data_helpers import make_bpe_tokenizer
+
+    return make_bpe_tokenizer()
+
+
+@pytest.fixture(scope="session", params=["bytes", "bpe", "shipped"])
+def chat_tok(request, byte_tok, bpe_tok, tokenizer):
+    """Each of the three tokenizers the label tests run against."""
+    return {"bytes": byte_tok, "bpe": bpe_tok, "shipped": tokenizer}[request.param]
