@@ -7,6 +7,7 @@ Checkpoints also carry ``auto_map`` and the model code, for users who do not hav
 
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
+from .checkpoints import check_tokenizer_fits
 from .configuration_minimind import PRESETS, MiniMindConfig
 from .modeling_minimind import MiniMindForCausalLM, MiniMindModel, MiniMindPreTrainedModel
 
@@ -18,17 +19,6 @@ AutoModelForCausalLM.register(MiniMindConfig, MiniMindForCausalLM, exist_ok=True
 # save_pretrained then writes ``auto_map`` and copies the two model files next to the weights.
 MiniMindConfig.register_for_auto_class()
 MiniMindForCausalLM.register_for_auto_class("AutoModelForCausalLM")
-
-
-def check_tokenizer_fits(model_or_config, tokenizer) -> None:
-    """Raise ``ValueError`` if the tokenizer can emit ids the model's embedding table does not have."""
-    config = getattr(model_or_config, "config", model_or_config)
-    if len(tokenizer) > config.vocab_size:
-        raise ValueError(
-            f"the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is {config.vocab_size}; "
-            "retrain the tokenizer with a smaller vocabulary or build the model with "
-            f"vocab_size>={len(tokenizer)}"
-        )
 
 
 __all__ = [

@@ -14,26 +14,16 @@ import argparse
 import json
 import sys
 import threading
-from pathlib import Path
 
 import torch
 
 
 def _load(path: str, dtype: str = "float32"):
-    """Model and tokenizer from a checkpoint dir (full model or a PEFT adapter dir)."""
-    from transformers import AutoModelForCausalLM
+    """Model and tokenizer of a checkpoint dir (a full model or a PEFT adapter, merged into its base)."""
+    from .checkpoints import load_checkpoint
 
-    from .tokenization import load_tokenizer
-
-    directory = Path(path)
-    if (directory / "adapter_config.json").exists():
-        from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    else:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
-    tokenizer = load_tokenizer(path if (directory / "tokenizer_config.json").exists() else None)
-    return model.eval(), tokenizer
+    loaded = load_checkpoint(path, dtype=dtype)
+    return loaded.model, loaded.tokenizer
 
 
 def _generation_kwargs(args: argparse.Namespace, tokenizer) -> dict:
@@ -79,10 +69,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
-    from .prompts import FINANCE_SYSTEM_PROMPT, translation_messages
+    from .prompts import resolve_system_prompt, translation_messages
 
     model, tokenizer = _load(args.model)
-    system = FINANCE_SYSTEM_PROMPT if args.finance else None
+    system = resolve_system_prompt("finance" if args.finance else None)
     sources = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for source in sources:
         messages = translation_messages(source, system=system)

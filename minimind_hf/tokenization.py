@@ -134,9 +134,17 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | Path) ->
 
 
 def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
-    """Load a tokenizer directory (or Hub name); ``None`` gives the default shipped with the package."""
+    """Load a tokenizer directory (or Hub name); ``None`` gives the default shipped with the package.
+
+    A tokenizer saved under a class name the installed transformers does not know (transformers 5 writes
+    ``TokenizersBackend``, which 4.x cannot read) is read as the ``PreTrainedTokenizerFast`` it is.
+    """
     path = DEFAULT_TOKENIZER_DIR if path is None else path
-    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except ValueError as err:
+        logger.warning("AutoTokenizer could not load %s (%s); reading tokenizer.json directly", path, err)
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
     if tokenizer.chat_template is None:
         tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer

@@ -16,9 +16,6 @@ import pytest
 import torch
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.eval_perplexity import _windows
-from minimind_hf.eval_scores import CometUnavailableError, resolve_comet_checkpoint
-from minimind_hf.eval_script import is_cjk, simplified_characters_in
 from minimind_hf.evaluation import (
     evaluate_checkpoint,
     load_test_pairs,
@@ -32,6 +29,9 @@ from minimind_hf.evaluation import (
     translate,
     translation_scores,
 )
+from minimind_hf.evaluation.perplexity import _windows
+from minimind_hf.evaluation.scores import CometUnavailableError, resolve_comet_checkpoint
+from minimind_hf.evaluation.script_check import is_cjk, simplified_characters_in
 
 TEXTS = [
     "The rate of interest per period.",
@@ -308,15 +308,15 @@ def data_files(tmp_path):
 
 def test_data_files_are_read_with_counted_drops_and_located_errors(tmp_path, tokenizer, data_files):
     texts, kind, dropped = load_validation_texts(data_files["validation"], tokenizer)
-    assert kind == "chat" and len(texts) == 3 and dropped == {"empty en or zh": 1}
+    assert kind == "chat" and len(texts) == 3 and dropped == {"empty_en_or_zh": 1}
     assert texts[0].startswith("<|im_start|>user\nHi<|im_end|>") and "債券<|im_end|>" in texts[1]
     plain = _write_jsonl(tmp_path / "plain.jsonl", [{"text": "The rate."}, {"text": "  "}, {"text": "利率"}])
-    assert load_validation_texts(plain, tokenizer) == (["The rate.", "利率"], "text", {"empty text": 1})
+    assert load_validation_texts(plain, tokenizer) == (["The rate.", "利率"], "text", {"empty_text": 1})
     _write_jsonl(plain, [{"text": "The rate."}, {"en": "Bonds", "zh": "債券"}])
     with pytest.raises(ValueError, match=r"plain\.jsonl:2: a chat row in a file of text rows"):
         load_validation_texts(plain, tokenizer)
     pairs, dropped = load_test_pairs(data_files["test"], limit=2)
-    assert [p["zh"] for p in pairs] == ["每期的利率。", "淨現值"] and dropped == {"empty en or zh": 1}
+    assert [p["zh"] for p in pairs] == ["每期的利率。", "淨現值"] and dropped == {"empty_en_or_zh": 1}
     assert pairs[0]["id"] == "calc-1" and pairs[1]["id"].endswith("test.jsonl:3")
 
     bad = tmp_path / "bad.jsonl"
@@ -348,11 +348,11 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, data_files, tokenizer):
     assert (checkpoint / "eval.png").read_bytes().startswith(PNG_MAGIC)
     saved = json.loads((checkpoint / "eval.json").read_text(encoding="utf-8"))
     assert saved["label"] == "sft" and saved["kind"] == "model"
-    assert saved["validation"]["documents"] == 3 and saved["validation"]["dropped"] == {"empty en or zh": 1}
+    assert saved["validation"]["documents"] == 3 and saved["validation"]["dropped"] == {"empty_en_or_zh": 1}
     assert saved["validation"]["kind"] == "chat" and not saved["validation"]["split_special_tokens"]
     assert saved["validation"]["loss"] == pytest.approx(result["validation"]["loss"])
     tr = saved["translation"]
-    assert tr["n"] == 3 and tr["dropped"] == {"empty en or zh": 1}
+    assert tr["n"] == 3 and tr["dropped"] == {"empty_en_or_zh": 1}
     assert 0 <= tr["chrf"] <= 100 and 0 <= tr["bleu"] <= 100 and tr["comet"] is None
     assert tr["reference_script"]["simplified_output_rate"] == 0.0
     assert len(saved["examples"]) == 2 and saved["examples"][0]["reference"] == "每期的利率。"
@@ -419,21 +419,6 @@ def test_a_broken_comet_checkpoint_names_the_file(tmp_path):
     (tmp_path / "hparams.yaml").write_text("class_identifier: regression_metric\n")
     with pytest.raises(CometUnavailableError, match="could not load the COMET checkpoint"):
         translation_scores(["每期的利率。"], ["每期的利率。"], sources=["The rate."], comet_model=tmp_path)
-
-
-def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp_path, tokenizer):
-    """A checkpoint written by transformers 5 ("TokenizersBackend") must load in the transformers 4 (COMET) env."""
-    from minimind_hf.eval_loading import _load_tokenizer_for
-
-    tokenizer.save_pretrained(tmp_path)
-    config = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
-    config["tokenizer_class"] = "ClassFromAnotherVersion"
-    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    loaded = _load_tokenizer_for(tmp_path, None)
-    chat = [{"role": "user", "content": "Net present value 淨現值"}]
-    assert loaded.apply_chat_template(chat, add_generation_prompt=True) == tokenizer.apply_chat_template(
-        chat, add_generation_prompt=True
-    )
 
 
 def test_comet_from_the_environment_is_checked_before_any_work(checkpoint, data_files, tmp_path, monkeypatch):

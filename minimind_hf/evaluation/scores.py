@@ -15,7 +15,7 @@ from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF
 
-from .eval_script import script_check
+from .script_check import script_check
 
 COMET_ENV = "MINIMIND_COMET_MODEL"
 
@@ -119,7 +119,7 @@ def translation_scores(
 
     BLEU uses sacrebleu's ``zh`` tokenizer for Chinese targets (``13a`` otherwise); chrF is
     sacrebleu's default (character 6-grams), chrF++ adds word bigrams. For a Chinese target the
-    :func:`~minimind_hf.eval_script.script_check` figures are included. ``comet_model`` is a local
+    :func:`~minimind_hf.evaluation.script_check.script_check` figures are included. ``comet_model`` is a local
     checkpoint path; ``None`` skips COMET (a note says so).
     """
     if isinstance(hypotheses, str) or isinstance(references, str):

@@ -4,20 +4,27 @@ Each source becomes the project's translation chat (:func:`minimind_hf.prompts.t
 rendered by the chat template with the generation prompt. Prompts are sorted by length, padded on
 the LEFT (so every prompt ends right where generation starts) and generated in batches; only the
 new tokens are decoded, cut at the first ``<|im_end|>``.
+
+:func:`load_test_pairs` reads the ``{"en", "zh"}`` pairs to translate; :func:`check_cached_generation`
+checks, before any figure is trusted, that cached greedy generation follows the uncached model.
 """
 
 from __future__ import annotations
 
 import copy
+import os
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from .prompts import translation_messages
+from ..jsonl import read_jsonl
+from ..prompts import translation_messages
+from ..tokenization import IM_END
 
-END_OF_TURN = "<|im_end|>"
+END_OF_TURN = IM_END
 
 
 def _stop_ids(tokenizer: Any) -> list[int]:
@@ -118,6 +125,34 @@ def translate(
         tokenizer.padding_side = padding_side
         model.train(was_training)
     return outputs
+
+
+def load_test_pairs(
+    path: str | os.PathLike[str], limit: int | None = None
+) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The first ``limit`` usable ``{"en", "zh"}`` rows of a test jsonl, and dropped rows by reason.
+
+    Each pair keeps an ``id`` (the row's own ``id``, else ``file:line``) and its ``source`` if any.
+    """
+    pairs: list[dict[str, Any]] = []
+    dropped: Counter[str] = Counter()
+    for line_no, row in read_jsonl(path):
+        if limit is not None and len(pairs) >= limit:
+            break
+        where = f"{path}:{line_no}"
+        if "en" not in row or "zh" not in row:
+            raise ValueError(f"{where}: a test row needs 'en' and 'zh' fields (keys: {sorted(row)})")
+        en, zh = row["en"], row["zh"]
+        if not isinstance(en, str) or not isinstance(zh, str):
+            raise ValueError(f"{where}: 'en' and 'zh' must be strings")
+        if not en.strip() or not zh.strip():
+            dropped["empty_en_or_zh"] += 1
+            continue
+        pair = {"id": str(row.get("id", where)), "en": en.strip(), "zh": zh.strip()}
+        if "source" in row:
+            pair["source"] = row["source"]
+        pairs.append(pair)
+    return pairs, dropped
 
 
 # ------------------------------------------------------------------------------ generation check

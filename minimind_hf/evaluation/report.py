@@ -1,6 +1,6 @@
 """Reports of evaluation results: markdown tables, example translations and a bar chart.
 
-A *result* is the dict :func:`minimind_hf.evaluation.evaluate_checkpoint` returns: ``label``,
+A *result* is the dict :func:`minimind_hf.evaluation.run.evaluate_checkpoint` returns: ``label``,
 ``checkpoint``, ``validation`` (perplexity figures or ``None``), ``translation`` (scores or
 ``None``) and ``examples``.
 """

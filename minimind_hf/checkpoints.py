@@ -1,0 +1,170 @@
+"""The one checkpoint loader: a full model or a PEFT adapter on its base, and the tokenizer that fits it.
+
+``minimind translate`` / ``generate`` / ``export`` / ``info``, ``minimind eval`` and the stage runner all
+load checkpoints here, by one rule:
+
+* **model**: a directory with ``config.json`` loads through ``AutoModelForCausalLM``; a directory with
+  ``adapter_config.json`` is a PEFT adapter, loaded on the base model it records (that path as written,
+  then relative to the adapter and to its parent directory) or on an explicitly given ``base``, and merged
+  into it unless ``merge_adapter=False``. A name that is not a local path is a Hub repository, which is
+  refused while ``HF_HUB_OFFLINE=1``.
+* **tokenizer**: one given explicitly; else the checkpoint directory's own; else the base model's (for an
+  adapter); else the tokenizer shipped with the package. Whichever it is must fit the model
+  (:func:`check_tokenizer_fits`): no token id beyond the embedding table, and the shipped tokenizer only for
+  a model whose vocabulary is exactly its size -- a converted 32,000-token Llama, say, needs its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from .tokenization import load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_CONFIG = "adapter_config.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class LoadedCheckpoint(NamedTuple):
+    """What :func:`load_checkpoint` returns; ``kind`` is ``"model"`` or ``"peft-adapter"``."""
+
+    model: Any
+    tokenizer: Any
+    kind: str
+    base: str | None
+
+
+def default_device() -> str:
+    """``cuda`` where a GPU is visible, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str | None = None) -> torch.dtype:
+    """A ``torch.dtype`` from a name; ``auto`` (or ``None``) is bfloat16 on a CUDA device that has it, else float32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        on_cuda = (device or "").startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}: use auto, {', '.join(DTYPES)}") from None
+
+
+def check_tokenizer_fits(model_or_config: Any, tokenizer: Any, *, shipped: bool = False) -> None:
+    """Raise ``ValueError`` naming both sizes if ``tokenizer`` does not fit the model.
+
+    A tokenizer must not emit ids the model's embedding table does not have. With ``shipped=True`` (the
+    package's tokenizer standing in for a checkpoint that has none of its own) the sizes must be equal.
+    """
+    config = getattr(model_or_config, "config", model_or_config)
+    vocab, size = config.vocab_size, len(tokenizer)
+    if size > vocab:
+        raise ValueError(
+            f"the tokenizer has {size} tokens but the model's vocab_size is {vocab}; "
+            "retrain the tokenizer with a smaller vocabulary or build the model with "
+            f"vocab_size>={size}"
+        )
+    if shipped and size != vocab:
+        raise ValueError(
+            f"the model's vocab_size is {vocab} and it has no tokenizer of its own; the tokenizer shipped "
+            f"with minimind_hf has {size} tokens and does not belong to it. Save the model's tokenizer next "
+            "to it (save_tokenizer) or pass one explicitly"
+        )
+
+
+def _has_tokenizer(directory: Path) -> bool:
+    return any((directory / name).is_file() for name in TOKENIZER_FILES)
+
+
+def find_tokenizer(path: str | os.PathLike[str], base: str | None = None) -> tuple[Any, bool]:
+    """``(tokenizer, shipped)``: the checkpoint's own tokenizer, its base model's, else the shipped one."""
+    for directory in [Path(path)] + ([Path(base)] if base else []):
+        if _has_tokenizer(directory):
+            return load_tokenizer(directory), False
+    logger.warning("no tokenizer files in %s; using the tokenizer shipped with minimind_hf", path)
+    return load_tokenizer(), True
+
+
+def _require_local_or_online(path: str, what: str) -> None:
+    if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(f"{what} {path} does not exist (and the Hub is offline: HF_HUB_OFFLINE=1)")
+
+
+def adapter_base(adapter: Path, recorded: str | None) -> str:
+    """The base model of a PEFT adapter: the recorded path as written, relative to the adapter, relative to its
+    parent directory, else (online) the recorded name as a Hub repository."""
+    where = adapter / ADAPTER_CONFIG
+    if not recorded:
+        raise ValueError(f"{where}: no base_model_name_or_path recorded")
+    for candidate in (Path(recorded), adapter / recorded, adapter.parent / recorded):
+        if (candidate / "config.json").is_file():
+            return str(candidate)
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise FileNotFoundError(
+            f"{where}: base model {recorded!r} is not a local model directory and the Hub is offline; "
+            "copy the base checkpoint there or fix base_model_name_or_path"
+        )
+    return recorded
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    base: str | os.PathLike[str] | None = None,
+    merge_adapter: bool = True,
+    dtype: str | torch.dtype | None = "auto",
+    device: str | None = None,
+    attn_implementation: str | None = None,
+    tokenizer: Any = None,
+) -> LoadedCheckpoint:
+    """Load a full model or a PEFT adapter from ``path``, with its tokenizer (see the module doc).
+
+    ``base`` loads ``path`` as an adapter on that model instead of the base the adapter records. ``dtype``
+    is a ``torch.dtype`` or ``auto`` / ``float32`` / ``bfloat16`` / ``float16``; the model goes to ``device``
+    when one is given (else it stays on the CPU). ``tokenizer`` is a tokenizer or a path to one.
+    """
+    from transformers import AutoModelForCausalLM
+
+    path = os.fspath(path)
+    directory = Path(path)
+    _require_local_or_online(path, "checkpoint")
+    is_adapter = base is not None or (directory / ADAPTER_CONFIG).is_file()
+    if directory.is_dir() and not is_adapter and not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"{path} holds neither config.json (a model) nor {ADAPTER_CONFIG} (a PEFT adapter)")
+    options: dict[str, Any] = {"dtype": resolve_dtype(dtype, device)}
+    if attn_implementation:
+        options["attn_implementation"] = attn_implementation
+    base_name = None
+    if is_adapter:
+        from peft import PeftModel
+
+        if base is None:
+            recorded = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+            base_name = adapter_base(directory, recorded)
+        else:
+            base_name = os.fspath(base)
+            _require_local_or_online(base_name, "base model")
+        model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_name, **options), path)
+        if merge_adapter:
+            model = model.merge_and_unload()
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path, **options)
+    if device is not None:
+        model.to(device)
+    model.eval()
+    if tokenizer is None:
+        tokenizer, shipped = find_tokenizer(path, base_name)
+    else:
+        tokenizer, shipped = (load_tokenizer(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else tokenizer), False
+    check_tokenizer_fits(model, tokenizer, shipped=shipped)
+    return LoadedCheckpoint(model, tokenizer, "peft-adapter" if is_adapter else "model", base_name)

@@ -1,0 +1,46 @@
+"""Evaluate MiniMind checkpoints: validation perplexity and EN -> zh-TW translation quality.
+
+One module per job, everything re-exported here:
+
+* :mod:`.perplexity` -- :func:`perplexity` and the validation files it reads (:func:`load_validation_texts`);
+* :mod:`.translate` -- batched :func:`translate`, the test pairs (:func:`load_test_pairs`) and the KV-cache
+  sanity check :func:`check_cached_generation`;
+* :mod:`.scores` -- chrF, chrF++, BLEU and (optional, local) COMET: :func:`translation_scores`;
+* :mod:`.script_check` -- is the output Traditional Chinese: :func:`script_check`;
+* :mod:`.report` -- markdown tables and :func:`plot_comparison`;
+* :mod:`.run` -- :class:`EvalArguments` and :func:`evaluate_checkpoint` (one checkpoint, its files);
+* :mod:`.cli` -- the ``eval`` command (``minimind eval``, ``python -m minimind_hf.evaluation``).
+"""
+
+from ..jsonl import read_jsonl
+from .cli import add_eval_arguments, main, register_eval_command, run_eval_command
+from .perplexity import load_validation_texts, perplexity
+from .report import comparison_markdown, comparison_table, plot_comparison, result_markdown
+from .run import EvalArguments, evaluate_checkpoint, load_for_evaluation
+from .scores import CometUnavailableError, translation_scores
+from .script_check import script_check
+from .translate import GenerationCheckError, check_cached_generation, load_test_pairs, translate
+
+__all__ = [
+    "CometUnavailableError",
+    "EvalArguments",
+    "GenerationCheckError",
+    "add_eval_arguments",
+    "check_cached_generation",
+    "comparison_markdown",
+    "comparison_table",
+    "evaluate_checkpoint",
+    "load_for_evaluation",
+    "load_test_pairs",
+    "load_validation_texts",
+    "main",
+    "perplexity",
+    "plot_comparison",
+    "read_jsonl",
+    "register_eval_command",
+    "result_markdown",
+    "run_eval_command",
+    "script_check",
+    "translate",
+    "translation_scores",
+]
