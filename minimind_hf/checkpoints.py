@@ -149,8 +149,8 @@ def load_checkpoint(
         from peft import PeftModel
 
         if base is None:
-            recorded = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
-            base_name = adapter_base(directory, recorded)
+            recorded = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+            base_name = adapter_base(directory, recorded.get("base_model_name_or_path"))
         else:
             base_name = os.fspath(base)
             _require_local_or_online(base_name, "base model")
@@ -162,9 +162,10 @@ def load_checkpoint(
     if device is not None:
         model.to(device)
     model.eval()
+    shipped = False
     if tokenizer is None:
         tokenizer, shipped = find_tokenizer(path, base_name)
-    else:
-        tokenizer, shipped = (load_tokenizer(tokenizer) if isinstance(tokenizer, (str, os.PathLike)) else tokenizer), False
+    elif isinstance(tokenizer, (str, os.PathLike)):
+        tokenizer = load_tokenizer(tokenizer)
     check_tokenizer_fits(model, tokenizer, shipped=shipped)
     return LoadedCheckpoint(model, tokenizer, "peft-adapter" if is_adapter else "model", base_name)

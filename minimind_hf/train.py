@@ -2,8 +2,12 @@
 
     accelerate launch -m minimind_hf.train --config recipes/tiny/pretrain.yaml [--learning_rate 1e-3 ...]
 
-A recipe is a YAML file of :class:`StageArguments` fields plus the stage's ``TrainingArguments`` (or
-TRL's ``DPOConfig``); every value can be overridden on the command line (TRL's ``TrlParser``).
+:data:`STAGES` is the whole difference between the stages, one row each: the training-arguments class
+its recipe fills, its dataset builder, its collator, its trainer class and what is done to the loaded
+model. A recipe is one flat YAML file whose keys are the fields of the argument groups -- :class:`RunArguments`,
+:class:`DataArguments`, :class:`ModelArguments`, :class:`LoraArguments` -- and of the stage's training
+arguments (``TrainingArguments``, :class:`ChatTrainingArguments`, or TRL's ``DPOConfig``); every value can
+be overridden on the command line (TRL's ``TrlParser``).
 
 What every stage gets: resume from the last checkpoint in ``output_dir`` (running the same command again
 continues an interrupted run; a finished stage is skipped), perplexity next to the validation loss, the
@@ -14,75 +18,145 @@ and wandb is installed), a stop with the step named on a non-finite loss, a ``lo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
-import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
-from transformers import AutoModelForCausalLM, Trainer, TrainingArguments, default_data_collator, set_seed
+from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
-from trl import DPOConfig, TrlParser
+from trl import DPOConfig
 
-from . import MiniMindConfig, MiniMindForCausalLM, check_tokenizer_fits
+from . import MiniMindConfig, MiniMindForCausalLM
+from .checkpoints import check_tokenizer_fits, load_checkpoint
+from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
+from .dpo import MiniMindDPOTrainer
+from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, wrap_with_lora
 from .plotting import plot_loss_curve
-from .prompts import FINANCE_SYSTEM_PROMPT
+from .prompts import parse_prompt_id, resolve_system_prompt
+from .recipe import checkpointing_argument_name, parse_recipe
 from .tokenization import load_tokenizer, save_tokenizer
 
 logger = logging.getLogger("minimind_hf.train")
 
-STAGES = ("pretrain", "sft", "lora", "dpo")
 COMPLETE_MARKER = "stage_complete.json"
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+
+__all__ = [
+    "COMPLETE_MARKER",
+    "STAGES",
+    "ChatTrainingArguments",
+    "DataArguments",
+    "LoraArguments",
+    "ModelArguments",
+    "NonFiniteLossError",
+    "RunArguments",
+    "Stage",
+    "StageArguments",
+    "checkpointing_argument_name",
+    "main",
+    "parse_args",
+    "run",
+]
+
+# ----------------------------------------------------------------------------- arguments, by topic
 
 
 @dataclass
-class StageArguments:
-    """What a stage trains on and from; the optimisation settings are ``TrainingArguments`` fields."""
+class RunArguments:
+    """Which stage, at which precision, and the runner's guards."""
 
-    stage: str = field(metadata={"help": f"one of {', '.join(STAGES)}"})
-    train_files: list[str] = field(default_factory=list, metadata={"help": "jsonl files or a Hub dataset name"})
-    validation_files: list[str] | None = field(default=None, metadata={"help": "validation jsonl files"})
-    validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
-    model_name_or_path: str | None = field(default=None, metadata={"help": "starting checkpoint (pretrain: none = from scratch)"})
-    preset: str = field(default="minimind-26m", metadata={"help": "MiniMindConfig preset for a model from scratch"})
-    model_config_overrides: str | None = field(default=None, metadata={"help": "JSON of MiniMindConfig fields to override"})
-    attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa or flash_attention_2"})
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "default: the model's, else the shipped one"})
-    adapter_name_or_path: str | None = field(default=None, metadata={"help": "dpo: a LoRA adapter merged into the start model"})
-    block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
-    seq_length: int = field(default=512, metadata={"help": "sft/lora: longest chat in tokens"})
-    system_prompt: str | None = field(default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"})
-    prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
-    skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
-    max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
-    preprocessing_num_proc: int = field(default=1, metadata={"help": "processes for tokenisation"})
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
-    lora_dropout: float = field(default=0.05, metadata={"help": "dropout on the LoRA branch"})
-    lora_target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-        metadata={"help": "module names LoRA wraps"},
-    )
+    stage: str = field(metadata={"help": "one of pretrain, sft, lora, dpo"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 where supported), bf16, fp16 or fp32"})
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
-            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
-        if not self.train_files:
-            raise ValueError(f"stage {self.stage}: no train_files given")
-        if self.stage != "pretrain" and not self.model_name_or_path:
-            raise ValueError(f"stage {self.stage}: model_name_or_path (the previous stage's output) is required")
-        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            raise ValueError(f"stage must be one of {tuple(STAGES)}, got {self.stage!r}")
+        if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
+
+
+@dataclass
+class DataArguments:
+    """What a stage trains on, and how its rows are built."""
+
+    train_files: list[str] = field(default_factory=list, metadata={"help": "jsonl files or a Hub dataset name"})
+    validation_files: list[str] | None = field(default=None, metadata={"help": "validation jsonl files"})
+    validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
+    block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
+    system_prompt: str | None = field(default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"})
+    prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
+    skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
+    max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
+    preprocessing_num_proc: int = field(default=1, metadata={"help": "processes for tokenisation"})
+
+    def __post_init__(self) -> None:
+        parse_prompt_id(self.prompt_id)  # a bad id is named now, not after the model is loaded
+
+
+@dataclass
+class ModelArguments:
+    """The model a stage starts from (TRL's ``ModelConfig`` topic)."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "starting checkpoint (pretrain: none = from scratch)"})
+    preset: str = field(default="minimind-26m", metadata={"help": "MiniMindConfig preset for a model from scratch"})
+    model_config_overrides: str | None = field(default=None, metadata={"help": "JSON of MiniMindConfig fields to override"})
+    attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa or flash_attention_2"})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "default: the model's, else the shipped one"})
+    adapter_name_or_path: str | None = field(default=None, metadata={"help": "dpo: a LoRA adapter merged into the start model"})
+
+
+@dataclass
+class LoraArguments:
+    """The adapter of the LoRA stage; the defaults are :mod:`minimind_hf.lora`'s."""
+
+    lora_r: int = field(default=DEFAULT_R, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=DEFAULT_ALPHA, metadata={"help": "LoRA alpha (scaling = alpha / r)"})
+    lora_dropout: float = field(default=DEFAULT_DROPOUT, metadata={"help": "dropout on the LoRA branch"})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TARGET_MODULES), metadata={"help": "module names LoRA wraps"}
+    )
+
+
+@dataclass
+class ChatTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` of the chat stages (SFT, LoRA), with the longest chat under TRL's name."""
+
+    max_length: int = field(default=512, metadata={"help": "sft/lora: longest chat in tokens (was: seq_length)"})
+
+
+ARGUMENT_GROUPS = (RunArguments, DataArguments, ModelArguments, LoraArguments)
+
+
+@dataclass
+class StageArguments:
+    """Everything a recipe says besides the training arguments, one group per topic."""
+
+    run: RunArguments
+    data: DataArguments
+    model: ModelArguments
+    lora: LoraArguments
+
+    def __post_init__(self) -> None:
+        if not self.data.train_files:
+            raise ValueError(f"stage {self.stage}: no train_files given")
+        if self.stage != "pretrain" and not self.model.model_name_or_path:
+            raise ValueError(f"stage {self.stage}: model_name_or_path (the previous stage's output) is required")
+
+    @property
+    def stage(self) -> str:
+        return self.run.stage
+
+
+# ------------------------------------------------------------------------------------------ trainers
 
 
 class NonFiniteLossError(RuntimeError):
@@ -90,9 +164,11 @@ class NonFiniteLossError(RuntimeError):
 
 
 class _StageTrainerMixin:
-    """Shared by every stage's trainer: finite-loss guard and perplexity next to the validation loss."""
+    """Shared by every stage's trainer: finite-loss guard, perplexity next to the validation loss, and
+    checkpoints saved for inference."""
 
     check_finite_loss: bool = True
+    reports_perplexity: bool = True  # the validation loss is a language-model loss (not DPO's)
 
     def training_step(self, model, inputs, *args, **kwargs):
         loss = super().training_step(model, inputs, *args, **kwargs)
@@ -119,245 +195,172 @@ class _StageTrainerMixin:
                 config.use_cache = training_value
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "eval_loss" in logs and "eval_perplexity" not in logs and not isinstance(self, _DPOBase):
+        if self.reports_perplexity and "eval_loss" in logs and "eval_perplexity" not in logs:
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
         super().log(logs, *args, **kwargs)
-
-
-class _DPOBase:  # marker: DPO's eval loss is not a language-model loss
-    pass
 
 
 class MiniMindTrainer(_StageTrainerMixin, Trainer):
     """``transformers.Trainer`` for pretraining, SFT and LoRA."""
 
 
-def _dpo_trainer_class():
-    from .dpo import MiniMindDPOTrainer
+class StageDPOTrainer(_StageTrainerMixin, MiniMindDPOTrainer):
+    """The project's DPO trainer with the shared guards."""
 
-    class StageDPOTrainer(_StageTrainerMixin, _DPOBase, MiniMindDPOTrainer):
-        """The project's DPO trainer with the shared guards."""
-
-    return StageDPOTrainer
+    reports_perplexity = False
 
 
-# ----------------------------------------------------------------------------------------- parsing
+# --------------------------------------------------------------------------------- the stage table
 
 
-def _split_recipe(argv: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
-    """``(recipe mapping, argv without --config FILE, recipe path)``: the YAML is read here, once."""
-    if "--config" not in argv:
-        return {}, argv, None
-    at = argv.index("--config")
-    if at + 1 >= len(argv):
-        raise ValueError("--config needs a recipe YAML file")
-    path = argv[at + 1]
-    with open(path, encoding="utf-8") as handle:
-        recipe = yaml.safe_load(handle) or {}
-    if not isinstance(recipe, dict):
-        raise ValueError(f"{path}: a recipe must be a YAML mapping of argument names to values")
-    return recipe, argv[:at] + argv[at + 2 :], path
+def _common(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
+    data = stage_args.data
+    return dict(validation_fraction=data.validation_fraction, seed=training_args.seed, skip_bad_rows=data.skip_bad_rows)
 
 
-def _cli_value(argv: list[str], key: str) -> str | None:
-    flag = f"--{key}"
-    if flag in argv and argv.index(flag) + 1 < len(argv):
-        return argv[argv.index(flag) + 1]
-    return None
+def _pretrain_data(stage_args: StageArguments, training_args: TrainingArguments, tokenizer) -> BuiltDataset:
+    data = stage_args.data
+    return build_pretrain_dataset(tokenizer, data.train_files, data.validation_files, block_size=data.block_size,
+                                  num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
 
 
-def checkpointing_argument_name(args_class: type) -> str:
-    """transformers 5.24 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name
-    goes in v6): the name the installed ``TrainingArguments`` takes."""
-    names = {f.name for f in dataclasses.fields(args_class)}
-    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+def _chat_data(stage_args: StageArguments, training_args: ChatTrainingArguments, tokenizer) -> BuiltDataset:
+    data = stage_args.data
+    return build_sft_dataset(tokenizer, data.train_files, data.validation_files, max_length=training_args.max_length,
+                             system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
+                             num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
 
 
-def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class: type) -> list[str]:
-    """Either spelling in a recipe or on the command line means the installed name; off unless asked for
-    (TRL's configs would otherwise turn it on, which slows small models down for no memory they need)."""
-    name = checkpointing_argument_name(args_class)
-    other = "gradient_checkpointing" if name == "activation_checkpointing" else "activation_checkpointing"
-    for suffix in ("", "_kwargs"):
-        if other + suffix in recipe:
-            recipe.setdefault(name + suffix, recipe.pop(other + suffix))
-    argv = [f"--{name}{arg[len(other) + 2:]}" if arg.startswith(f"--{other}") else arg for arg in argv]
-    if name not in recipe and f"--{name}" not in argv:
-        recipe[name] = False
-    return argv
+def _preference_data(stage_args: StageArguments, training_args: DPOConfig, tokenizer) -> BuiltDataset:
+    data = stage_args.data
+    return build_dpo_dataset(data.train_files, data.validation_files,
+                             system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
+                             **_common(stage_args, training_args))
 
 
-def _device_supports_bf16() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+def _sft_collator(tokenizer) -> SFTCollator:
+    return SFTCollator(tokenizer, pad_to_multiple_of=8)
 
 
-def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingArguments]:
-    """Parse a recipe plus overrides into ``(StageArguments, TrainingArguments | DPOConfig)``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and not argv[0].startswith("-") and argv[0].endswith((".yaml", ".yml")):
-        argv = ["--config", *argv]  # `train.py recipe.yaml` works too
-    recipe, argv, recipe_path = _split_recipe(argv)
-    for key, value in (recipe.pop("env", None) or {}).items():  # TRL's `env:` section
-        os.environ[key] = str(value)
-
-    def value(key: str) -> Any:
-        cli = _cli_value(argv, key)
-        return cli if cli is not None else recipe.get(key)
-
-    args_class = DPOConfig if value("stage") == "dpo" else TrainingArguments
-    argv = _normalise_checkpointing(recipe, argv, args_class)
-    precision = value("precision") or "auto"
-    extra: list[str] = []
-    # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run
-    use_bf16 = precision == "bf16" or (precision == "auto" and _device_supports_bf16())
-    extra += ["--bf16", str(use_bf16).lower(), "--fp16", str(precision == "fp16").lower()]
-    if not torch.cuda.is_available() and "--use_cpu" not in argv:
-        extra += ["--use_cpu", "true"]  # CPU-only machine: gloo workers under a multi-process launch
-    if os.environ.get("WANDB_PROJECT") and "--report_to" not in argv:
-        try:
-            import wandb  # noqa: F401
-
-            report = value("report_to") or ["tensorboard"]
-            report = [report] if isinstance(report, str) else list(report)
-            extra += ["--report_to", *sorted(set(report) | {"wandb"})]
-        except ImportError:
-            logger.warning("WANDB_PROJECT is set but wandb is not installed; logging to TensorBoard only")
-    parser = TrlParser((StageArguments, args_class))
-    unknown = parser.set_defaults_with_config(**recipe)
-    if unknown:
-        raise ValueError(f"{recipe_path}: unknown recipe keys {unknown[::2]}; see `minimind train --help`")
-    stage_args, training_args = parser.parse_args_into_dataclasses(args=argv + extra)
-    return stage_args, training_args
-
-
-# ------------------------------------------------------------------------------------------ stages
-
-
-def _load_tokenizer(stage_args: StageArguments):
-    if stage_args.tokenizer_name_or_path:
-        return load_tokenizer(stage_args.tokenizer_name_or_path)
-    model_dir = stage_args.model_name_or_path
-    if model_dir and Path(model_dir, "tokenizer_config.json").exists():
-        return load_tokenizer(model_dir)
-    return load_tokenizer()
-
-
-def _load_model(stage_args: StageArguments):
-    """The stage's start model in float32 (bf16 runs use autocast, i.e. mixed precision)."""
-    if stage_args.model_name_or_path is None:
-        overrides = stage_args.model_config_overrides or {}
-        overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
-        config = MiniMindConfig.from_preset(stage_args.preset, **overrides)
-        model = MiniMindForCausalLM(config)
-        model.config._attn_implementation = stage_args.attn_implementation
-        return model
-    if not Path(stage_args.model_name_or_path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise FileNotFoundError(
-            f"stage {stage_args.stage}: start model {stage_args.model_name_or_path} does not exist; "
-            "run the previous stage first (make all runs them in order)"
-        )
-    model = AutoModelForCausalLM.from_pretrained(
-        stage_args.model_name_or_path, attn_implementation=stage_args.attn_implementation, dtype=torch.float32
-    )
-    if stage_args.adapter_name_or_path:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, stage_args.adapter_name_or_path).merge_and_unload()
-        # PEFT froze the base weights when it wrapped them and merge_and_unload leaves them frozen: without
-        # this, every gradient is zero and a DPO loss sits at log 2 = 0.693 forever.
-        model.requires_grad_(True)
+def _as_loaded(model, stage_args: StageArguments):
     return model
 
 
-def _system_prompt(stage_args: StageArguments) -> str | None:
-    return FINANCE_SYSTEM_PROMPT if stage_args.system_prompt == "finance" else stage_args.system_prompt
+def _wrap_lora(model, stage_args: StageArguments):
+    lora = stage_args.lora
+    return wrap_with_lora(model, r=lora.lora_r, alpha=lora.lora_alpha, dropout=lora.lora_dropout,
+                          target_modules=lora.lora_target_modules)
 
 
-def _prompt_id(stage_args: StageArguments) -> int | str:
-    return int(stage_args.prompt_id) if stage_args.prompt_id.isdigit() else stage_args.prompt_id
+@dataclass(frozen=True)
+class Stage:
+    """One row of :data:`STAGES`: what sets a stage apart from the others."""
+
+    arguments: type[TrainingArguments]  # the training-arguments class its recipe fills
+    dataset: Callable[[StageArguments, Any, Any], BuiltDataset]  # (stage args, training args, tokenizer)
+    collator: Callable[[Any], Any] | None  # tokenizer -> collator; None: the trainer's own
+    trainer: type[Trainer]
+    prepare_model: Callable[[Any, StageArguments], Any]  # applied to the loaded start model
+
+
+STAGES: dict[str, Stage] = {
+    "pretrain": Stage(TrainingArguments, _pretrain_data, lambda tokenizer: default_data_collator, MiniMindTrainer,
+                      _as_loaded),
+    "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded),
+    "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora),
+    "dpo": Stage(DPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded),
+}
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingArguments]:
+    """Parse a recipe plus overrides into ``(StageArguments, training arguments of the stage's class)``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def arguments_class(stage: str | None) -> type[TrainingArguments]:
+        return STAGES[stage].arguments if stage in STAGES else TrainingArguments
+
+    run_args, data_args, model_args, lora_args, training_args = parse_recipe(argv, ARGUMENT_GROUPS, arguments_class)
+    return StageArguments(run_args, data_args, model_args, lora_args), training_args
+
+
+def _load_model(stage_args: StageArguments):
+    """The stage's start model in float32 (bf16 runs use autocast, i.e. mixed precision) and its tokenizer."""
+    model_args = stage_args.model
+    if model_args.model_name_or_path is None:  # pretraining from scratch
+        overrides = model_args.model_config_overrides or {}
+        overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
+        model = MiniMindForCausalLM(MiniMindConfig.from_preset(model_args.preset, **overrides))
+        model.config._attn_implementation = model_args.attn_implementation
+        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+        check_tokenizer_fits(model, tokenizer)
+        return model, tokenizer
+    adapter = model_args.adapter_name_or_path
+    try:
+        loaded = load_checkpoint(
+            adapter or model_args.model_name_or_path,
+            base=model_args.model_name_or_path if adapter else None,
+            dtype=torch.float32,
+            attn_implementation=model_args.attn_implementation,
+            tokenizer=model_args.tokenizer_name_or_path,
+        )
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"stage {stage_args.stage}: {err}; run the previous stage first (make all runs them in order)"
+        ) from err
+    if adapter:
+        # PEFT froze the base weights when it wrapped them and merge_and_unload leaves them frozen: without
+        # this, every gradient is zero and a DPO loss sits at log 2 = 0.693 forever.
+        loaded.model.requires_grad_(True)
+    return loaded.model, loaded.tokenizer
 
 
 def build_datasets(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
     """``(train, validation or None, collator, stats)`` for the stage."""
-    from . import data
-
-    common = dict(validation_fraction=stage_args.validation_fraction, seed=training_args.seed,
-                  skip_bad_rows=stage_args.skip_bad_rows)
+    stage = STAGES[stage_args.stage]
     with training_args.main_process_first(desc="tokenising the datasets"):
-        if stage_args.stage == "pretrain":
-            built = data.build_pretrain_dataset(
-                tokenizer, stage_args.train_files, stage_args.validation_files, block_size=stage_args.block_size,
-                num_proc=stage_args.preprocessing_num_proc, **common,
-            )
-            collator = default_data_collator
-        elif stage_args.stage in ("sft", "lora"):
-            built = data.build_sft_dataset(
-                tokenizer, stage_args.train_files, stage_args.validation_files, max_length=stage_args.seq_length,
-                system_prompt=_system_prompt(stage_args), prompt_id=_prompt_id(stage_args),
-                num_proc=stage_args.preprocessing_num_proc, **common,
-            )
-            collator = data.SFTCollator(tokenizer, pad_to_multiple_of=8)
-        else:
-            built = data.build_dpo_dataset(
-                stage_args.train_files, stage_args.validation_files, system_prompt=_system_prompt(stage_args),
-                prompt_id=_prompt_id(stage_args), **common,
-            )
-            collator = None
-    dataset, stats = built
+        dataset, stats = stage.dataset(stage_args, training_args, tokenizer)
     train = dataset["train"]
-    if stage_args.max_train_samples is not None:
-        train = train.select(range(min(stage_args.max_train_samples, len(train))))
+    if stage_args.data.max_train_samples is not None:
+        train = train.select(range(min(stage_args.data.max_train_samples, len(train))))
     validation = dataset["validation"] if "validation" in dataset and len(dataset["validation"]) else None
+    collator = stage.collator(tokenizer) if stage.collator is not None else None
     return train, validation, collator, stats
-
-
-def _wrap_lora(model, stage_args: StageArguments):
-    from peft import get_peft_model
-
-    from .lora import peft_config
-
-    config = peft_config(r=stage_args.lora_r, alpha=stage_args.lora_alpha, dropout=stage_args.lora_dropout,
-                         target_modules=stage_args.lora_target_modules)
-    model = get_peft_model(model, config)
-    trainable, total = model.get_nb_trainable_parameters()
-    logger.info("LoRA: %d trainable parameters of %d (%.2f%%)", trainable, total, 100 * trainable / total)
-    return model
 
 
 def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``."""
+    name, stage = stage_args.stage, STAGES[stage_args.stage]
     output_dir = Path(training_args.output_dir)
     marker = output_dir / COMPLETE_MARKER
-    if stage_args.skip_if_done and marker.exists():
-        logger.info("stage %s already finished in %s; skipping (delete %s to retrain)", stage_args.stage, output_dir, marker)
+    if stage_args.run.skip_if_done and marker.exists():
+        logger.info("stage %s already finished in %s; skipping (delete %s to retrain)", name, output_dir, marker)
         return json.loads(marker.read_text())
-    if training_args.load_best_model_at_end and not (stage_args.validation_files or stage_args.validation_fraction):
-        raise ValueError(f"stage {stage_args.stage}: load_best_model_at_end needs validation_files or validation_fraction")
+    data = stage_args.data
+    if training_args.load_best_model_at_end and not (data.validation_files or data.validation_fraction):
+        raise ValueError(f"stage {name}: load_best_model_at_end needs validation_files or validation_fraction")
     set_seed(training_args.seed)
     start = time.time()
-    tokenizer = _load_tokenizer(stage_args)
-    model = _load_model(stage_args)
-    check_tokenizer_fits(model, tokenizer)
-    if stage_args.stage == "lora":
-        model = _wrap_lora(model, stage_args)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if trainable == 0:
-        raise RuntimeError(f"stage {stage_args.stage}: the model has no trainable parameters")
+    model, tokenizer = _load_model(stage_args)
+    model = stage.prepare_model(model, stage_args)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise RuntimeError(f"stage {name}: the model has no trainable parameters")
     train, validation, collator, data_stats = build_datasets(stage_args, training_args, tokenizer)
-    logger.info("stage %s: %d training rows, %s validation rows", stage_args.stage, len(train),
+    logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
 
-    trainer_class = _dpo_trainer_class() if stage_args.stage == "dpo" else MiniMindTrainer
     kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
                                   processing_class=tokenizer)
     if collator is not None:
         kwargs["data_collator"] = collator
-    trainer = trainer_class(**kwargs)
-    trainer.check_finite_loss = stage_args.check_finite_loss
+    trainer = stage.trainer(**kwargs)
+    trainer.check_finite_loss = stage_args.run.check_finite_loss
 
     last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if last:
-        logger.info("resuming stage %s from %s", stage_args.stage, last)
+        logger.info("resuming stage %s from %s", name, last)
     result = trainer.train(resume_from_checkpoint=last)
     metrics = dict(result.metrics)
     if validation is not None:
@@ -367,9 +370,9 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
     if trainer.is_world_process_zero():
         save_tokenizer(tokenizer, output_dir)
         plot = plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png",
-                               title=f"{stage_args.stage}: {output_dir.name}")
+                               title=f"{name}: {output_dir.name}")
         summary = {
-            "stage": stage_args.stage,
+            "stage": name,
             "output_dir": str(output_dir),
             "global_step": trainer.state.global_step,
             "world_size": training_args.world_size,
@@ -381,7 +384,7 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
             "loss_curve": str(plot) if plot else None,
         }
         marker.write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        logger.info("stage %s done in %.0fs: %s", stage_args.stage, summary["wall_time_s"], summary["metrics"])
+        logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
     return summary
 
 

@@ -1,4 +1,4 @@
-"""The hand-written LoRA reference (minimind_hf.lora) against PEFT, on tiny float32 models.
+"""The hand-written LoRA reference (minimind_hf.lora_reference) against PEFT, on tiny float32 models.
 
 From identical base weights and identical, non-zero A/B matrices, PEFT and the reference must give the
 same logits and the same gradients; training must move only adapter weights; adapters must survive
@@ -20,8 +20,8 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.lora import (
-    DEFAULT_TARGET_MODULES,
+from minimind_hf.lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, peft_config
+from minimind_hf.lora_reference import (
     LoRALinear,
     apply_lora,
     copy_peft_to_reference,
@@ -31,7 +31,6 @@ from minimind_hf.lora import (
     lora_state_dict,
     mark_only_lora_trainable,
     merge_lora,
-    peft_config,
     unmerge_lora,
 )
 
@@ -242,7 +241,7 @@ def test_target_names_match_like_peft_list_form(targets):
 def test_peft_config_has_the_reference_defaults():
     config = peft_config()
     assert str(config.task_type) in ("CAUSAL_LM", "TaskType.CAUSAL_LM")
-    assert (config.r, config.lora_alpha, config.lora_dropout) == (8, 16, 0.0)
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (DEFAULT_R, DEFAULT_ALPHA, DEFAULT_DROPOUT) == (8, 16, 0.05)
     assert set(config.target_modules) == set(DEFAULT_TARGET_MODULES)
     assert config.bias == "none" and config.use_rslora is False and config.init_lora_weights is True
     ref_defaults = inspect.signature(apply_lora).parameters
@@ -250,6 +249,14 @@ def test_peft_config_has_the_reference_defaults():
     for name in ("r", "alpha", "dropout", "target_modules", "use_rslora"):
         assert ref_defaults[name].default == cfg_defaults[name].default, name
     assert peft_config(modules_to_save=["lm_head"]).modules_to_save == ["lm_head"]
+
+
+def test_the_reference_is_still_importable_from_lora():
+    from minimind_hf import lora
+
+    assert lora.LoRALinear is LoRALinear and lora.apply_lora is apply_lora
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        lora.nothing  # noqa: B018
 
 
 def test_bad_targets_give_clear_errors():
@@ -408,7 +415,7 @@ def test_reference_adapter_save_and_reload(tmp_path):
     assert len(state) == 2 * len(ref_layers(ref))
     save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "adapter.safetensors")
 
-    fresh = apply_lora(copy.deepcopy(base), r=4, alpha=8)
+    fresh = apply_lora(copy.deepcopy(base), r=4, alpha=8, dropout=0.0)
     assert (fresh(**inputs).logits - ref(**inputs).logits).abs().max() > 1e-3
     load_lora_state_dict(fresh, load_file(tmp_path / "adapter.safetensors"))
     assert_same(fresh(**inputs).logits, ref(**inputs).logits, what="reloaded reference logits")
@@ -460,7 +467,7 @@ def test_merge_and_unload_keeps_logits():
 
 def test_merged_layer_skips_the_branch():
     torch.manual_seed(0)
-    layer = LoRALinear(nn.Linear(16, 8), r=4, alpha=4)
+    layer = LoRALinear(nn.Linear(16, 8), r=4, alpha=4, dropout=0.0)
     nn.init.normal_(layer.lora_B)
     x = torch.randn(5, 16)
     unmerged = layer(x)

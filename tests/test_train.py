@@ -31,7 +31,7 @@ def _args(stage, out, *extra):
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory):
     out = tmp_path_factory.mktemp("stages") / "pretrain"
-    summary = run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64"))
+    summary = run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--report_to", "tensorboard"))
     return out, summary
 
 
@@ -46,7 +46,7 @@ def test_every_recipe_parses(recipe, monkeypatch):
 def test_overrides_beat_the_recipe(monkeypatch):
     monkeypatch.chdir(ROOT)
     stage_args, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--learning_rate", "0.5", "--block_size", "32"])
-    assert training_args.learning_rate == 0.5 and stage_args.block_size == 32
+    assert training_args.learning_rate == 0.5 and stage_args.data.block_size == 32
     assert training_args.bf16 is False  # no bf16-capable device here
 
 
@@ -56,7 +56,7 @@ def test_pretrain_outputs(pretrained):
     assert "eval_perplexity" in summary["metrics"]
     assert summary["metrics"]["eval_perplexity"] == pytest.approx(torch.tensor(summary["metrics"]["eval_loss"]).exp().item(), rel=1e-4)
     assert (out / "loss_curve.png").stat().st_size > 1000
-    assert any((out / "runs").rglob("events.out.tfevents*")) or True  # report_to none in tests
+    assert any((out / "runs").rglob("events.out.tfevents*"))  # TensorBoard logs, as the recipes ask
     model = AutoModelForCausalLM.from_pretrained(out)
     generated = model.generate(torch.tensor([[1, 5, 6]]), max_new_tokens=3, do_sample=False)
     assert generated.shape == (1, 6)
@@ -65,7 +65,7 @@ def test_pretrain_outputs(pretrained):
 def test_finished_stage_is_skipped(pretrained, monkeypatch):
     out, summary = pretrained
     monkeypatch.setattr(train_module, "_load_model", lambda *a: pytest.fail("a finished stage must not train again"))
-    assert run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64")) == summary
+    assert run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--report_to", "tensorboard")) == summary
 
 
 def test_interrupted_run_resumes(tmp_path):
@@ -102,10 +102,10 @@ def test_non_finite_loss_stops_and_names_the_step(tmp_path, monkeypatch):
 
 def test_sft_lora_dpo_chain(pretrained, tmp_path):
     base, _ = pretrained
-    sft = run(*_args("sft", tmp_path / "sft", "--model_name_or_path", str(base), "--seq_length", "128"))
+    sft = run(*_args("sft", tmp_path / "sft", "--model_name_or_path", str(base), "--max_length", "128"))
     assert sft["data"]["train"]["rows_out"] > 0 and "eval_perplexity" in sft["metrics"]
 
-    lora = run(*_args("lora", tmp_path / "lora", "--model_name_or_path", str(tmp_path / "sft"), "--seq_length", "128"))
+    lora = run(*_args("lora", tmp_path / "lora", "--model_name_or_path", str(tmp_path / "sft"), "--max_length", "128"))
     assert (tmp_path / "lora" / "adapter_config.json").exists()
     from peft import PeftModel
 
@@ -123,6 +123,41 @@ def test_sft_lora_dpo_chain(pretrained, tmp_path):
     # the merged start model must be trainable: the logged gradient norms are not all zero
     history = json.loads((tmp_path / "dpo" / "checkpoint-4" / "trainer_state.json").read_text())["log_history"]
     assert any(entry.get("grad_norm", 0) > 0 for entry in history)
+
+
+def test_seq_length_is_a_deprecated_alias_of_max_length(tmp_path):
+    """Old recipes keep working: `seq_length` (recipe or command line) sets `max_length`, with a warning."""
+    recipe = tmp_path / "old-sft.yaml"
+    recipe.write_text((ROOT / "recipes" / "tiny" / "sft.yaml").read_text().replace("max_length: 256", "seq_length: 96"))
+    with pytest.warns(FutureWarning, match="`seq_length` is deprecated, write `max_length` instead"):
+        _, training_args = parse_args([str(recipe), "--output_dir", str(tmp_path / "out")])
+    assert training_args.max_length == 96
+    with pytest.warns(FutureWarning, match="seq_length"):
+        _, training_args = _args("lora", tmp_path / "x", "--model_name_or_path", "out/sft", "--seq_length", "64")
+    assert training_args.max_length == 64
+
+
+def test_the_stage_table_decides_every_difference():
+    """One row per stage; the argument groups split by topic; LoRA defaults from minimind_hf.lora."""
+    from transformers import TrainingArguments
+    from trl import DPOConfig
+
+    from minimind_hf import lora
+    from minimind_hf.train import STAGES, ChatTrainingArguments, LoraArguments
+
+    assert list(STAGES) == ["pretrain", "sft", "lora", "dpo"]
+    assert STAGES["pretrain"].arguments is TrainingArguments and STAGES["dpo"].arguments is DPOConfig
+    assert STAGES["sft"].arguments is STAGES["lora"].arguments is ChatTrainingArguments
+    assert STAGES["dpo"].trainer.reports_perplexity is False and STAGES["sft"].trainer.reports_perplexity is True
+    assert STAGES["dpo"].collator is None
+    defaults = LoraArguments()
+    assert (defaults.lora_r, defaults.lora_alpha, defaults.lora_dropout) == (
+        lora.DEFAULT_R, lora.DEFAULT_ALPHA, lora.DEFAULT_DROPOUT)
+    assert tuple(defaults.lora_target_modules) == lora.DEFAULT_TARGET_MODULES
+    stage_args, _ = _args("lora", "out/x", "--model_name_or_path", "out/sft")
+    assert stage_args.model.model_name_or_path == "out/sft" and stage_args.lora.lora_r == 16
+    with pytest.raises(ValueError, match="prompt_id"):
+        _args("lora", "out/x", "--model_name_or_path", "out/sft", "--prompt_id", "9")
 
 
 def test_stage_needs_its_start_model(tmp_path):

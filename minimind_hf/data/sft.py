@@ -140,7 +140,8 @@ def _row_messages(row: dict, system_prompt: str | None, prompt_id: int | str) ->
         if system_prompt and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": system_prompt})
         return messages
-    return translation_messages(row["en"], row["zh"], prompt_id=prompt_index(prompt_id, row["en"]), system=system_prompt)
+    index = prompt_index(prompt_id, row["en"])
+    return translation_messages(row["en"], row["zh"], prompt_id=index, system=system_prompt)
 
 
 _TOKENIZED_CHATS = Features(

@@ -113,6 +113,7 @@ def register_eval_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m minimind_hf.evaluation CHECKPOINT [...] --test FILE --validation FILE``."""
-    parser = add_eval_arguments(argparse.ArgumentParser(prog="python -m minimind_hf.evaluation", description=DESCRIPTION))
+    parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation", description=DESCRIPTION)
+    add_eval_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     return run_eval_command(parser.parse_args(argv))

@@ -1,0 +1,133 @@
+"""Reading a stage recipe: one flat YAML file plus command-line overrides, in TRL's ``TrlParser`` conventions.
+
+The YAML is read once, here. Before the values reach the argument dataclasses a few names are settled: the
+installed name of gradient checkpointing (transformers 5.24 calls it ``activation_checkpointing``), the
+project's deprecated keys (:data:`DEPRECATED_KEYS`, each with a ``FutureWarning`` naming its new key), and
+the precision flags (``bf16`` / ``fp16`` set explicitly either way, ``use_cpu`` on a machine without CUDA).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import yaml
+from trl import TrlParser
+
+logger = logging.getLogger("minimind_hf.train")
+
+DEPRECATED_KEYS = {"seq_length": "max_length"}
+"""Recipe keys the project renamed: old name -> new name (the chat sequence length took TRL's name)."""
+
+
+def _split_recipe(argv: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
+    """``(recipe mapping, argv without --config FILE, recipe path)``: the YAML is read here, once."""
+    if "--config" not in argv:
+        return {}, argv, None
+    at = argv.index("--config")
+    if at + 1 >= len(argv):
+        raise ValueError("--config needs a recipe YAML file")
+    path = argv[at + 1]
+    with open(path, encoding="utf-8") as handle:
+        recipe = yaml.safe_load(handle) or {}
+    if not isinstance(recipe, dict):
+        raise ValueError(f"{path}: a recipe must be a YAML mapping of argument names to values")
+    return recipe, argv[:at] + argv[at + 2 :], path
+
+
+def _cli_value(argv: list[str], key: str) -> str | None:
+    flag = f"--{key}"
+    if flag in argv and argv.index(flag) + 1 < len(argv):
+        return argv[argv.index(flag) + 1]
+    return None
+
+
+def checkpointing_argument_name(args_class: type) -> str:
+    """transformers 5.24 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name
+    goes in v6): the name the installed ``TrainingArguments`` takes."""
+    names = {f.name for f in dataclasses.fields(args_class)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class: type) -> list[str]:
+    """Either spelling in a recipe or on the command line means the installed name; off unless asked for
+    (TRL's configs would otherwise turn it on, which slows small models down for no memory they need)."""
+    name = checkpointing_argument_name(args_class)
+    other = "gradient_checkpointing" if name == "activation_checkpointing" else "activation_checkpointing"
+    for suffix in ("", "_kwargs"):
+        if other + suffix in recipe:
+            recipe.setdefault(name + suffix, recipe.pop(other + suffix))
+    argv = [f"--{name}{arg[len(other) + 2:]}" if arg.startswith(f"--{other}") else arg for arg in argv]
+    if name not in recipe and f"--{name}" not in argv:
+        recipe[name] = False
+    return argv
+
+
+def _rename_deprecated(recipe: dict[str, Any], argv: list[str], where: str) -> list[str]:
+    """Old keys of :data:`DEPRECATED_KEYS` mean their new names (a value given under the new name wins),
+    with a warning that says which key to write instead."""
+    for old, new in DEPRECATED_KEYS.items():
+        flag = f"--{old}"
+        on_cli = [arg for arg in argv if arg == flag or arg.startswith(flag + "=")]
+        if old not in recipe and not on_cli:
+            continue
+        warnings.warn(f"{where}: `{old}` is deprecated, write `{new}` instead", FutureWarning, stacklevel=4)
+        if old in recipe:
+            recipe.setdefault(new, recipe.pop(old))
+        argv = [f"--{new}{arg[len(flag):]}" if arg in on_cli else arg for arg in argv]
+    return argv
+
+
+def _device_supports_bf16() -> bool:
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def parse_recipe(
+    argv: Sequence[str],
+    groups: Sequence[type],
+    training_arguments: Callable[[str | None], type],
+) -> list[Any]:
+    """One dataclass per class of ``groups``, then the training arguments, from ``[recipe.yaml] [--key value ...]``.
+
+    ``training_arguments(stage)`` is the training-arguments class of the stage the recipe names.
+    """
+    argv = list(argv)
+    if argv and not argv[0].startswith("-") and argv[0].endswith((".yaml", ".yml")):
+        argv = ["--config", *argv]  # `train.py recipe.yaml` works too
+    recipe, argv, recipe_path = _split_recipe(argv)
+    for key, value in (recipe.pop("env", None) or {}).items():  # TRL's `env:` section
+        os.environ[key] = str(value)
+
+    def value(key: str) -> Any:
+        cli = _cli_value(argv, key)
+        return cli if cli is not None else recipe.get(key)
+
+    args_class = training_arguments(value("stage"))
+    argv = _rename_deprecated(recipe, argv, recipe_path or "the command line")
+    argv = _normalise_checkpointing(recipe, argv, args_class)
+    precision = value("precision") or "auto"
+    extra: list[str] = []
+    # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run
+    use_bf16 = precision == "bf16" or (precision == "auto" and _device_supports_bf16())
+    extra += ["--bf16", str(use_bf16).lower(), "--fp16", str(precision == "fp16").lower()]
+    if not torch.cuda.is_available() and "--use_cpu" not in argv:
+        extra += ["--use_cpu", "true"]  # CPU-only machine: gloo workers under a multi-process launch
+    if os.environ.get("WANDB_PROJECT") and "--report_to" not in argv:
+        try:
+            import wandb  # noqa: F401
+
+            report = value("report_to") or ["tensorboard"]
+            report = [report] if isinstance(report, str) else list(report)
+            extra += ["--report_to", *sorted(set(report) | {"wandb"})]
+        except ImportError:
+            logger.warning("WANDB_PROJECT is set but wandb is not installed; logging to TensorBoard only")
+    parser = TrlParser((*groups, args_class))
+    unknown = parser.set_defaults_with_config(**recipe)
+    if unknown:
+        raise ValueError(f"{recipe_path}: unknown recipe keys {unknown[::2]}; see `minimind train --help`")
+    return list(parser.parse_args_into_dataclasses(args=argv + extra))
