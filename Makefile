@@ -133,7 +133,7 @@ all: install $(if $(filter full,$(SCALE)),data,) $(if $(filter yes,$(TOKENIZER))
 
 push-data: install
 	test -n "$(HF_REPO)" || { echo "set HF_REPO=USER/NAME"; exit 2; }
-	$(BIN)/python -m data_tools.hub push --repo-id $(HF_REPO) --data-dir $(DATA_DIR) $(if $(DRY),--dry-run,)
+	$(BIN)/python -m data_tools.publish push --repo-id $(HF_REPO) --data-dir $(DATA_DIR) $(if $(DRY),--dry-run,)
 
 clean:
 	rm -rf out

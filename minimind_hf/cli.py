@@ -109,12 +109,13 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenizer_report(args: argparse.Namespace) -> int:
+    from .jsonl import read_jsonl
     from .tokenization import load_tokenizer, tokens_per_char
 
     tokenizer = load_tokenizer(args.tokenizer)
     report = {}
     for name, path, field in (("en", args.parallel, "en"), ("zh-TW", args.parallel, "zh")):
-        texts = [json.loads(line)[field] for line in open(path, encoding="utf-8") if line.strip()]
+        texts = [row[field] for _, row in read_jsonl(path)]
         report[name] = {"texts": len(texts), "chars": sum(map(len, texts)), "tokens_per_char": round(tokens_per_char(tokenizer, texts), 4)}
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0

@@ -21,7 +21,8 @@ from data_tools.corpus.adapters import (
     read_i18n_tree,
     read_text_files,
 )
-from data_tools.corpus.records import CorpusError, Tally
+from data_tools.corpus.records import CorpusError
+from data_tools.stats import Stats
 
 FIX = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -30,17 +31,17 @@ FIX = Path(__file__).parent / "fixtures" / "corpus"
 
 
 def test_po_catalog_skips_and_counts_fuzzy_obsolete_untranslated():
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_catalog(FIX / "gettext" / "demo.po", "demo", tally=tally))
     by_en = {p.en: p.zh for p in pairs}
     assert by_en["_Open File"] == "開啟檔案(_O)"
     assert by_en["Save the current document under a new name"] == "以新名稱儲存目前的文件"  # msgctxt kept
     assert by_en["%d files were deleted"] == "已刪除 %d 個檔案"  # plural: the general form
     assert "Print the selected pages" not in by_en and "Untranslated message" not in by_en
-    dropped = tally.dropped["adapter.gettext"]
+    dropped = tally.step("adapter.gettext").dropped
     assert dropped["fuzzy"] == 1 and dropped["untranslated"] == 1 and dropped["obsolete"] == 1
-    assert tally.notes["adapter.gettext"]["plural_entries"] == 1
-    assert tally.notes["adapter.gettext"]["with_msgctxt"] == 1
+    assert tally.step("adapter.gettext").notes["plural_entries"] == 1
+    assert tally.step("adapter.gettext").notes["with_msgctxt"] == 1
     assert all(p.origin.startswith("demo.po:line ") for p in pairs)
 
 
@@ -71,7 +72,7 @@ def test_missing_catalog_names_the_file(tmp_path):
 
 
 def test_html_by_id_aligns_segments_and_counts_missing():
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_html_by_id(FIX / "help" / "en-US", FIX / "help" / "zh-TW", "help", glob="text/**/*.html", tally=tally))
     by_en = {p.en: p.zh for p in pairs}
     assert by_en["Rate is the discount rate for a period."] == "Rate 是一個週期的貼現率。"
@@ -80,7 +81,7 @@ def test_html_by_id_aligns_segments_and_counts_missing():
     # a repeated id pairs by occurrence: first "Syntax" heading with the first translation
     assert by_en["Syntax"] == "語法" and by_en["Example"] == "範例"
     assert by_en["Navigation text"] == "導覽文字"  # any element whose id matches the pattern pairs
-    assert tally.dropped["adapter.html_by_id"]["id_missing_in_zh"] == 1  # par_id77
+    assert tally.step("adapter.html_by_id").dropped["id_missing_in_zh"] == 1  # par_id77
     assert by_en["Choose Tools - Options - Calc."] == "選擇工具 - 選項 - Calc。"  # the macOS variant is dropped
 
 
@@ -90,7 +91,7 @@ def test_html_by_id_missing_tree():
 
 
 def test_html_by_order_whole_and_by_section():
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_html_by_order(FIX / "book", FIX / "book", "book", "*.en.html", (".en.html", ".zh-tw.html"), tally=tally))
     by_en = {p.en: p.zh for p in pairs}
     assert by_en["Now you are in the shell. The shell interprets your commands."] == "現在，你就在 shell 下。shell 解析你的指令。"
@@ -99,20 +100,20 @@ def test_html_by_order_whole_and_by_section():
     # section s2 has an extra English paragraph: it cannot be aligned and is dropped, counted
     assert "Each package is installed with the package manager." not in by_en
     # dropped: the three blocks of s2 and the page <title>, which lies outside any section
-    assert tally.dropped["adapter.html_by_order"]["section_not_aligned"] == 4
-    assert tally.notes["adapter.html_by_order"]["pages_aligned_by_section"] == 1
+    assert tally.step("adapter.html_by_order").dropped["section_not_aligned"] == 4
+    assert tally.step("adapter.html_by_order").notes["pages_aligned_by_section"] == 1
 
 
 # ---- MediaWiki i18n JSON ------------------------------------------------------------------------------
 
 
 def test_i18n_json_pairs_and_skips_metadata():
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_i18n_json(FIX / "i18n/core/en.json", FIX / "i18n/core/zh-hant.json", "wiki", tally=tally))
     by_en = {p.en: p.zh for p in pairs}
     assert by_en["Main Page"] == "首頁"
     assert "Only in English" not in by_en
-    assert tally.dropped["adapter.i18n_json"]["untranslated"] == 1
+    assert tally.step("adapter.i18n_json").dropped["untranslated"] == 1
     assert all("@metadata" not in p.origin for p in pairs)
 
 
@@ -137,17 +138,17 @@ def test_cldr_pairs_codes_named_in_both(tmp_path):
     zh = {"currency_names": {"CHF": "瑞士法郎", "TWD": "新台幣"}}
     for name, data in (("en.dat", en), ("zh_Hant.dat", zh)):
         (tmp_path / name).write_bytes(pickle.dumps(data))
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_cldr(tmp_path / "en.dat", tmp_path / "zh_Hant.dat", "cldr", tally=tally))
     assert [(p.en, p.zh) for p in pairs] == [("Swiss Franc", "瑞士法郎"), ("New Taiwan Dollar", "新台幣")]
-    assert tally.dropped["adapter.cldr"]["currency_names_missing_in_zh"] == 1
+    assert tally.step("adapter.cldr").dropped["currency_names_missing_in_zh"] == 1
     (tmp_path / "bad.dat").write_bytes(b"garbage")
     with pytest.raises(CorpusError, match="bad.dat"):
         list(read_cldr(tmp_path / "bad.dat", tmp_path / "zh_Hant.dat", "cldr"))
 
 
 def test_gnucash_account_templates_align_by_id():
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_account_templates(FIX / "accounts/C", FIX / "accounts/zh_TW", "acct", tally=tally))
     by_en = {}
     for p in pairs:
@@ -155,7 +156,7 @@ def test_gnucash_account_templates_align_by_id():
     assert by_en["Investment Accounts"] == {"投資科目"}
     assert "股利收入" in by_en["Dividend Income"]
     assert "資產" in by_en["Assets"]
-    assert tally.dropped["adapter.gnucash_accounts"]["key_missing_in_zh"] == 1  # "Only English"
+    assert tally.step("adapter.gnucash_accounts").dropped["key_missing_in_zh"] == 1  # "Only English"
 
 
 # ---- monolingual text ----------------------------------------------------------------------------
@@ -233,11 +234,11 @@ def _opus_rows():
 def test_hub_parallel_from_local_jsonl(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in _opus_rows()), encoding="utf-8")
-    tally = Tally()
+    tally = Stats()
     pairs = list(read_hub_parallel("json", "opus", data_files={"train": str(path)}, tally=tally))
     assert [(p.en, p.zh) for p in pairs] == [("Good morning.", "早上好。"), ("The bank raised interest rates.", "银行提高了利率。")]
     assert all(p.script == "hans" for p in pairs)
-    assert tally.dropped["adapter.hub"]["missing_field"] == 1
+    assert tally.step("adapter.hub").dropped["missing_field"] == 1
 
 
 def test_hub_parallel_from_local_parquet(tmp_path):

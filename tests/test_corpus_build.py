@@ -241,7 +241,7 @@ def test_optional_source_without_files_is_skipped(tmp_path):
                         "  - {name: gone-catalogs, role: parallel, adapter: gettext, optional: true, files: [{artefact: gone, glob: '*.mo'}]}\n", 1)
     (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
     result = build(tmp_path / "cache", tmp_path / "out", tmp_path / "s.yaml", count_tokens=False)
-    assert result.tally.notes["skipped_sources"]["gone-catalogs"] == 1
+    assert result.tally.step("skipped_sources").notes["gone-catalogs"] == 1
     assert "Skipped (optional" in (tmp_path / "out" / "card.md").read_text(encoding="utf-8")
     (tmp_path / "s2.yaml").write_text(text.replace("optional: true", "optional: false"), encoding="utf-8")
     with pytest.raises(CorpusError, match="nonexistent/locale is not a directory"):

@@ -24,7 +24,8 @@ from data_tools.corpus.parallel import (
     strip_placeholders,
     to_traditional,
 )
-from data_tools.corpus.records import Pair, Tally
+from data_tools.corpus.records import Pair
+from data_tools.stats import Stats
 from data_tools.corpus.splits import FINANCE, GENERAL, SplitShares, assign_split, bucket
 
 
@@ -140,13 +141,13 @@ def test_run_filters_counts_every_drop():
         P("_Open the selected file", "開啟選取的檔案(_O)"),
         P("Connect to server", "连接到服务器", script="hans"),
     ]
-    tally = Tally()
+    tally = Stats()
     kept = list(run_filters(pairs, default_filters(), tally))
     assert [(p.en, p.zh) for p in kept] == [("Open the selected file", "開啟選取的檔案"), ("Connect to server", "連線到伺服器")]
-    assert tally.dropped["parallel.scripts"]["zh_no_cjk"] == 1
-    assert tally.dropped["parallel.numbers"]["number_mismatch"] == 1
-    assert tally.dropped["parallel.dedup"]["duplicate_pair"] == 1
-    dropped = sum(sum(r.values()) for r in tally.dropped.values())
+    assert tally.step("parallel.scripts").dropped["zh_no_cjk"] == 1
+    assert tally.step("parallel.numbers").dropped["number_mismatch"] == 1
+    assert tally.step("parallel.dedup").dropped["duplicate_pair"] == 1
+    dropped = sum(st.n_dropped for st in tally.steps.values())
     assert dropped + len(kept) == len(pairs)
 
 
@@ -219,7 +220,7 @@ def test_semantic_filter_drops_misaligned_pairs():
         P("Specify the format for the entries in a user-defined index.", "今天的天氣非常好，我們去公園散步吧。"),
         P("Open", "開啟"),  # too short to score: passes
     ]
-    tally = Tally()
+    tally = Stats()
     kept = list(SemanticFilter(threshold=0.3).filter(pairs, tally))
     assert [p.en for p in kept] == ["How much interest must you pay in the first month?", "Open"]
-    assert tally.dropped["parallel.semantic"]["low_similarity"] == 1
+    assert tally.step("parallel.semantic").dropped["low_similarity"] == 1

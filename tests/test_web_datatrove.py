@@ -94,9 +94,9 @@ def test_same_documents_as_the_plain_pipeline(warc_dir, tmp_path):
     assert any("<EMAIL>" in d["text"] for d in docs)
     stats = json.loads((tmp_path / "logs" / "stats.json").read_text())
     reader = next(s for s in stats if "WARC HTML" in s["name"])
-    assert total(reader["stats"]["dropped_request record"]) > 0
+    assert total(reader["stats"]["dropped_request_record"]) > 0
     dedup = next(s for s in stats if "Exact dedup" in s["name"])
-    assert total(dedup["stats"]["dropped_exact duplicate"]) == 1
+    assert total(dedup["stats"]["dropped_exact_duplicate"]) == 1
 
 
 def test_reader_and_rule_blocks(warc_dir, tmp_path):

@@ -59,9 +59,9 @@ def test_exact_and_near_duplicates_of_pages():
     texts = [base, base.upper() + " !!", near, far, other]
     kept, dropped = dedup_texts(texts)
     assert kept == [0, 3, 4]
-    assert dropped == {"exact duplicate": 1, "near duplicate": 1}
+    assert dropped == {"exact_duplicate": 1, "near_duplicate": 1}
     kept, dropped = dedup_texts(texts, near=False)
-    assert kept == [0, 2, 3, 4] and dropped == {"exact duplicate": 1}
+    assert kept == [0, 2, 3, 4] and dropped == {"exact_duplicate": 1}
 
 
 def test_lsh_catches_high_jaccard_pairs_with_the_expected_rate():
@@ -108,7 +108,7 @@ def test_topics():
     ]
     kept, dropped = dedup_topics(topics)
     assert kept == [topics[0], topics[3], topics[4], topics[6]]
-    assert dropped == {"exact duplicate": 2, "near duplicate": 1, "empty": 2}
+    assert dropped == {"exact_duplicate": 2, "near_duplicate": 1, "empty": 2}
     kept, dropped = dedup_topics(topics, near=False)
     assert topics[2] in kept
     with pytest.raises(TypeError, match="topic item 1 is int"):
@@ -121,7 +121,7 @@ def test_topics_cli(tmp_path, capsys):
     out = tmp_path / "out.json"
     assert main([str(src), "--output", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == ["Bond yields", "Stock splits"]
-    assert "3 items, kept 2, dropped 1 (exact duplicate: 1)" in capsys.readouterr().err
+    assert "3 items, kept 2, dropped 1 (exact_duplicate: 1)" in capsys.readouterr().err
 
     bad = tmp_path / "bad.json"
     bad.write_text('["a",\n "b" "c"]', encoding="utf-8")

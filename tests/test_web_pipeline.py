@@ -10,7 +10,7 @@ import pytest
 from data_tools.web.__main__ import main
 from data_tools.web.filters import GopherQualityFilter
 from data_tools.web.pipeline import WebPipelineConfig, process_file, run_pipeline, write_jsonl
-from data_tools.web.stats import PipelineStats, StageStats
+from data_tools.stats import Stats, StepStats
 from data_tools.web.write import PageToWrite, write_warc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warc"
@@ -79,9 +79,9 @@ def planted_warc(tmp_path) -> Path:
     return path
 
 
-def check_stage_chain(stats: PipelineStats) -> None:
+def check_stage_chain(stats: Stats) -> None:
     """Every stage's counts add up, and each stage sees what the previous one kept."""
-    stages = list(stats.stages.values())
+    stages = list(stats.steps.values())
     for st in stages:
         assert st.seen == st.kept + st.n_dropped, st.name
     for prev, nxt in zip(stages, stages[1:]):
@@ -92,20 +92,20 @@ def test_pipeline_on_planted_cases(planted_warc):
     run = run_pipeline([planted_warc])
     check_stage_chain(run.stats)
     assert [d.url for d in run.documents] == ["http://example.org/en", "http://example.org/zh"]
-    s = {name: st for name, st in run.stats.stages.items()}
+    s = {name: st for name, st in run.stats.steps.items()}
     assert list(s) == [
         "read", "extract", "clean", "language", "gopher_repetition", "gopher_quality", "fineweb_quality",
         "c4_quality", "badwords", "pii", "minhash", "exact_dedup", "near_dedup",
     ]
     assert s["read"].seen == 10 and s["read"].kept == 7
-    assert s["read"].dropped == {"warcinfo record": 1, "not HTML": 1, "HTTP 404": 1}
-    assert s["language"].dropped == {"language not kept": 1}
+    assert s["read"].dropped == {"warcinfo_record": 1, "not_html": 1, "http_404": 1}
+    assert s["language"].dropped == {"language_not_kept": 1}
     assert s["language"].notes["detected fr"] == 1
     assert s["gopher_quality"].dropped == {"too_few_words": 1}
     assert s["badwords"].dropped == {"badword": 1}
     assert s["pii"].notes == {"replaced email": 3, "replaced phone": 3, "documents changed": 3}
-    assert s["exact_dedup"].dropped == {"exact duplicate": 1}
-    assert s["near_dedup"].dropped == {"near duplicate": 1}
+    assert s["exact_dedup"].dropped == {"exact_duplicate": 1}
+    assert s["near_dedup"].dropped == {"near_duplicate": 1}
 
     en, zh = run.documents
     assert en.lang == "en" and en.lang_score > 0.9 and zh.lang == "zh"
@@ -128,7 +128,7 @@ def test_config_changes_what_is_kept(planted_warc):
     urls = [d.url for d in run.documents]
     assert "http://example.org/fr" in urls and "http://example.org/en-copy" in urls
     assert "research.desk@example-bank.com" in run.documents[0].text
-    assert "near_dedup" not in run.stats.stages and "pii" not in run.stats.stages
+    assert "near_dedup" not in run.stats.steps and "pii" not in run.stats.steps
 
 
 def test_trafilatura_extractor_gives_the_same_decisions(planted_warc):
@@ -151,10 +151,10 @@ def test_workers_do_not_change_the_output(planted_warc, tmp_path):
 
 def test_real_crawl_counts():
     stats = process_file(FIXTURES / "iana-subset.warc.gz", WebPipelineConfig()).stats
-    read = stats.stages["read"]
+    read = stats.steps["read"]
     assert (read.seen, read.kept) == (91, 16)
-    assert stats.stages["extract"].kept == 16
-    assert stats.stages["language"].notes["detected en"] == 16
+    assert stats.steps["extract"].kept == 16
+    assert stats.steps["language"].notes["detected en"] == 16
 
 
 def test_missing_input_is_named():
@@ -172,18 +172,18 @@ def test_write_jsonl_and_record_format(planted_warc, tmp_path):
 
 
 def test_stats_merge_and_table():
-    a, b = PipelineStats(), PipelineStats()
-    a.stage("read").drop("HTTP 404")
-    a.stage("read").keep()
-    b.stage("read").keep()
-    b.stage("read").note("x", 3)
+    a, b = Stats(), Stats()
+    a.step("read").drop("http_404")
+    a.step("read").keep()
+    b.step("read").keep()
+    b.step("read").note("x", 3)
     a.merge(b)
-    read = a.stages["read"]
+    read = a.steps["read"]
     assert (read.seen, read.kept, read.n_dropped, read.notes["x"]) == (3, 2, 1, 3)
     table = a.format_table()
-    assert "read" in table and "drop: HTTP 404" in table and "note: x" in table
+    assert "read" in table and "drop: http_404" in table and "note: x" in table
     with pytest.raises(ValueError, match="cannot merge"):
-        StageStats("a").merge(StageStats("b"))
+        StepStats("a").merge(StepStats("b"))
 
 
 # --- command line -----------------------------------------------------------------------------
@@ -196,18 +196,18 @@ def test_cli(planted_warc, tmp_path, capsys):
     printed = capsys.readouterr().out
     for stage in ("read", "extract", "language", "gopher_quality", "badwords", "exact_dedup", "near_dedup"):
         assert stage in printed
-    assert "drop: not HTML" in printed and "kept 2 (en: 1, zh: 1)" in printed
+    assert "drop: not_html" in printed and "kept 2 (en: 1, zh: 1)" in printed
     lines = out.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2
     stats = json.loads((tmp_path / "out" / "cleaned.jsonl.stats.json").read_text(encoding="utf-8"))
     assert stats["documents_kept"] == 2
     assert [s["stage"] for s in stats["stages"]][:3] == ["read", "extract", "clean"]
-    assert stats["stages"][0]["drop_reasons"]["HTTP 404"] == 1
+    assert stats["stages"][0]["drop_reasons"]["http_404"] == 1
     rejects = {r["url"]: (r["stage"], r["reason"]) for r in map(json.loads, rejected.read_text().splitlines())}
     assert rejects == {
-        "http://mirror.example.net/en": ("exact_dedup", "exact duplicate"),
-        "http://example.org/en-copy": ("near_dedup", "near duplicate"),
-        "http://example.org/fr": ("language", "language not kept"),
+        "http://mirror.example.net/en": ("exact_dedup", "exact_duplicate"),
+        "http://example.org/en-copy": ("near_dedup", "near_duplicate"),
+        "http://example.org/fr": ("language", "language_not_kept"),
         "http://example.org/menu": ("gopher_quality", "too_few_words"),
         "http://example.org/rude": ("badwords", "badword"),
     }

@@ -11,7 +11,7 @@ import pytest
 from warcio.archiveiterator import ArchiveIterator
 
 from data_tools.web.read import read_html_pages
-from data_tools.web.stats import StageStats
+from data_tools.stats import StepStats
 from data_tools.web.write import PageToWrite, write_warc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warc"
@@ -21,8 +21,8 @@ def html(title: str, body: str = "Some text.") -> bytes:
     return f"<html><head><title>{title}</title></head><body><p>{body}</p></body></html>".encode()
 
 
-def read_all(source, **kwargs) -> tuple[list, StageStats]:
-    stats = StageStats("read")
+def read_all(source, **kwargs) -> tuple[list, StepStats]:
+    stats = StepStats("read")
     pages = list(read_html_pages(source, stats, **kwargs))
     assert stats.seen == stats.kept + stats.n_dropped
     assert stats.kept == len(pages)
@@ -67,11 +67,11 @@ def response_headers(uri: bytes) -> list[tuple[bytes, bytes]]:
 def test_iana_subset_real_crawl():
     pages, stats = read_all(FIXTURES / "iana-subset.warc.gz")
     assert len(pages) == 16
-    assert stats.dropped["request record"] > 0
-    assert stats.dropped["revisit record"] > 0
-    assert stats.dropped["HTTP 302"] == 3
-    assert stats.dropped["not HTML"] == 5
-    assert stats.dropped["warcinfo record"] == 1
+    assert stats.dropped["request_record"] > 0
+    assert stats.dropped["revisit_record"] > 0
+    assert stats.dropped["http_302"] == 3
+    assert stats.dropped["not_html"] == 5
+    assert stats.dropped["warcinfo_record"] == 1
     # iana.org served chunked responses that the crawler stored de-chunked
     assert stats.notes["chunked header on de-chunked body"] == 16
     first = pages[0]
@@ -94,23 +94,23 @@ def test_warc_and_arc_gzipped_or_not(name):
 def test_revisit_records_are_skipped():
     pages, stats = read_all(FIXTURES / "example-url-agnostic-revisit.warc.gz")
     assert pages == []
-    assert stats.dropped["revisit record"] == 1
+    assert stats.dropped["revisit_record"] == 1
     _, stats = read_all(FIXTURES / "dupes.warc.gz")
-    assert stats.dropped["revisit record"] == 9
+    assert stats.dropped["revisit_record"] == 9
 
 
 def test_non_200_and_non_html_are_skipped():
     _, stats = read_all(FIXTURES / "missing-status-text.warc")
-    assert dict(stats.dropped) == {"HTTP 302": 1}
+    assert dict(stats.dropped) == {"http_302": 1}
     pages, stats = read_all(FIXTURES / "post-test.warc.gz")
-    assert pages == [] and stats.dropped["not HTML"] == 3  # JSON responses
+    assert pages == [] and stats.dropped["not_html"] == 3  # JSON responses
 
 
 def test_bad_arc_is_counted_not_raised():
     pages, stats = read_all(FIXTURES / "bad.arc")
     assert pages == []
     assert stats.seen == 4
-    assert stats.dropped["no HTTP headers"] >= 1
+    assert stats.dropped["no_http_headers"] >= 1
 
 
 def test_whole_file_gzip_is_read_as_one_stream():
@@ -145,7 +145,7 @@ def three_pages(tmp_path, monkeypatch) -> Path:
 def test_written_warc_roundtrip(three_pages):
     pages, stats = read_all(three_pages)
     assert [p.url for p in pages] == [f"http://example.org/{i}" for i in range(3)]
-    assert stats.dropped == {"warcinfo record": 1}
+    assert stats.dropped == {"warcinfo_record": 1}
 
 
 @pytest.mark.parametrize("kept_fraction", [0.1, 0.25, 0.5, 0.75, 0.95])
@@ -162,8 +162,8 @@ def test_truncated_gzip_member_in_the_middle(three_pages, tmp_path, kept_fractio
     if "http://example.org/1" in urls:  # only when the cut left the whole payload (lost gzip trailer)
         assert pages[1].payload == html("page 1")
     else:
-        assert stats.n_dropped - stats.dropped["warcinfo record"] >= 1
-    assert any(r.startswith("corrupt archive data") or r in ("no HTTP headers", "digest mismatch") for r in stats.dropped)
+        assert stats.n_dropped - stats.dropped["warcinfo_record"] >= 1
+    assert any(r.startswith("corrupt_archive_data") or r in ("no_http_headers", "digest_mismatch") for r in stats.dropped)
 
 
 @pytest.mark.parametrize("kept_fraction", [0.1, 0.5, 0.9])
@@ -174,7 +174,7 @@ def test_truncated_last_member(three_pages, tmp_path, kept_fraction):
     broken.write_bytes(data[: off + int(length * kept_fraction)])
     pages, stats = read_all(broken)
     assert [p.url for p in pages] == ["http://example.org/0", "http://example.org/1"]
-    assert stats.n_dropped - stats.dropped["warcinfo record"] == 1
+    assert stats.n_dropped - stats.dropped["warcinfo_record"] == 1
 
 
 def test_garbage_between_records(three_pages, tmp_path):
@@ -231,7 +231,7 @@ def test_unseekable_stream(three_pages):
     assert [p.url for p in pages] == ["http://example.org/0"]
     # Where the cut lands (the record dates change the compressed bytes) decides whether warcio raises
     # (the rest of the stream is skipped) or yields a malformed record (dropped); either way it is counted.
-    problems = {k: v for k, v in stats.dropped.items() if k != "warcinfo record"}
+    problems = {k: v for k, v in stats.dropped.items() if k != "warcinfo_record"}
     assert stats.notes["rest of unseekable stream skipped"] == 1 or sum(problems.values()) >= 1, (stats.notes, stats.dropped)
 
 
@@ -255,7 +255,7 @@ def test_chunked_bodies(tmp_path):
     by_url = {p.url: p.payload for p in pages}
     assert by_url["http://example.org/good"] == b"<html><body><p>Chunked body works.</p></body></html>"
     assert "http://example.org/bad" not in by_url
-    assert stats.dropped["bad chunked encoding"] == 1
+    assert stats.dropped["bad_chunked_encoding"] == 1
     assert by_url["http://example.org/dechunked"] == dechunked
     assert stats.notes["chunked header on de-chunked body"] == 1
 
@@ -279,7 +279,7 @@ def test_non_utf8_headers_are_skipped(tmp_path):
     path.write_bytes(ok + bad_uri + bad_http + utf8)
     pages, stats = read_all(path)
     assert [p.url for p in pages] == ["http://example.org/ok", "http://example.org/café"]
-    assert stats.dropped["non-UTF-8 headers"] == 2
+    assert stats.dropped["non_utf8_headers"] == 2
     pages, _ = read_all(path, skip_non_utf8_headers=False)
     assert len(pages) == 4
 
@@ -299,9 +299,9 @@ def test_record_kinds_status_type_and_size(tmp_path):
     ])
     pages, stats = read_all(path, max_payload_bytes=4000)
     assert [p.url for p in pages] == ["http://example.org/html", "http://example.org/sniffed", "http://example.org/xhtml"]
-    assert stats.dropped["HTTP 404"] == 1
-    assert stats.dropped["not HTML"] == 2
-    assert stats.dropped["empty payload"] == 1
-    assert stats.dropped["payload over size limit"] == 1
-    assert stats.dropped["resource record"] == 1
+    assert stats.dropped["http_404"] == 1
+    assert stats.dropped["not_html"] == 2
+    assert stats.dropped["empty_payload"] == 1
+    assert stats.dropped["payload_over_size_limit"] == 1
+    assert stats.dropped["resource_record"] == 1
     assert stats.notes["no content-type, sniffed as HTML"] == 1

@@ -21,11 +21,12 @@ from data_tools.corpus import stages
 from data_tools.corpus.fetch import Substitution, fetch
 from data_tools.corpus.finance import FinanceMatcher
 from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_like, run_filters
-from data_tools.corpus.records import CorpusError, Doc, Pair, Tally
+from data_tools.corpus.records import CorpusError, Doc, Pair
 from data_tools.corpus.read import read_source
 from data_tools.corpus.sources import Source, SourceList, load_sources
 from data_tools.corpus.splits import SplitShares, assign_split, bucket
 from data_tools.corpus.textutil import normalise_en
+from data_tools.stats import Stats
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ class BuildResult:
 
     out: Path
     files: dict[str, int] = field(default_factory=dict)
-    tally: Tally = field(default_factory=Tally)
+    tally: Stats = field(default_factory=Stats)
     stats: dict = field(default_factory=dict)
 
 
-def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Tally | None = None,
+def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Stats | None = None,
               substitutions: list[Substitution] | None = None) -> dict[str, Path]:
     """Fetch, verify and extract every artefact the given sources read.
 
@@ -68,7 +69,7 @@ def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Tall
     return roots
 
 
-def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, tally: Tally,
+def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, tally: Stats,
                 matcher: FinanceMatcher | None = None, semantic=None) -> list[stages.CleanPair]:
     """Read the parallel sources in priority order, clean, de-duplicate, tag domain and split."""
     matcher = matcher or FinanceMatcher()
@@ -99,7 +100,7 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
     return out
 
 
-def _counted(records, tally: Tally, key: str):
+def _counted(records, tally: Stats, key: str):
     """Pass ``records`` through, counting them under ``read.<key>``."""
     for r in records:
         tally.note("read", key)
@@ -124,7 +125,7 @@ def _fair_caps(sizes: dict[str, int], cap: int) -> dict[str, int]:
 
 
 def monolingual_docs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, heldout_en: set[str],
-                     heldout_zh: set[str], seed: int, tally: Tally) -> list[Doc]:
+                     heldout_zh: set[str], seed: int, tally: Stats) -> list[Doc]:
     """Read, convert (s2twp), de-leak, de-duplicate and cap the monolingual documents."""
     caps_cfg = build_cfg.get("pretrain", {}).get("cap_chars", {})
     by_role: dict[str, dict[str, list[Doc]]] = defaultdict(dict)

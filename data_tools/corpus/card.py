@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
+
+from minimind_hf.jsonl import read_jsonl
+
+from data_tools.corpus.records import CorpusError
 
 DPO_NOTE = (
     "Until a preference-pair tool generates DPO data from a trained model, `dpo.jsonl` takes the "
@@ -23,8 +26,7 @@ def _table(headers: list[str], rows: list[list]) -> str:
 def _examples(path: Path, n: int, seed: int = 0) -> list[dict]:
     if not path.is_file():
         return []
-    with path.open(encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
+    rows = [row for _, row in read_jsonl(path, error=CorpusError)]
     random.Random(seed).shuffle(rows)
     return rows[:n]
 

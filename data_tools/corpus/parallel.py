@@ -1,7 +1,7 @@
 """Cleaning parallel pairs: one small function per filter, each kept / dropped count by reason.
 
 A filter takes a :class:`Pair` and returns either a (possibly rewritten) pair or a :class:`Drop`
-naming the reason. :func:`run_filters` chains them and counts, in the build's :class:`Tally`, what
+naming the reason. :func:`run_filters` chains them and counts, in the build's :class:`Stats`, what
 each step kept and dropped (``parallel.<filter>``). The default chain is :func:`default_filters`.
 """
 
@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from data_tools.corpus.records import Pair, Tally
+from data_tools.corpus.records import Pair
 from data_tools.corpus.textutil import CJK_RE, cjk_count, latin_share, normalise_en, squash_ws, word_count
+from data_tools.stats import Stats
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def default_filters(max_per_en: int = 1, converted_variants: bool = False) -> li
     return chain
 
 
-def run_filters(pairs: Iterable[Pair], filters: list[tuple[str, Filter]], tally: Tally) -> Iterator[Pair]:
+def run_filters(pairs: Iterable[Pair], filters: list[tuple[str, Filter]], tally: Stats) -> Iterator[Pair]:
     """Apply ``filters`` in order; a dropped pair stops there. Counts go to ``parallel.<name>``."""
     for pair in pairs:
         current: Pair | Drop = pair

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from data_tools.corpus import adapters
-from data_tools.corpus.records import CorpusError, Doc, Pair, Tally
+from data_tools.corpus.records import CorpusError, Doc, Pair
 from data_tools.corpus.sources import Source
+from data_tools.stats import Stats
 
 
 def _ref(source: Source, roots: dict[str, Path], ref: Any, key: str) -> Path:
@@ -35,7 +36,7 @@ def _files(source: Source, roots: dict[str, Path]) -> list[Path]:
     return out
 
 
-def read_source(source: Source, roots: dict[str, Path], tally: Tally) -> Iterator[Pair | Doc]:
+def read_source(source: Source, roots: dict[str, Path], tally: Stats) -> Iterator[Pair | Doc]:
     """Yield the raw records of ``source``; ``roots`` maps artefact names to their extracted roots."""
     o, name, script = source.options, source.name, source.script
     if source.adapter == "gettext":

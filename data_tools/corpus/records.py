@@ -1,10 +1,11 @@
-"""The records that flow through the corpus build, and the counter every step reports into."""
+"""The records that flow through the corpus build (the counter every step reports into is :mod:`data_tools.stats`)."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+from data_tools.stats import Stats
 
 Script = Literal["hant", "hans"]
 
@@ -44,41 +45,5 @@ class CorpusError(ValueError):
     """A source could not be read; the message names the file and the line or record."""
 
 
-@dataclass
-class Tally:
-    """Kept / dropped counts per step and reason, so nothing is lost silently.
-
-    ``tally.drop("parallel.script", "zh_no_cjk")`` counts one dropped item; ``tally.keep(step)`` one
-    kept item; ``tally.note(step, key, n)`` any other figure (e.g. items read per source).
-    """
-
-    kept: Counter = field(default_factory=Counter)
-    dropped: defaultdict = field(default_factory=lambda: defaultdict(Counter))
-    notes: defaultdict = field(default_factory=lambda: defaultdict(Counter))
-
-    def keep(self, step: str, n: int = 1) -> None:
-        self.kept[step] += n
-
-    def drop(self, step: str, reason: str, n: int = 1) -> None:
-        self.dropped[step][reason] += n
-
-    def note(self, step: str, key: str, n: int = 1) -> None:
-        self.notes[step][key] += n
-
-    def dropped_total(self, step: str) -> int:
-        return sum(self.dropped[step].values())
-
-    def merge(self, other: "Tally") -> None:
-        self.kept.update(other.kept)
-        for step, reasons in other.dropped.items():
-            self.dropped[step].update(reasons)
-        for step, keys in other.notes.items():
-            self.notes[step].update(keys)
-
-    def as_dict(self) -> dict:
-        """A JSON-ready view: ``{"kept": {...}, "dropped": {step: {reason: n}}, "notes": {...}}``."""
-        return {
-            "kept": dict(sorted(self.kept.items())),
-            "dropped": {s: dict(sorted(r.items())) for s, r in sorted(self.dropped.items())},
-            "notes": {s: dict(sorted(k.items())) for s, k in sorted(self.notes.items())},
-        }
+Tally = Stats
+"""The corpus build's name for :class:`data_tools.stats.Stats`: ``tally.drop("parallel.scripts", "zh_no_cjk")``."""

@@ -12,10 +12,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from minimind_hf.jsonl import read_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 from data_tools.corpus.records import CorpusError
-from data_tools.corpus.stages import is_short_clean, read_jsonl, write_jsonl
+from data_tools.corpus.stages import is_short_clean, write_jsonl
 from data_tools.corpus.textutil import cjk_count, word_count
 
 # rows per file (pretrain files: bytes of text)
@@ -99,7 +100,7 @@ def make_sample(src: Path | str, out: Path | str, sizes: dict[str, int] | None =
     counts: dict[str, int] = {}
     picked: dict[str, list[dict]] = {}
     for name, n in sizes.items():
-        rows = read_jsonl(src / name)
+        rows = [row for _, row in read_jsonl(src / name, error=CorpusError)]
         if name == "sft.jsonl":
             sel = _pick_sft(rows, n)
         elif name.startswith("pretrain"):
@@ -113,7 +114,8 @@ def make_sample(src: Path | str, out: Path | str, sizes: dict[str, int] | None =
         picked[name] = sel
         counts[name] = write_jsonl(out / name, sel)
     # the preference tool's input: the prompts of the sampled DPO rows, with their references
-    prompts = {r["en"]: r for r in read_jsonl(src / "dpo.prompts.jsonl")} if (src / "dpo.prompts.jsonl").is_file() else {}
+    prompts_file = src / "dpo.prompts.jsonl"
+    prompts = {r["en"]: r for _, r in read_jsonl(prompts_file, error=CorpusError)} if prompts_file.is_file() else {}
     sel_prompts = [prompts[en] for en in (_chat_pair(r)[0] for r in picked["dpo.jsonl"]) if en in prompts]
     counts["dpo.prompts.jsonl"] = write_jsonl(out / "dpo.prompts.jsonl", sel_prompts)
     write_sample_card(out, picked, counts, src)

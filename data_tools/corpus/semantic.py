@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from data_tools.corpus.records import Tally
+from data_tools.stats import Stats
+
 
 STEP = "parallel.semantic"
 
@@ -43,7 +44,7 @@ class SemanticFilter:
         den = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-9
         return num / den
 
-    def filter(self, pairs: list, tally: Tally) -> Iterator:
+    def filter(self, pairs: list, tally: Stats) -> Iterator:
         """Yield the pairs that pass, in order; drops are counted as ``parallel.semantic``."""
         for start in range(0, len(pairs), self.batch_size):
             batch = pairs[start : start + self.batch_size]

@@ -109,20 +109,6 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Read a jsonl file; a bad line is reported with its file and line number."""
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                from data_tools.corpus.records import CorpusError
-
-                raise CorpusError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-    return out
 
 
 def is_short_clean(en: str, zh: str, max_words: int = 24, max_zh: int = 80) -> bool:

@@ -21,10 +21,6 @@ def squash_ws(text: str) -> str:
     return _WS_RUN.sub(" ", text).strip()
 
 
-def has_cjk(text: str) -> bool:
-    return CJK_RE.search(text) is not None
-
-
 def cjk_count(text: str) -> int:
     return len(CJK_RE.findall(text))
 

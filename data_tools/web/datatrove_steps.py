@@ -28,6 +28,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.pipeline.formatters.base import BaseFormatter
 from datatrove.pipeline.readers.base import BaseDiskReader
 
+from ..stats import StepStats, reason_tag
 from .clean import Normalization, clean_text
 from .dedup import PAGE_PARAMS, ExactDeduplicator, MinHashParams, NearDeduplicator
 from .extract import Extractor, decode_html, html_to_text
@@ -42,10 +43,9 @@ from .filters import (
 from .langid import DEFAULT_THRESHOLD, detect_language
 from .pii import replace_pii_counted
 from .read import MAX_PAYLOAD_BYTES, read_html_pages
-from .stats import StageStats
 
 
-def _report(step: PipelineStep, stats: StageStats) -> None:
+def _report(step: PipelineStep, stats: StepStats) -> None:
     """Copy our drop reasons and notes into a datatrove step's stats."""
     for reason, n in stats.dropped.items():
         step.stat_update(f"dropped_{reason}", value=n)
@@ -79,7 +79,7 @@ class WarcHtmlReader(BaseDiskReader):
         self.max_payload_bytes = max_payload_bytes
 
     def read_file(self, filepath: str) -> DocumentsPipeline:
-        stats = StageStats("read")
+        stats = StepStats("read")
         name = PurePath(filepath).name
         with self.data_folder.open(filepath, "rb", compression=None) as fh:
             for i, page in enumerate(read_html_pages(fh, stats, name=name, max_payload_bytes=self.max_payload_bytes)):
@@ -112,7 +112,7 @@ class HtmlToText(PipelineStep):
             with self.track_time():
                 text = html_to_text(doc.text, self.extractor)
             if not text:
-                self.stat_update("dropped", "dropped_no text extracted")
+                self.stat_update("dropped", "dropped_no_text_extracted")
                 continue
             doc.text = text
             self.stat_update("forwarded")
@@ -164,9 +164,9 @@ class WebLanguageFilter(BaseFilter):
         doc.metadata["language"] = lang
         doc.metadata["language_score"] = score
         if self.languages is not None and lang not in self.languages:
-            return False, "language not kept"
+            return False, "language_not_kept"
         if score < self.threshold:
-            return False, f"{lang} score below threshold"
+            return False, reason_tag(lang, "score_below_threshold")
         return True
 
 
@@ -235,7 +235,7 @@ class ExactDedupFilter(BaseFilter):
         self.index = ExactDeduplicator()
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        return (False, "exact duplicate") if self.index.is_duplicate(doc.text) else True
+        return (False, "exact_duplicate") if self.index.is_duplicate(doc.text) else True
 
 
 class NearDedupFilter(BaseFilter):
@@ -249,7 +249,7 @@ class NearDedupFilter(BaseFilter):
         self.index = NearDeduplicator(params)
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
-        return (False, "near duplicate") if self.index.is_duplicate(doc.text) else True
+        return (False, "near_duplicate") if self.index.is_duplicate(doc.text) else True
 
 
 def web_pipeline(

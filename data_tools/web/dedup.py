@@ -170,9 +170,9 @@ def dedup_texts(
     dropped: Counter = Counter()
     for i, text in enumerate(texts):
         if exact_index is not None and exact_index.is_duplicate(text):
-            dropped["exact duplicate"] += 1
+            dropped["exact_duplicate"] += 1
         elif near_index is not None and near_index.is_duplicate(text):
-            dropped["near duplicate"] += 1
+            dropped["near_duplicate"] += 1
         else:
             kept.append(i)
     return kept, dropped

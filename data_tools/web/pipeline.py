@@ -24,13 +24,13 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..stats import Stats, StepStats, reason_tag
 from .clean import Normalization
 from .dedup import PAGE_PARAMS, MinHashParams
 from .extract import Extractor
 from .filters import DocumentFilter, default_filters
 from .langid import DEFAULT_THRESHOLD
 from .read import MAX_PAYLOAD_BYTES, read_html_pages
-from .stats import PipelineStats, StageStats
 from .steps import (
     CleanStep,
     ExactDedupStep,
@@ -107,10 +107,10 @@ def rejection(doc: WebDocument, stage: str, reason: str | None, max_chars: int =
 
 
 def _run_steps(
-    doc: WebDocument, steps: Sequence[Step], stats: PipelineStats, rejects: list[dict[str, Any]] | None = None
+    doc: WebDocument, steps: Sequence[Step], stats: Stats, rejects: list[dict[str, Any]] | None = None
 ) -> WebDocument | None:
     for step in steps:
-        stage = stats.stage(step.name)
+        stage = stats.step(step.name)
         start = time.perf_counter()
         out = step.process(doc, stage)
         stage.seconds += time.perf_counter() - start
@@ -123,18 +123,18 @@ def _run_steps(
 
 
 def iter_file_documents(
-    path: str | Path, config: WebPipelineConfig, stats: PipelineStats, rejects: list[dict[str, Any]] | None = None
+    path: str | Path, config: WebPipelineConfig, stats: Stats, rejects: list[dict[str, Any]] | None = None
 ) -> Iterator[WebDocument]:
     """Read one archive and yield the documents that pass every per-document step.
 
     Documents dropped after reading are appended to ``rejects`` (see :func:`rejection`) when given.
     """
-    read_stats = stats.stage("read")
+    read_stats = stats.step("read")
     extract = ExtractStep(config.extractor)
-    extract_stats = stats.stage("extract")
+    extract_stats = stats.step("extract")
     steps = config.document_steps()
     for step in steps:  # fix the table order even if no document reaches a stage
-        stats.stage(step.name)
+        stats.step(step.name)
     pages = read_html_pages(path, read_stats, max_payload_bytes=config.max_payload_bytes)
     while True:
         start = time.perf_counter()
@@ -147,7 +147,7 @@ def iter_file_documents(
             doc = extract.process_page(page, extract_stats)
         except Exception as err:  # a bug or an extractor failure on odd HTML must not stop the run
             logger.warning("%s: record %s (%s): extraction failed: %r", page.warc, page.record_id, page.url, err)
-            extract_stats.drop(f"extraction error ({type(err).__name__})")
+            extract_stats.drop(reason_tag("extraction_error", type(err).__name__))
             doc = None
         extract_stats.seconds += time.perf_counter() - start
         if doc is None:
@@ -166,7 +166,7 @@ class FileResult:
 
     path: str
     documents: list[WebDocument]
-    stats: PipelineStats
+    stats: Stats
     seconds: float
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
@@ -174,7 +174,7 @@ class FileResult:
 def process_file(path: str | Path, config: WebPipelineConfig) -> FileResult:
     """Run the per-document steps over one archive (the unit of work of a worker process)."""
     start = time.perf_counter()
-    stats = PipelineStats()
+    stats = Stats()
     rejects: list[dict[str, Any]] | None = [] if config.record_rejects else None
     docs = list(iter_file_documents(path, config, stats, rejects))
     return FileResult(str(path), docs, stats, time.perf_counter() - start, rejects or [])
@@ -209,7 +209,7 @@ class PipelineRun:
     """Result of :func:`run_pipeline`: kept documents, stage counts, and a summary."""
 
     documents: list[WebDocument]
-    stats: PipelineStats
+    stats: Stats
     summary: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
@@ -240,7 +240,7 @@ def run_pipeline(
     if missing:
         raise FileNotFoundError(f"input archive(s) not found: {', '.join(missing)}")
     start = time.perf_counter()
-    stats = PipelineStats()
+    stats = Stats()
     dedup_steps = config.dedup_steps()
     kept: list[WebDocument] = []
     by_lang: Counter = Counter()
@@ -248,7 +248,7 @@ def run_pipeline(
     for result in _file_results(paths, config, workers, progress):
         stats.merge(result.stats)
         for step in dedup_steps:
-            stats.stage(step.name)
+            stats.step(step.name)
         rejects: list[dict[str, Any]] | None = list(result.rejected) if on_reject is not None else None
         for doc in result.documents:
             doc = _run_steps(doc, dedup_steps, stats, rejects)
@@ -266,7 +266,7 @@ def run_pipeline(
             for item in rejects:
                 on_reject(item)
     seconds = time.perf_counter() - start
-    read = stats.stages.get("read", StageStats("read"))
+    read = stats.steps.get("read", StepStats("read"))
     summary = {
         "inputs": [str(p) for p in paths],
         "extractor": config.extractor,

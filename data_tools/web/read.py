@@ -1,7 +1,7 @@
 """Read HTML pages out of WARC and ARC files (gzipped or not) with ``warcio``.
 
 Only HTTP 200 responses whose payload is HTML go on. Everything else is counted, with its
-reason, in a :class:`~data_tools.web.stats.StageStats`, and the reader never raises on bad
+reason, in a :class:`~data_tools.stats.StepStats`, and the reader never raises on bad
 archive data:
 
 * record types other than ``response`` (``warcinfo``, ``request``, ``metadata``, ``resource``)
@@ -40,7 +40,7 @@ from warcio.limitreader import LimitReader
 from warcio.recordloader import ArcWarcRecord, ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParser
 
-from .stats import StageStats
+from ..stats import StepStats, reason_tag
 
 #: Content types that count as HTML.
 HTML_MIME_TYPES: frozenset[str] = frozenset({"text/html", "application/xhtml+xml"})
@@ -53,7 +53,7 @@ _CHUNK_SIZE_LINE = re.compile(rb"[0-9a-fA-F]+[ \t]*(?:;[^\r\n]*)?\r\n")
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([\w.:-]+)", re.IGNORECASE)
 _SCAN_BLOCK = 1 << 20
 # Drop reasons that, in a gzip file, may mean a member broke off and swallowed the next ones.
-_SUSPECT_REASONS = frozenset({"no HTTP headers", "truncated record", "HTTP status missing", "digest mismatch"})
+_SUSPECT_REASONS = frozenset({"no_http_headers", "truncated_record", "http_status_missing", "digest_mismatch"})
 
 
 @dataclass
@@ -127,14 +127,14 @@ def _looks_like_html(payload: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
-def _read_body(record: ArcWarcRecord, max_bytes: int, stats: StageStats) -> bytes:
+def _read_body(record: ArcWarcRecord, max_bytes: int, stats: StepStats) -> bytes:
     """The record's HTTP body, de-chunked and decompressed; raises _RecordDropped."""
     raw_stream = record.raw_stream
     raw = raw_stream.read(max_bytes + 1)
     if len(raw) > max_bytes:
-        raise _RecordDropped("payload over size limit")
+        raise _RecordDropped("payload_over_size_limit")
     if isinstance(raw_stream, LimitReader) and raw_stream.limit > 0:
-        raise _RecordDropped("truncated record")
+        raise _RecordDropped("truncated_record")
 
     headers = record.http_headers
     content_encoding = (headers.get_header("content-encoding") or "").strip().lower() or None
@@ -148,13 +148,13 @@ def _read_body(record: ArcWarcRecord, max_bytes: int, stats: StageStats) -> byte
             try:
                 return reader.read()
             except ChunkedDataException:
-                raise _RecordDropped("bad chunked encoding") from None
+                raise _RecordDropped("bad_chunked_encoding") from None
         # Many crawlers store the body de-chunked but keep the header.
         stats.note("chunked header on de-chunked body")
     if content_encoding:
         body = BufferedReader(io.BytesIO(raw), decomp_type=content_encoding).read()
         if raw and not body:
-            raise _RecordDropped("bad content-encoding")
+            raise _RecordDropped("bad_content_encoding")
         return body
     return raw
 
@@ -166,35 +166,35 @@ def _to_page(
     offset: int,
     non_utf8_headers: bool,
     max_bytes: int,
-    stats: StageStats,
+    stats: StepStats,
 ) -> HtmlPage:
     """Turn one archive record into an HtmlPage or raise _RecordDropped(reason)."""
     if record.rec_type == "revisit":
-        raise _RecordDropped("revisit record")
+        raise _RecordDropped("revisit_record")
     if record.rec_type != "response":
-        raise _RecordDropped(f"{record.rec_type} record")
+        raise _RecordDropped(reason_tag(record.rec_type, "record"))
     if non_utf8_headers:
-        raise _RecordDropped("non-UTF-8 headers")
+        raise _RecordDropped("non_utf8_headers")
     http = record.http_headers
     if http is None:
-        raise _RecordDropped("no HTTP headers")
+        raise _RecordDropped("no_http_headers")
     status = http.get_statuscode()
     if status != "200":
-        raise _RecordDropped(f"HTTP {status or 'status missing'}")
+        raise _RecordDropped(reason_tag("http", status or "status_missing"))
     mime, charset = _mime_and_charset(http.get_header("content-type"))
     if mime is not None and mime not in HTML_MIME_TYPES:
-        raise _RecordDropped("not HTML")
+        raise _RecordDropped("not_html")
     payload = _read_body(record, max_bytes, stats)
     # A truncated gzip member can decompress on into the next member and hand back garbage that
     # still fills the record's length; the WARC block/payload digests catch it where the record has them.
     checker = getattr(record, "digest_checker", None)
     if checker is not None and checker.passed is False:
-        raise _RecordDropped("digest mismatch")
+        raise _RecordDropped("digest_mismatch")
     if not payload.strip():
-        raise _RecordDropped("empty payload")
+        raise _RecordDropped("empty_payload")
     if mime is None:
         if not _looks_like_html(payload):
-            raise _RecordDropped("not HTML")
+            raise _RecordDropped("not_html")
         stats.note("no content-type, sniffed as HTML")
     rec_headers = record.rec_headers
     return HtmlPage(
@@ -268,7 +268,7 @@ def _iter_records(
     fh: BinaryIO,
     *,
     name: str,
-    stats: StageStats,
+    stats: StepStats,
     max_bytes: int,
     skip_non_utf8_headers: bool,
     gzipped: bool,
@@ -320,7 +320,7 @@ def _iter_records(
                 except _CorruptMember:
                     raise
                 except Exception as err:  # corrupt payload data, whatever warcio makes of it
-                    stats.drop(f"unreadable payload ({type(err).__name__})")
+                    stats.drop(reason_tag("unreadable_payload", type(err).__name__))
                     continue
                 stats.keep()
                 yield page
@@ -352,7 +352,7 @@ def _iter_records(
             start = _next_record_start(fh, rescan_from + 1, gzipped)
             stats.note("rescanned after malformed record")
         elif failure is not None:
-            stats.drop(f"corrupt archive data ({failure})")
+            stats.drop(reason_tag("corrupt_archive_data", failure))
             if not seekable:
                 stats.note("rest of unseekable stream skipped")
                 break
@@ -403,7 +403,7 @@ class _Unseekable(io.RawIOBase):
 
 def read_html_pages(
     source: str | Path | BinaryIO,
-    stats: StageStats | None = None,
+    stats: StepStats | None = None,
     *,
     name: str | None = None,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
@@ -419,7 +419,7 @@ def read_html_pages(
         max_payload_bytes: skip payloads larger than this.
         skip_non_utf8_headers: skip records whose header lines are not valid UTF-8.
     """
-    stats = stats if stats is not None else StageStats("read")
+    stats = stats if stats is not None else StepStats("read")
     if isinstance(source, (str, Path)):
         path = Path(source)
         with path.open("rb") as fh:

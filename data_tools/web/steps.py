@@ -1,7 +1,7 @@
 """Pipeline steps: each wraps one of the small functions of this package, and counts.
 
 A step takes a :class:`WebDocument` and returns it (possibly changed) or ``None`` to drop it,
-recording the outcome in the :class:`~data_tools.web.stats.StageStats` it is given. The
+recording the outcome in the :class:`~data_tools.stats.StepStats` it is given. The
 pipeline (:mod:`data_tools.web.pipeline`) runs them in order; you can also build your own list.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from datasketch import LeanMinHash
 
+from ..stats import StepStats, reason_tag
 from .clean import Normalization, clean_text
 from .dedup import PAGE_PARAMS, ExactDeduplicator, MinHashParams, NearDeduplicator, minhash_signature
 from .extract import Extractor, decode_html, html_to_text
@@ -20,7 +21,6 @@ from .filters.base import DocumentFilter
 from .langid import DEFAULT_MAX_CHARS, DEFAULT_THRESHOLD, detect_language
 from .pii import replace_pii_counted
 from .read import HtmlPage
-from .stats import StageStats
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Step(ABC):
     name: str = "step"
 
     @abstractmethod
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         """Return the document to pass on, or ``None`` after ``stats.drop(reason)``."""
 
 
@@ -68,12 +68,12 @@ class ExtractStep:
     min_chars: int = 1
     name: str = "extract"
 
-    def process_page(self, page: HtmlPage, stats: StageStats) -> WebDocument | None:
+    def process_page(self, page: HtmlPage, stats: StepStats) -> WebDocument | None:
         html, encoding = decode_html(page.payload, page.http_charset)
         stats.note(f"encoding {encoding}")
         text = html_to_text(html, self.extractor)
         if len(text) < self.min_chars:
-            stats.drop("no text extracted")
+            stats.drop("no_text_extracted")
             return None
         stats.keep()
         return WebDocument(text=text, url=page.url, warc=page.warc, record_id=page.record_id, date=page.date,
@@ -88,12 +88,12 @@ class CleanStep(Step):
     min_chars: int = 1
     name: str = "clean"
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         cleaned = clean_text(doc.text, normalization=self.normalization)
         if cleaned != doc.text:
             stats.note("changed")
         if len(cleaned) < self.min_chars:
-            stats.drop("empty after cleaning")
+            stats.drop("empty_after_cleaning")
             return None
         doc.text = cleaned
         stats.keep()
@@ -113,15 +113,15 @@ class LanguageStep(Step):
     max_chars: int | None = DEFAULT_MAX_CHARS
     name: str = "language"
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         lang, score = detect_language(doc.text, max_chars=self.max_chars)
         doc.lang, doc.lang_score = lang, score
         stats.note(f"detected {lang}")
         if self.langs is not None and lang not in self.langs:
-            stats.drop("language not kept")
+            stats.drop("language_not_kept")
             return None
         if score < self.thresholds.get(lang, self.threshold):
-            stats.drop(f"{lang} score below threshold")
+            stats.drop(reason_tag(lang, "score_below_threshold"))
             return None
         stats.keep()
         return doc
@@ -137,7 +137,7 @@ class FilterStep(Step):
     def __post_init__(self) -> None:
         self.name = self.name or self.rule.name
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         result = self.rule.apply(doc.text, doc.lang or "en")
         stats.notes.update(result.notes)
         if result.reason is not None:
@@ -155,7 +155,7 @@ class PIIStep(Step):
     placeholders: dict[str, str] | None = None
     name: str = "pii"
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         doc.text, counts = replace_pii_counted(doc.text, self.placeholders)
         for kind, n in counts.items():
             stats.note(f"replaced {kind}", n)
@@ -172,7 +172,7 @@ class MinHashStep(Step):
     params: MinHashParams = PAGE_PARAMS
     name: str = "minhash"
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         doc.signature = minhash_signature(doc.text, self.params)
         stats.keep()
         return doc
@@ -186,9 +186,9 @@ class ExactDedupStep(Step):
     def __init__(self) -> None:
         self.index = ExactDeduplicator()
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         if self.index.is_duplicate(doc.text):
-            stats.drop("exact duplicate")
+            stats.drop("exact_duplicate")
             return None
         stats.keep()
         return doc
@@ -202,9 +202,9 @@ class NearDedupStep(Step):
     def __init__(self, params: MinHashParams = PAGE_PARAMS) -> None:
         self.index = NearDeduplicator(params)
 
-    def process(self, doc: WebDocument, stats: StageStats) -> WebDocument | None:
+    def process(self, doc: WebDocument, stats: StepStats) -> WebDocument | None:
         if self.index.is_duplicate(doc.text, doc.signature):
-            stats.drop("near duplicate")
+            stats.drop("near_duplicate")
             return None
         stats.keep()
         return doc

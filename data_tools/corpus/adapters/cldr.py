@@ -14,7 +14,8 @@ import pickle
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from data_tools.corpus.records import CorpusError, Pair, Tally
+from data_tools.corpus.records import CorpusError, Pair
+from data_tools.stats import Stats
 
 STEP = "adapter.cldr"
 
@@ -62,10 +63,10 @@ def read_cldr(
     zh_path: Path | str,
     source: str,
     fields: Iterable[str] = ("currency_names",),
-    tally: Tally | None = None,
+    tally: Stats | None = None,
 ) -> Iterator[Pair]:
     """Yield (English name, Traditional Chinese name) for every code of ``fields`` named in both files."""
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     en, zh = load_locale(en_path), load_locale(zh_path)
     for field in fields:
         en_names, zh_names = en.get(field) or {}, zh.get(field) or {}

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polib
 
-from data_tools.corpus.records import CorpusError, Pair, Script, Tally
+from data_tools.corpus.records import CorpusError, Pair, Script
+from data_tools.stats import Stats
 
 STEP = "adapter.gettext"
 
@@ -29,10 +30,10 @@ def _load(path: Path) -> polib._BaseFile:
         raise CorpusError(f"{path}: not a valid gettext {path.suffix} catalog ({exc})") from exc
 
 
-def read_catalog(path: Path | str, source: str, script: Script = "hant", tally: Tally | None = None) -> Iterator[Pair]:
+def read_catalog(path: Path | str, source: str, script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
     """Yield the translated entries of one ``.mo``/``.po`` file as pairs (see module docstring)."""
     path = Path(path)
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     catalog = _load(path)
     for index, entry in enumerate(catalog):
         if not entry.msgid:
@@ -61,7 +62,7 @@ def read_catalog(path: Path | str, source: str, script: Script = "hant", tally: 
         yield Pair(en=en, zh=zh, source=source, origin=f"{path.name}:{where}", script=script)
 
 
-def read_catalogs(paths: Iterable[Path | str], source: str, script: Script = "hant", tally: Tally | None = None) -> Iterator[Pair]:
+def read_catalogs(paths: Iterable[Path | str], source: str, script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
     """:func:`read_catalog` over several files, in sorted path order."""
     for path in sorted(Path(p) for p in paths):
         yield from read_catalog(path, source, script=script, tally=tally)

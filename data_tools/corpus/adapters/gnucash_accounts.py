@@ -11,8 +11,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from data_tools.corpus.records import CorpusError, Pair, Script, Tally
+from data_tools.corpus.records import CorpusError, Pair, Script
 from data_tools.corpus.textutil import squash_ws
+from data_tools.stats import Stats
 
 STEP = "adapter.gnucash_accounts"
 NS = {
@@ -45,10 +46,10 @@ def template_strings(path: Path | str) -> dict[str, str]:
     return out
 
 
-def read_account_templates(en_dir: Path | str, zh_dir: Path | str, source: str, script: Script = "hant", tally: Tally | None = None) -> Iterator[Pair]:
+def read_account_templates(en_dir: Path | str, zh_dir: Path | str, source: str, script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
     """Pair every template in ``en_dir`` with the same file in ``zh_dir`` (sorted file order)."""
     en_dir, zh_dir = Path(en_dir), Path(zh_dir)
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     if not en_dir.is_dir() or not zh_dir.is_dir():
         raise CorpusError(f"{en_dir if not en_dir.is_dir() else zh_dir}: account template directory not found")
     for en_path in sorted(en_dir.glob("*.gnucash-xea")):

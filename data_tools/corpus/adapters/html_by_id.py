@@ -14,8 +14,9 @@ from pathlib import Path
 import lxml.html
 from lxml import etree
 
-from data_tools.corpus.records import CorpusError, Pair, Script, Tally
+from data_tools.corpus.records import CorpusError, Pair, Script
 from data_tools.corpus.textutil import squash_ws
+from data_tools.stats import Stats
 
 _UTF8 = lxml.html.HTMLParser(encoding="utf-8")  # the packaged help and books are UTF-8
 STEP = "adapter.html_by_id"
@@ -67,11 +68,11 @@ def read_html_by_id(
     glob: str = "**/*.html",
     id_pattern: str = r"^(par|hd)_id",
     script: Script = "hant",
-    tally: Tally | None = None,
+    tally: Stats | None = None,
 ) -> Iterator[Pair]:
     """Yield (English, Chinese) segment pairs of every page present in both trees."""
     en_root, zh_root = Path(en_root), Path(zh_root)
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     if not en_root.is_dir() or not zh_root.is_dir():
         raise CorpusError(f"{en_root if not en_root.is_dir() else zh_root}: HTML tree not found")
     for en_path in sorted(en_root.glob(glob)):

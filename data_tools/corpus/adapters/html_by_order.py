@@ -14,8 +14,9 @@ from pathlib import Path
 import lxml.html
 from lxml import etree
 
-from data_tools.corpus.records import CorpusError, Pair, Script, Tally
+from data_tools.corpus.records import CorpusError, Pair, Script
 from data_tools.corpus.textutil import squash_ws
+from data_tools.stats import Stats
 
 _UTF8 = lxml.html.HTMLParser(encoding="utf-8")  # the packaged help and books are UTF-8
 STEP = "adapter.html_by_order"
@@ -53,7 +54,7 @@ def page_blocks(path: Path | str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _align(en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally: Tally) -> Iterator[tuple[str, str, str]]:
+def _align(en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally: Stats) -> Iterator[tuple[str, str, str]]:
     if [b[1] for b in en] == [b[1] for b in zh]:
         tally.note(STEP, "pages_aligned_whole")
         for (sec, _, e), (_, _, z) in zip(en, zh):
@@ -84,11 +85,11 @@ def read_html_by_order(
     en_glob: str,
     rename: tuple[str, str],
     script: Script = "hant",
-    tally: Tally | None = None,
+    tally: Stats | None = None,
 ) -> Iterator[Pair]:
     """Pair the pages ``en_root/en_glob`` with their translation, named by replacing ``rename[0]`` with ``rename[1]``."""
     en_root, zh_root = Path(en_root), Path(zh_root)
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     en_pages = sorted(en_root.glob(en_glob))
     if not en_pages:
         raise CorpusError(f"{en_root}/{en_glob}: no English pages found")

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from data_tools.corpus.records import CorpusError, Doc, Pair, Script, Tally
+from data_tools.corpus.records import CorpusError, Doc, Pair, Script
+from data_tools.stats import Stats
 
 STEP = "adapter.hub"
 
@@ -46,10 +47,10 @@ def read_hub_parallel(
     script: Script = "hans",
     limit: int | None = None,
     streaming: bool = False,
-    tally: Tally | None = None,
+    tally: Stats | None = None,
 ) -> Iterator[Pair]:
     """Yield pairs from a parallel dataset; rows missing either field are dropped and counted."""
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     ds = _load(path, name, split, data_files, streaming)
     for i, row in enumerate(ds):
         if limit is not None and i >= limit:
@@ -72,10 +73,10 @@ def read_hub_text(
     text_field: str = "text",
     limit: int | None = None,
     streaming: bool = False,
-    tally: Tally | None = None,
+    tally: Stats | None = None,
 ) -> Iterator[Doc]:
     """Yield documents from a monolingual text dataset (C4, Wikipedia dumps, ...)."""
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     ds = _load(path, name, split, data_files, streaming)
     for i, row in enumerate(ds):
         if limit is not None and i >= limit:

@@ -27,8 +27,9 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from data_tools.corpus.records import CorpusError, Doc, Tally
+from data_tools.corpus.records import CorpusError, Doc
 from data_tools.corpus.textutil import squash_ws
+from data_tools.stats import Stats
 
 STEP = "adapter.text"
 _REF_TAG = re.compile(r"<ref\b[^>]*/>|<ref\b[^>]*>.*?</ref>", re.DOTALL)
@@ -244,13 +245,13 @@ def read_text_files(
     fmt: str = "plain",
     max_chars: int = 4000,
     min_par_chars: int = 20,
-    tally: Tally | None = None,
+    tally: Stats | None = None,
 ) -> Iterator[Doc]:
     """Yield documents from ``paths`` (sorted): paragraphs packed up to ``max_chars`` characters.
 
     Paragraphs shorter than ``min_par_chars`` (headings, list stubs) are dropped and counted.
     """
-    tally = tally if tally is not None else Tally()
+    tally = tally if tally is not None else Stats()
     for path in sorted(Path(p) for p in paths):
         buf: list[str] = []
         size, part = 0, 0

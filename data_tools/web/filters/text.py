@@ -12,7 +12,6 @@ import re
 
 #: CJK Unified Ideographs (+ extension A, compatibility ideographs), kana.
 CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff"
-_CJK_RE = re.compile(f"[{CJK_CHARS}]")
 _WORD_RE = re.compile(rf"[{CJK_CHARS}][^\w\s]*|[^\s{CJK_CHARS}]+")
 _LINE_SPLIT = re.compile(r"\n+")
 _PARA_SPLIT = re.compile(r"\n{2,}")
@@ -45,11 +44,6 @@ def is_cjk_lang(lang: str | None) -> bool:
 def split_words(text: str) -> list[str]:
     """Whitespace words, with every CJK character (plus trailing punctuation) a word of its own."""
     return _WORD_RE.findall(text)
-
-
-def count_cjk(text: str) -> int:
-    """Number of CJK ideographs and kana in ``text``."""
-    return len(_CJK_RE.findall(text))
 
 
 def is_symbol_word(word: str) -> bool:

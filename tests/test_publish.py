@@ -1,4 +1,4 @@
-"""Tests for ``data_tools.hub``: pushing the corpus to the Hub, checked offline at the HfApi boundary.
+"""Tests for ``data_tools.publish`` (once ``data_tools.hub``): pushing the corpus to the Hub, offline.
 
 ``HfApi`` is replaced by :class:`FakeHub` and ``DatasetDict.push_to_hub`` by its recorder; the fake keeps
 what would have been uploaded in a local folder laid out like the Hub repository, so the pushed configs
@@ -24,7 +24,7 @@ import pytest
 import yaml
 from huggingface_hub import constants
 
-from data_tools import hub
+from data_tools import publish
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hub"
 REPO_ID = "someone/minimind-corpus"
@@ -129,7 +129,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub(tmp_path / "hub_repo")
-    monkeypatch.setattr(hub, "HfApi", fake)
+    monkeypatch.setattr(publish, "HfApi", fake)
     patch_push_to_hub(monkeypatch, fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests run with HF_HUB_OFFLINE=1
     monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
@@ -155,7 +155,7 @@ def _explode(*args: Any, **kwargs: Any) -> None:
 
 
 def run_cli(*args: str | Path) -> int:
-    return hub.main([str(arg) for arg in args])
+    return publish.main([str(arg) for arg in args])
 
 
 # --- the push itself ------------------------------------------------------------------------------
@@ -248,11 +248,11 @@ def test_token_from_stored_login(data_dir: Path, fake_hub: FakeHub, monkeypatch:
 
 def test_push_with_injected_api(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeHub(tmp_path / "hub_repo")
-    monkeypatch.setattr(hub, "HfApi", _explode)  # the injected object must be the only client used
+    monkeypatch.setattr(publish, "HfApi", _explode)  # the injected object must be the only client used
     patch_push_to_hub(monkeypatch, fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    plan = hub.plan_push(data_dir, REPO_ID)
-    url = hub.push(plan, "hf_dummy", api=fake)
+    plan = publish.plan_push(data_dir, REPO_ID)
+    url = publish.push(plan, "hf_dummy", api=fake)
     assert url.endswith(f"/datasets/{REPO_ID}")
     assert (data_dir / "hf_link.txt").read_text(encoding="utf-8") == url + "\n"
     assert [call[0] for call in fake.calls] == ["create_repo", "upload_file"] + ["push_to_hub"] * len(plan.configs)
@@ -325,7 +325,7 @@ def test_offline_mode_stops_before_network(
 def test_dry_run_reports_plan_without_network_or_token(
     data_dir: Path, no_stored_login: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(hub, "HfApi", _explode)
+    monkeypatch.setattr(publish, "HfApi", _explode)
     monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", _explode)
     before = {path: path.stat().st_mtime_ns for path in data_dir.iterdir()}
 
@@ -341,18 +341,19 @@ def test_dry_run_reports_plan_without_network_or_token(
         name: (*layout, count_records(FIXTURE / name), (FIXTURE / name).stat().st_size)
         for name, layout in EXPECTED_LAYOUT.items()
     }
-    plan = hub.plan_push(data_dir, REPO_ID)
+    plan = publish.plan_push(data_dir, REPO_ID)
     assert f"{len(plan.readme.encode('utf-8')):,} bytes" in out  # card size
     assert "card.md -> README.md" in out
     assert REPO_ID in out
     assert {path: path.stat().st_mtime_ns for path in data_dir.iterdir()} == before  # nothing written
 
 
-def test_module_entry_point_dry_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["data_tools.publish", "data_tools.hub"])  # the old name still works
+def test_module_entry_point_dry_run(tmp_path: Path, module: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))  # no stored login either
     result = subprocess.run(
-        [sys.executable, "-m", "data_tools.hub", "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE),
+        [sys.executable, "-m", module, "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE),
          "--dry-run"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
@@ -361,20 +362,26 @@ def test_module_entry_point_dry_run(tmp_path: Path) -> None:
     assert not (FIXTURE / "hf_link.txt").exists()
 
 
+def test_the_old_module_name_is_the_same_module() -> None:
+    import data_tools.hub
+
+    assert data_tools.hub is publish and data_tools.hub.plan_push is publish.plan_push
+
+
 # --- the card -------------------------------------------------------------------------------------
 
 
 def test_card_lookup_order_and_generated_card(data_dir: Path) -> None:
     (data_dir / "README.md").write_text("# From README\n", encoding="utf-8")
-    assert hub.plan_push(data_dir, REPO_ID).card_source == data_dir / "card.md"
+    assert publish.plan_push(data_dir, REPO_ID).card_source == data_dir / "card.md"
 
     (data_dir / "card.md").unlink()
-    plan = hub.plan_push(data_dir, REPO_ID)
+    plan = publish.plan_push(data_dir, REPO_ID)
     assert plan.card_source == data_dir / "README.md"
     assert front_matter(plan.readme)[1] == "# From README\n"
 
     (data_dir / "README.md").unlink()
-    plan = hub.plan_push(data_dir, REPO_ID)
+    plan = publish.plan_push(data_dir, REPO_ID)
     assert plan.card_source is None
     meta, body = front_matter(plan.readme)
     assert "| lora | test | 2 |" in body and meta["task_categories"] == ["translation"]
@@ -386,12 +393,12 @@ def test_card_header_merge_and_license_option(data_dir: Path) -> None:
         "---\nlicense: cc-by-4.0\nlanguage: zh\nconfigs:\n- config_name: stale\n  data_files: stale/*\n---\n# Card\n",
         encoding="utf-8",
     )
-    meta, _ = front_matter(hub.plan_push(data_dir, REPO_ID).readme)
+    meta, _ = front_matter(publish.plan_push(data_dir, REPO_ID).readme)
     assert meta["license"] == "cc-by-4.0"
     assert meta["language"] == ["zh", "en"]
     assert "stale" not in {config["config_name"] for config in meta["configs"]}
 
-    meta, _ = front_matter(hub.plan_push(data_dir, REPO_ID, license="apache-2.0").readme)
+    meta, _ = front_matter(publish.plan_push(data_dir, REPO_ID, license="apache-2.0").readme)
     assert meta["license"] == "apache-2.0"
 
 
@@ -408,7 +415,7 @@ def test_split_types_are_aligned_when_castable(data_dir: Path) -> None:
     _write_jsonl(
         data_dir / "lora.test.jsonl", [{"en": "bond", "zh": "債券", "id": "c"}, {"en": "tax", "zh": "稅"}]
     )
-    plan = hub.plan_push(data_dir, REPO_ID)
+    plan = publish.plan_push(data_dir, REPO_ID)
     lora = plan.dataset_dict("lora")
     assert sorted(lora) == ["test", "train", "validation"]
     assert lora["validation"].features == lora["train"].features == lora["test"].features
@@ -446,7 +453,7 @@ def test_malformed_line_names_file_and_line(
 def test_blank_lines_are_skipped_and_reported(data_dir: Path) -> None:
     path = data_dir / "pretrain.jsonl"
     path.write_text(path.read_text(encoding="utf-8").replace("\n", "\n\n", 2), encoding="utf-8")
-    plan = hub.plan_push(data_dir, REPO_ID)
+    plan = publish.plan_push(data_dir, REPO_ID)
     assert plan.configs["pretrain"][0].rows == count_records(FIXTURE / "pretrain.jsonl")
     assert "pretrain.jsonl: skipped 2 blank line(s)" in plan.describe()
 
@@ -460,21 +467,21 @@ def test_blank_lines_are_skipped_and_reported(data_dir: Path) -> None:
 )
 def test_unusable_file_is_rejected(records: list[Any], message: str, data_dir: Path) -> None:
     _write_jsonl(data_dir / "lora.jsonl", records)
-    with pytest.raises(hub.HubInputError, match=message) as info:
-        hub.plan_push(data_dir, REPO_ID)
+    with pytest.raises(publish.HubInputError, match=message) as info:
+        publish.plan_push(data_dir, REPO_ID)
     assert "lora.jsonl" in str(info.value)
 
 
 def test_uncastable_split_types_are_rejected(data_dir: Path) -> None:
     _write_jsonl(data_dir / "lora.jsonl", [{"en": "a", "zh": "甲", "id": 1}])
     _write_jsonl(data_dir / "lora.validation.jsonl", [{"en": "b", "zh": "乙", "id": [2]}])
-    with pytest.raises(hub.HubInputError, match=r"lora\.validation\.jsonl: column types differ"):
-        hub.plan_push(data_dir, REPO_ID)
+    with pytest.raises(publish.HubInputError, match=r"lora\.validation\.jsonl: column types differ"):
+        publish.plan_push(data_dir, REPO_ID)
 
 
 def test_other_jsonl_files_are_reported_not_pushed(data_dir: Path) -> None:
     _write_jsonl(data_dir / "notes.jsonl", [{"text": "not a stage file"}])
-    plan = hub.plan_push(data_dir, REPO_ID)
+    plan = publish.plan_push(data_dir, REPO_ID)
     assert plan.ignored_files == [data_dir / "notes.jsonl"]
     assert "notes.jsonl" in plan.describe()
     assert all(part.path.name != "notes.jsonl" for parts in plan.configs.values() for part in parts)
@@ -511,15 +518,15 @@ def test_no_stage_files(tmp_path: Path, fake_hub: FakeHub, secret_token: str,
 
 def test_unreadable_card_header(data_dir: Path) -> None:
     (data_dir / "card.md").write_text("---\nlicense: [unclosed\n---\n# Card\n", encoding="utf-8")
-    with pytest.raises(hub.HubInputError, match="card.md"):
-        hub.plan_push(data_dir, REPO_ID)
+    with pytest.raises(publish.HubInputError, match="card.md"):
+        publish.plan_push(data_dir, REPO_ID)
 
 
 def test_empty_revision_rejected(data_dir: Path) -> None:
-    with pytest.raises(hub.HubInputError, match="--revision"):
-        hub.plan_push(data_dir, REPO_ID, revision=" ")
+    with pytest.raises(publish.HubInputError, match="--revision"):
+        publish.plan_push(data_dir, REPO_ID, revision=" ")
 
 
 @pytest.mark.parametrize(("rows", "label"), [(0, "n<1K"), (999, "n<1K"), (1_000, "1K<n<10K"), (250_000, "100K<n<1M")])
 def test_size_category(rows: int, label: str) -> None:
-    assert hub.size_category(rows) == label
+    assert publish.size_category(rows) == label

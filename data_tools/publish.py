@@ -1,0 +1,528 @@
+"""Publish the MiniMind corpus on the Hugging Face Hub as a dataset repository.
+
+(``data_tools.hub``, its old name, still works: ``python -m data_tools.hub push ...``.)
+
+Usage::
+
+    python -m data_tools.publish push --repo-id USER/NAME [--data-dir data] [--private]
+                                  [--dry-run] [--revision BRANCH] [--license ID]
+
+Every stage becomes one dataset *config* (``pretrain``, ``sft``, ``lora``, ``dpo``) whose splits come
+from the files present in the data directory::
+
+    <stage>.jsonl             -> train
+    <stage>.validation.jsonl  -> validation
+    <stage>.test.jsonl        -> test
+
+A config on the Hub must have the same columns in every split (``datasets`` refuses to push a
+``DatasetDict`` whose splits differ, and ``load_dataset`` could not read one back). The held-out test
+sets are parallel ``{"en", "zh"}`` records while ``sft.jsonl`` holds conversations, so a split whose
+columns differ from the first split of its stage is pushed as a config of its own, named
+``<stage>_<split>`` (for example ``sft_test``, split ``test``). The plan printed before the push says so.
+
+The data card (``<data-dir>/card.md``, else ``<data-dir>/README.md``) is uploaded as the repository's
+``README.md`` with a YAML header the Hub understands: ``configs`` with ``data_files`` for every split,
+``license``, ``language`` (``en``, ``zh``), ``task_categories`` (``translation``) and ``size_categories``.
+Keys already present in the card's own header are kept (``configs`` is always rewritten from the files).
+
+Everything is read and checked before the first network call: the repo id, the data directory, every
+line of every stage file (errors name ``file:line``), the card, and the token. The token comes from
+``HF_TOKEN`` or the stored Hugging Face login (``huggingface_hub.get_token()``); it is handed to the Hub
+client only and never printed, logged or written. ``--dry-run`` needs neither a token nor a network: it
+prints what would be pushed and stops. After a successful push the dataset's address is written to
+``<data-dir>/hf_link.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import huggingface_hub
+from huggingface_hub import DatasetCard, HfApi, constants
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+from minimind_hf.jsonl import read_jsonl
+
+if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import and not needed for --help.
+    from datasets import Dataset, DatasetDict
+
+logger = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo")
+"""Stage names, which are also the config names on the Hub."""
+
+SPLIT_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("train", ".jsonl"),
+    ("validation", ".validation.jsonl"),
+    ("test", ".test.jsonl"),
+)
+"""(split name, file-name suffix after the stage name), in push order."""
+
+RECORD_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "pretrain": (("text",),),
+    "sft": (("conversations",), ("en", "zh")),
+    "lora": (("conversations",), ("en", "zh")),
+    "dpo": (("chosen", "rejected"),),
+}
+"""Per stage, the alternative sets of keys a record must carry (one of them, all of its keys)."""
+
+CARD_FILES: tuple[str, ...] = ("card.md", "README.md")
+"""Data card file names looked up in the data directory, first found wins."""
+
+LINK_FILE = "hf_link.txt"
+DEFAULT_LICENSE = "other"
+LANGUAGES: tuple[str, ...] = ("en", "zh")
+TASK_CATEGORIES: tuple[str, ...] = ("translation",)
+
+LOGIN_HELP = (
+    "No Hugging Face token found. Create a token with write access at "
+    "https://huggingface.co/settings/tokens, then either export it as HF_TOKEN or log in once with "
+    "`hf auth login` (older huggingface_hub: `huggingface-cli login`). "
+    "Use --dry-run to check the data without a token."
+)
+
+_SIZE_CATEGORIES: tuple[tuple[int, str], ...] = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+)
+
+
+class HubInputError(ValueError):
+    """Bad input found before anything was sent: the message names the file and line or the option."""
+
+
+@dataclass
+class SplitData:
+    """One stage file loaded as a split: where it came from and what it holds."""
+
+    stage: str
+    split: str
+    path: Path
+    dataset: "Dataset"
+    nbytes: int
+    blank_lines: int = 0
+
+    @property
+    def rows(self) -> int:
+        """Number of records (non-blank lines) in the file."""
+        return self.dataset.num_rows
+
+
+@dataclass
+class PushPlan:
+    """Everything that a push sends, checked and loaded, with no network touched yet."""
+
+    repo_id: str
+    data_dir: Path
+    configs: dict[str, list[SplitData]]
+    readme: str
+    card_source: Path | None
+    private: bool = False
+    revision: str | None = None
+    ignored_files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Web address of the dataset repository."""
+        return dataset_url(self.repo_id)
+
+    def dataset_dict(self, config: str) -> "DatasetDict":
+        """The :class:`datasets.DatasetDict` pushed as ``config``."""
+        from datasets import DatasetDict
+
+        return DatasetDict({part.split: part.dataset for part in self.configs[config]})
+
+    @property
+    def total_rows(self) -> int:
+        """Records over all configs and splits."""
+        return sum(part.rows for parts in self.configs.values() for part in parts)
+
+    def describe(self) -> str:
+        """A human-readable table of what would be pushed."""
+        lines = [
+            f"repo: {self.url} (dataset, {'private' if self.private else 'public when created'}, "
+            f"revision {self.revision or 'main'})",
+            f"{'config':<16} {'split':<11} {'rows':>10} {'jsonl bytes':>14}  file",
+        ]
+        for config, parts in self.configs.items():
+            for part in parts:
+                lines.append(
+                    f"{config:<16} {part.split:<11} {part.rows:>10,} {part.nbytes:>14,}  {part.path.name}"
+                )
+        total_bytes = sum(part.nbytes for parts in self.configs.values() for part in parts)
+        lines.append(f"{'total':<28} {self.total_rows:>10,} {total_bytes:>14,}")
+        source = self.card_source.name if self.card_source else "generated (no card.md or README.md found)"
+        lines.append(
+            f"card: {source} -> README.md, {len(self.readme.encode('utf-8')):,} bytes, "
+            f"{len(self.configs)} configs in its YAML header"
+        )
+        lines.extend(f"note: {note}" for note in self.notes)
+        if self.ignored_files:
+            names = ", ".join(path.name for path in self.ignored_files)
+            lines.append(
+                f"not pushed ({len(self.ignored_files)} files, not named "
+                f"<stage>[.validation|.test].jsonl): {names}"
+            )
+        return "\n".join(lines)
+
+
+def dataset_url(repo_id: str) -> str:
+    """Address of a dataset repository on the configured Hub endpoint."""
+    return f"{constants.ENDPOINT.rstrip('/')}/datasets/{repo_id}"
+
+
+def check_repo_id(repo_id: str) -> str:
+    """Return ``repo_id`` if it is a valid ``namespace/name`` Hub id, else raise :class:`HubInputError`."""
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
+        raise HubInputError(f"--repo-id must look like USER/NAME (or ORG/NAME), got {repo_id!r}")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise HubInputError(f"--repo-id {repo_id!r} is not a valid Hub repo id: {err}") from None
+    return repo_id
+
+
+def _missing_shape(record: dict[str, Any], stage: str) -> str | None:
+    """Describe what ``record`` lacks for ``stage``, or ``None`` if it has one of the accepted shapes."""
+    shapes = RECORD_SHAPES[stage]
+    if any(all(key in record for key in shape) for shape in shapes):
+        return None
+    wanted = " or ".join("{" + ", ".join(repr(key) for key in shape) + "}" for shape in shapes)
+    return f"a {stage} record needs the keys {wanted}; this one has {sorted(record)}"
+
+
+def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
+    """Read one jsonl stage file into a :class:`datasets.Dataset`, checking every line.
+
+    Raises :class:`HubInputError` naming ``file:line`` for a line that is not UTF-8, not JSON, not a
+    JSON object or not a record of the stage; for a file with no records; or for a column whose values
+    mix types. Blank lines are skipped and counted.
+    """
+    from datasets import Dataset
+
+    columns: dict[str, list[Any]] = {}
+    rows = blank = 0
+    for lineno, record in read_jsonl(path, error=HubInputError, with_blank_lines=True, progress=f"read {path.name}"):
+        if record is None:
+            blank += 1
+            continue
+        problem = _missing_shape(record, stage)
+        if problem:
+            raise HubInputError(f"{path}:{lineno}: {problem}")
+        for key in record:
+            if key not in columns:  # a key first seen here: earlier records lack it
+                columns[key] = [None] * rows
+        for key, values in columns.items():
+            values.append(record.get(key))
+        rows += 1
+    if rows == 0:
+        raise HubInputError(f"{path}: no records (an empty split cannot be pushed; remove the file)")
+    try:
+        dataset = Dataset.from_dict(columns, split=split)
+    except (ValueError, TypeError) as err:  # pyarrow's ArrowInvalid / ArrowTypeError derive from these
+        raise HubInputError(
+            f"{path}: cannot build a table, a column mixes value types ({_first_line(err)}); "
+            f"columns: {sorted(columns)}"
+        ) from None
+    return SplitData(stage=stage, split=split, path=path, dataset=dataset, nbytes=path.stat().st_size, blank_lines=blank)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def stage_files(data_dir: Path) -> tuple[list[tuple[str, str, Path]], list[Path]]:
+    """The stage files present in ``data_dir`` as ``(stage, split, path)``, and the other jsonl files."""
+    found: list[tuple[str, str, Path]] = []
+    for stage in STAGES:
+        for split, suffix in SPLIT_SUFFIXES:
+            path = data_dir / f"{stage}{suffix}"
+            if path.is_file():
+                found.append((stage, split, path))
+    used = {path.name for _, _, path in found}
+    ignored = sorted(path for path in data_dir.glob("*.jsonl*") if path.name not in used)
+    return found, ignored
+
+
+def group_configs(parts: Sequence[SplitData]) -> tuple[dict[str, list[SplitData]], list[str]]:
+    """Group loaded splits into Hub configs, one per stage, splitting off splits with other columns.
+
+    Splits of one stage with the same column set share the stage's config (columns are put in the
+    same order and, where only the types differ, cast to the first split's features). A split with
+    other columns becomes config ``<stage>_<split>``. Returns the configs and notes on what was split off.
+    """
+    configs: dict[str, list[SplitData]] = {}
+    notes: list[str] = []
+    for part in parts:
+        base = configs.get(part.stage, [None])[0]
+        if base is None:
+            configs[part.stage] = [part]
+            continue
+        if set(part.dataset.column_names) != set(base.dataset.column_names):
+            name = f"{part.stage}_{part.split}"
+            configs[name] = [part]
+            notes.append(
+                f"{part.path.name} has columns {sorted(part.dataset.column_names)}, {base.path.name} has "
+                f"{sorted(base.dataset.column_names)}: pushed as config {name!r} (split {part.split!r})"
+            )
+            continue
+        dataset = part.dataset.select_columns(base.dataset.column_names)
+        if dataset.features != base.dataset.features:
+            try:
+                dataset = dataset.cast(base.dataset.features)
+            except (ValueError, TypeError) as err:
+                raise HubInputError(
+                    f"{part.path}: column types differ from {base.path} and cannot be cast "
+                    f"({_first_line(err)})"
+                ) from None
+        part.dataset = dataset
+        configs[part.stage].append(part)
+    return configs, notes
+
+
+def size_category(rows: int) -> str:
+    """The Hub's ``size_categories`` label for a dataset of ``rows`` records."""
+    for bound, label in _SIZE_CATEGORIES:
+        if rows < bound:
+            return label
+    return "n>1B"
+
+
+def _generated_card_body(repo_id: str, configs: dict[str, list[SplitData]]) -> str:
+    lines = [
+        f"# {repo_id.split('/', 1)[1]}",
+        "",
+        "English to Traditional Chinese (zh-TW) corpus for the MiniMind model, one config per training stage.",
+        "",
+        "| config | split | rows |",
+        "|---|---|---:|",
+    ]
+    lines += [f"| {config} | {part.split} | {part.rows} |" for config, parts in configs.items() for part in parts]
+    return "\n".join(lines) + "\n"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def build_readme(
+    card_text: str, configs: dict[str, list[SplitData]], license: str | None = None, source: str = "card"
+) -> str:
+    """The repository ``README.md``: ``card_text`` with its YAML header completed for the Hub.
+
+    ``configs`` is rewritten to match the pushed files (``<config>/<split>-*``, the layout that
+    ``push_to_hub(config_name=...)`` writes); ``language`` and ``task_categories`` gain ``en``/``zh``
+    and ``translation``; ``license`` is ``license`` if given, else the card's, else ``other``;
+    ``size_categories`` is filled in when missing. Other header keys are kept as they are.
+    """
+    if not card_text.startswith("---"):
+        card_text = "---\n{}\n---\n" + card_text  # an empty header, so the card parses without a warning
+    try:
+        card = DatasetCard(card_text)
+    except Exception as err:  # yaml errors and the Hub's own metadata checks
+        raise HubInputError(f"{source}: the YAML header cannot be read ({_first_line(err)})") from None
+    data = card.data
+    if license:
+        data.license = license
+    elif not getattr(data, "license", None):
+        data.license = DEFAULT_LICENSE
+    data.language = list(dict.fromkeys(_as_list(getattr(data, "language", None)) + list(LANGUAGES)))
+    data.task_categories = list(
+        dict.fromkeys(_as_list(getattr(data, "task_categories", None)) + list(TASK_CATEGORIES))
+    )
+    if not getattr(data, "size_categories", None):
+        total = sum(part.rows for parts in configs.values() for part in parts)
+        data.size_categories = [size_category(total)]
+    data.configs = [
+        {
+            "config_name": config,
+            "data_files": [{"split": part.split, "path": f"{config}/{part.split}-*"} for part in parts],
+        }
+        for config, parts in configs.items()
+    ]
+    return str(card)
+
+
+def plan_push(
+    data_dir: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    private: bool = False,
+    revision: str | None = None,
+    license: str | None = None,
+) -> PushPlan:
+    """Check and load everything a push would send, without touching the network.
+
+    Raises :class:`HubInputError` for a bad repo id or revision, a missing data directory, a directory
+    without stage files, a bad line in a stage file (naming ``file:line``) or an unreadable card.
+    """
+    check_repo_id(repo_id)
+    if revision is not None and not revision.strip():
+        raise HubInputError("--revision must name a branch, got an empty string")
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise HubInputError(f"data directory {str(root)!r} does not exist (build it first, or pass --data-dir)")
+    found, ignored = stage_files(root)
+    if not found:
+        expected = ", ".join(f"{stage}.jsonl" for stage in STAGES)
+        raise HubInputError(
+            f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test)"
+        )
+    parts = [read_stage_file(path, stage, split) for stage, split, path in found]
+    configs, notes = group_configs(parts)
+    for part in parts:
+        if part.blank_lines:
+            notes.append(f"{part.path.name}: skipped {part.blank_lines} blank line(s)")
+    card_path = next((root / name for name in CARD_FILES if (root / name).is_file()), None)
+    if card_path is None:
+        notes.append("no card.md or README.md in the data directory: a minimal card is generated")
+        card_text = _generated_card_body(repo_id, configs)
+    else:
+        try:
+            card_text = card_path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise HubInputError(f"{card_path}: not UTF-8 text ({err.reason})") from None
+    readme = build_readme(card_text, configs, license=license, source=str(card_path or "generated card"))
+    return PushPlan(
+        repo_id=repo_id,
+        data_dir=root,
+        configs=configs,
+        readme=readme,
+        card_source=card_path,
+        private=private,
+        revision=revision,
+        ignored_files=ignored,
+        notes=notes,
+    )
+
+
+def resolve_token() -> str:
+    """The Hub token from ``HF_TOKEN`` or the stored login; raises :class:`HubInputError` if there is none."""
+    token = os.environ.get("HF_TOKEN", "").strip() or huggingface_hub.get_token()
+    if not token:
+        raise HubInputError(LOGIN_HELP)
+    return token
+
+
+def check_online() -> None:
+    """Raise :class:`HubInputError` if huggingface_hub is in offline mode (``HF_HUB_OFFLINE=1``)."""
+    if getattr(constants, "HF_HUB_OFFLINE", False):
+        raise HubInputError("HF_HUB_OFFLINE is set: unset it to push to the Hub (or use --dry-run)")
+
+
+def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:
+    """Send ``plan`` to the Hub and write ``<data-dir>/hf_link.txt``; returns the dataset's address.
+
+    ``api`` is the :class:`huggingface_hub.HfApi` to use (one is made with ``token`` if omitted). The
+    card goes up first so that each ``DatasetDict.push_to_hub`` merges its ``dataset_info`` into it
+    instead of replacing it.
+    """
+    check_online()
+    api = api if api is not None else HfApi(token=token)
+    repo_id = plan.repo_id
+    api.create_repo(repo_id, repo_type="dataset", private=plan.private or None, exist_ok=True, token=token)
+    logger.info("repository ready: %s", plan.url)
+    if plan.revision and not plan.revision.startswith("refs/pr/"):
+        api.create_branch(repo_id, branch=plan.revision, repo_type="dataset", exist_ok=True, token=token)
+        logger.info("branch ready: %s", plan.revision)
+    api.upload_file(
+        path_or_fileobj=plan.readme.encode("utf-8"),
+        path_in_repo="README.md",
+        repo_id=repo_id,
+        repo_type="dataset",
+        revision=plan.revision,
+        commit_message="Upload data card",
+        token=token,
+    )
+    logger.info("uploaded README.md (%d bytes)", len(plan.readme.encode("utf-8")))
+    for config, parts in plan.configs.items():
+        plan.dataset_dict(config).push_to_hub(
+            repo_id,
+            config_name=config,
+            private=plan.private or None,
+            token=token,
+            revision=plan.revision,
+            commit_message=f"Upload {config} config",
+        )
+        logger.info("pushed config %s: %s", config, ", ".join(f"{p.split} {p.rows:,} rows" for p in parts))
+    link_path = plan.data_dir / LINK_FILE
+    link_path.write_text(plan.url + "\n", encoding="utf-8")
+    logger.info("wrote %s", link_path)
+    return plan.url
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m data_tools.publish`` command-line parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m data_tools.publish", description="Publish the MiniMind corpus on the Hugging Face Hub."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    sub = commands.add_parser(
+        "push",
+        help="push the stage files as dataset configs, with the data card as README.md",
+        description="Push <data-dir>/<stage>[.validation|.test].jsonl as configs pretrain/sft/lora/dpo.",
+    )
+    sub.add_argument("--repo-id", required=True, help="dataset repository, USER/NAME or ORG/NAME")
+    sub.add_argument("--data-dir", default="data", help="directory with the stage files and card (default: data)")
+    sub.add_argument("--private", action="store_true", help="create the repository as private")
+    sub.add_argument(
+        "--dry-run", action="store_true", help="check and print what would be pushed; no network, no token"
+    )
+    sub.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
+    sub.add_argument(
+        "--license",
+        default=None,
+        help=f"licence id for the card header (default: the card's own, else {DEFAULT_LICENSE!r})",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the process exit status (0 ok, 2 bad input, 1 push failed)."""
+    args = build_parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        token = None
+        if not args.dry_run:  # fail fast, before reading a large corpus
+            check_repo_id(args.repo_id)
+            check_online()
+            token = resolve_token()
+        plan = plan_push(
+            args.data_dir, args.repo_id, private=args.private, revision=args.revision, license=args.license
+        )
+        print(plan.describe())
+        if args.dry_run:
+            print("dry run: nothing was sent to the Hub and no file was written")
+            return 0
+        assert token is not None
+        url = push(plan, token)
+    except HubInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # network / permission failures from huggingface_hub or datasets
+        logger.debug("push failed", exc_info=True)
+        reason = f"{type(err).__name__}: {_first_line(err)}"
+        print(f"error: push to {args.repo_id} failed: {reason}", file=sys.stderr)
+        return 1
+    print(f"pushed: {url} (address written to {plan.data_dir / LINK_FILE})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
