@@ -205,10 +205,9 @@ def test_split_shares_are_respected():
 
 def test_held_out_buckets_nest_across_domains():
     # a general test item is also a finance test item: the shares grow from bucket 0 upwards
-    for i in range(5000):
-        s = f"Nested split check {i}"
-        if assign_split(s, GENERAL) == "test":
-            assert assign_split(s, FINANCE) == "test"
+    general_test = [s for s in (f"Nested split check {i}" for i in range(5000)) if assign_split(s, GENERAL) == "test"]
+    assert general_test  # the check below is over a non-empty set
+    assert all(assign_split(s, FINANCE) == "test" for s in general_test)
 
 
 def test_semantic_filter_drops_misaligned_pairs():
