@@ -26,6 +26,17 @@ def tiny_model():
     return MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).eval()
 
 
+@pytest.fixture
+def saved_tiny(tmp_path, tiny_model, tokenizer):
+    """The tiny model saved with the shipped tokenizer, as the stages save a checkpoint."""
+    from minimind_hf.tokenization import save_tokenizer
+
+    path = tmp_path / "ckpt"
+    tiny_model.save_pretrained(path)
+    save_tokenizer(tokenizer, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def byte_tok():
     """No merges: every byte is one token with id 3 + byte value (see tests/data_helpers.py)."""

@@ -18,11 +18,8 @@ IDS = torch.tensor([[1, 5, 9, 300, 2]])
 
 
 @pytest.fixture
-def base(tmp_path, tiny_model, tokenizer):
-    path = tmp_path / "sft"
-    tiny_model.save_pretrained(path)
-    save_tokenizer(tokenizer, path)
-    return path
+def base(saved_tiny):
+    return saved_tiny
 
 
 @pytest.fixture
@@ -68,9 +65,9 @@ def test_an_adapter_loads_on_its_recorded_base_merged_or_not(base, adapter):
 def test_the_recorded_base_is_found_relative_to_the_adapter(base, adapter, tmp_path):
     config_file = adapter / "adapter_config.json"
     config = json.loads(config_file.read_text())
-    config["base_model_name_or_path"] = "../../sft"  # relative to the adapter directory
+    config["base_model_name_or_path"] = "../../ckpt"  # relative to the adapter directory
     config_file.write_text(json.dumps(config))
-    assert load_checkpoint(adapter).base == str(adapter / "../../sft")
+    assert load_checkpoint(adapter).base == str(adapter / "../../ckpt")
     config["base_model_name_or_path"] = "nowhere/base"
     config_file.write_text(json.dumps(config))
     with pytest.raises(FileNotFoundError, match="'nowhere/base' is not a local model directory"):

@@ -7,15 +7,11 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaForCausalLM
 
 from minimind_hf.cli import main
-from minimind_hf.tokenization import save_tokenizer
 
 
 @pytest.fixture
-def checkpoint(tmp_path, tiny_model, tokenizer):
-    path = tmp_path / "ckpt"
-    tiny_model.save_pretrained(path)
-    save_tokenizer(tokenizer, path)
-    return path
+def checkpoint(saved_tiny):
+    return saved_tiny
 
 
 def test_generate_streams_the_greedy_continuation(checkpoint, tokenizer, tiny_model, capsys):

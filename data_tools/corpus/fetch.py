@@ -126,19 +126,15 @@ def _refresh_apt_index(folder: Path) -> None:
 
 def _apt_download(art: Artefact, folder: Path) -> Substitution | None:
     """Download the pinned .deb; refresh a stale index; take the available version if the pin is gone."""
-    try:
-        _run(["apt-get", "download", art.spec], folder)
-        return None
-    except CorpusError as exc:
-        if not _apt_missing(exc):
-            raise
-    _refresh_apt_index(folder)
-    try:
-        _run(["apt-get", "download", art.spec], folder)
-        return None
-    except CorpusError as exc:
-        if not _apt_missing(exc):
-            raise
+    for stale_index in (False, True):
+        if stale_index:
+            _refresh_apt_index(folder)
+        try:
+            _run(["apt-get", "download", art.spec], folder)
+            return None
+        except CorpusError as exc:
+            if not _apt_missing(exc):
+                raise
     before = set(folder.glob(f"{art.package}_*.deb"))
     _run(["apt-get", "download", art.package], folder)
     new = sorted(set(folder.glob(f"{art.package}_*.deb")) - before) or sorted(folder.glob(f"{art.package}_*.deb"))

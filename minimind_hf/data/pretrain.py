@@ -11,16 +11,7 @@ from datasets import Dataset, Features, Value
 from ..tokenization import ENDOFTEXT
 from . import loading
 from .checks import DataFormatError
-from .splits import (
-    BuiltDataset,
-    PathSpec,
-    assemble_splits,
-    built,
-    check_split_args,
-    column,
-    fingerprint,
-    tokenizer_fingerprint,
-)
+from .splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, column, fingerprint, tokenizer_fingerprint
 
 _TOKENIZED_DOCS = Features({"input_ids": datasets.Sequence(Value("int32")), "length": Value("int64")})
 _PACKED_BLOCKS = Features(

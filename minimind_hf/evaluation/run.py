@@ -108,16 +108,10 @@ def _validation(model, tokenizer, path, args: EvalArguments, system: str | None)
         path, tokenizer, limit=args.validation_limit, prompt_id=args.prompt_id, system=system
     )
     start = time.perf_counter()
-    result = perplexity(
-        model,
-        tokenizer,
-        texts,
-        block_size=args.block_size,
-        batch_size=args.ppl_batch_size,
-        packed=args.packed,
-        split_special_tokens=kind_of_texts == "text",  # plain documents: as pretraining tokenizes them
-        show_progress=args.show_progress,
-    )
+    # plain documents are tokenized as pretraining tokenizes them (control-token text stays text)
+    result = perplexity(model, tokenizer, texts, block_size=args.block_size, batch_size=args.ppl_batch_size,
+                        packed=args.packed, split_special_tokens=kind_of_texts == "text",
+                        show_progress=args.show_progress)
     result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start)
     return result
 
@@ -128,17 +122,9 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
         raise ValueError(f"{path}: no usable en/zh pairs (dropped: {dict(dropped)})")
     sources, references = [p["en"] for p in pairs], [p["zh"] for p in pairs]
     start = time.perf_counter()
-    hypotheses = translate(
-        model,
-        tokenizer,
-        sources,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        prompt_id=args.prompt_id,
-        system=system,
-        num_beams=args.num_beams,
-        show_progress=args.show_progress,
-    )
+    hypotheses = translate(model, tokenizer, sources, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                           prompt_id=args.prompt_id, system=system, num_beams=args.num_beams,
+                           show_progress=args.show_progress)
     seconds = time.perf_counter() - start
     scores = translation_scores(hypotheses, references, sources=sources, comet_model=comet_model)
     scores.update(
