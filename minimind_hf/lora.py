@@ -1,16 +1,10 @@
 """LoRA as training uses it: PEFT's ``LoraConfig`` with the project's defaults, and the wrapping the runner does.
 
 The LoRA stage (``stage: lora`` in a recipe) calls :func:`wrap_with_lora`, i.e. ``peft.get_peft_model`` with
-:func:`peft_config`. The defaults below are the only LoRA defaults of the project: the runner's arguments,
-this config and the hand-written reference (:mod:`minimind_hf.lora_reference`, which the tests check against
-PEFT) all take theirs from here.
-
-Which layers get an adapter: :data:`DEFAULT_TARGET_MODULES` lists every linear projection of attention
-and MLP (``q/k/v/o_proj``, ``gate/up/down_proj``), as is usual for LLaMA-style models. The original
-MiniMind ``model_lora.py`` wrapped only *square* linear layers (``in == out``); with grouped-query
-attention and a SwiGLU MLP that leaves just ``q_proj`` and ``o_proj``, and it had no ``alpha / r``
-scaling and initialised ``A`` from N(0, 0.02). Pass ``target_modules=("q_proj", "o_proj")`` to get
-that coverage back.
+:func:`peft_config`, whose defaults (rank 8, alpha 16, dropout 0.05, every linear projection) are the project's
+only ones (:mod:`minimind_hf.lora_defaults`). The same update written out by hand, which the tests check
+against PEFT, is :mod:`minimind_hf.lora_reference`; its names are also importable from here, where they
+used to live.
 """
 
 from __future__ import annotations
@@ -20,6 +14,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from peft import LoraConfig, TaskType
+
+from .lora_defaults import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES
+from .lora_reference import *  # noqa: F403 (the hand-written reference, importable from here as before)
 
 logger = logging.getLogger(__name__)
 
@@ -31,23 +28,6 @@ __all__ = [
     "peft_config",
     "wrap_with_lora",
 ]
-
-#: Every linear projection of a LLaMA-style decoder layer (attention, then MLP).
-DEFAULT_TARGET_MODULES: tuple[str, ...] = (
-    "q_proj",
-    "k_proj",
-    "v_proj",
-    "o_proj",
-    "gate_proj",
-    "up_proj",
-    "down_proj",
-)
-#: Default rank of the update ``B A``.
-DEFAULT_R = 8
-#: Default ``alpha``; the update is scaled by ``alpha / r`` (or ``alpha / sqrt(r)`` with rsLoRA).
-DEFAULT_ALPHA = 16
-#: Default dropout probability on the LoRA branch input (TRL's ``ModelConfig`` default too).
-DEFAULT_DROPOUT = 0.05
 
 
 def peft_config(
@@ -90,14 +70,3 @@ def wrap_with_lora(model: Any, **options: Any) -> Any:
     trainable, total = model.get_nb_trainable_parameters()
     logger.info("LoRA: %d trainable parameters of %d (%.2f%%)", trainable, total, 100 * trainable / total)
     return model
-
-
-def __getattr__(name: str) -> Any:
-    """The hand-written reference lived here before it moved to :mod:`minimind_hf.lora_reference`; its names
-    are still importable from this module."""
-    if not name.startswith("__"):
-        from . import lora_reference
-
-        if name in lora_reference.__all__:
-            return getattr(lora_reference, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

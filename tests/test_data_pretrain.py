@@ -6,13 +6,13 @@ import pytest
 import torch
 from data_helpers import FIXTURES, make_docs, token_stream, write_jsonl
 
-from minimind_hf.data import SFTCollator, build_pretrain_dataset, build_sft_dataset, loading
+from minimind_hf.data import SFTCollator, build_pretrain_dataset, build_sft_dataset, pretrain
 
 
 
 @pytest.mark.parametrize("batch_size", [1000, 3])
 def test_packing_keeps_every_token_but_the_tail(bpe_tok, tmp_path, monkeypatch, batch_size):
-    monkeypatch.setattr(loading, "_MAP_BATCH_SIZE", batch_size)  # 3 exercises blocks spanning map batches
+    monkeypatch.setattr(pretrain, "MAP_BATCH_SIZE", batch_size)  # 3 exercises blocks spanning map batches
     docs = make_docs(40) + [{"text": "   "}]
     path = write_jsonl(tmp_path / "p.jsonl", docs)
     block = 24

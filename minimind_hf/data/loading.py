@@ -31,8 +31,8 @@ from .splits import PathSpec, fingerprint
 
 logger = logging.getLogger(__name__)
 
-# Rows per ``Dataset.map`` batch of every stage (read at call time, so tests can shrink it).
-_MAP_BATCH_SIZE = 1000
+MAP_BATCH_SIZE = 1000
+"""Rows per batch of the stages' ``Dataset.map`` calls."""
 
 _HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+(?::[\w.-]+)?")
 _LOCAL_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from datasets import Dataset, Features, Value
 
 from ..prompts import parse_prompt_id, prompt_index, translation_messages
-from . import loading
+from .loading import map_sources
 from .splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, fingerprint
 
 _MESSAGE = {"role": Value("string"), "content": Value("string")}
@@ -68,7 +68,7 @@ def build_dpo_dataset(
         )
 
     def rows(files: PathSpec, split: str) -> tuple[Dataset, dict]:
-        return loading.map_sources(
+        return map_sources(
             files, split, "dpo", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir, prepare=preference_rows
         )
 

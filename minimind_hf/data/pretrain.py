@@ -9,7 +9,7 @@ import numpy as np
 from datasets import Dataset, Features, Value
 
 from ..tokenization import ENDOFTEXT
-from . import loading
+from .loading import MAP_BATCH_SIZE, map_sources
 from .checks import DataFormatError
 from .splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, column, fingerprint, tokenizer_fingerprint
 
@@ -88,7 +88,7 @@ def _pack(documents: Dataset, block_size: int, num_proc: int, key: str) -> tuple
     packed = documents.map(
         _pack_blocks,
         batched=True,
-        batch_size=loading._MAP_BATCH_SIZE,
+        batch_size=MAP_BATCH_SIZE,
         with_indices=True,
         fn_kwargs={
             "source": documents,
@@ -117,7 +117,7 @@ def _tokenized_documents(dataset: Dataset, stats: dict, tokenizer, separator_id:
     non_empty = texts.filter(
         _has_text,
         batched=True,
-        batch_size=loading._MAP_BATCH_SIZE,
+        batch_size=MAP_BATCH_SIZE,
         num_proc=num_proc if num_proc > 1 else None,
         new_fingerprint=fingerprint(texts._fingerprint, "non-empty"),
         desc="Dropping empty documents",
@@ -130,7 +130,7 @@ def _tokenized_documents(dataset: Dataset, stats: dict, tokenizer, separator_id:
     return non_empty.map(
         _tokenize_documents,
         batched=True,
-        batch_size=loading._MAP_BATCH_SIZE,
+        batch_size=MAP_BATCH_SIZE,
         fn_kwargs={"tokenizer": tokenizer, "separator_id": separator_id},
         remove_columns=["text"],
         features=_TOKENIZED_DOCS,
@@ -181,7 +181,7 @@ def build_pretrain_dataset(
         def prepare(dataset: Dataset, stats: dict) -> Dataset:
             return _tokenized_documents(dataset, stats, tokenizer, separator_id, tok_key, num_proc)
 
-        return loading.map_sources(
+        return map_sources(
             files, split, "pretrain", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir, prepare=prepare
         )
 

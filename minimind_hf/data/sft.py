@@ -18,7 +18,7 @@ import torch
 from datasets import Dataset, Features, Value
 
 from ..prompts import parse_prompt_id, prompt_index, translation_messages
-from . import loading
+from .loading import MAP_BATCH_SIZE, map_sources
 from .splits import (
     BuiltDataset,
     PathSpec,
@@ -225,7 +225,7 @@ def build_sft_dataset(
         return dataset.map(
             _tokenize_chats,
             batched=True,
-            batch_size=loading._MAP_BATCH_SIZE,
+            batch_size=MAP_BATCH_SIZE,
             fn_kwargs={"tokenizer": tokenizer, **settings},
             remove_columns=dataset.column_names,
             features=_TOKENIZED_CHATS,
@@ -235,7 +235,7 @@ def build_sft_dataset(
         )
 
     def chats(files: PathSpec, split: str) -> tuple[Dataset, dict]:
-        dataset, split_stats = loading.map_sources(
+        dataset, split_stats = map_sources(
             files, split, "chat", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir, prepare=tokenized
         )
         return _finish_chats(dataset, split_stats), split_stats
