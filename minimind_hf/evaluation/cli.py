@@ -53,6 +53,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         options: dict[str, Any] = {"dest": knob.name, "default": knob.default, "help": meta.pop("help")}
         if "action" not in meta:
             options["type"] = meta.pop("type", type(knob.default))
+            if "choices" not in meta:
+                options["metavar"] = flag.lstrip("-").replace("-", "_").upper()
         parser.add_argument(flag, **options, **meta)
     return parser
 
