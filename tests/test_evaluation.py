@@ -307,15 +307,17 @@ def data_files(tmp_path):
 
 
 def test_data_files_are_read_with_counted_drops_and_located_errors(tmp_path, tokenizer, data_files):
-    texts, kind, dropped = load_validation_texts(data_files["validation"], tokenizer)
-    assert kind == "chat" and len(texts) == 3 and dropped == {"empty_en_or_zh": 1}
+    texts, kind, dropped, conversations = load_validation_texts(data_files["validation"], tokenizer)
+    assert kind == "chat" and len(texts) == 3 == len(conversations) and dropped == {"empty_en_or_zh": 1}
+    assert conversations[1][-1] == {"role": "assistant", "content": "債券"}
     assert texts[0].startswith("<|im_start|>user\nHi<|im_end|>") and "債券<|im_end|>" in texts[1]
     plain = _write_jsonl(tmp_path / "plain.jsonl", [{"text": "The rate."}, {"text": "  "}, {"text": "利率"}])
-    assert load_validation_texts(plain, tokenizer) == (["The rate.", "利率"], "text", {"empty_text": 1})
+    assert load_validation_texts(plain, tokenizer)[:3] == (["The rate.", "利率"], "text", {"empty_text": 1})
     _write_jsonl(plain, [{"text": "The rate."}, {"en": "Bonds", "zh": "債券"}])
     with pytest.raises(ValueError, match=r"plain\.jsonl:2: a chat row in a file of text rows"):
         load_validation_texts(plain, tokenizer)
-    pairs, dropped = load_test_pairs(data_files["test"], limit=2)
+    pairs, dropped, notes = load_test_pairs(data_files["test"], limit=2)
+    assert notes == []
     assert [p["zh"] for p in pairs] == ["每期的利率。", "淨現值"] and dropped == {"empty_en_or_zh": 1}
     assert pairs[0]["id"] == "calc-1" and pairs[1]["id"].endswith("test.jsonl:3")
 
@@ -324,7 +326,7 @@ def test_data_files_are_read_with_counted_drops_and_located_errors(tmp_path, tok
     with pytest.raises(ValueError, match=r"bad\.jsonl:2: not valid JSON"):
         load_test_pairs(bad)
     _write_jsonl(bad, [{"en": "a", "zh": "b"}, {"text": "no pair"}])
-    with pytest.raises(ValueError, match=r"bad\.jsonl:2: a test row needs 'en' and 'zh'"):
+    with pytest.raises(ValueError, match=r"bad\.jsonl:2: not a translation pair: expected 'en'/'zh'"):
         load_test_pairs(bad)
     _write_jsonl(bad, [{"conversations": [{"role": "robot", "content": "x"}]}])
     with pytest.raises(ValueError, match=r"bad\.jsonl:1: the chat template rejected"):
@@ -349,7 +351,7 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, data_files, tokenizer):
     saved = json.loads((checkpoint / "eval.json").read_text(encoding="utf-8"))
     assert saved["label"] == "sft" and saved["kind"] == "model"
     assert saved["validation"]["documents"] == 3 and saved["validation"]["dropped"] == {"empty_en_or_zh": 1}
-    assert saved["validation"]["kind"] == "chat" and not saved["validation"]["split_special_tokens"]
+    assert saved["validation"]["kind"] == "chat" and saved["validation"]["scored"].startswith("assistant reply tokens")
     assert saved["validation"]["loss"] == pytest.approx(result["validation"]["loss"])
     tr = saved["translation"]
     assert tr["n"] == 3 and tr["dropped"] == {"empty_en_or_zh": 1}
@@ -359,8 +361,18 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, data_files, tokenizer):
     lines = (checkpoint / "eval_translations.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in lines][0] == "calc-1" and len(lines) == 3
 
+    assert set(tr["health"]) >= {"empty_share", "looping_share", "untranslated_share", "over_long_share", "length_ratio"}
+    assert set(tr["floors"]) == {"copy_source", "shuffled_references"} and 0 <= tr["floors"]["copy_source"]["chrf"] <= 100
+    assert -1 <= tr["semantic"]["score"] <= 1 and tr["semantic"]["separation"]["pairs"] == 3
+    assert tr["generation"]["decoding"] == "greedy" and tr["generation"]["length_ratio"] == 3.0
+    row = json.loads(lines[0])
+    assert {"chrf", "chrf++", "semantic", "flags", "hypothesis"} <= set(row)
+    assert len(saved["best_examples"]) == 2 and saved["best_examples"][0]["chrf++"] >= saved["worst_examples"][0]["chrf++"]
+
     markdown = (checkpoint / "eval.md").read_text(encoding="utf-8")
     assert "| checkpoint | val loss | val ppl | chrF |" in markdown
+    assert "## Against the floors" in markdown and "English source copied" in markdown
+    assert "## Course bars" in markdown and "## Worst (sentence chrF++)" in markdown
     assert f"{saved['validation']['perplexity']:.2f}" in markdown and "每期的利率。" in markdown
     assert "COMET skipped" in markdown
 

@@ -112,42 +112,14 @@ def perplexity(
     rows = [r for r in _rows(token_lists, block_size, packed, separator_id) if len(r) >= 2]
     if not rows:
         raise ValueError(f"perplexity: nothing to score in {len(texts)} texts (all empty or one token long)")
-    rows.sort(key=len, reverse=True)  # similar lengths together: less padding
-
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    total_nll = 0.0
-    total_tokens = 0
-    batches = range(0, len(rows), batch_size)
-    try:
-        for start in tqdm(batches, desc="perplexity", unit="batch", disable=not show_progress):
-            batch = rows[start : start + batch_size]
-            width = len(batch[0])
-            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for i, ids in enumerate(batch):  # right padding: real tokens never attend to padding
-                input_ids[i, : len(ids)] = torch.tensor(ids)
-                attention_mask[i, : len(ids)] = 1
-            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-            labels = input_ids[:, 1:].masked_fill(attention_mask[:, 1:] == 0, -100)
-            nll = F.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.size(-1)),
-                labels.reshape(-1),
-                ignore_index=-100,
-                reduction="sum",
-            )
-            total_nll += nll.item()
-            total_tokens += int((labels != -100).sum().item())
-    finally:
-        model.train(was_training)
-    loss = total_nll / total_tokens
+    loss, tokens = _mean_nll(model, [(r, r) for r in rows], pad_id, batch_size, show_progress)
     return {
         "loss": loss,
         "perplexity": math.exp(loss) if loss < 700 else float("inf"),
-        "tokens": total_tokens,
+        "tokens": tokens,
+        "scored": "every token after the first of each document" if not packed
+        else "every token of the packed stream after the first",
         "documents": len(texts),
         "rows": len(rows),
         "skipped_documents": skipped,
@@ -155,6 +127,82 @@ def perplexity(
         "split_special_tokens": split_special_tokens,
         "block_size": block_size,
     }
+
+
+@torch.inference_mode()
+def reply_perplexity(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    conversations: list[list[dict[str, str]]],
+    block_size: int = 512,
+    batch_size: int = 8,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Mean NLL and perplexity of the assistant replies (and their ``<|im_end|>``) of chats, given the
+    turns before them: the tokens SFT trains on (:func:`minimind_hf.data.sft.encode_chat`), so the
+    figure is comparable with the training run's validation loss. Chats are cut at ``block_size``."""
+    from ..data.sft import encode_chat
+
+    rows = []
+    truncated = 0
+    for messages in conversations:
+        encoded = encode_chat(tokenizer, messages, max_length=block_size)
+        truncated += bool(encoded["truncated"])
+        if any(label != -100 for label in encoded["labels"][1:]):
+            rows.append((encoded["input_ids"], encoded["labels"]))
+    if not rows:
+        raise ValueError(f"perplexity: no assistant reply to score in {len(conversations)} chats")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    loss, tokens = _mean_nll(model, rows, pad_id, batch_size, show_progress)
+    return {
+        "loss": loss,
+        "perplexity": math.exp(loss) if loss < 700 else float("inf"),
+        "tokens": tokens,
+        "scored": "assistant reply tokens and their <|im_end|> (as SFT trains), given the prompt",
+        "documents": len(conversations),
+        "rows": len(rows),
+        "skipped_documents": len(conversations) - len(rows),
+        "truncated": truncated,
+        "packed": False,
+        "block_size": block_size,
+    }
+
+
+def _mean_nll(model, rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int,
+              show_progress: bool) -> tuple[float, int]:
+    """Token-weighted mean NLL over the labelled positions of ``(input_ids, labels)`` rows (labels aligned
+    with the inputs, ``-100`` where nothing is scored; the first token never is), and the token count."""
+    rows = sorted(rows, key=lambda r: len(r[0]), reverse=True)  # similar lengths together: less padding
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_nll = 0.0
+    total_tokens = 0
+    try:
+        for start in tqdm(range(0, len(rows), batch_size), desc="perplexity", unit="batch", disable=not show_progress):
+            batch = rows[start : start + batch_size]
+            width = len(batch[0][0])
+            input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for i, (ids, row_labels) in enumerate(batch):  # right padding: real tokens never attend to padding
+                input_ids[i, : len(ids)] = torch.tensor(ids)
+                labels[i, : len(ids)] = torch.tensor(row_labels)
+                attention_mask[i, : len(ids)] = 1
+            input_ids, attention_mask, labels = input_ids.to(device), attention_mask.to(device), labels.to(device)
+            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+            targets = labels[:, 1:]
+            nll = F.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                targets.reshape(-1),
+                ignore_index=-100,
+                reduction="sum",
+            )
+            total_nll += nll.item()
+            total_tokens += int((targets != -100).sum().item())
+    finally:
+        model.train(was_training)
+    return total_nll / total_tokens, total_tokens
 
 
 # ------------------------------------------------------------------------- validation files
@@ -175,6 +223,7 @@ class ValidationTexts(NamedTuple):
     texts: list[str]
     kind: str  # "text" (plain documents) or "chat" (rendered with the chat template)
     dropped: Counter[str]
+    conversations: list[list[dict[str, str]]] | tuple = ()  # chat rows: their messages (for reply_perplexity)
 
 
 def load_validation_texts(
@@ -191,6 +240,7 @@ def load_validation_texts(
     The two kinds are tokenized differently, so a file must hold one kind only.
     """
     texts: list[str] = []
+    conversations: list[list[dict[str, str]]] = []
     dropped: Counter[str] = Counter()
     kind: str | None = None
     for line_no, row in read_jsonl(path):
@@ -207,16 +257,20 @@ def load_validation_texts(
             if not isinstance(text, str):
                 raise ValueError(f"{where}: 'text' must be a string, got {type(text).__name__}")
         elif "conversations" in row or "chosen" in row:
-            text = _chat_text(tokenizer, row.get("conversations", row.get("chosen")), where)
+            messages = row.get("conversations", row.get("chosen"))
+            text = _chat_text(tokenizer, messages, where)
         elif "en" in row and "zh" in row:
             if not str(row["en"]).strip() or not str(row["zh"]).strip():
                 dropped["empty_en_or_zh"] += 1
                 continue
-            text = _chat_text(tokenizer, translation_messages(row["en"], row["zh"], prompt_id, system), where)
+            messages = translation_messages(row["en"], row["zh"], prompt_id, system)
+            text = _chat_text(tokenizer, messages, where)
         else:
             raise ValueError(f"{where}: no 'text', 'conversations', 'chosen' or 'en'/'zh' field (keys: {sorted(row)})")
         if not text.strip():
             dropped["empty_text"] += 1
             continue
         texts.append(text)
-    return ValidationTexts(texts, kind or "text", dropped)
+        if row_kind == "chat":
+            conversations.append(messages)
+    return ValidationTexts(texts, kind or "text", dropped, conversations)

@@ -36,15 +36,26 @@ COLUMNS: tuple[tuple[str, str | None, str, Callable[[Any], str]], ...] = (
     ("chrF++", "translation", "chrf++", _number(".2f")),
     ("BLEU", "translation", "bleu", _number(".2f")),
     ("COMET", "translation", "comet", _number(".4f")),
-    ("Simplified outputs", "script", "simplified_output_rate", _percent),
+    ("semantic", "semantic", "score", _number(".3f")),
+    ("Traditional", "translation", "traditional_share", _percent),
+    ("looping", "health", "looping_share", _percent),
     ("CJK share", "script", "cjk_share", _percent),
     ("test n", "translation", "n", _number("d")),
 )
 
+# The course's bars (COMP7607B A2): what each stage must reach, and on which figure.
+COURSE_BARS: dict[str, tuple[str, str, str, float]] = {
+    # stage: (figure, where it is measured, comparison, threshold)
+    "pretrain": ("validation perplexity", "pretraining validation text", "<", 15.0),
+    "sft": ("COMET", "general test set", ">", 0.60),
+    "lora": ("COMET", "finance test set", ">", 0.65),
+    "dpo": ("COMET", "finance test set", ">", 0.70),
+}
+
 
 def _get(result: Result, section: str | None, key: str) -> Any:
-    if section == "script":
-        part = (result.get("translation") or {}).get("script")
+    if section in ("script", "semantic", "health"):
+        part = (result.get("translation") or {}).get(section)
     else:
         part = result.get(section) if section else result
     return (part or {}).get(key)
@@ -61,11 +72,55 @@ def comparison_table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
-def examples_table(examples: Sequence[dict[str, str]]) -> str:
-    """Example translations as a markdown table."""
-    lines = ["| # | source | reference | hypothesis |", "|---:|---|---|---|"]
+def examples_table(examples: Sequence[dict[str, Any]]) -> str:
+    """Example translations as a markdown table (with sentence chrF++ and flags when known)."""
+    scored = any("chrf++" in ex for ex in examples)
+    extra = " chrF++ | flags |" if scored else ""
+    lines = ["| # | source | reference | hypothesis |" + extra, "|---:|---|---|---|" + ("---:|---|" if scored else "")]
     for i, ex in enumerate(examples, 1):
-        lines.append(f"| {i} | {_cell(ex['source'])} | {_cell(ex['reference'])} | {_cell(ex['hypothesis'])} |")
+        row = f"| {i} | {_cell(ex['source'])} | {_cell(ex['reference'])} | {_cell(ex['hypothesis'])} |"
+        if scored:
+            row += f" {ex.get('chrf++', '–')} | {', '.join(ex.get('flags') or []) or '–'} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def course_bars_table(results: Sequence[Result]) -> str:
+    """Where each checkpoint stands against the course's bar for its stage; "not measured" where the
+    figure is missing (COMET needs a local checkpoint), never a guess."""
+    lines = ["| checkpoint | stage | bar | measured | status |", "|---|---|---|---:|---|"]
+    for result in results:
+        stage = result.get("stage")
+        if stage not in COURSE_BARS:
+            lines.append(f"| {_cell(result['label'])} | {stage or 'unknown'} | – | – | no bar for this stage |")
+            continue
+        figure, where, op, threshold = COURSE_BARS[stage]
+        value = _get(result, "validation", "perplexity") if figure == "validation perplexity" else _get(
+            result, "translation", "comet")
+        if value is None:
+            measured, status = "–", "not measured" + (" (no COMET checkpoint given)" if figure == "COMET" else "")
+        else:
+            met = value < threshold if op == "<" else value > threshold
+            measured, status = f"{value:.4g}", "met" if met else "not met"
+        lines.append(f"| {_cell(result['label'])} | {stage} | {figure} {op} {threshold:g} on the {where} | "
+                     f"{measured} | {status} |")
+    return "\n".join(lines)
+
+
+def floors_table(result: Result) -> str:
+    """The model's scores next to the two floors computed on the same references."""
+    tr = result["translation"]
+    floors, semantic = tr.get("floors") or {}, tr.get("semantic") or {}
+    rows = [("this checkpoint", {k: tr.get(k) for k in ("chrf", "chrf++", "bleu")}, semantic.get("score"))]
+    names = {"copy_source": "English source copied", "shuffled_references": "outputs vs shuffled references"}
+    for key, label in names.items():
+        if key in floors:
+            rows.append((label, floors[key], (semantic.get("floors") or {}).get(key)))
+    lines = ["| | chrF | chrF++ | BLEU | semantic |", "|---|---:|---:|---:|---:|"]
+    fmt = _number(".2f")
+    for label, figures, sem in rows:
+        lines.append(f"| {label} | {fmt(figures.get('chrf'))} | {fmt(figures.get('chrf++'))} | "
+                     f"{fmt(figures.get('bleu'))} | {_number('.3f')(sem)} |")
     return "\n".join(lines)
 
 
@@ -104,12 +159,36 @@ def result_markdown(result: Result) -> str:
                 f"{script['cjk_chars']} CJK characters); most frequent: "
                 f"{' '.join(script['top_simplified_chars']) or 'none'}"
             )
+        health = tr.get("health")
+        if health:
+            lines.append(
+                "- outputs: " + ", ".join(f"{_percent(health[k + '_share'])} {k.replace('_', '-')}"
+                                          for k in ("empty", "looping", "untranslated", "over_long"))
+                + f"; length ratio {health['length_ratio']:.2f} (output / reference characters); "
+                f"{_percent(health['references_looping_share'])} of references look looping by the same rule"
+            )
+        sep = (tr.get("semantic") or {}).get("separation")
+        if sep:
+            lines.append(
+                f"- semantic score: {sep['encoder']}, cosine of output and reference; on this test set it gives "
+                f"matched (source, reference) pairs {sep['matched_mean']:.3f} and mismatched ones "
+                f"{sep['mismatched_mean']:.3f} (AUC {sep['auc']:.3f})"
+            )
         for name, signature in tr.get("signatures", {}).items():
             lines.append(f"- {name} signature: `{signature}`")
         for note in tr.get("notes", []):
             lines.append(f"- note: {note}")
+        if tr.get("floors"):
+            lines += ["", "## Against the floors", "",
+                      "What the same metrics give for copying the English source, and for this checkpoint's own "
+                      "outputs scored against shuffled references. A score near a floor means little.", "",
+                      floors_table(result)]
+    lines += ["", "## Course bars", "", course_bars_table([result])]
     if result.get("examples"):
         lines += ["", "## Example translations", "", examples_table(result["examples"])]
+    for key, title in (("best_examples", "Best (sentence chrF++)"), ("worst_examples", "Worst (sentence chrF++)")):
+        if result.get(key):
+            lines += ["", f"## {title}", "", examples_table(result[key])]
     return "\n".join(lines) + "\n"
 
 
@@ -118,6 +197,12 @@ def comparison_markdown(results: Sequence[Result]) -> str:
     lines = ["# Checkpoint comparison", "", comparison_table(results), ""]
     for result in results:
         lines.append(f"- `{result['label']}`: `{result['checkpoint']}`")
+    floors = [r for r in results if (r.get("translation") or {}).get("floors")]
+    if floors:
+        lines += ["", "## Against the floors", ""]
+        for result in floors:
+            lines += [f"`{result['label']}`:", "", floors_table(result), ""]
+    lines += ["", "## Course bars", "", course_bars_table(results)]
     for result in results:
         if result.get("examples"):
             lines += ["", f"## Example translations: `{result['label']}`", "", examples_table(result["examples"])]

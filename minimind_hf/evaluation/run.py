@@ -23,11 +23,13 @@ import torch
 from ..checkpoints import default_device, load_checkpoint
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
-from .perplexity import load_validation_texts, perplexity
+from .perplexity import load_validation_texts, perplexity, reply_perplexity
+from .quality import derangement, floors, output_flags, output_health
 from .report import plot_comparison, result_markdown
-from .scores import check_comet, comet_model_from_env, translation_scores
+from .scores import check_comet, comet_model_from_env, corpus_scores, sentence_scores, translation_scores
 from .script_check import script_check
-from .translate import check_cached_generation, load_test_pairs, translate
+from .test_sets import load_test_pairs
+from .translate import check_cached_generation, translate
 
 DATA_KEYS = ("validation", "test")
 
@@ -48,6 +50,12 @@ class EvalArguments:
     batch_size: int = _knob(16, "translation batch size")
     max_new_tokens: int = _knob(128, "longest translation, in tokens")
     num_beams: int = _knob(1, "beam search width (1: greedy)")
+    length_ratio: float | None = _knob(
+        3.0, "cap each translation at this many times its source's tokens, plus 8 (0: only --max-new-tokens)",
+        type=float,
+    )
+    repetition_penalty: float = _knob(1.0, "generate's repetition penalty (1.0: off)")
+    no_repeat_ngram_size: int = _knob(0, "forbid repeating any n-gram of this many tokens (0: off)")
     prompt_id: int = _knob(0, "which translation prompt phrasing to use", choices=range(len(TRANSLATION_PROMPTS)))
     system: str | None = _knob(
         None, "system prompt for the translation chat; 'finance' selects the finance prompt", type=str
@@ -65,7 +73,12 @@ class EvalArguments:
         "local COMET checkpoint (file or directory; default $MINIMIND_COMET_MODEL); needs the unbabel-comet package",
         type=str,
     )
-    num_examples: int = _knob(5, "example translations in the report", flag="--examples")
+    num_examples: int = _knob(5, "example translations in the report (first, best and worst each)", flag="--examples")
+    semantic: bool = _knob(
+        True, "skip the sentence-encoder similarity score", flag="--no-semantic", action="store_false"
+    )
+    test_config: str | None = _knob(None, "configuration of a Hub test dataset (e.g. eng_Latn-zho_Hant)", type=str)
+    test_split: str | None = _knob(None, "split of a Hub test dataset (default: devtest, test or validation)", type=str)
     device: str | None = _knob(None, "cpu, cuda, cuda:1, ... (default: cuda if available)", type=str)
     dtype: str = _knob("auto", "model dtype", choices=["auto", "float32", "bfloat16", "float16"])
     show_progress: bool = _knob(True, "progress bars", cli=False)
@@ -99,48 +112,103 @@ def _check_data_files(data_files: dict[str, str | os.PathLike[str] | None]) -> N
     if not any(data_files.get(k) for k in DATA_KEYS):
         raise ValueError("evaluate_checkpoint: give a 'validation' and/or a 'test' file")
     for key in DATA_KEYS:
-        if data_files.get(key) and not Path(data_files[key]).is_file():
+        if key == "validation" and data_files.get(key) and not Path(data_files[key]).is_file():
             raise FileNotFoundError(f"evaluate_checkpoint: {key} file {data_files[key]} does not exist")
 
 
 def _validation(model, tokenizer, path, args: EvalArguments, system: str | None) -> dict[str, Any]:
-    texts, kind_of_texts, dropped = load_validation_texts(
+    texts, kind_of_texts, dropped, conversations = load_validation_texts(
         path, tokenizer, limit=args.validation_limit, prompt_id=args.prompt_id, system=system
     )
     start = time.perf_counter()
-    # plain documents are tokenized as pretraining tokenizes them (control-token text stays text)
-    result = perplexity(model, tokenizer, texts, block_size=args.block_size, batch_size=args.ppl_batch_size,
-                        packed=args.packed, split_special_tokens=kind_of_texts == "text",
-                        show_progress=args.show_progress)
+    if kind_of_texts == "chat":  # the reply tokens, as SFT trains and reports them
+        result = reply_perplexity(model, tokenizer, list(conversations), block_size=args.block_size,
+                                  batch_size=args.ppl_batch_size, show_progress=args.show_progress)
+    else:  # plain documents are tokenized as pretraining tokenizes them (control-token text stays text)
+        result = perplexity(model, tokenizer, texts, block_size=args.block_size, batch_size=args.ppl_batch_size,
+                            packed=args.packed, split_special_tokens=True, show_progress=args.show_progress)
     result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start)
     return result
 
 
+def _generation_settings(args: EvalArguments, system: str | None) -> dict[str, Any]:
+    return {
+        "decoding": f"beam search ({args.num_beams} beams)" if args.num_beams > 1 else "greedy",
+        "max_new_tokens": args.max_new_tokens,
+        "length_ratio": args.length_ratio or None,
+        "repetition_penalty": args.repetition_penalty,
+        "no_repeat_ngram_size": args.no_repeat_ngram_size,
+        "num_beams": args.num_beams,
+        "prompt_id": args.prompt_id,
+        "system": system_prompt_name(system),
+        "batch_size": args.batch_size,
+    }
+
+
+def _semantic(hypotheses, sources, references) -> dict[str, Any]:
+    """Sentence-encoder similarity of outputs to references, its floors, and how it separates matched
+    from mismatched (source, reference) pairs on this test set."""
+    from .semantic import separation, similarities
+
+    perm = derangement(len(references))
+    per_example = similarities(hypotheses, references)
+    return {
+        "score": float(per_example.mean()),
+        "per_example": [float(x) for x in per_example],
+        "floors": {
+            "copy_source": float(similarities(sources, references).mean()),
+            "shuffled_references": float(similarities(hypotheses, [references[j] for j in perm]).mean()),
+        },
+        "separation": separation(sources, references, perm),
+    }
+
+
 def _translation(model, tokenizer, path, args: EvalArguments, system: str | None, comet_model):
-    pairs, dropped = load_test_pairs(path, limit=args.limit)
+    pairs, dropped, notes = load_test_pairs(path, limit=args.limit, config=args.test_config, split=args.test_split)
     if not pairs:
         raise ValueError(f"{path}: no usable en/zh pairs (dropped: {dict(dropped)})")
     sources, references = [p["en"] for p in pairs], [p["zh"] for p in pairs]
     start = time.perf_counter()
     hypotheses = translate(model, tokenizer, sources, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                            prompt_id=args.prompt_id, system=system, num_beams=args.num_beams,
-                           show_progress=args.show_progress)
+                           length_ratio=args.length_ratio or None, repetition_penalty=args.repetition_penalty,
+                           no_repeat_ngram_size=args.no_repeat_ngram_size, show_progress=args.show_progress)
     seconds = time.perf_counter() - start
     scores = translation_scores(hypotheses, references, sources=sources, comet_model=comet_model)
+    scores["notes"] += notes
     scores.update(
         file=str(path),
         dropped=dict(dropped),
         seconds=seconds,
-        generation={
-            "max_new_tokens": args.max_new_tokens,
-            "num_beams": args.num_beams,
-            "prompt_id": args.prompt_id,
-            "system": system_prompt_name(system),
-            "batch_size": args.batch_size,
-        },
+        sentences_per_second=len(hypotheses) / seconds if seconds else None,
+        generation=_generation_settings(args, system),
         reference_script=script_check(references),
+        traditional_share=1.0 - scores["script"]["simplified_output_rate"],
+        health=output_health(hypotheses, sources, references),
+        floors=floors(corpus_scores, hypotheses, sources, references),
     )
-    return scores, [{**p, "hypothesis": h} for p, h in zip(pairs, hypotheses, strict=True)]
+    per_example = sentence_scores(hypotheses, references)
+    if args.semantic:
+        semantic = _semantic(hypotheses, sources, references)
+        for row, value in zip(per_example, semantic.pop("per_example"), strict=True):
+            row["semantic"] = value
+        scores["semantic"] = semantic
+    rows = [
+        {**pair, "hypothesis": hyp, **row, "flags": [k for k, v in output_flags(hyp, pair["en"], pair["zh"]).items() if v]}
+        for pair, hyp, row in zip(pairs, hypotheses, per_example, strict=True)
+    ]
+    return scores, rows
+
+
+def _examples(rows: list[dict[str, Any]], n: int) -> dict[str, list[dict[str, Any]]]:
+    """The first ``n`` translations, and the ``n`` best and worst by sentence chrF++."""
+    def view(row):
+        return {"source": row["en"], "reference": row["zh"], "hypothesis": row["hypothesis"],
+                "chrf++": round(row["chrf++"], 1), "flags": row["flags"]}
+
+    ranked = sorted(rows, key=lambda r: r["chrf++"], reverse=True)
+    return {"first": [view(r) for r in rows[:n]], "best": [view(r) for r in ranked[:n]],
+            "worst": [view(r) for r in ranked[::-1][:n]]}
 
 
 def evaluate_checkpoint(
@@ -196,6 +264,7 @@ def evaluate_checkpoint(
         "validation": None,
         "translation": None,
         "examples": [],
+        "stage": _stage_of(path_or_model),
     }
     if args.check_generation:
         result["generation_check"] = check_cached_generation(model, tokenizer, system=system)
@@ -206,13 +275,23 @@ def evaluate_checkpoint(
         result["translation"], translations = _translation(
             model, tokenizer, data_files["test"], args, system, comet_model
         )
-        result["examples"] = [
-            {"source": t["en"], "reference": t["zh"], "hypothesis": t["hypothesis"]}
-            for t in translations[: args.num_examples]
-        ]
+        examples = _examples(translations, args.num_examples)
+        result["examples"] = examples["first"]
+        result["best_examples"], result["worst_examples"] = examples["best"], examples["worst"]
     if out_dir is not None:
         _write_outputs(result, translations, out_dir)
     return result
+
+
+def _stage_of(path_or_model: Any) -> str | None:
+    """The training stage recorded next to a checkpoint (``stage_complete.json``), if any."""
+    if isinstance(path_or_model, torch.nn.Module):
+        return None
+    marker = Path(path_or_model) / "stage_complete.json"
+    try:
+        return json.loads(marker.read_text()).get("stage")
+    except (OSError, ValueError):
+        return None
 
 
 def load_for_evaluation(

@@ -157,3 +157,22 @@ def translation_scores(
     else:
         result["notes"].append(f"COMET skipped: no checkpoint given (--comet-model PATH or ${COMET_ENV})")
     return result
+
+
+def sentence_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[dict[str, float]]:
+    """chrF and chrF++ of each hypothesis against its reference (0-100), for the per-example report."""
+    chrf, chrf_pp = CHRF(), CHRF(word_order=2)
+    return [
+        {"chrf": chrf.sentence_score(h, [r]).score, "chrf++": chrf_pp.sentence_score(h, [r]).score}
+        for h, r in zip(hypotheses, references, strict=True)
+    ]
+
+
+def corpus_scores(hypotheses: Sequence[str], references: Sequence[str], target_lang: str = "zh") -> dict[str, float]:
+    """chrF, chrF++ and BLEU alone (the floors are scored with these)."""
+    bleu = BLEU(tokenize="zh" if target_lang.lower().startswith("zh") else "13a")
+    return {
+        "bleu": bleu.corpus_score(list(hypotheses), [list(references)]).score,
+        "chrf": CHRF().corpus_score(list(hypotheses), [list(references)]).score,
+        "chrf++": CHRF(word_order=2).corpus_score(list(hypotheses), [list(references)]).score,
+    }

@@ -5,22 +5,19 @@ rendered by the chat template with the generation prompt. Prompts are sorted by 
 the LEFT (so every prompt ends right where generation starts) and generated in batches; only the
 new tokens are decoded, cut at the first ``<|im_end|>``.
 
-:func:`load_test_pairs` reads the ``{"en", "zh"}`` pairs to translate; :func:`check_cached_generation`
-checks, before any figure is trusted, that cached greedy generation follows the uncached model.
+:func:`check_cached_generation` checks, before any figure is trusted, that cached greedy generation follows the uncached model.
 """
 
 from __future__ import annotations
 
 import copy
-import os
-from collections import Counter
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from ..jsonl import read_jsonl
 from ..prompts import translation_messages
 from ..tokenization import IM_END
 
@@ -53,8 +50,36 @@ def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, sy
     ]
 
 
+def _generation_config(model: Any, stop_ids: list[int], pad_id: int, max_new_tokens: int, num_beams: int,
+                       do_sample: bool, generate_kwargs: dict[str, Any]):
+    """``(config, other kwargs)``: the checkpoint's generation config with this call's settings."""
+    config = copy.deepcopy(model.generation_config)
+    config.max_new_tokens = max_new_tokens
+    config.num_beams = num_beams
+    config.do_sample = do_sample
+    config.eos_token_id = stop_ids
+    config.pad_token_id = pad_id
+    if not do_sample:  # sampling knobs left over from a checkpoint would only raise warnings
+        config.temperature = None
+        config.top_p = None
+        config.top_k = None
+    # generation settings among the extra arguments go into the config; the rest (e.g. a
+    # logits_processor) is passed to generate as is
+    other = config.update(**generate_kwargs)
+    return config, other
+
+
+def length_cap(source_tokens: int, ratio: float | None, max_new_tokens: int) -> int:
+    """New tokens allowed for a source of ``source_tokens`` tokens: ``ratio`` times as many plus 8, never
+    more than ``max_new_tokens`` (``ratio=None``: ``max_new_tokens``). A small model that does not stop
+    would otherwise fill the whole budget with a loop."""
+    if ratio is None:
+        return max_new_tokens
+    return max(1, min(max_new_tokens, math.ceil(ratio * source_tokens) + 8))
+
+
 @torch.inference_mode()
-def translate(
+def generate_translations(
     model: Any,
     tokenizer: Any,
     sources: Sequence[str],
@@ -64,13 +89,16 @@ def translate(
     system: str | None = None,
     num_beams: int = 1,
     do_sample: bool = False,
+    num_return_sequences: int = 1,
+    length_ratio: float | None = None,
     show_progress: bool = True,
     **generate_kwargs: Any,
-) -> list[str]:
-    """Translate ``sources``; returns one string per source, in order.
+) -> list[list[str]]:
+    """``num_return_sequences`` translations of every source (a list per source, in order).
 
-    Greedy by default (``num_beams=1, do_sample=False``), so results do not depend on the batch
-    size. Extra keyword arguments go to ``model.generate`` (e.g. ``temperature``, ``top_p``).
+    Prompts are sorted by length and generated in left-padded batches; with ``length_ratio`` each
+    batch may generate at most :func:`length_cap` of its longest source. Extra keyword arguments go to
+    ``model.generate`` (``temperature``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ...).
     """
     if isinstance(sources, str):
         raise TypeError("translate: pass a list of source sentences, not a single string")
@@ -79,25 +107,13 @@ def translate(
     prompts = build_prompts(tokenizer, sources, prompt_id=prompt_id, system=system)
     stop_ids = _stop_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-
-    generation_config = copy.deepcopy(model.generation_config)
-    generation_config.max_new_tokens = max_new_tokens
-    generation_config.num_beams = num_beams
-    generation_config.do_sample = do_sample
-    generation_config.eos_token_id = stop_ids
-    generation_config.pad_token_id = pad_id
-    if not do_sample:  # sampling knobs left over from a checkpoint would only raise warnings
-        generation_config.temperature = None
-        generation_config.top_p = None
-        generation_config.top_k = None
-    # generation settings among the extra arguments go into the config; the rest (e.g. a
-    # logits_processor) is passed to generate as is
-    other_kwargs = generation_config.update(**generate_kwargs)
-
+    config, other_kwargs = _generation_config(model, stop_ids, pad_id, max_new_tokens, num_beams, do_sample,
+                                              {**generate_kwargs, "num_return_sequences": num_return_sequences})
     lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    source_lengths = [len(ids) for ids in tokenizer(list(sources), add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
     device = next(model.parameters()).device
-    outputs: list[str] = [""] * len(prompts)
+    outputs: list[list[str]] = [[] for _ in prompts]
     padding_side = tokenizer.padding_side
     was_training = model.training
     model.eval()
@@ -109,16 +125,19 @@ def translate(
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
                 device
             )
+            config.max_new_tokens = length_cap(max(source_lengths[i] for i in idx), length_ratio, max_new_tokens)
             generated = model.generate(
                 input_ids=enc["input_ids"],
                 attention_mask=enc["attention_mask"],
-                generation_config=generation_config,
+                generation_config=config,
                 **other_kwargs,
             )
             new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
-            for i, ids in zip(idx, new_tokens, strict=True):
+            for row, ids in enumerate(new_tokens):
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
-                outputs[i] = tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
+                outputs[idx[row // num_return_sequences]].append(
+                    tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
+                )
             progress.update(len(idx))
         progress.close()
     finally:
@@ -127,32 +146,30 @@ def translate(
     return outputs
 
 
-def load_test_pairs(
-    path: str | os.PathLike[str], limit: int | None = None
-) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """The first ``limit`` usable ``{"en", "zh"}`` rows of a test jsonl, and dropped rows by reason.
+def translate(
+    model: Any,
+    tokenizer: Any,
+    sources: Sequence[str],
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    prompt_id: int = 0,
+    system: str | None = None,
+    num_beams: int = 1,
+    do_sample: bool = False,
+    show_progress: bool = True,
+    length_ratio: float | None = None,
+    **generate_kwargs: Any,
+) -> list[str]:
+    """Translate ``sources``; returns one string per source, in order.
 
-    Each pair keeps an ``id`` (the row's own ``id``, else ``file:line``) and its ``source`` if any.
+    Greedy by default (``num_beams=1, do_sample=False``), so results do not depend on the batch
+    size. ``length_ratio`` caps each translation at that multiple of its source's tokens (plus 8).
+    Extra keyword arguments go to ``model.generate`` (e.g. ``temperature``, ``repetition_penalty``).
     """
-    pairs: list[dict[str, Any]] = []
-    dropped: Counter[str] = Counter()
-    for line_no, row in read_jsonl(path):
-        if limit is not None and len(pairs) >= limit:
-            break
-        where = f"{path}:{line_no}"
-        if "en" not in row or "zh" not in row:
-            raise ValueError(f"{where}: a test row needs 'en' and 'zh' fields (keys: {sorted(row)})")
-        en, zh = row["en"], row["zh"]
-        if not isinstance(en, str) or not isinstance(zh, str):
-            raise ValueError(f"{where}: 'en' and 'zh' must be strings")
-        if not en.strip() or not zh.strip():
-            dropped["empty_en_or_zh"] += 1
-            continue
-        pair = {"id": str(row.get("id", where)), "en": en.strip(), "zh": zh.strip()}
-        if "source" in row:
-            pair["source"] = row["source"]
-        pairs.append(pair)
-    return pairs, dropped
+    return [candidates[0] for candidates in generate_translations(
+        model, tokenizer, sources, batch_size=batch_size, max_new_tokens=max_new_tokens, prompt_id=prompt_id,
+        system=system, num_beams=num_beams, do_sample=do_sample, length_ratio=length_ratio,
+        show_progress=show_progress, **generate_kwargs)]
 
 
 # ------------------------------------------------------------------------------ generation check
