@@ -188,6 +188,8 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
         floors=floors(corpus_scores, hypotheses, sources, references),
     )
     per_example = sentence_scores(hypotheses, references)
+    for row, value in zip(per_example, scores.pop("comet_segments", None) or [], strict=False):
+        row["comet"] = value
     if args.semantic:
         semantic = _semantic(hypotheses, sources, references)
         for row, value in zip(per_example, semantic.pop("per_example"), strict=True):

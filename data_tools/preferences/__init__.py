@@ -1,0 +1,18 @@
+"""Preference pairs for DPO, made and judged by the project itself.
+
+For each source sentence (a ``{"en", "zh"}`` row, e.g. ``data/lora.jsonl``) the SFT + LoRA model
+translates greedily and samples N more candidates; each candidate is scored against the reference
+(:mod:`.score`: COMET with a local checkpoint, else chrF++ plus a sentence-encoder similarity, or an
+OpenAI-compatible chat model as the judge); the best and the worst become ``chosen`` and ``rejected``
+when their margin is large enough, with the reference as ``chosen`` where even the best candidate is poor
+(:mod:`.select`). Output in the project's DPO format, with a report of what was kept and the margins::
+
+    python -m data_tools.preferences --model out/sft --adapter out/lora --input data/lora.jsonl \\
+        --output out/pairs/dpo.jsonl --num-candidates 4 --system finance
+"""
+
+from .judge import ChatJudge, JudgeError
+from .score import score_candidates
+from .select import Candidate, SelectionStats, make_pairs, select_pair
+
+__all__ = ["Candidate", "ChatJudge", "JudgeError", "SelectionStats", "make_pairs", "score_candidates", "select_pair"]

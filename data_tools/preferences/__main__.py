@@ -1,0 +1,135 @@
+"""``python -m data_tools.preferences``: sample, score and pick DPO pairs (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from minimind_hf.checkpoints import default_device, load_checkpoint
+from minimind_hf.evaluation.test_sets import load_test_pairs
+from minimind_hf.evaluation.translate import generate_translations
+from minimind_hf.prompts import resolve_system_prompt, system_prompt_name
+
+from .judge import ChatJudge
+from .score import METHODS, score_candidates
+from .select import Candidate, make_pairs
+
+log = logging.getLogger("data_tools.preferences")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m data_tools.preferences", description=__doc__)
+    p.add_argument("--model", required=True, help="the model that writes the candidates (e.g. out/sft)")
+    p.add_argument("--adapter", help="a LoRA adapter on --model (e.g. out/lora), merged for generation")
+    p.add_argument("--input", required=True, help="source rows: a {'en', 'zh'} jsonl (the finance training split)")
+    p.add_argument("--output", required=True, help="the DPO jsonl to write; a report goes next to it")
+    p.add_argument("--limit", type=int, help="use only the first N source rows")
+    p.add_argument("--num-candidates", type=int, default=4, help="sampled candidates per source (plus greedy)")
+    p.add_argument("--temperature", type=float, default=0.9)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--max-new-tokens", type=int, default=96)
+    p.add_argument("--length-ratio", type=float, default=3.0, help="cap each candidate at this many source tokens + 8")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--system", default=None, help="system prompt of the translation chat ('finance' = the finance prompt)")
+    p.add_argument("--method", choices=METHODS, default=None,
+                   help="how candidates are scored (default: comet with --comet-model, judge with --judge-url, "
+                        "else chrf+semantic)")
+    p.add_argument("--comet-model", help="a local COMET checkpoint")
+    p.add_argument("--judge-url", help="an OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--judge-model", default="judge", help="the model name sent to the judge endpoint")
+    p.add_argument("--min-margin", type=float, default=10.0, help="keep a pair only if best - worst >= this (0-100 scale)")
+    p.add_argument("--poor-threshold", type=float, default=25.0,
+                   help="when the best candidate scores below this, the reference becomes 'chosen'")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    return p
+
+
+def _margin_plot(margins: list[float], path: Path) -> Path | None:
+    if not margins:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.hist(margins, bins=20, color="#4c72b0")
+    ax.set_xlabel("score margin, chosen - rejected (0-100)")
+    ax.set_ylabel("pairs")
+    ax.set_title(f"DPO pair margins ({len(margins)} model-chosen pairs)")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def run(args: argparse.Namespace) -> dict:
+    start = time.time()
+    method = args.method or ("comet" if args.comet_model else "judge" if args.judge_url else "chrf+semantic")
+    judge = ChatJudge(args.judge_url, args.judge_model) if method == "judge" else None
+    if method == "judge" and not args.judge_url:
+        raise SystemExit("--method judge needs --judge-url")
+    rows, dropped, notes = load_test_pairs(args.input, limit=args.limit)
+    if not rows:
+        raise SystemExit(f"{args.input}: no usable {{'en', 'zh'}} rows (dropped: {dict(dropped)})")
+    loaded = load_checkpoint(args.adapter or args.model, base=args.model if args.adapter else None,
+                             device=args.device or default_device())
+    system = resolve_system_prompt(args.system)
+    sources, references = [r["en"] for r in rows], [r["zh"] for r in rows]
+    common = dict(batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, system=system,
+                  length_ratio=args.length_ratio)
+    greedy = generate_translations(loaded.model, loaded.tokenizer, sources, **common)
+    torch.manual_seed(args.seed)
+    sampled = generate_translations(loaded.model, loaded.tokenizer, sources, do_sample=True,
+                                    temperature=args.temperature, top_p=args.top_p,
+                                    num_return_sequences=args.num_candidates, **common)
+    texts = [g + s for g, s in zip(greedy, sampled, strict=True)]
+    scores = score_candidates(sources, texts, references, method=method, comet_model=args.comet_model, judge=judge)
+    scored = [[Candidate(t, s, "greedy" if i == 0 else "sample") for i, (t, s) in enumerate(zip(ts, ss, strict=True))]
+              for ts, ss in zip(texts, scores, strict=True)]
+    records, stats = make_pairs(rows, scored, min_margin=args.min_margin, poor_threshold=args.poor_threshold,
+                                system=system)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+    report = {
+        "input": str(args.input), "output": str(out), "model": args.model, "adapter": args.adapter,
+        "method": method, "num_candidates": args.num_candidates + 1, "temperature": args.temperature,
+        "top_p": args.top_p, "min_margin": args.min_margin, "poor_threshold": args.poor_threshold,
+        "system": system_prompt_name(system), "rows_dropped_on_read": dict(dropped), "notes": notes,
+        **stats.as_dict(), "seconds": round(time.time() - start, 1),
+    }
+    plot = _margin_plot(stats.margins, out.with_suffix(".margins.png"))
+    report["margin_plot"] = str(plot) if plot else None
+    out.with_suffix(".report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    m = report["margin"]
+    summary = (f"{stats.sources} sources -> {stats.kept} pairs ({stats.reference_as_chosen} with the reference as "
+               f"chosen); dropped: {dict(stats.dropped) or 'none'}; margin median {m.get('median', float('nan')):.1f} "
+               f"(min {m.get('min', float('nan')):.1f}, p90 {m.get('p90', float('nan')):.1f}); scored by {method}")
+    out.with_suffix(".report.md").write_text(
+        f"# DPO pairs: `{out}`\n\n{summary}.\n\nMade by `python -m data_tools.preferences` from `{args.input}` with "
+        f"`{args.model}`{' + `' + args.adapter + '`' if args.adapter else ''}, {args.num_candidates} sampled "
+        f"candidates (temperature {args.temperature}, top-p {args.top_p}) plus the greedy one, in "
+        f"{report['seconds']} s.\n" + (f"\n![margins]({plot.name})\n" if plot else ""), encoding="utf-8")
+    print(summary)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    run(build_parser().parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
