@@ -24,7 +24,7 @@ WARC        ?= tests/fixtures/warc/iana-subset.warc.gz
 BIN        := $(VENV)/bin
 COMPAT_BIN := $(COMPAT_VENV)/bin
 LATEST_BIN := $(LATEST_VENV)/bin
-RECIPES    := recipes$(if $(filter tiny,$(SCALE)),/tiny,)
+RECIPES    := recipes$(if $(filter full,$(SCALE)),,/$(SCALE))
 DATA_DIR   := $(if $(filter tiny,$(SCALE)),data/sample,data)
 RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
@@ -32,7 +32,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
+.PHONY: pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
         all push-data bench clean
 
 help:
@@ -110,26 +110,50 @@ sft: pretrain
 lora: sft
 	$(LAUNCH) $(RECIPES)/lora.yaml
 
-dpo: lora
-	$(LAUNCH) $(RECIPES)/dpo.yaml
+# DPO pairs made by the SFT + LoRA model itself (sampled, scored against the references, best vs worst);
+# make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
+DPO_PAIRS  ?= generated
+PAIRS_ARGS := $(if $(filter tiny,$(SCALE)),--limit 64 --num-candidates 3 --max-new-tokens 32,\
+              $(if $(filter small,$(SCALE)),--limit 1500 --num-candidates 4 --batch-size 32,--num-candidates 6 --batch-size 64))
+pairs: lora
+	$(RUN) $(BIN)/python -m data_tools.preferences --model out/sft --adapter out/lora --input $(DATA_DIR)/lora.jsonl \
+		--system finance --output out/pairs/dpo.jsonl $(PAIRS_ARGS)
 
-EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,--limit 500)
+dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
+	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter generated,$(DPO_PAIRS)),--train_files out/pairs/dpo.jsonl,)
+
+# every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
+# (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
+EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,\
+             $(if $(filter small,$(SCALE)),--limit 300 --batch-size 32,--limit 1000 --batch-size 64))
+EVAL      := $(RUN) $(BIN)/minimind eval
 eval: dpo
-	$(RUN) $(BIN)/minimind eval out/pretrain out/sft out/lora out/dpo --test $(DATA_DIR)/sft.test.jsonl \
-		--validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) --output out/eval
-	$(RUN) $(BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
-		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval-finance
+	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
+	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
+		--output out/eval/sft-general
+	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
+	$(EVAL) out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
+		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
+	$(RUN) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
+		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
 
 # COMET runs on the COMET-capable stack (transformers 4.57) with a local checkpoint:
 #   make eval-comet COMET_MODEL=/path/to/wmt22-comet-da   (its xlm-roberta-large encoder must be in the HF cache)
 COMET_MODEL ?=
 eval-comet: install-compat
 	test -n "$(COMET_MODEL)" || { echo "set COMET_MODEL=/path/to/wmt22-comet-da (a local COMET checkpoint)"; exit 2; }
+	$(RUN) $(COMPAT_BIN)/minimind eval out/sft --test $(DATA_DIR)/sft.test.jsonl --comet-model $(COMET_MODEL) \
+		$(EVAL_ARGS) --output out/eval/comet-sft-general
 	$(RUN) $(COMPAT_BIN)/minimind eval out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
-		--comet-model $(COMET_MODEL) $(EVAL_ARGS) --output out/eval-comet
+		--comet-model $(COMET_MODEL) $(EVAL_ARGS) --output out/eval/comet-finance
+	$(RUN) $(COMPAT_BIN)/python -m minimind_hf.evaluation.summary out --output out/quality --command "make eval-comet"
 
-all: install $(if $(filter full,$(SCALE)),data,) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
-	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluation in out/eval and out/eval-finance"
+# the whole quality run, timed: corpus (small/full) -> [tokenizer] -> four stages -> pairs -> evaluation -> summary
+quality:
+	$(MAKE) all SCALE=$(SCALE) STARTED=$$(date +%s)
+
+all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
+	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
 
 push-data: install
 	test -n "$(HF_REPO)" || { echo "set HF_REPO=USER/NAME"; exit 2; }

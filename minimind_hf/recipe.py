@@ -68,6 +68,38 @@ def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class
     return argv
 
 
+def _normalise_sampling(recipe: dict[str, Any], argv: list[str], args_class: type) -> list[str]:
+    """transformers 5.24 replaced ``group_by_length: true`` with ``train_sampling_strategy: group_by_length``:
+    a recipe may say either, and the installed ``TrainingArguments`` gets its own spelling."""
+    names = {f.name for f in dataclasses.fields(args_class)}
+    new_api = "train_sampling_strategy" in names
+    cli_strategy, cli_group = _cli_value(argv, "train_sampling_strategy"), _cli_value(argv, "group_by_length")
+    strategy = cli_strategy or recipe.get("train_sampling_strategy")
+    grouped = cli_group if cli_group is not None else recipe.get("group_by_length")
+    if new_api and grouped is not None:
+        recipe.pop("group_by_length", None)
+        argv = _drop_flag(argv, "group_by_length")
+        if str(grouped).lower() in ("true", "1", "yes") and strategy is None:
+            recipe["train_sampling_strategy"] = "group_by_length"
+    elif not new_api and strategy is not None:
+        recipe.pop("train_sampling_strategy", None)
+        argv = _drop_flag(argv, "train_sampling_strategy")
+        if strategy not in ("random", "group_by_length"):
+            raise ValueError(f"train_sampling_strategy {strategy!r} needs transformers >= 5.24 (this one takes "
+                             "random or group_by_length)")
+        recipe["group_by_length"] = strategy == "group_by_length"
+    return argv
+
+
+def _drop_flag(argv: list[str], key: str) -> list[str]:
+    """``argv`` without ``--key value``."""
+    flag = f"--{key}"
+    if flag not in argv:
+        return argv
+    at = argv.index(flag)
+    return argv[:at] + argv[at + 2 :]
+
+
 def _rename_deprecated(recipe: dict[str, Any], argv: list[str], where: str) -> list[str]:
     """Old keys of :data:`DEPRECATED_KEYS` mean their new names (a value given under the new name wins),
     with a warning that says which key to write instead."""
@@ -110,6 +142,7 @@ def parse_recipe(
     args_class = training_arguments(value("stage"))
     argv = _rename_deprecated(recipe, argv, recipe_path or "the command line")
     argv = _normalise_checkpointing(recipe, argv, args_class)
+    argv = _normalise_sampling(recipe, argv, args_class)
     precision = value("precision") or "auto"
     extra: list[str] = []
     # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run

@@ -96,6 +96,7 @@ class DataArguments:
     prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
     skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "use only the first N validation rows"})
     preprocessing_num_proc: int = field(default=1, metadata={"help": "processes for tokenisation"})
 
     def __post_init__(self) -> None:
@@ -326,6 +327,8 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
     if stage_args.data.max_train_samples is not None:
         train = train.select(range(min(stage_args.data.max_train_samples, len(train))))
     validation = dataset["validation"] if "validation" in dataset and len(dataset["validation"]) else None
+    if validation is not None and stage_args.data.max_eval_samples is not None:
+        validation = validation.select(range(min(stage_args.data.max_eval_samples, len(validation))))
     collator = stage.collator(tokenizer) if stage.collator is not None else None
     return train, validation, collator, stats
 

@@ -320,3 +320,16 @@ def test_substitutions_reach_the_data_card(built, tmp_path):
     card = (tmp_path / "card.md").read_text(encoding="utf-8")
     assert "Substituted artefacts" in card and "| demo | demo | 1.0-1 | 1.0-2 | `" + "cd" * 32 + "` |" in card
     assert "Substituted" not in (built / "card.md").read_text(encoding="utf-8")
+
+
+def test_the_card_counts_monolingual_documents(built):
+    stats = json.loads((built / "stats.json").read_text(encoding="utf-8"))
+    mono = [r["name"] for r in stats["sources"] if r["role"].startswith("mono")]
+    assert mono, "the fixture build has monolingual sources"
+    card = (built / "card.md").read_text(encoding="utf-8")
+    kept = stats["tally"]["notes"]["pretrain.docs_kept_by_source"]
+    for name in mono:
+        row = next(line for line in card.splitlines() if line.startswith(f"| {name} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert int(cells[3].replace(",", "")) >= int(cells[4].replace(",", "")) == kept.get(name, 0)
+    assert sum(kept.values()) > 0

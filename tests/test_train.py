@@ -43,6 +43,17 @@ def test_every_recipe_parses(recipe, monkeypatch):
     assert training_args.output_dir.endswith(f"out/{recipe.stem}")  # real-scale and tiny recipes alike
 
 
+@pytest.mark.parametrize("spelling", [["--group_by_length", "true"], ["--train_sampling_strategy", "group_by_length"]])
+def test_length_grouping_in_either_spelling(spelling, monkeypatch):
+    """transformers 5.24 renamed group_by_length; a recipe may use either name on any stack."""
+    monkeypatch.chdir(ROOT)
+    _, training_args = parse_args(["recipes/tiny/sft.yaml", *spelling])
+    if hasattr(training_args, "train_sampling_strategy"):
+        assert training_args.train_sampling_strategy == "group_by_length"
+    else:
+        assert training_args.group_by_length is True
+
+
 def test_overrides_beat_the_recipe(monkeypatch):
     monkeypatch.chdir(ROOT)
     stage_args, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--learning_rate", "0.5", "--block_size", "32"])
@@ -186,3 +197,12 @@ def test_ddp_over_two_cpu_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((out / COMPLETE_MARKER).read_text())
     assert summary["world_size"] == 2 and summary["global_step"] == 2
+
+
+def test_max_eval_samples_caps_the_validation_rows(tmp_path, tokenizer):
+    from minimind_hf.train import build_datasets
+
+    stage_args, training_args = _args("sft", tmp_path / "sft", "--model_name_or_path", str(tmp_path),
+                                      "--max_eval_samples", "3", "--max_train_samples", "5")
+    train, validation, _, _ = build_datasets(stage_args, training_args, tokenizer)
+    assert len(validation) == 3 and len(train) == 5

@@ -136,6 +136,7 @@ def monolingual_docs(sources: list[Source], roots: dict[str, Path], build_cfg: d
             continue
         docs = []
         for doc in read_source(source, roots, tally):
+            tally.note("pretrain.docs_read_by_source", source.name)
             text = s2twp.convert(doc.text) if source.script == "hans" else doc.text
             lines = []
             for line in text.split("\n"):
@@ -169,6 +170,7 @@ def monolingual_docs(sources: list[Source], roots: dict[str, Path], build_cfg: d
                     continue
                 used += len(doc.text)
                 out.append(doc)
+                tally.note("pretrain.docs_kept_by_source", name)
             tally.note("pretrain.chars_by_source", name, used)
             tally.note("pretrain.chars_available_by_source", name, sizes[name])
     return out

@@ -76,10 +76,23 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
         ["source", "role", "adapter", "script", "read", "dropped", "kept", "sentence-like", "finance", "licence", "artefacts"],
         [[r["name"], r["role"], r["adapter"], r["script"], f"{read.get('read.' + r['name'], 0):,}", f"{dropped_by.get(r['name'], 0):,}",
           f"{r['pairs']:,}", f"{r['sentence_like']:,}", f"{r['finance']:,}", r["licence"], ", ".join(r["artefacts"])]
-         for r in stats["sources"]],
+         for r in stats["sources"] if not r["role"].startswith("mono")],
     ))
     out.append("")
-    out.append("Monolingual sources report their documents under `adapter.text` and their characters under the pretraining mix.")
+    notes = tally["notes"]
+    docs_read, docs_kept = notes.get("pretrain.docs_read_by_source", {}), notes.get("pretrain.docs_kept_by_source", {})
+    chars, available = notes.get("pretrain.chars_by_source", {}), notes.get("pretrain.chars_available_by_source", {})
+    mono = [r for r in stats["sources"] if r["role"].startswith("mono")]
+    if mono:
+        out += ["", "Monolingual sources (pretraining text): documents the adapter read, documents kept after the "
+                "held-out-leak, de-duplication and per-language character caps, and the characters kept of those "
+                "available.", ""]
+        out.append(_table(
+            ["source", "language", "script", "documents read", "documents kept", "characters kept", "of available", "licence", "artefacts"],
+            [[r["name"], r["role"].split("_")[1], r["script"] or "latin", f"{docs_read.get(r['name'], 0):,}",
+              f"{docs_kept.get(r['name'], 0):,}", f"{chars.get(r['name'], 0):,}", f"{available.get(r['name'], 0):,}",
+              r["licence"], ", ".join(r["artefacts"])] for r in mono],
+        ))
     skipped = tally["notes"].get("skipped_sources", {})
     if skipped:
         out += ["", "Skipped (optional, files not available on the build machine): " + ", ".join(sorted(skipped)) + "."]
