@@ -71,6 +71,17 @@ def pick_prompt(en: str) -> int:
     return int.from_bytes(digest, "little") % len(TRANSLATION_PROMPTS)
 
 
+def takes_system_turn(text: str, fraction: float) -> bool:
+    """Whether a row whose first user turn is ``text`` gets the system turn when only ``fraction`` of
+    rows do (0..1): a stable choice per row, the same every run."""
+    if fraction >= 1.0:
+        return True
+    if fraction <= 0.0:
+        return False
+    digest = hashlib.blake2b(b"system:" + text.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64 < fraction
+
+
 def prompt_index(prompt_id: int | str, en: str) -> int:
     """The index of the phrasing that ``prompt_id`` (see :func:`parse_prompt_id`) gives the sentence ``en``."""
     return pick_prompt(en) if prompt_id == MIXED else int(prompt_id)

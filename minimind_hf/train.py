@@ -93,6 +93,7 @@ class DataArguments:
     validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
     block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
     system_prompt: str | None = field(default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"})
+    system_prompt_fraction: float = field(default=1.0, metadata={"help": "give the system turn to this share of rows only (stable per row)"})
     prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
     skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
@@ -229,6 +230,7 @@ def _chat_data(stage_args: StageArguments, training_args: ChatTrainingArguments,
     data = stage_args.data
     return build_sft_dataset(tokenizer, data.train_files, data.validation_files, max_length=training_args.max_length,
                              system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
+                             system_prompt_fraction=data.system_prompt_fraction,
                              num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
 
 

@@ -9,7 +9,7 @@ import torch
 from data_helpers import FIXTURES, MULTI_TURN, byte_ids, chat, ignored, read_rows, write_jsonl
 
 from minimind_hf.data import IGNORE_INDEX, SFTCollator, build_sft_dataset, encode_chat
-from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS, pick_prompt, translation_messages
+from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS, pick_prompt, takes_system_turn, translation_messages
 
 
 
@@ -166,6 +166,22 @@ def test_system_prompt_added_to_chats_without_one(byte_tok, tmp_path):
     first, second = (byte_tok.decode(r["input_ids"]) for r in built["train"])
     assert first.startswith("<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\n")
     assert second.startswith(f"<|im_start|>system\n{MULTI_TURN[0]['content']}<|im_end|>")  # kept, not doubled
+
+
+def test_system_prompt_fraction_gives_a_stable_share_of_rows_the_system_turn(byte_tok, tmp_path):
+    pairs = [{"en": f"Sentence number {i}.", "zh": f"第{i}句。"} for i in range(200)]
+    path = write_jsonl(tmp_path / "p.jsonl", pairs)
+    with_system = []
+    for _ in range(2):  # the same rows every build
+        built, _ = build_sft_dataset(byte_tok, path, system_prompt="SYS", system_prompt_fraction=0.3, cache_dir=tmp_path)
+        with_system.append([byte_tok.decode(r["input_ids"]).startswith("<|im_start|>system\nSYS") for r in built["train"]])
+    assert with_system[0] == with_system[1]
+    assert 0.2 < sum(with_system[0]) / len(pairs) < 0.4
+    assert [takes_system_turn(p["en"], 0.3) for p in pairs] == with_system[0]
+    everyone, _ = build_sft_dataset(byte_tok, path, system_prompt="SYS", cache_dir=tmp_path)
+    assert all(byte_tok.decode(r["input_ids"]).startswith("<|im_start|>system") for r in everyone["train"])
+    with pytest.raises(ValueError, match="system_prompt_fraction"):
+        build_sft_dataset(byte_tok, path, system_prompt="SYS", system_prompt_fraction=1.5, cache_dir=tmp_path)
 
 
 def test_truncation_drops_rows_without_assistant_tokens(byte_tok, tmp_path):

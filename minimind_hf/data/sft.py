@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import torch
 from datasets import Dataset, Features, Value
 
-from ..prompts import parse_prompt_id, prompt_index, translation_messages
+from ..prompts import parse_prompt_id, prompt_index, takes_system_turn, translation_messages
 from .loading import MAP_BATCH_SIZE, map_sources
 from .splits import (
     BuiltDataset,
@@ -133,13 +133,18 @@ def encode_chat(tokenizer, messages: list[dict], max_length: int | None = None) 
     return _encode_chats(tokenizer, [chat_segments(tokenizer, messages)], max_length)[0]
 
 
-def _row_messages(row: dict, system_prompt: str | None, prompt_id: int | str) -> list[dict]:
+def _row_messages(
+    row: dict, system_prompt: str | None, prompt_id: int | str, system_prompt_fraction: float = 1.0
+) -> list[dict]:
     """The chat of one SFT / LoRA row (a conversation, or a parallel pair through the prompts)."""
     if row.get("conversations") is not None:
         messages = [{"role": m["role"], "content": m["content"]} for m in row["conversations"]]
-        if system_prompt and messages[0]["role"] != "system":
+        if (system_prompt and messages[0]["role"] != "system"
+                and takes_system_turn(messages[0]["content"], system_prompt_fraction)):
             messages.insert(0, {"role": "system", "content": system_prompt})
         return messages
+    if system_prompt and not takes_system_turn(row["en"], system_prompt_fraction):
+        system_prompt = None
     index = prompt_index(prompt_id, row["en"])
     return translation_messages(row["en"], row["zh"], prompt_id=index, system=system_prompt)
 
@@ -156,11 +161,13 @@ _TOKENIZED_CHATS = Features(
 
 
 def _tokenize_chats(
-    batch: dict[str, list], tokenizer, max_length: int, system_prompt: str | None, prompt_id: int | str
+    batch: dict[str, list], tokenizer, max_length: int, system_prompt: str | None, prompt_id: int | str,
+    system_prompt_fraction: float = 1.0,
 ) -> dict[str, list]:
     """Batched ``Dataset.map`` function: chats -> ids, labels and per-row counts."""
     rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-    per_chat = [chat_segments(tokenizer, _row_messages(row, system_prompt, prompt_id)) for row in rows]
+    per_chat = [chat_segments(tokenizer, _row_messages(row, system_prompt, prompt_id, system_prompt_fraction))
+                for row in rows]
     encoded = _encode_chats(tokenizer, per_chat, max_length)
     out = {name: [chat[name] for chat in encoded] for name in ("input_ids", "attention_mask", "labels", "truncated")}
     out["num_target_tokens"] = [sum(label != IGNORE_INDEX for label in chat["labels"]) for chat in encoded]
@@ -192,6 +199,7 @@ def build_sft_dataset(
     system_prompt: str | None = None,
     prompt_id: int | str = 0,
     *,
+    system_prompt_fraction: float = 1.0,
     validation_fraction: float = 0.0,
     seed: int = 42,
     num_proc: int = 1,
@@ -203,7 +211,9 @@ def build_sft_dataset(
     Rows are ``{"conversations": [...]}`` chats or parallel ``{"en", "zh"}`` pairs; a pair becomes
     ``translation_messages(en, zh, prompt_id=prompt_id, system=system_prompt)`` (``prompt_id="mixed"``
     picks a stable phrasing per sentence with :func:`~minimind_hf.prompts.pick_prompt`). With
-    ``system_prompt`` set, chats that have no system turn get it as their first turn too.
+    ``system_prompt`` set, chats that have no system turn get it as their first turn too; with
+    ``system_prompt_fraction`` below 1 only that share of rows gets it (a stable choice per row, see
+    :func:`~minimind_hf.prompts.takes_system_turn`), so a model learns to translate with and without it.
 
     Sequences longer than ``max_length`` are cut from the right; a row that keeps no assistant
     token is dropped and counted (``no_assistant_tokens_after_truncation``). Batch with
@@ -216,10 +226,14 @@ def build_sft_dataset(
     """
     if max_length < 1:
         raise ValueError(f"max_length must be positive, got {max_length}")
+    if not 0.0 <= system_prompt_fraction <= 1.0:
+        raise ValueError(f"system_prompt_fraction must be within 0..1, got {system_prompt_fraction}")
     prompt_id = parse_prompt_id(prompt_id)
     check_split_args(validation_files, validation_fraction)
     tok_key = tokenizer_fingerprint(tokenizer)
     settings = {"max_length": max_length, "system_prompt": system_prompt, "prompt_id": prompt_id}
+    if system_prompt_fraction < 1.0:  # only then, so that caches built before this setting stay valid
+        settings["system_prompt_fraction"] = system_prompt_fraction
 
     def tokenized(dataset: Dataset, stats: dict) -> Dataset:
         return dataset.map(
