@@ -114,7 +114,7 @@ lora: sft
 # make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
 DPO_PAIRS  ?= generated
 PAIRS_ARGS := $(if $(filter tiny,$(SCALE)),--limit 64 --num-candidates 3 --max-new-tokens 32,\
-              $(if $(filter small,$(SCALE)),--limit 1500 --num-candidates 4 --batch-size 32,--num-candidates 6 --batch-size 64))
+              $(if $(filter small,$(SCALE)),--limit 800 --num-candidates 4 --batch-size 32,--num-candidates 6 --batch-size 64))
 pairs: lora
 	$(RUN) $(BIN)/python -m data_tools.preferences --model out/sft --adapter out/lora --input $(DATA_DIR)/lora.jsonl \
 		--system finance --output out/pairs/dpo.jsonl $(PAIRS_ARGS)
