@@ -113,9 +113,10 @@ def run(args: argparse.Namespace) -> dict:
     report["margin_plot"] = str(plot) if plot else None
     out.with_suffix(".report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     m = report["margin"]
+    margins = (f"margin of the {m['n']} model-chosen pairs: median {m['median']:.1f} (min {m['min']:.1f}, "
+               f"p90 {m['p90']:.1f})" if m["n"] else "no model-chosen pairs (no margins)")
     summary = (f"{stats.sources} sources -> {stats.kept} pairs ({stats.reference_as_chosen} with the reference as "
-               f"chosen); dropped: {dict(stats.dropped) or 'none'}; margin median {m.get('median', float('nan')):.1f} "
-               f"(min {m.get('min', float('nan')):.1f}, p90 {m.get('p90', float('nan')):.1f}); scored by {method}")
+               f"chosen); dropped: {dict(stats.dropped) or 'none'}; {margins}; scored by {method}")
     out.with_suffix(".report.md").write_text(
         f"# DPO pairs: `{out}`\n\n{summary}.\n\nMade by `python -m data_tools.preferences` from `{args.input}` with "
         f"`{args.model}`{' + `' + args.adapter + '`' if args.adapter else ''}, {args.num_candidates} sampled "
