@@ -62,7 +62,7 @@ def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platf
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    info.mtime = 0
+    info.mtime = 946684800  # a fixed time (2000-01-01): the same bundle every build, and zip-able (>= 1980)
     tar.addfile(info, io.BytesIO(data))
 
 

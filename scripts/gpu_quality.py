@@ -40,7 +40,9 @@ def unpack(bundle: Path, work: Path) -> list[Path]:
         with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(tree.rglob("*")):
                 if path.is_file():
-                    archive.write(path, path.relative_to(tree).as_posix())
+                    info = zipfile.ZipInfo(path.relative_to(tree).as_posix(), date_time=(2000, 1, 1, 0, 0, 0))
+                    info.external_attr = (path.stat().st_mode & 0o777) << 16
+                    archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
         wheels.append(wheel)
     return wheels
 
