@@ -25,6 +25,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+from minimind_hf.atomic_files import atomic_write_text
+
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.sources import Artefact
 
@@ -186,7 +188,7 @@ def download(art: Artefact, cache: Path, substitutions: list[Substitution] | Non
     if art.registry == "apt":
         sub = _apt_download(art, folder)
         if sub is not None:
-            (folder / (sub.file + ".substitutes")).write_text(f"{art.version} {art.sha256}\n")
+            atomic_write_text(folder / (sub.file + ".substitutes"), f"{art.version} {art.sha256}\n")
             if substitutions is not None:
                 substitutions.append(sub)
             return folder / sub.file
@@ -254,7 +256,7 @@ def extract(art: Artefact, archive: Path, cache: Path) -> Path:
                 zf.extractall(inner_path.with_name(inner_path.name + ".d"))
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise CorpusError(f"{archive}: cannot extract ({exc})") from exc
-    marker.write_text(art.sha256 or "")
+    atomic_write_text(marker, art.sha256 or "")
     return dest
 
 
