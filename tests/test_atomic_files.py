@@ -98,6 +98,34 @@ def test_corpus_build_interrupted_then_rerun_is_byte_identical(tmp_path, monkeyp
     assert _leftovers(out) == []
 
 
+_DYING_APT = r"""#!/usr/bin/env bash
+# a stand-in apt-get killed half-way through its download unless the download is allowed to finish
+printf 'half a pack' > demo_1.0-1_all.deb
+if [ -z "$APT_FINISHES" ]; then kill -9 $$; fi
+printf 'pinned' > demo_1.0-1_all.deb
+"""
+
+
+def test_an_interrupted_download_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    import hashlib
+
+    from data_tools.corpus.fetch import download
+    from data_tools.corpus.records import CorpusError
+    from data_tools.corpus.sources import Artefact
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "apt-get").write_text(_DYING_APT)
+    (tmp_path / "bin" / "apt-get").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    art = Artefact(name="demo", registry="apt", package="demo", version="1.0-1",
+                   sha256=hashlib.sha256(b"pinned").hexdigest())
+    with pytest.raises(CorpusError):
+        download(art, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "apt").glob("*.deb")) == []  # no truncated file for the rerun to reject
+    monkeypatch.setenv("APT_FINISHES", "1")
+    assert download(art, tmp_path / "cache").read_bytes() == b"pinned"  # the rerun just downloads
+
+
 # ---- the web pipeline -------------------------------------------------------------------------------------
 
 
