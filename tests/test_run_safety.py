@@ -196,7 +196,7 @@ def test_sigkill_at_a_random_moment_then_rerun_ends_identical(reference_12, tmp_
     seed = int(time.time())
     delay = random.Random(seed).uniform(0.0, 1.5)
     out = tmp_path / "killed"
-    proc, log = _start(out, steps=12, save=2), []
+    proc, log = _start(out, steps=12, save=4), []  # the reference's cadence: the same best checkpoint
     _wait_for_steps(proc, 1, log)
     time.sleep(delay)
     proc.kill()

@@ -4,8 +4,9 @@ Schedulers (Slurm, Kubernetes) send SIGTERM, wait a grace period, then SIGKILL. 
 is a ``TrainerCallback``: its handler only records the signal; at the end of the optimizer step it asks
 the ``Trainer`` to save a checkpoint and stop, the Trainer's own save path. In a multi-process run the
 processes agree on the flag at every step end (one all-reduce of one number), so all of them save and
-stop at the same step even when only one got the signal. A second signal restores the previous handler
-and re-delivers itself: Ctrl-C twice stops at once, without a checkpoint.
+stop at the same step even when only one got the signal. Ctrl-C twice stops at once, without a
+checkpoint; a repeated SIGTERM is only logged (``torchrun`` forwards the one a process group already got,
+and the scheduler's SIGKILL after its grace period is the hard stop anyway).
 """
 
 from __future__ import annotations
@@ -52,13 +53,16 @@ class StopOnSignal(TrainerCallback):
     def _handle(self, signum, frame) -> None:
         sig = signal.Signals(signum)
         if self.received is not None:
-            logger.warning("second %s: stopping now, without a checkpoint", sig.name)
-            self.uninstall()
-            signal.raise_signal(signum)
+            if sig == signal.SIGINT:
+                logger.warning("second SIGINT: stopping now, without a checkpoint")
+                self.uninstall()
+                signal.raise_signal(signum)
+            else:  # a launcher forwarding the same SIGTERM, or a scheduler repeating it: the save is under way
+                logger.warning("%s again: still saving the checkpoint", sig.name)
             return
         self.received = sig
-        logger.warning("%s received: finishing this optimizer step, then saving a checkpoint and stopping "
-                       "(send it again to stop at once)", sig.name)
+        logger.warning("%s received: finishing this optimizer step, then saving a checkpoint and stopping%s", sig.name,
+                       " (Ctrl-C again stops at once)" if sig == signal.SIGINT else "")
 
     # ---- Trainer hooks
     def _agreed(self, args) -> bool:
