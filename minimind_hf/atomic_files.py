@@ -1,8 +1,8 @@
 """Files that are either complete or absent: write to a temporary name in the same folder, fsync, rename.
 
-A process killed while writing leaves at most a ``.NAME.tmp-PID`` file next to the target, never a
-half-written target; a rerun overwrites the target in one ``os.replace`` (atomic on POSIX and Windows
-within one file system).
+A process killed while writing leaves at most a hidden ``.NAME.tmp-PID`` file next to the target, never
+a half-written target; the next write of that target removes it (its process is gone) and replaces the
+target in one ``os.replace`` (atomic on POSIX and Windows within one file system).
 
     with atomic_write(path) as fh:          # text; mode="wb" for bytes
         fh.write(...)
@@ -12,6 +12,7 @@ within one file system).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,26 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_dead_temporaries(path: Path) -> None:
+    """Temporaries of ``path`` left by writers that were killed (their pid no longer runs)."""
+    prefix = f".{path.name}.tmp-"
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*"):
+        pid = leftover.name[len(prefix):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
                  **open_kwargs: Any) -> Iterator[IO]:
@@ -48,6 +69,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
         raise ValueError(f"atomic_write writes a whole file; mode {mode!r} is not a write mode")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temporaries(path)
     tmp = temporary_name(path)
     if "b" in mode:
         encoding = None

@@ -53,6 +53,8 @@ def test_sigkill_mid_write_leaves_the_previous_file_in_place(tmp_path):
     child.wait()
     assert path.read_text() == "complete\n"  # never the half-written one
     assert _leftovers(tmp_path) == [f".data.jsonl.tmp-{child.pid}"]  # the dead writer's temporary, hidden
+    atomic_write_text(path, "rewritten\n")  # the next write clears it away
+    assert path.read_text() == "rewritten\n" and _leftovers(tmp_path) == []
 
 
 # ---- the corpus build -------------------------------------------------------------------------------------

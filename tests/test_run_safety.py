@@ -261,6 +261,15 @@ def test_second_run_refused_while_the_first_lives_and_a_dead_ones_lock_is_taken_
     assert not (out / LOCK_NAME).exists()
 
 
+def test_minimind_train_returns_3_on_a_refusal(tmp_path, caplog):
+    from minimind_hf.cli import main
+
+    out = tmp_path / "locked"
+    with OutputDirLock(out):
+        assert main(["train", *_argv(out)]) == EXIT_REFUSED
+    assert f"refused: {out} is in use by another run: pid {os.getpid()}" in caplog.text
+
+
 @pytest.mark.slow
 def test_lock_refusal_is_exit_status_3_from_the_command(tmp_path):
     out = tmp_path / "locked"
