@@ -308,6 +308,19 @@ def test_changed_data_content_preset_or_stage_refuses_listing_the_changes(tmp_pa
     assert (out / "checkpoint-4").is_dir() and (out / COMPLETE_MARKER).exists()  # a refusal moves nothing
 
 
+def test_recipe_comparison_rules():
+    recorded = {"stage": "sft", "training": {"max_steps": 100, "learning_rate": 1e-3},
+                "data": {"train_files": [{"path": "a.jsonl", "size": 3, "mtime_ns": 1, "sha256": "x"}]}}
+    touched = {**recorded, "data": {"train_files": [{"path": "a.jsonl", "size": 3, "mtime_ns": 2, "sha256": "x"}]}}
+    assert compare(recorded, touched) == ([], [])  # rewritten with the same bytes: the same data
+    newer = {**recorded, "training": {"max_steps": 200, "learning_rate": 1e-3},
+             "data": {**recorded["data"], "system_prompt_fraction": 1.0}}
+    assert compare(recorded, newer) == ([], ["data.system_prompt_fraction: (absent) -> 1.0",
+                                              "training.max_steps: 100 -> 200"])
+    more = {**recorded, "data": {"train_files": recorded["data"]["train_files"] * 2}}
+    assert compare(recorded, more)[0] == ["data.train_files.count: 1 -> 2"]
+
+
 def test_unchanged_recipe_resumes_longer_max_steps_is_allowed_and_fresh_start_supersedes(copy_of, caplog):
     out = copy_of()
     _unfinish(out)

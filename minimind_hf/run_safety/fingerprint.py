@@ -8,8 +8,8 @@ schedule, seed, world size -- and :func:`compare` lists every change. A file who
 recorded is not hashed again.
 
 Two kinds of change: :data:`EXTENDABLE` keys (``max_steps``, ``num_train_epochs``) may change on a resume
--- training longer is a normal thing to ask for -- and are reported in a warning; any other change
-refuses the resume, unless the user asks for a fresh start.
+-- training longer is a normal thing to ask for -- and are reported in a warning, as is a setting only one side records (a newer version's new field); any
+other change refuses the resume, unless the user asks for a fresh start.
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ TRAINING_KEYS = (
 
 EXTENDABLE = frozenset({"training.max_steps", "training.num_train_epochs"})
 """Keys a resume may change (with a warning): how long to train, not what is trained."""
+
+_DATA_NOT_RECORDED = frozenset({"train_files", "validation_files", "preprocessing_num_proc"})
+"""Data arguments not recorded as values: the files are recorded by content; process counts change nothing."""
 
 _MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "adapter_config.json",
                 "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
@@ -138,8 +141,7 @@ def recipe_of(stage_args: Any, training_args: Any, world_size: int, previous: di
         "data": {
             "train_files": _data_files(data.train_files, known),
             "validation_files": _data_files(data.validation_files, known),
-            **{key: getattr(data, key) for key in ("validation_fraction", "block_size", "system_prompt", "prompt_id",
-                                                   "skip_bad_rows", "max_train_samples", "max_eval_samples")},
+            **{key: _plain(value) for key, value in vars(data).items() if key not in _DATA_NOT_RECORDED},
         },
         "training": {key: _plain(getattr(training_args, key)) for key in TRAINING_KEYS if hasattr(training_args, key)},
         "world_size": world_size,
@@ -181,18 +183,29 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+_ABSENT = object()
+
+
 def _short(value: Any) -> str:
+    if value is _ABSENT:
+        return "(absent)"
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 70 else text[:67] + "..."
 
 
 def compare(recorded: dict, current: dict) -> tuple[list[str], list[str]]:
-    """``(changes that refuse a resume, changes that are allowed)``, each ``key: old -> new``."""
+    """``(changes that refuse a resume, changes that are allowed)``, each ``key: old -> new``.
+
+    A key only one side has (a setting a newer version records, or no longer does) is allowed, with the
+    warning: the old run ran with that version's behaviour. A changed value refuses, except :data:`EXTENDABLE`.
+    """
     before, after = _flatten(recorded), _flatten(current)
     refused, allowed = [], []
     for key in sorted(set(before) | set(after)):
-        if before.get(key, "(absent)") == after.get(key, "(absent)"):
+        old, new = before.get(key, _ABSENT), after.get(key, _ABSENT)
+        if old == new:
             continue
-        line = f"{key}: {_short(before.get(key, '(absent)'))} -> {_short(after.get(key, '(absent)'))}"
-        (allowed if key in EXTENDABLE else refused).append(line)
+        line = f"{key}: {_short(old)} -> {_short(new)}"
+        one_sided = (key in before) != (key in after) and not key.endswith(".count")
+        (allowed if key in EXTENDABLE or one_sided else refused).append(line)
     return refused, allowed
