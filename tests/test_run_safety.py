@@ -210,6 +210,30 @@ def test_sigkill_at_a_random_moment_then_rerun_ends_identical(reference_12, tmp_
     _assert_identical(out, reference_12)
 
 
+@pytest.mark.slow
+def test_sigterm_to_a_two_process_ddp_run_saves_on_both_and_the_rerun_finishes(tmp_path):
+    """accelerate launch (2 gloo processes): the processes agree on the step, save one checkpoint, stop."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2", "-m", "minimind_hf.train",
+           *_argv(out, "--per_device_train_batch_size", "2", steps=40, save=10)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    log: list[str] = []
+    _wait_for_steps(proc, 4, log)
+    os.killpg(proc.pid, signal.SIGTERM)  # what a terminal's Ctrl-C or Slurm does: the whole process group
+    log += proc.stdout.readlines()
+    proc.wait(timeout=120)
+    text = "".join(log)
+    stops = sorted({int(part.split()[0]) for part in text.split("SIGTERM at step ")[1:]})
+    assert len(stops) == 1 and text.count("SIGTERM at step ") == 2, text[-3000:]  # both processes, one step
+    assert (out / f"checkpoint-{stops[0]}" / "trainer_state.json").exists()
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / COMPLETE_MARKER).read_text())
+    assert summary["resumed_from"].endswith(f"checkpoint-{stops[0]}") and summary["global_step"] == 40
+
+
 def test_exit_statuses():
     def refuse():
         raise RunRefused("no")
