@@ -45,6 +45,7 @@ class RunGuard:
         self.signals = StopOnSignal()
         self.resume: CheckpointReport | None = None
         self._lock: OutputDirLock | None = None
+        _ = training_args.world_size  # the process group is up before any rank decides it is the main one
 
     # ---- entering: folder writable, lock, recipe
     def __enter__(self) -> RunGuard:
