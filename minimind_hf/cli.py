@@ -82,10 +82,10 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .run_safety import exit_status
     from .train import main as train_main
 
-    train_main(args.recipe_args)
-    return 0
+    return exit_status(train_main, args.recipe_args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

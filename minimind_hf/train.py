@@ -9,8 +9,9 @@ model. A recipe is one flat YAML file whose keys are the fields of the argument 
 arguments (``TrainingArguments``, :class:`ChatTrainingArguments`, or TRL's ``DPOConfig``); every value can
 be overridden on the command line (TRL's ``TrlParser``).
 
-What every stage gets: resume from the last checkpoint in ``output_dir`` (running the same command again
-continues an interrupted run; a finished stage is skipped), perplexity next to the validation loss, the
+What every stage gets: resume from the last good checkpoint in ``output_dir`` (running the same command again
+continues an interrupted run; a finished stage is skipped; SIGTERM/SIGINT save and stop; one run per folder; a
+changed recipe refused -- :mod:`minimind_hf.run_safety`), perplexity next to the validation loss, the
 best checkpoint by validation loss, TensorBoard logs (Weights & Biases too when ``WANDB_PROJECT`` is set
 and wandb is installed), a stop with the step named on a non-finite loss, a ``loss_curve.png`` and a
 ``stage_complete.json`` summary next to the saved model.
@@ -30,10 +31,10 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainingArguments, default_data_collator, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOConfig
 
 from . import MiniMindConfig, MiniMindForCausalLM
+from .atomic_files import atomic_write_text
 from .checkpoints import check_tokenizer_fits, load_checkpoint
 from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
 from .dpo import MiniMindDPOTrainer
@@ -41,6 +42,7 @@ from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODU
 from .plotting import plot_loss_curve
 from .prompts import parse_prompt_id, resolve_system_prompt
 from .recipe import checkpointing_argument_name, parse_recipe
+from .run_safety import RunGuard, exit_status, load_finished
 from .tokenization import load_tokenizer, save_tokenizer
 
 logger = logging.getLogger("minimind_hf.train")
@@ -76,6 +78,7 @@ class RunArguments:
     precision: str = field(default="auto", metadata={"help": "auto (bf16 where supported), bf16, fp16 or fp32"})
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
+    fresh_start: bool = field(default=False, metadata={"help": "start over: the old checkpoints are moved aside, not resumed"})
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -337,6 +340,11 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
 
 def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
     """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``."""
+    with RunGuard(stage_args, training_args, finished_marker=COMPLETE_MARKER) as guard:
+        return _run(stage_args, training_args, guard)
+
+
+def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: RunGuard) -> dict[str, Any]:
     name, stage = stage_args.stage, STAGES[stage_args.stage]
     output_dir = Path(training_args.output_dir)
     marker = output_dir / COMPLETE_MARKER
@@ -346,12 +354,14 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
     data = stage_args.data
     if training_args.load_best_model_at_end and not (data.validation_files or data.validation_fraction):
         raise ValueError(f"stage {name}: load_best_model_at_end needs validation_files or validation_fraction")
+    last = guard.resume_checkpoint()  # the newest good one; broken ones are moved aside
     set_seed(training_args.seed)
     start = time.time()
     model, tokenizer = _load_model(stage_args)
     model = stage.prepare_model(model, stage_args)
     if not any(p.requires_grad for p in model.parameters()):
         raise RuntimeError(f"stage {name}: the model has no trainable parameters")
+    guard.check_free_space(model)
     train, validation, collator, data_stats = build_datasets(stage_args, training_args, tokenizer)
     logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
@@ -362,12 +372,16 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
         kwargs["data_collator"] = collator
     trainer = stage.trainer(**kwargs)
     trainer.check_finite_loss = stage_args.run.check_finite_loss
+    trainer.add_callback(guard.signals)
 
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
     if last:
         logger.info("resuming stage %s from %s", name, last)
-    result = trainer.train(resume_from_checkpoint=last)
-    metrics = dict(result.metrics)
+    if guard.resume_is_finished():  # Trainer would take one step past max_steps from it
+        load_finished(trainer, last)
+        metrics = {}
+    else:
+        metrics = dict(trainer.train(resume_from_checkpoint=last).metrics)
+        guard.raise_if_stopped(trainer)
     if validation is not None:
         metrics.update(trainer.evaluate())
     trainer.save_model(str(output_dir))
@@ -388,7 +402,7 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
             "data": data_stats,
             "loss_curve": str(plot) if plot else None,
         }
-        marker.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
     return summary
 
@@ -400,4 +414,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status(main))

@@ -82,6 +82,9 @@ def test_finished_stage_is_skipped(pretrained, monkeypatch):
 def test_interrupted_run_resumes(tmp_path):
     out = tmp_path / "pretrain"
     run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64"))
+    from safetensors.torch import load_file
+
+    uninterrupted = load_file(out / "model.safetensors")
     # simulate a run stopped after its step-2 checkpoint
     for name in (COMPLETE_MARKER, "model.safetensors"):
         (out / name).unlink()
@@ -90,6 +93,9 @@ def test_interrupted_run_resumes(tmp_path):
     shutil.rmtree(out / "checkpoint-4")
     summary = run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64"))
     assert summary["resumed_from"].endswith("checkpoint-2") and summary["global_step"] == 4
+    resumed = load_file(out / "model.safetensors")  # the same result, bit for bit (CPU, fixed seed)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
 
 
 def test_non_finite_loss_stops_and_names_the_step(tmp_path, monkeypatch):

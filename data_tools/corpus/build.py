@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from minimind_hf.atomic_files import atomic_write_text
+
 from data_tools.corpus import stages
 from data_tools.corpus.fetch import Substitution, fetch
 from data_tools.corpus.finance import FinanceMatcher
@@ -281,7 +283,7 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
         "sources": _source_rows(sources, slist, pairs),
         "substituted_artefacts": [dataclasses.asdict(sub) for sub in substitutions],
     }
-    (out / "stats.json").write_text(json.dumps(result.stats, ensure_ascii=False, indent=1), encoding="utf-8")
+    atomic_write_text(out / "stats.json", json.dumps(result.stats, ensure_ascii=False, indent=1))
     from data_tools.corpus.card import write_card
 
     write_card(out / "card.md", result.stats, out)

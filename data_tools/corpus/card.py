@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from minimind_hf.atomic_files import atomic_write_text
 from minimind_hf.jsonl import read_jsonl
 
 from data_tools.corpus.records import CorpusError
@@ -135,4 +136,4 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     ex = _examples(data_dir / "pretrain.jsonl", 2)
     if ex:
         out += ["`pretrain.jsonl`:", ""] + [f"- {_short(e['text'], 240)}" for e in ex] + [""]
-    path.write_text("\n".join(out), encoding="utf-8")
+    atomic_write_text(path, "\n".join(out))

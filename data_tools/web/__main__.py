@@ -15,6 +15,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from minimind_hf.atomic_files import atomic_write, atomic_write_text
+
 from .dedup import MinHashParams
 from .extract import EXTRACTORS
 from .filters import FILTER_CLASSES, default_filters
@@ -117,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     stats_path = args.stats or args.output.with_name(args.output.name + ".stats.json")
 
     with ExitStack() as files:
-        out = files.enter_context(args.output.open("w", encoding="utf-8"))
-        rejected = files.enter_context(args.rejected.open("w", encoding="utf-8")) if args.rejected else None
+        # temporary names until the run ends: an interrupted run leaves no half-written output in place
+        out = files.enter_context(atomic_write(args.output))
+        rejected = files.enter_context(atomic_write(args.rejected)) if args.rejected else None
 
         def write(doc: WebDocument) -> None:
             out.write(json.dumps(doc.to_record(), ensure_ascii=False) + "\n")
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     stats_path.parent.mkdir(parents=True, exist_ok=True)
-    stats_path.write_text(json.dumps(run.to_json(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(stats_path, json.dumps(run.to_json(), ensure_ascii=False, indent=2) + "\n")
     s = run.summary
     print(run.stats.format_table())
     print()

@@ -225,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.input}: {err}")
     out = json.dumps(kept, ensure_ascii=False, indent=2)
     if args.output:
-        args.output.write_text(out + "\n", encoding="utf-8")
+        from minimind_hf.atomic_files import atomic_write_text  # here: importing minimind_hf loads transformers
+
+        atomic_write_text(args.output, out + "\n")
     else:
         print(out)
     summary = ", ".join(f"{reason}: {n}" for reason, n in dropped.most_common()) or "none"

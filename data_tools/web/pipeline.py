@@ -284,9 +284,12 @@ def run_pipeline(
 
 
 def write_jsonl(docs: Iterable[WebDocument], path: str | Path) -> int:
-    """Write documents as JSON lines; returns how many were written."""
+    """Write documents as JSON lines, complete or not at all (a temporary name, then a rename); returns
+    how many were written."""
+    from minimind_hf.atomic_files import atomic_write  # here: importing minimind_hf loads transformers
+
     n = 0
-    with Path(path).open("w", encoding="utf-8") as fh:
+    with atomic_write(path) as fh:
         for doc in docs:
             fh.write(json.dumps(doc.to_record(), ensure_ascii=False) + "\n")
             n += 1

@@ -39,10 +39,12 @@ def write_warc(path: str | Path, pages: Iterable[PageToWrite], *, gzip: bool | N
     Each record is its own gzip member when ``gzip`` is true (default: path ends in ``.gz``),
     as the WARC standard recommends. Returns the number of page records written.
     """
+    from minimind_hf.atomic_files import atomic_write  # here: importing minimind_hf loads transformers
+
     path = Path(path)
     gzip = path.suffix == ".gz" if gzip is None else gzip
     count = 0
-    with path.open("wb") as fh:
+    with atomic_write(path, "wb") as fh:
         writer = WARCWriter(fh, gzip=gzip)
         writer.write_record(writer.create_warcinfo_record(path.name, {"software": "minimind-hf data_tools"}))
         for page in pages:
