@@ -333,8 +333,23 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
     return train, validation, collator, stats
 
 
-def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
-    """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``."""
+def describe_model(model) -> str:
+    """Parameter count and shape of a stage's model, for the log line every stage starts with."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    config = model.config
+    shape = (f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads "
+             f"({config.num_key_value_heads} key/value), MLP {config.intermediate_size}, vocab {config.vocab_size}")
+    if getattr(config, "use_moe", False):
+        shape += (f", {config.n_routed_experts} routed experts (top {config.num_experts_per_tok}) + "
+                  f"{config.n_shared_experts} shared")
+    return f"{total:,} parameters ({trainable:,} trainable, {100 * trainable / max(total, 1):.2f}%); {shape}"
+
+
+def run(stage_args: StageArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict[str, Any]:
+    """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``.
+
+    ``callbacks`` are extra ``TrainerCallback`` objects (``benchmarks/trainer_overhead.py`` times steps with one)."""
     name, stage = stage_args.stage, STAGES[stage_args.stage]
     output_dir = Path(training_args.output_dir)
     marker = output_dir / COMPLETE_MARKER
@@ -350,12 +365,13 @@ def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[st
     model = stage.prepare_model(model, stage_args)
     if not any(p.requires_grad for p in model.parameters()):
         raise RuntimeError(f"stage {name}: the model has no trainable parameters")
+    logger.info("stage %s: model with %s", name, describe_model(model))
     train, validation, collator, data_stats = build_datasets(stage_args, training_args, tokenizer)
     logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
 
     kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
-                                  processing_class=tokenizer)
+                                  processing_class=tokenizer, callbacks=callbacks)
     if collator is not None:
         kwargs["data_collator"] = collator
     trainer = stage.trainer(**kwargs)
