@@ -104,6 +104,8 @@ def format_table(columns: Sequence[tuple[str, str]], records: Sequence[dict[str,
     def cell(value: Any) -> str:
         if value is None:
             return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
         if isinstance(value, float):
             return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
         if isinstance(value, int):

@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=40, help="stage-runner steps (each paired with a plain step)")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the figures")
     parser.add_argument("--quick", action="store_true", help="tiny preset, 8 steps: checks the benchmark runs")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--json", default=None, help="write the figures here")
     args, overrides = parser.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> dict:
         args.steps, args.warmup = 8, 2
         overrides = ["--preset", "tiny", "--block_size", "64", "--per_device_train_batch_size", "4",
                      "--max_eval_samples", "8", "--report_to", "none", *overrides]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.getLogger("minimind_hf.train").setLevel(logging.WARNING)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
     print(f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
