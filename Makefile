@@ -40,7 +40,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
-        all push-data bench clean
+        all push-data bench bench-gpu bench-wheels clean
 
 help:
 	@sed -n '2,8p' Makefile
@@ -101,7 +101,21 @@ web: install
 # speed figures: web pipeline documents/s per core, training tokens/s per preset
 bench: install
 	$(BIN)/python benchmarks/web_throughput.py --cache .cache/web_bench
-	$(RUN) $(BIN)/python benchmarks/train_throughput.py --presets mini minimind-26m
+	$(RUN) $(BIN)/python benchmarks/train_throughput.py --json out/bench/train_throughput.json
+	$(RUN) $(BIN)/python benchmarks/trainer_overhead.py --json out/bench/trainer_overhead.json
+	$(RUN) $(BIN)/python benchmarks/generate_throughput.py --json out/bench/generate_throughput.json
+
+# every GPU row in one go (training, stage-runner overhead, generation) into out/bench-gpu; on a bare CUDA machine
+# with torch + transformers (carry .cache/bench-wheels from make bench-wheels for the stage-runner rows).
+# make bench-gpu BENCH_ARGS="--device cpu --quick" checks the command on a CPU
+BENCH_ARGS ?= --device cuda
+bench-gpu:
+	BENCH_ARGS="$(BENCH_ARGS)" PYTHON=$(if $(wildcard $(BIN)/python),$(BIN)/python,python3) benchmarks/gpu.sh out/bench-gpu
+
+# the wheels bench-gpu installs offline on a machine that lacks them
+bench-wheels: install
+	$(BIN)/pip download -q -d .cache/bench-wheels -c $(LOCK) trl datasets peft accelerate
+	rm -f .cache/bench-wheels/torch-* .cache/bench-wheels/nvidia_* .cache/bench-wheels/triton-*  # the GPU machine has its own
 
 # retrain the shipped tokenizer on the pretraining corpus (make all TOKENIZER=yes does it first)
 tokenizer: install

@@ -439,6 +439,7 @@ class MiniMindModel(MiniMindPreTrainedModel):
         cache_position = kwargs.pop("cache_position", None)  # given by transformers 4.x generate
         if cache_position is None:
             cache_position = torch.arange(past_seen, past_seen + inputs_embeds.shape[1], device=inputs_embeds.device)
+        given_position_ids = position_ids  # only positions a caller gives can mark packed sequences
         if position_ids is None:
             position_ids = cache_position.unsqueeze(0)
 
@@ -447,7 +448,9 @@ class MiniMindModel(MiniMindPreTrainedModel):
             _MASK_EMBEDS_ARG: inputs_embeds,
             "attention_mask": attention_mask,
             _MASK_CACHE_ARG: cache,
-            "position_ids": position_ids,
+            # derived positions say nothing about packing; handing them over would make the mask builder read
+            # them back from the device (a GPU sync) on every call
+            "position_ids": given_position_ids,
         }
         if _MASK_TAKES_CACHE_POSITION:
             mask_kwargs["cache_position"] = cache_position

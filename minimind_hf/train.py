@@ -170,25 +170,69 @@ class NonFiniteLossError(RuntimeError):
 
 class _StageTrainerMixin:
     """Shared by every stage's trainer: finite-loss guard, perplexity next to the validation loss, and
-    checkpoints saved for inference."""
+    checkpoints saved for inference.
+
+    The guard costs no host sync per step where the optimizer is a fused Adam(W) (the Trainer's default) on
+    one process: a device-side flag, set by the first non-finite loss and kept, is handed to the optimizer
+    as ``found_inf`` -- the same mechanism ``torch.amp.GradScaler`` uses -- so that update and every later one
+    is skipped on the device; the flag is read where the Trainer reads values anyway (each log line) and
+    before any checkpoint or model is written, and the run stops there, naming the step. Elsewhere (other
+    optimizers, several processes) the loss is checked on the host every step.
+    """
 
     check_finite_loss: bool = True
     reports_perplexity: bool = True  # the validation loss is a language-model loss (not DPO's)
+    _nonfinite: torch.Tensor | None = None  # device flag: a non-finite loss was seen
+    _first_bad: tuple[torch.Tensor, torch.Tensor] | None = None  # (step, loss) of the first one
+
+    def _skippable_optimizer(self):
+        """The torch optimizer when it can skip an update on the device (fused Adam/AdamW, one process)."""
+        inner = getattr(self.optimizer, "optimizer", self.optimizer)
+        fused = isinstance(inner, (torch.optim.Adam, torch.optim.AdamW)) and all(
+            group.get("fused") for group in inner.param_groups)
+        return inner if fused and self.args.world_size == 1 else None
+
+    def _nonfinite_error(self, step: int, loss: float, detected: str = "") -> NonFiniteLossError:
+        return NonFiniteLossError(
+            f"non-finite training loss ({loss}) at step {step} of {self.state.max_steps}{detected}; "
+            "stopped before the update, no weights were written. Lower the learning rate, check the data, "
+            f"or resume from the last checkpoint in {self.args.output_dir}"
+        )
 
     def training_step(self, model, inputs, *args, **kwargs):
         loss = super().training_step(model, inputs, *args, **kwargs)
-        if self.check_finite_loss and not torch.isfinite(loss).all():
-            step = self.state.global_step + 1
-            raise NonFiniteLossError(
-                f"non-finite training loss ({loss.detach().float().item()}) at step {step} of {self.state.max_steps}; "
-                "stopped before the update, no weights were written. Lower the learning rate, check the data, "
-                f"or resume from the last checkpoint in {self.args.output_dir}"
-            )
+        if not self.check_finite_loss:
+            return loss
+        step = self.state.global_step + 1
+        bad = ~torch.isfinite(loss.detach()).all()
+        optimizer = self._skippable_optimizer()
+        if optimizer is None:
+            if bad:  # one host sync per step
+                raise self._nonfinite_error(step, loss.detach().float().item())
+            return loss
+        value = loss.detach().float().reshape(-1)[0]
+        if self._nonfinite is None:
+            self._nonfinite = bad.clone()
+            self._first_bad = (torch.where(bad, step, 0), value)
+        else:
+            new = bad & ~self._nonfinite
+            first_step, first_loss = self._first_bad
+            self._first_bad = (torch.where(new, step, first_step), torch.where(new, value, first_loss))
+            self._nonfinite = self._nonfinite | bad
+        optimizer.found_inf = self._nonfinite.float()  # fused AdamW skips its update where this is 1
         return loss
+
+    def _raise_if_nonfinite(self) -> None:
+        """Read the device flag (one host sync) and stop if a non-finite loss was seen."""
+        if self._nonfinite is not None and bool(self._nonfinite):
+            step, loss = (int(self._first_bad[0]), float(self._first_bad[1]))
+            raise self._nonfinite_error(step, loss, f" (seen at step {self.state.global_step}; the updates from "
+                                                    f"step {step} on were skipped on the device)")
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save with the cache on, the inference default: the Trainer turns ``use_cache`` off to train,
         and a checkpoint saved that way would give a user's plain ``model(...)`` call no KV cache."""
+        self._raise_if_nonfinite()
         config = getattr(self.model, "config", None)
         training_value = getattr(config, "use_cache", None)
         if config is not None:
@@ -200,6 +244,7 @@ class _StageTrainerMixin:
                 config.use_cache = training_value
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        self._raise_if_nonfinite()
         if self.reports_perplexity and "eval_loss" in logs and "eval_perplexity" not in logs:
             logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
         super().log(logs, *args, **kwargs)
@@ -244,6 +289,16 @@ def _preference_data(stage_args: StageArguments, training_args: DPOConfig, token
                              **_common(stage_args, training_args))
 
 
+def _packed_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pretraining batches without the attention mask when it is all ones (packed blocks always are): the
+    model then takes the plain causal path instead of inspecting the mask on the device every step."""
+    batch = default_data_collator(features)
+    mask = batch.get("attention_mask")
+    if mask is not None and bool(mask.all()):  # a host-side check of a CPU tensor
+        del batch["attention_mask"]
+    return batch
+
+
 def _sft_collator(tokenizer) -> SFTCollator:
     return SFTCollator(tokenizer, pad_to_multiple_of=8)
 
@@ -270,7 +325,7 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {
-    "pretrain": Stage(TrainingArguments, _pretrain_data, lambda tokenizer: default_data_collator, MiniMindTrainer,
+    "pretrain": Stage(TrainingArguments, _pretrain_data, lambda tokenizer: _packed_blocks, MiniMindTrainer,
                       _as_loaded),
     "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded),
     "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora),
@@ -338,13 +393,29 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
     return train, validation, collator, stats
 
 
-def run(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
-    """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``."""
+def describe_model(model) -> str:
+    """Parameter count and shape of a stage's model, for the log line every stage starts with."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    config = model.config
+    shape = (f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads "
+             f"({config.num_key_value_heads} key/value), MLP {config.intermediate_size}, vocab {config.vocab_size}")
+    if getattr(config, "use_moe", False):
+        shape += (f", {config.n_routed_experts} routed experts (top {config.num_experts_per_tok}) + "
+                  f"{config.n_shared_experts} shared")
+    return f"{total:,} parameters ({trainable:,} trainable, {100 * trainable / max(total, 1):.2f}%); {shape}"
+
+
+def run(stage_args: StageArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict[str, Any]:
+    """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``.
+
+    ``callbacks`` are extra ``TrainerCallback`` objects (``benchmarks/trainer_overhead.py`` times steps with one)."""
     with RunGuard(stage_args, training_args, finished_marker=COMPLETE_MARKER) as guard:
-        return _run(stage_args, training_args, guard)
+        return _run(stage_args, training_args, guard, callbacks)
 
 
-def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: RunGuard) -> dict[str, Any]:
+def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: RunGuard,
+         callbacks: list | None = None) -> dict[str, Any]:
     name, stage = stage_args.stage, STAGES[stage_args.stage]
     output_dir = Path(training_args.output_dir)
     marker = output_dir / COMPLETE_MARKER
@@ -361,13 +432,14 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     model = stage.prepare_model(model, stage_args)
     if not any(p.requires_grad for p in model.parameters()):
         raise RuntimeError(f"stage {name}: the model has no trainable parameters")
+    logger.info("stage %s: model with %s", name, describe_model(model))
     guard.check_free_space(model)
     train, validation, collator, data_stats = build_datasets(stage_args, training_args, tokenizer)
     logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
 
     kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
-                                  processing_class=tokenizer)
+                                  processing_class=tokenizer, callbacks=callbacks)
     if collator is not None:
         kwargs["data_collator"] = collator
     trainer = stage.trainer(**kwargs)

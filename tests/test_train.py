@@ -212,3 +212,69 @@ def test_max_eval_samples_caps_the_validation_rows(tmp_path, tokenizer):
                                       "--max_eval_samples", "3", "--max_train_samples", "5")
     train, validation, _, _ = build_datasets(stage_args, training_args, tokenizer)
     assert len(validation) == 3 and len(train) == 5
+
+
+def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
+    """No value is read on the host in a pretraining step (on a GPU, each read is a sync): with the fused AdamW
+    the Trainer defaults to, the guard hands its flag to the optimizer instead of reading the loss, the
+    Trainer's own NaN filter is off, and packed blocks come without the all-ones attention mask that the
+    model's mask builder would inspect."""
+    stage_args, training_args = _args("pretrain", tmp_path / "run", "--preset", "tiny", "--block_size", "64",
+                                      "--eval_strategy", "no", "--load_best_model_at_end", "false",
+                                      "--save_strategy", "no", "--logging_steps", "100")
+    assert training_args.logging_nan_inf_filter is False
+    reads = {"n": 0}
+    original_step = train_module.MiniMindTrainer.training_step
+
+    def counted(self, *args, **kwargs):
+        real_bool, real_item = torch.Tensor.__bool__, torch.Tensor.item
+
+        def count_bool(tensor):
+            reads["n"] += 1
+            return real_bool(tensor)
+
+        def count_item(tensor):
+            reads["n"] += 1
+            return real_item(tensor)
+
+        monkeypatch.setattr(torch.Tensor, "__bool__", count_bool)
+        monkeypatch.setattr(torch.Tensor, "item", count_item)
+        try:
+            loss = original_step(self, *args, **kwargs)
+        finally:
+            monkeypatch.setattr(torch.Tensor, "__bool__", real_bool)
+            monkeypatch.setattr(torch.Tensor, "item", real_item)
+        assert self._skippable_optimizer() is not None and self._nonfinite is not None
+        return loss
+
+    monkeypatch.setattr(train_module.MiniMindTrainer, "training_step", counted)
+    summary = run(stage_args, training_args)
+    assert summary["global_step"] == 4 and reads["n"] == 0
+
+
+def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
+    """A NaN at a step without a log line: that update and the later ones are skipped, and the run stops,
+    naming the step, before the final model is written."""
+    original = train_module.MiniMindTrainer.compute_loss
+    calls = {"n": 0}
+    seen = {}
+
+    def poisoned(self, model, inputs, *args, **kwargs):
+        loss = original(self, model, inputs, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            seen["before"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if calls["n"] == 3 and model.training:
+            seen["model"] = model
+            return (loss * float("nan"), *loss[1:]) if isinstance(loss, tuple) else loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(train_module.MiniMindTrainer, "compute_loss", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(NonFiniteLossError, match=r"at step 3 of 4 \(seen at step 4"):
+        run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--eval_strategy", "no",
+                   "--load_best_model_at_end", "false", "--save_steps", "100", "--logging_steps", "100"))
+    assert not (out / "model.safetensors").exists() and not (out / COMPLETE_MARKER).exists()
+    after = seen["model"].state_dict()
+    # step 2's update happened (weights moved from before it); steps 3 and 4 were skipped (no NaN anywhere)
+    assert all(torch.isfinite(v).all() for v in after.values())

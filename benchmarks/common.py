@@ -1,0 +1,127 @@
+"""Shared by the benchmarks: the device and its load, the measured matmul rate, paired rounds, tables, JSON.
+
+Only torch and the standard library are imported here, so a bare CUDA machine with torch and transformers
+runs every benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def pick_device(name: str) -> str:
+    """``auto`` is CUDA where there is one, else the CPU; an explicit ``cuda`` without one is an error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here")
+    return name
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def device_info(device: str) -> dict[str, Any]:
+    """What a table was measured on: device, threads, load, library versions, date."""
+    import transformers
+
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+    else:
+        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores"
+    return {
+        "device": name,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average": load_average(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def matmul_tflops(device: str, dtype: torch.dtype, size: int | None = None, repeats: int = 10) -> float:
+    """The device's own dense matmul rate (TFLOP/s), measured now: the roofline MFU is taken against."""
+    size = size or (8192 if device == "cuda" else 1024)
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(3):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        synchronize(device)
+        best = min(best, (time.perf_counter() - start) / repeats)
+    return 2 * size**3 / best / 1e12
+
+
+def interleaved(rows: dict[str, Callable[[], None]], rounds: int, steps: int, device: str) -> dict[str, list[float]]:
+    """Seconds per call of each row, ``rounds`` samples each: every round runs ``steps`` calls of every row,
+    in an order rotated by one each round, so a change of machine load falls on all rows alike."""
+    names = list(rows)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(steps):
+                rows[name]()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) / steps)
+    return samples
+
+
+def paired_ratio(samples: dict[str, list[float]], name: str, baseline: str) -> float:
+    """Median over rounds of ``time(baseline) / time(name)``: > 1 means ``name`` is faster."""
+    return statistics.median(b / a for a, b in zip(samples[name], samples[baseline]))
+
+
+def format_table(columns: Sequence[tuple[str, str]], records: Sequence[dict[str, Any]]) -> str:
+    """A Markdown table: ``columns`` are ``(key, header)``; floats get thousands separators."""
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, float):
+            return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+        if isinstance(value, int):
+            return f"{value:,}"
+        return str(value)
+
+    lines = ["| " + " | ".join(header for _, header in columns) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(record.get(key)) for key, _ in columns) + " |" for record in records]
+    return "\n".join(lines)
+
+
+def write_json(path: str | None, payload: dict[str, Any]) -> None:
+    if not path:
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
