@@ -12,6 +12,15 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+def llama2c_intermediate_size(dim: int, multiple_of: int, ffn_dim_multiplier: float | None = None) -> int:
+    """llama2.c's / Llama 2's SwiGLU width: ``int(2 * 4 * dim / 3)`` (times ``ffn_dim_multiplier``) rounded
+    up to a multiple of ``multiple_of``. MiniMind's own rule is this with ``multiple_of=64``."""
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
 # Named sizes. ``tiny`` is for tests, ``mini`` (1.6M) for the CPU recipes; the others are the original MiniMind2 sizes.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
@@ -21,6 +30,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "minimind-moe-145m": dict(
         hidden_size=640, num_hidden_layers=8, use_moe=True, n_routed_experts=4, n_shared_experts=1,
         num_experts_per_tok=2,
+    ),
+    # COMP4901B HW1's "Baby LLaMA2" 42M, llama2.c's stories42M shape: dim 512, 8 layers, 8 heads (no GQA),
+    # the 32,000-piece Llama 2 SentencePiece vocabulary, FFN int(2 * 4 * 512 / 3) = 1365 rounded up to a
+    # multiple of 32 = 1376, rotary base 1e4, 1024 positions.
+    "llama2-42m": dict(
+        hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8, vocab_size=32000,
+        intermediate_size=llama2c_intermediate_size(512, 32), rope_theta=1e4, max_position_embeddings=1024,
     ),
     "tiny-moe": dict(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, use_moe=True,
