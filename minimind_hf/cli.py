@@ -1,10 +1,11 @@
-"""The ``minimind`` command: generate, translate, train, eval, export, tokenizer, info.
+"""The ``minimind`` command: generate, translate, train, eval, export, import, tokenizer, info.
 
     minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
     minimind translate out/sft "The interest rate per period."
     minimind train recipes/tiny/pretrain.yaml --max_steps 50
     minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
     minimind export out/sft --to llama out/sft-llama
+    minimind import stories42M.pt out/stories42m --tokenizer tokenizer.model
     minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
 
@@ -99,6 +100,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from .convert import import_checkpoint
+
+    config = json.loads(args.config) if args.config else None
+    what, out = import_checkpoint(args.checkpoint, args.output, tokenizer=args.tokenizer, to=args.to, base=args.base,
+                                  config=config)
+    print(f"imported {what}: {out}")
+    return 0
+
+
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     from .tokenization import iter_jsonl_texts, save_tokenizer, train_tokenizer
 
@@ -168,6 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--to", default="llama", choices=["llama"])
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="write an original checkpoint (llama2.c .pt, MiniMind2/3 .pth, LoRA .pth) as HF")
+    p.add_argument("checkpoint", help="a llama2.c / course .pt, a MiniMind2 or MiniMind-3 .pth, or an original LoRA .pth")
+    p.add_argument("output")
+    p.add_argument("--tokenizer", default=None, help="SentencePiece tokenizer.model or a tokenizer directory")
+    p.add_argument("--to", default="minimind", choices=["minimind", "llama"])
+    p.add_argument("--base", default=None, help="LoRA: the HF checkpoint the adapter belongs to")
+    p.add_argument("--config", default=None, help="JSON of the original's config fields (default: from the file)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("tokenizer", help="train or measure the tokenizer")
     tsub = p.add_subparsers(dest="tokenizer_command", required=True)
