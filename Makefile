@@ -39,7 +39,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
+.PHONY: pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
         all push-data bench bench-gpu bench-wheels clean
 
 help:
@@ -124,6 +124,12 @@ tokenizer: install
 
 pretrain: install
 	$(LAUNCH) $(RECIPES)/pretrain.yaml $(PRETRAIN_ARGS)
+
+# COMP4901B HW1's pretraining: a BabyLM-layout copy of the sample, then llama2-42m (make babylm BABYLM_ARGS="--max_steps 20")
+BABYLM_ARGS ?=
+babylm: install
+	$(BIN)/python -m data_tools.babylm data/sample/pretrain.jsonl data/babylm --validation data/sample/pretrain.validation.jsonl
+	$(LAUNCH) recipes/babylm/pretrain.yaml $(BABYLM_ARGS)
 
 sft: pretrain
 	$(LAUNCH) $(RECIPES)/sft.yaml $(SFT_ARGS)

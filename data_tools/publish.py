@@ -4,8 +4,8 @@
 
 Usage::
 
-    python -m data_tools.publish push --repo-id USER/NAME [--data-dir data] [--private]
-                                  [--dry-run] [--revision BRANCH] [--license ID]
+    python -m data_tools.publish push --repo-id USER/NAME [--data-dir data] [--private | --public]
+                                  [--dry-run] [--revision BRANCH] [--license ID] [--no-jsonl]
 
 Every stage becomes one dataset *config* (``pretrain``, ``sft``, ``lora``, ``dpo``) whose splits come
 from the files present in the data directory::
@@ -19,6 +19,11 @@ A config on the Hub must have the same columns in every split (``datasets`` refu
 sets are parallel ``{"en", "zh"}`` records while ``sft.jsonl`` holds conversations, so a split whose
 columns differ from the first split of its stage is pushed as a config of its own, named
 ``<stage>_<split>`` (for example ``sft_test``, split ``test``). The plan printed before the push says so.
+
+The stage ``.jsonl`` files themselves go up too, under ``data/`` (``data/pretrain.jsonl``, ...), next to the
+configs -- graders and course scripts download those files directly (``--no-jsonl`` leaves them out).
+``--public`` makes the repository public, also one that already exists as private (courses ask for a
+public dataset); ``--private`` creates it private.
 
 The data card (``<data-dir>/card.md``, else ``<data-dir>/README.md``) is uploaded as the repository's
 ``README.md`` with a YAML header the Hub understands: ``configs`` with ``data_files`` for every split,
@@ -129,6 +134,8 @@ class PushPlan:
     readme: str
     card_source: Path | None
     private: bool = False
+    public: bool = False
+    upload_jsonl: bool = True
     revision: str | None = None
     ignored_files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -145,15 +152,20 @@ class PushPlan:
         return DatasetDict({part.split: part.dataset for part in self.configs[config]})
 
     @property
+    def jsonl_files(self) -> list[str]:
+        """Names of the stage files uploaded as they are, under ``data/``."""
+        return [part.path.name for parts in self.configs.values() for part in parts]
+
+    @property
     def total_rows(self) -> int:
         """Records over all configs and splits."""
         return sum(part.rows for parts in self.configs.values() for part in parts)
 
     def describe(self) -> str:
         """A human-readable table of what would be pushed."""
+        visibility = "private" if self.private else "made public" if self.public else "public when created"
         lines = [
-            f"repo: {self.url} (dataset, {'private' if self.private else 'public when created'}, "
-            f"revision {self.revision or 'main'})",
+            f"repo: {self.url} (dataset, {visibility}, revision {self.revision or 'main'})",
             f"{'config':<16} {'split':<11} {'rows':>10} {'jsonl bytes':>14}  file",
         ]
         for config, parts in self.configs.items():
@@ -168,6 +180,8 @@ class PushPlan:
             f"card: {source} -> README.md, {len(self.readme.encode('utf-8')):,} bytes, "
             f"{len(self.configs)} configs in its YAML header"
         )
+        if self.upload_jsonl:
+            lines.append(f"jsonl: {', '.join(self.jsonl_files)} -> data/")
         lines.extend(f"note: {note}" for note in self.notes)
         if self.ignored_files:
             names = ", ".join(path.name for path in self.ignored_files)
@@ -363,6 +377,8 @@ def plan_push(
     repo_id: str,
     *,
     private: bool = False,
+    public: bool = False,
+    upload_jsonl: bool = True,
     revision: str | None = None,
     license: str | None = None,
 ) -> PushPlan:
@@ -372,6 +388,8 @@ def plan_push(
     without stage files, a bad line in a stage file (naming ``file:line``) or an unreadable card.
     """
     check_repo_id(repo_id)
+    if private and public:
+        raise HubInputError("--private and --public contradict each other; give one")
     if revision is not None and not revision.strip():
         raise HubInputError("--revision must name a branch, got an empty string")
     root = Path(data_dir)
@@ -405,6 +423,8 @@ def plan_push(
         readme=readme,
         card_source=card_path,
         private=private,
+        public=public,
+        upload_jsonl=upload_jsonl,
         revision=revision,
         ignored_files=ignored,
         notes=notes,
@@ -437,6 +457,9 @@ def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:
     repo_id = plan.repo_id
     api.create_repo(repo_id, repo_type="dataset", private=plan.private or None, exist_ok=True, token=token)
     logger.info("repository ready: %s", plan.url)
+    if plan.public:  # create_repo leaves an existing repository's visibility alone
+        api.update_repo_settings(repo_id, private=False, repo_type="dataset", token=token)
+        logger.info("repository is public")
     if plan.revision and not plan.revision.startswith("refs/pr/"):
         api.create_branch(repo_id, branch=plan.revision, repo_type="dataset", exist_ok=True, token=token)
         logger.info("branch ready: %s", plan.revision)
@@ -460,6 +483,18 @@ def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:
             commit_message=f"Upload {config} config",
         )
         logger.info("pushed config %s: %s", config, ", ".join(f"{p.split} {p.rows:,} rows" for p in parts))
+    if plan.upload_jsonl:
+        api.upload_folder(
+            folder_path=str(plan.data_dir),
+            path_in_repo="data",
+            allow_patterns=plan.jsonl_files,
+            repo_id=repo_id,
+            repo_type="dataset",
+            revision=plan.revision,
+            commit_message="Upload the stage jsonl files",
+            token=token,
+        )
+        logger.info("uploaded %s under data/", ", ".join(plan.jsonl_files))
     link_path = plan.data_dir / LINK_FILE
     link_path.write_text(plan.url + "\n", encoding="utf-8")
     logger.info("wrote %s", link_path)
@@ -480,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--repo-id", required=True, help="dataset repository, USER/NAME or ORG/NAME")
     sub.add_argument("--data-dir", default="data", help="directory with the stage files and card (default: data)")
     sub.add_argument("--private", action="store_true", help="create the repository as private")
+    sub.add_argument("--public", action="store_true",
+                     help="make the repository public, also an existing private one (courses grade a public repo)")
+    sub.add_argument("--no-jsonl", action="store_true",
+                     help="do not upload the stage .jsonl files under data/ (the configs are pushed either way)")
     sub.add_argument(
         "--dry-run", action="store_true", help="check and print what would be pushed; no network, no token"
     )
@@ -504,7 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_online()
             token = resolve_token()
         plan = plan_push(
-            args.data_dir, args.repo_id, private=args.private, revision=args.revision, license=args.license
+            args.data_dir, args.repo_id, private=args.private, public=args.public, upload_jsonl=not args.no_jsonl,
+            revision=args.revision, license=args.license
         )
         print(plan.describe())
         if args.dry_run:

@@ -1,10 +1,11 @@
-"""The ``minimind`` command: generate, translate, train, eval, export, tokenizer, info.
+"""The ``minimind`` command: generate, translate, train, eval, export, import, tokenizer, info.
 
     minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
     minimind translate out/sft "The interest rate per period."
     minimind train recipes/tiny/pretrain.yaml --max_steps 50
     minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
     minimind export out/sft --to llama out/sft-llama
+    minimind import stories42M.pt out/stories42m --tokenizer tokenizer.model
     minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
 
@@ -26,13 +27,27 @@ def _load(path: str, dtype: str = "float32"):
     return loaded.model, loaded.tokenizer
 
 
-def _generation_kwargs(args: argparse.Namespace, tokenizer) -> dict:
-    sample = args.temperature > 0
+def _generation_kwargs(args: argparse.Namespace, tokenizer, temperature: float | None = None) -> dict:
+    """``generate`` arguments: greedy at temperature 0; top-k / top-p only when asked for (``0`` / ``1.0``
+    switch them off explicitly, so a library default cannot narrow plain temperature sampling)."""
+    temperature = args.temperature if temperature is None else temperature
+    sample = temperature > 0
     kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if sample:
-        kwargs.update(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+        kwargs.update(temperature=temperature, top_k=args.top_k if args.top_k is not None else 0,
+                      top_p=args.top_p if args.top_p is not None else 1.0)
     return kwargs
+
+
+def _settings(args: argparse.Namespace, temperature: float) -> dict:
+    """What decided a generation, as written into its file."""
+    settings = {"model": args.model, "temperature": temperature, "decoding": "sampling" if temperature > 0 else "greedy",
+                "max_new_tokens": args.max_new_tokens, "repetition_penalty": args.repetition_penalty,
+                "seed": args.seed, "chat": bool(args.chat or args.system)}
+    if temperature > 0:
+        settings.update(top_k=args.top_k, top_p=args.top_p)
+    return settings
 
 
 def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str:
@@ -56,15 +71,29 @@ def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     model, tokenizer = _load(args.model)
-    torch.manual_seed(args.seed)
     if args.chat or args.system:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
             {"role": "user", "content": args.prompt}]
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
     else:
         ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"]
-    _stream(model, tokenizer, ids, _generation_kwargs(args, tokenizer))
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    for temperature in args.temperature:
+        if len(args.temperature) > 1:
+            print(f"--- temperature {temperature:g} ---")
+        torch.manual_seed(args.seed)  # each temperature from the same seed
+        text = _stream(model, tokenizer, ids, _generation_kwargs(args, tokenizer, temperature))
+        if out_dir is not None:
+            path = out_dir / f"temperature_{temperature:g}.txt"
+            settings = "\n".join(f"{key}: {value}" for key, value in _settings(args, temperature).items())
+            path.write_text(f"prompt: {args.prompt}\n{settings}\n\n--- prompt + generation ---\n{args.prompt}{text}\n",
+                            encoding="utf-8")
+            print(f"wrote {path}")
     return 0
 
 
@@ -96,6 +125,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown export format {args.to!r}")
     out = export_llama(model, args.output, tokenizer)
     print(f"wrote a LlamaForCausalLM checkpoint to {out}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .convert import import_checkpoint
+
+    config = json.loads(args.config) if args.config else None
+    what, out = import_checkpoint(args.checkpoint, args.output, tokenizer=args.tokenizer, to=args.to, base=args.base,
+                                  config=config)
+    print(f"imported {what}: {out}")
     return 0
 
 
@@ -131,11 +170,15 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sampling(parser: argparse.ArgumentParser) -> None:
+def _add_sampling(parser: argparse.ArgumentParser, several_temperatures: bool = False) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    parser.add_argument("--top-k", type=int, default=50)
-    parser.add_argument("--top-p", type=float, default=0.9)
+    if several_temperatures:
+        parser.add_argument("--temperature", type=float, nargs="+", default=[0.0],
+                            help="0 = greedy; several values give one generation each (e.g. --temperature 0 0.5)")
+    else:
+        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    parser.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens (default: all)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling (default: off)")
     parser.add_argument("--repetition-penalty", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=0)
 
@@ -149,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt")
     p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn (chat template)")
     p.add_argument("--system", default=None, help="a system turn (implies --chat)")
-    _add_sampling(p)
+    p.add_argument("--output-dir", default=None,
+                   help="also write each generation to DIR/temperature_<t>.txt with the prompt and settings")
+    _add_sampling(p, several_temperatures=True)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("translate", help="English -> zh-TW with the project's prompt (text args or stdin lines)")
@@ -168,6 +213,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--to", default="llama", choices=["llama"])
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="write an original checkpoint (llama2.c .pt, MiniMind2/3 .pth, LoRA .pth) as HF")
+    p.add_argument("checkpoint", help="a llama2.c / course .pt, a MiniMind2 or MiniMind-3 .pth, or an original LoRA .pth")
+    p.add_argument("output")
+    p.add_argument("--tokenizer", default=None, help="SentencePiece tokenizer.model or a tokenizer directory")
+    p.add_argument("--to", default="minimind", choices=["minimind", "llama"])
+    p.add_argument("--base", default=None, help="LoRA: the HF checkpoint the adapter belongs to")
+    p.add_argument("--config", default=None, help="JSON of the original's config fields (default: from the file)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("tokenizer", help="train or measure the tokenizer")
     tsub = p.add_subparsers(dest="tokenizer_command", required=True)

@@ -12,6 +12,29 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+def llama2c_intermediate_size(dim: int, multiple_of: int, ffn_dim_multiplier: float | None = None) -> int:
+    """llama2.c's / Llama 2's SwiGLU width: ``int(2 * 4 * dim / 3)`` (times ``ffn_dim_multiplier``) rounded
+    up to a multiple of ``multiple_of``. MiniMind's own rule is this with ``multiple_of=64``."""
+    hidden = int(2 * (4 * dim) / 3)
+    if ffn_dim_multiplier is not None:
+        hidden = int(ffn_dim_multiplier * hidden)
+    return multiple_of * ((hidden + multiple_of - 1) // multiple_of)
+
+
+def minimind3_intermediate_size(hidden_size: int) -> int:
+    """MiniMind-3's SwiGLU width: ``ceil(hidden * pi / 64) * 64`` (2,432 for 768)."""
+    return math.ceil(hidden_size * math.pi / 64) * 64
+
+
+# MiniMind-3, the original's newest generation, as its model/model_minimind.py (jingyaogong/minimind, last changed
+# 2026-05-07) defines it: MiniMindConfig(hidden_size=768, num_hidden_layers=8), 8 query / 4 KV heads, intermediate
+# ceil(768 * pi / 64) * 64 = 2432, rms_norm_eps 1e-6, per-head q_norm / k_norm, rope_theta 1e6, vocab 6400; MoE:
+# num_experts 4, num_experts_per_tok 1, no shared expert, norm_topk_prob, router_aux_loss_coef 5e-4.
+_MINIMIND3 = dict(
+    hidden_size=768, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
+    intermediate_size=minimind3_intermediate_size(768), rms_norm_eps=1e-6, qk_norm=True,
+)
+
 # Named sizes. ``tiny`` is for tests, ``mini`` (1.6M) for the CPU recipes; the others are the original MiniMind2 sizes.
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2),
@@ -23,6 +46,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "minimind-moe-145m": dict(
         hidden_size=640, num_hidden_layers=8, use_moe=True, n_routed_experts=4, n_shared_experts=1,
         num_experts_per_tok=2,
+    ),
+    # COMP4901B HW1's "Baby LLaMA2" 42M, llama2.c's stories42M shape: dim 512, 8 layers, 8 heads (no GQA),
+    # the 32,000-piece Llama 2 SentencePiece vocabulary, FFN int(2 * 4 * 512 / 3) = 1365 rounded up to a
+    # multiple of 32 = 1376, rotary base 1e4, 1024 positions.
+    "llama2-42m": dict(
+        hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8, vocab_size=32000,
+        intermediate_size=llama2c_intermediate_size(512, 32), rope_theta=1e4, max_position_embeddings=1024,
+    ),
+    "minimind-3": dict(_MINIMIND3),
+    "minimind-3-moe": dict(
+        _MINIMIND3, use_moe=True, n_routed_experts=4, n_shared_experts=0, num_experts_per_tok=1,
+        renormalize_single_expert=True, aux_loss_alpha=5e-4, seq_aux=False,
     ),
     "tiny-moe": dict(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, use_moe=True,
@@ -68,7 +103,10 @@ class MiniMindConfig(PretrainedConfig):
         scoring_func: router scoring (``softmax``).
         aux_loss_alpha: weight of the load-balancing loss added to the LM loss during training.
         seq_aux: compute the balance loss per sequence (as MiniMind) rather than per batch.
-        norm_topk_prob: renormalise the top-k routing weights to sum to one.
+        norm_topk_prob: renormalise the top-k routing weights to sum to one (for top-k > 1, as MiniMind2).
+        renormalize_single_expert: with ``norm_topk_prob``, also renormalise a single routed expert's weight
+            (to 1), as MiniMind-3 does.
+        qk_norm: RMSNorm each query and key head (over ``head_dim``) before the rotary, as MiniMind-3 does.
     """
 
     model_type = "minimind"
@@ -98,6 +136,8 @@ class MiniMindConfig(PretrainedConfig):
         aux_loss_alpha: float = 0.1,
         seq_aux: bool = True,
         norm_topk_prob: bool = True,
+        renormalize_single_expert: bool = False,
+        qk_norm: bool = False,
         bos_token_id: int = 1,
         eos_token_id: int = 2,
         pad_token_id: int = 0,
@@ -130,6 +170,8 @@ class MiniMindConfig(PretrainedConfig):
         self.aux_loss_alpha = aux_loss_alpha
         self.seq_aux = seq_aux
         self.norm_topk_prob = norm_topk_prob
+        self.renormalize_single_expert = renormalize_single_expert
+        self.qk_norm = qk_norm
         super().__init__(
             bos_token_id=bos_token_id,
             eos_token_id=eos_token_id,
@@ -186,7 +228,8 @@ class MiniMindConfig(PretrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "MiniMindConfig":
-        """A named size (``tiny``, ``mini``, ``minimind-26m``, ``minimind-3``, ``minimind-104m``, ``minimind-moe-145m``, ``tiny-moe``)."""
+        """A named size: one of :data:`PRESETS` (``tiny``, ``mini``, ``minimind-26m``, ``minimind-104m``,
+        ``minimind-moe-145m``, ``llama2-42m``, ``minimind-3``, ``minimind-3-moe``, ``tiny-moe``)."""
         if name not in PRESETS:
             raise ValueError(f"unknown MiniMind preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

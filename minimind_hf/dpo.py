@@ -21,7 +21,9 @@ Three pieces, from the formula up to the training loop:
   summed log-ratios for every loss type), which is what TRL logs as ``rewards/chosen`` and
   ``rewards/rejected``.
 
-* :func:`dpo_loss_from_token_logps` -- the adapter for course-style code that holds per-token
+* :func:`dpo_loss_from_token_logps` -- the course's ``dpo_loss(ref_probs, probs, mask, beta)`` (COMP7607B A2
+  and the original MiniMind's ``train_dpo.py``; ``ref_probs`` / ``probs`` are per-token log-probabilities),
+  under a name that says what it takes: the adapter for course-style code that holds per-token
   log-probabilities ``[2B, T]`` with the chosen rows first and the rejected rows second, plus a
   completion mask. It returns the batch-mean ``"sigmoid_norm"`` loss, i.e. the original MiniMind
   semantics (each row's log-probability is the *mean* over its masked tokens, not the sum).
@@ -230,6 +232,9 @@ def dpo_loss_from_token_logps(
     beta: float,
 ) -> torch.Tensor:
     """Course-style DPO loss from per-token log-probabilities (the original MiniMind semantics).
+
+    This is the course's ``dpo_loss(ref_probs, probs, mask, beta)`` (COMP7607B A2): call it with the same
+    four arguments in the same order.
 
     ``ref_logps`` and ``logps`` are ``[2B, T]`` log-probabilities of each target token under the
     reference model and the policy; rows ``0..B-1`` are the chosen sequences and rows ``B..2B-1``

@@ -205,6 +205,9 @@ class MiniMindAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(config.hidden_size, config.num_key_value_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(config.num_attention_heads * self.head_dim, config.hidden_size, bias=False)
+        if getattr(config, "qk_norm", False):  # MiniMind-3: per-head RMSNorm of queries and keys
+            self.q_norm = MiniMindRMSNorm(self.head_dim, eps=config.rms_norm_eps)
+            self.k_norm = MiniMindRMSNorm(self.head_dim, eps=config.rms_norm_eps)
 
     def forward(
         self,
@@ -217,8 +220,11 @@ class MiniMindAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         input_shape = hidden_states.shape[:-1]
         hidden_shape = (*input_shape, -1, self.head_dim)
-        query = self.q_proj(hidden_states).view(hidden_shape).transpose(1, 2)
-        key = self.k_proj(hidden_states).view(hidden_shape).transpose(1, 2)
+        query = self.q_proj(hidden_states).view(hidden_shape)
+        key = self.k_proj(hidden_states).view(hidden_shape)
+        if getattr(self.config, "qk_norm", False):
+            query, key = self.q_norm(query), self.k_norm(key)
+        query, key = query.transpose(1, 2), key.transpose(1, 2)
         value = self.v_proj(hidden_states).view(hidden_shape).transpose(1, 2)
 
         cos, sin = position_embeddings
@@ -273,7 +279,8 @@ class MiniMindMoEGate(nn.Module):
         logits = F.linear(hidden_states.reshape(-1, hidden), self.weight)
         scores = logits.softmax(dim=-1, dtype=torch.float32)
         topk_weight, topk_idx = torch.topk(scores, k=self.top_k, dim=-1, sorted=False)
-        if self.top_k > 1 and self.config.norm_topk_prob:
+        single = self.top_k == 1 and not getattr(self.config, "renormalize_single_expert", False)
+        if self.config.norm_topk_prob and not single:
             topk_weight = topk_weight / (topk_weight.sum(dim=-1, keepdim=True) + 1e-20)
 
         aux_loss = scores.new_zeros(())

@@ -2,8 +2,9 @@
 
 The YAML is read once, here. Before the values reach the argument dataclasses a few names are settled: the
 installed name of gradient checkpointing (transformers 5.24 calls it ``activation_checkpointing``), the
-project's deprecated keys (:data:`DEPRECATED_KEYS`, each with a ``FutureWarning`` naming its new key), and
-the precision flags (``bf16`` / ``fp16`` set explicitly either way, ``use_cpu`` on a machine without CUDA).
+project's deprecated keys (:data:`DEPRECATED_KEYS`, each with a ``FutureWarning`` naming its new key), the
+length of training (an explicit ``--num_train_epochs`` replaces a recipe's ``max_steps``; ``--max_steps`` on
+the command line beats both), and the precision flags (``bf16`` / ``fp16`` set explicitly either way, ``use_cpu`` on a machine without CUDA).
 """
 
 from __future__ import annotations
@@ -115,6 +116,19 @@ def _rename_deprecated(recipe: dict[str, Any], argv: list[str], where: str) -> l
     return argv
 
 
+def _settle_training_length(recipe: dict[str, Any], argv: list[str], where: str) -> None:
+    """An explicit ``--num_train_epochs`` beats a recipe's ``max_steps`` (which transformers would otherwise
+    let win in silence); ``--max_steps`` on the command line still beats both."""
+    epochs_on_cli = any(arg == "--num_train_epochs" or arg.startswith("--num_train_epochs=") for arg in argv)
+    steps_on_cli = any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in argv)
+    if epochs_on_cli and steps_on_cli:
+        logger.warning("both --num_train_epochs and --max_steps given: max_steps decides the length of training")
+    elif epochs_on_cli and recipe.get("max_steps", -1) not in (-1, None):
+        logger.warning("%s: --num_train_epochs on the command line replaces the recipe's max_steps %s",
+                       where, recipe["max_steps"])
+        recipe.pop("max_steps")
+
+
 def _device_supports_bf16() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
@@ -147,6 +161,7 @@ def parse_recipe(
         # the runner's finite-loss guard stops on a NaN/inf loss; the Trainer's filter, which would average one
         # away in the logged loss, costs two host syncs per step
         recipe["logging_nan_inf_filter"] = False
+    _settle_training_length(recipe, argv, recipe_path or "the command line")
     precision = value("precision") or "auto"
     extra: list[str] = []
     # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run

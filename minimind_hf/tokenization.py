@@ -137,15 +137,21 @@ def load_tokenizer(path: str | Path | None = None) -> PreTrainedTokenizerFast:
     """Load a tokenizer directory (or Hub name); ``None`` gives the default shipped with the package.
 
     A tokenizer saved under a class name the installed transformers does not know (transformers 5 writes
-    ``TokenizersBackend``, which 4.x cannot read) is read as the ``PreTrainedTokenizerFast`` it is.
+    ``TokenizersBackend``, which 4.x cannot read) is read as the ``PreTrainedTokenizerFast`` it is. A
+    SentencePiece ``*.model`` file (llama2.c, Llama 2) is converted (:mod:`minimind_hf.spm`). The ChatML
+    template is added only to a tokenizer that has the ChatML tokens.
     """
     path = DEFAULT_TOKENIZER_DIR if path is None else path
+    if str(path).endswith(".model") and Path(path).is_file():
+        from .spm import convert_sentencepiece
+
+        return convert_sentencepiece(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
     except ValueError as err:
         logger.warning("AutoTokenizer could not load %s (%s); reading tokenizer.json directly", path, err)
         tokenizer = PreTrainedTokenizerFast.from_pretrained(str(path))
-    if tokenizer.chat_template is None:
+    if tokenizer.chat_template is None and IM_START in tokenizer.get_vocab():
         tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
 

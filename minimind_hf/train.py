@@ -19,6 +19,7 @@ and wandb is installed), a stop with the step named on a non-finite loss, a ``lo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -91,8 +92,12 @@ class RunArguments:
 class DataArguments:
     """What a stage trains on, and how its rows are built."""
 
-    train_files: list[str] = field(default_factory=list, metadata={"help": "jsonl files or a Hub dataset name"})
-    validation_files: list[str] | None = field(default=None, metadata={"help": "validation jsonl files"})
+    train_files: list[str] = field(default_factory=list, metadata={
+        "help": "jsonl or raw-text files (.train/.dev/.test/.txt/.val), directories of them, or a Hub dataset name"})
+    validation_files: list[str] | None = field(default=None, metadata={"help": "validation files (same forms)"})
+    test_files: list[str] | None = field(default=None, metadata={
+        "help": "test files (same forms), evaluated once after training: test_loss, test_perplexity"})
+    cache_dir: str | None = field(default=None, metadata={"help": "where tokenised data is cached (default: datasets')"})
     validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
     block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
     system_prompt: str | None = field(default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"})
@@ -245,8 +250,9 @@ class _StageTrainerMixin:
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         self._raise_if_nonfinite()
-        if self.reports_perplexity and "eval_loss" in logs and "eval_perplexity" not in logs:
-            logs["eval_perplexity"] = math.exp(min(logs["eval_loss"], 50.0))
+        for prefix in ("eval", "test"):
+            if self.reports_perplexity and f"{prefix}_loss" in logs and f"{prefix}_perplexity" not in logs:
+                logs[f"{prefix}_perplexity"] = math.exp(min(logs[f"{prefix}_loss"], 50.0))
         super().log(logs, *args, **kwargs)
 
 
@@ -265,7 +271,8 @@ class StageDPOTrainer(_StageTrainerMixin, MiniMindDPOTrainer):
 
 def _common(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
     data = stage_args.data
-    return dict(validation_fraction=data.validation_fraction, seed=training_args.seed, skip_bad_rows=data.skip_bad_rows)
+    return dict(validation_fraction=data.validation_fraction, seed=training_args.seed, skip_bad_rows=data.skip_bad_rows,
+                cache_dir=data.cache_dir)
 
 
 def _pretrain_data(stage_args: StageArguments, training_args: TrainingArguments, tokenizer) -> BuiltDataset:
@@ -393,6 +400,19 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
     return train, validation, collator, stats
 
 
+def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
+    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or ``(None, None)``."""
+    if not stage_args.data.test_files:
+        return None, None
+    data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,
+                               validation_fraction=0.0)
+    test_args = dataclasses.replace(stage_args, data=data)
+    with training_args.main_process_first(desc="tokenising the test set"):
+        dataset, stats = STAGES[stage_args.stage].dataset(test_args, training_args, tokenizer)
+    return dataset["train"], stats["train"]
+
+
+
 def describe_model(model) -> str:
     """Parameter count and shape of a stage's model, for the log line every stage starts with."""
     total = sum(p.numel() for p in model.parameters())
@@ -435,6 +455,9 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     logger.info("stage %s: model with %s", name, describe_model(model))
     guard.check_free_space(model)
     train, validation, collator, data_stats = build_datasets(stage_args, training_args, tokenizer)
+    test, test_stats = build_test_dataset(stage_args, training_args, tokenizer)
+    if test is not None:
+        data_stats["test"] = test_stats
     logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
 
@@ -456,6 +479,8 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
         guard.raise_if_stopped(trainer)
     if validation is not None:
         metrics.update(trainer.evaluate())
+    if test is not None:  # once, at the end, on the model that is saved
+        metrics.update(trainer.evaluate(test, metric_key_prefix="test"))
     trainer.save_model(str(output_dir))
     summary: dict[str, Any] = {}
     if trainer.is_world_process_zero():

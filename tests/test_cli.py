@@ -57,3 +57,46 @@ def test_info_and_tokenizer_report(checkpoint, tmp_path, capsys):
     assert main(["tokenizer", "report", str(pairs)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["en"]["chars"] == 18 and 0 < report["zh-TW"]["tokens_per_char"] <= 1.5
+
+
+def test_generate_writes_one_file_per_temperature(checkpoint, tokenizer, tiny_model, tmp_path, capsys):
+    """HW1's deliverable: greedy and temperature 0.5 from the same prefix, each in a file with its settings."""
+    out = tmp_path / "generations"
+    assert main(["generate", str(checkpoint), "Hello", "--max-new-tokens", "6", "--temperature", "0", "0.5",
+                 "--output-dir", str(out), "--seed", "3"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["temperature_0.5.txt", "temperature_0.txt"]
+    greedy = (out / "temperature_0.txt").read_text()
+    ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
+    expected = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=2)
+    assert greedy.startswith("prompt: Hello\n") and "decoding: greedy" in greedy
+    assert greedy.rstrip("\n").endswith("Hello" + tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True))
+    sampled = (out / "temperature_0.5.txt").read_text()
+    assert "temperature: 0.5" in sampled and "top_k: None" in sampled and "top_p: None" in sampled
+
+
+def test_sampling_knobs_apply_only_when_asked(checkpoint, monkeypatch):
+    from minimind_hf import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "_stream", lambda model, tok, ids, kwargs: calls.append(kwargs) or "")
+    assert main(["generate", str(checkpoint), "Hi", "--temperature", "0.7"]) == 0
+    assert main(["generate", str(checkpoint), "Hi", "--temperature", "0.7", "--top-p", "0.9", "--top-k", "20"]) == 0
+    assert main(["generate", str(checkpoint), "Hi"]) == 0
+    plain, narrowed, greedy = calls
+    assert (plain["top_k"], plain["top_p"], plain["temperature"]) == (0, 1.0, 0.7)  # nothing narrows the sampling
+    assert (narrowed["top_k"], narrowed["top_p"]) == (20, 0.9)
+    assert greedy["do_sample"] is False and "top_p" not in greedy
+
+
+def test_plain_temperature_sampling_matches_softmax_sampling(tiny_model):
+    """With top_k=0 and top_p=1.0 generate draws from softmax(logits / T) over the whole vocabulary."""
+    ids = torch.tensor([[1, 5, 9]])
+    with torch.no_grad():
+        probs = torch.softmax(tiny_model(input_ids=ids).logits[0, -1] / 0.5, -1)
+    torch.manual_seed(0)
+    drawn = tiny_model.generate(ids.repeat(4000, 1), max_new_tokens=1, do_sample=True, temperature=0.5, top_k=0,
+                                top_p=1.0, pad_token_id=0)[:, -1]
+    counts = torch.bincount(drawn, minlength=probs.numel()).float() / 4000
+    support = (counts > 0).sum().item()
+    assert support > 50  # a top-k of 50 (transformers 4's default) would cap this at 50
+    assert (counts - probs).abs().max().item() < 0.03

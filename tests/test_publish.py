@@ -72,7 +72,7 @@ class FakeHub:
         self.fail_on: str | None = None
 
     def _record(self, name: str, repo_id: str, kwargs: dict[str, Any]) -> None:
-        if name != "upload_file":  # the call must fit the installed library's real signature
+        if name not in ("upload_file", "upload_folder"):  # the call must fit the installed library's real signature
             real = REAL_PUSH_TO_HUB if name == "push_to_hub" else getattr(huggingface_hub.HfApi, name)
             inspect.signature(real).bind(None, repo_id, **kwargs)
         self.tokens.append(kwargs.pop("token", None))
@@ -107,6 +107,19 @@ class FakeHub:
         kwargs["features"] = {split: ds.features for split, ds in dataset_dict.items()}
         for split, ds in dataset_dict.items():  # the layout push_to_hub(config_name=...) writes
             ds.to_parquet(str(self.root / config / f"{split}-00000-of-00001.parquet"))
+
+    def update_repo_settings(self, repo_id: str, **kwargs: Any) -> None:
+        self._record("update_repo_settings", repo_id, kwargs)
+
+    def upload_folder(self, *, folder_path: str, path_in_repo: str, repo_id: str, **kwargs: Any) -> None:
+        inspect.signature(huggingface_hub.HfApi.upload_folder).bind(
+            None, folder_path=folder_path, path_in_repo=path_in_repo, repo_id=repo_id, **kwargs
+        )
+        self._record("upload_folder", repo_id, dict(kwargs, folder_path=folder_path, path_in_repo=path_in_repo))
+        for name in kwargs["allow_patterns"]:
+            target = self.root / path_in_repo / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((Path(folder_path) / name).read_bytes())
 
     def named(self, name: str) -> list[tuple[str, str, dict[str, Any]]]:
         return [call for call in self.calls if call[0] == name]
@@ -255,7 +268,8 @@ def test_push_with_injected_api(data_dir: Path, tmp_path: Path, monkeypatch: pyt
     url = publish.push(plan, "hf_dummy", api=fake)
     assert url.endswith(f"/datasets/{REPO_ID}")
     assert (data_dir / "hf_link.txt").read_text(encoding="utf-8") == url + "\n"
-    assert [call[0] for call in fake.calls] == ["create_repo", "upload_file"] + ["push_to_hub"] * len(plan.configs)
+    assert [call[0] for call in fake.calls] == (["create_repo", "upload_file"] + ["push_to_hub"] * len(plan.configs)
+                                                + ["upload_folder"])
 
 
 def test_login_checked_before_reading_data(data_dir: Path, fake_hub: FakeHub, no_stored_login: None,
@@ -530,3 +544,25 @@ def test_empty_revision_rejected(data_dir: Path) -> None:
 @pytest.mark.parametrize(("rows", "label"), [(0, "n<1K"), (999, "n<1K"), (1_000, "1K<n<10K"), (250_000, "100K<n<1M")])
 def test_size_category(rows: int, label: str) -> None:
     assert publish.size_category(rows) == label
+
+
+def test_stage_jsonl_files_go_up_under_data(data_dir: Path, fake_hub: FakeHub, secret_token: str) -> None:
+    """Graders download data/*.jsonl: the stage files themselves are uploaded next to the configs, byte for byte."""
+    assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir) == 0
+    (folder,) = fake_hub.named("upload_folder")
+    assert folder[2]["path_in_repo"] == "data" and folder[2]["repo_type"] == "dataset"
+    stage_names = sorted(p.name for p in data_dir.glob("*.jsonl") if p.name.split(".")[0] in publish.STAGES)
+    assert sorted(folder[2]["allow_patterns"]) == stage_names
+    for name in stage_names:
+        assert (fake_hub.root / "data" / name).read_bytes() == (data_dir / name).read_bytes()
+    assert not fake_hub.named("update_repo_settings")  # visibility untouched unless asked
+
+
+def test_public_makes_an_existing_repo_public(data_dir: Path, fake_hub: FakeHub, secret_token: str) -> None:
+    assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir, "--public", "--no-jsonl") == 0
+    (settings,) = fake_hub.named("update_repo_settings")
+    assert settings[1] == REPO_ID and settings[2]["private"] is False and settings[2]["repo_type"] == "dataset"
+    names = [call[0] for call in fake_hub.calls]
+    assert names.index("create_repo") < names.index("update_repo_settings") < names.index("upload_file")
+    assert not fake_hub.named("upload_folder")
+    assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir, "--public", "--private") == 2

@@ -121,7 +121,7 @@ def test_topics_cli(tmp_path, capsys):
     out = tmp_path / "out.json"
     assert main([str(src), "--output", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8")) == ["Bond yields", "Stock splits"]
-    assert "3 items, kept 2, dropped 1 (exact_duplicate: 1)" in capsys.readouterr().err
+    assert "topic items before dedup 3, after dedup 2 (dropped 1: exact_duplicate: 1)" in capsys.readouterr().err
 
     bad = tmp_path / "bad.json"
     bad.write_text('["a",\n "b" "c"]', encoding="utf-8")
@@ -136,3 +136,18 @@ def test_topics_cli(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(bad)])
     assert "topic item 1 is NoneType" in capsys.readouterr().err
+
+
+def test_topics_cli_reads_the_hw1_layout(tmp_path, capsys):
+    """COMP4901B HW1 keeps topics as {"data": [{"text": ...}]}; the output keeps that shape and the other fields."""
+    src = tmp_path / "topics.json"
+    items = [{"text": "Bond yields", "id": 1}, {"text": "bond  yields.", "id": 2}, {"text": "Stock splits", "id": 3}]
+    src.write_text(json.dumps({"data": items, "source": "hw1"}), encoding="utf-8")
+    out = tmp_path / "out.json"
+    assert main([str(src), "--output", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == {"data": [items[0], items[2]], "source": "hw1"}
+    assert "topic items before dedup 3, after dedup 2" in capsys.readouterr().err
+    src.write_text(json.dumps({"data": [{"title": "no text"}]}), encoding="utf-8")
+    with pytest.raises(SystemExit):
+        main([str(src)])
+    assert "data[0] is not an object with a 'text' field" in capsys.readouterr().err

@@ -167,3 +167,11 @@ def test_luhn_and_card_checks():
 
 def test_custom_placeholders():
     assert replace_pii("mail a@b.org", {"email": "[email]"}) == "mail [email]"
+
+
+def test_hw1_ssn_mask_and_placeholder_checks():
+    assert replace_pii("SSN 123-45-6789 on file", {"ssn": "XXX-XX-XXXX"}) == "SSN XXX-XX-XXXX on file"
+    with pytest.raises(ValueError, match="without digits"):
+        replace_pii("x", {"ssn": "000-00-0000"})
+    with pytest.raises(ValueError, match="unknown PII kind"):
+        replace_pii("x", {"passport": "<P>"})

@@ -247,3 +247,34 @@ def test_cli_missing_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--warc", str(tmp_path / "missing.warc.gz"), "--output", str(tmp_path / "o.jsonl")])
     assert "missing.warc.gz" in capsys.readouterr().err
+
+
+def test_hw1_options_limit_text_output_and_summary(planted_warc, tmp_path, capsys):
+    """--limit N reads N WARC records (HW1's --num_records); --text-output writes one document per line."""
+    out, text = tmp_path / "o.jsonl", tmp_path / "o.txt"
+    argv = ["--warc", str(planted_warc), "--output", str(out), "--text-output", str(text), "--no-progress",
+            "--pii-placeholder", "phone=[PHONE]"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    lines = text.read_text(encoding="utf-8").splitlines()
+    assert lines == [" ".join(r["text"].splitlines()) for r in records] and len(lines) == 2
+    assert "[PHONE]" in text.read_text(encoding="utf-8")
+    stats = json.loads((tmp_path / "o.jsonl.stats.json").read_text(encoding="utf-8"))
+    assert f"records processed {stats['records_read']}, passed 2" in printed
+
+    assert main([*argv, "--limit", "4"]) == 0
+    stats = json.loads((tmp_path / "o.jsonl.stats.json").read_text(encoding="utf-8"))
+    assert stats["records_read"] == 4 and stats["record_limit"] == 4
+    assert "records processed 4, passed 1" in capsys.readouterr().out  # warcinfo + 3 pages: en, 2 duplicates
+
+
+def test_limit_spans_several_files(planted_warc, tmp_path):
+    second = tmp_path / "second.warc.gz"
+    write_warc(second, planted_pages())
+    full = run_pipeline([planted_warc], WebPipelineConfig())
+    first_file_records = full.summary["records_read"]
+    run = run_pipeline([planted_warc, second], WebPipelineConfig(max_records=first_file_records + 2), workers=2)
+    assert run.summary["records_read"] == first_file_records + 2
+    with pytest.raises(ValueError, match="max_records"):
+        WebPipelineConfig(max_records=0)

@@ -2,7 +2,9 @@
 
 Prints the per-stage table (records read, HTML responses, extracted, dropped by each filter
 with reasons, languages, duplicates, kept) and writes it as JSON (``--stats``, default
-``<output>.stats.json``).
+``<output>.stats.json``), then one summary line: ``records processed N, passed M``.
+COMP4901B HW1's run: ``--limit N`` (its ``--num_records``), ``--text-output FILE`` (one document per
+line), ``--pii-placeholder ssn=XXX-XX-XXXX``.
 """
 
 from __future__ import annotations
@@ -60,17 +62,30 @@ def build_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> W
         )
     except ValueError as err:
         parser.error(str(err))
-    return WebPipelineConfig(
-        extractor=args.extractor,
-        langs=langs,
-        lang_threshold=args.lang_threshold,
-        normalization=args.normalization,
-        filters=list(filters.values()),
-        replace_pii=not args.no_pii,
-        exact_dedup=not args.no_dedup,
-        near_dedup=not (args.no_dedup or args.no_near_dedup),
-        minhash=minhash,
-    )
+    placeholders = {}
+    for item in args.pii_placeholder:
+        kind, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--pii-placeholder {item!r}: expected KIND=TEXT, e.g. ssn=XXX-XX-XXXX")
+        placeholders[kind] = value
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be at least 1, got {args.limit}")
+    try:
+        return WebPipelineConfig(
+            extractor=args.extractor,
+            langs=langs,
+            lang_threshold=args.lang_threshold,
+            normalization=args.normalization,
+            filters=list(filters.values()),
+            replace_pii=not args.no_pii,
+            exact_dedup=not args.no_dedup,
+            near_dedup=not (args.no_dedup or args.no_near_dedup),
+            minhash=minhash,
+            max_records=args.limit,
+            pii_placeholders=placeholders or None,
+        )
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -82,6 +97,12 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--warc", nargs="+", required=True, type=Path, metavar="FILE",
                    help="WARC or ARC files (.warc, .warc.gz, .arc, .arc.gz)")
     p.add_argument("--output", required=True, type=Path, help="output JSON-lines file")
+    p.add_argument("--text-output", type=Path,
+                   help="also write the kept documents as plain text, one per line (line breaks become spaces)")
+    p.add_argument("--limit", type=int, default=None, metavar="N",
+                   help="read at most N WARC records over all inputs (HW1's --num_records)")
+    p.add_argument("--pii-placeholder", action="append", default=[], metavar="KIND=TEXT",
+                   help="replacement for one PII kind (email, phone, ip, ssn, credit_card), e.g. ssn=XXX-XX-XXXX")
     p.add_argument("--stats", type=Path, help="stage table as JSON (default: OUTPUT.stats.json)")
     p.add_argument("--rejected", type=Path,
                    help="also write every document dropped after reading (url, stage, reason, text) here")
@@ -122,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         # temporary names until the run ends: an interrupted run leaves no half-written output in place
         out = files.enter_context(atomic_write(args.output))
         rejected = files.enter_context(atomic_write(args.rejected)) if args.rejected else None
+        text_out = files.enter_context(atomic_write(args.text_output)) if args.text_output else None
 
         def write(doc: WebDocument) -> None:
             out.write(json.dumps(doc.to_record(), ensure_ascii=False) + "\n")
+            if text_out is not None:
+                text_out.write(" ".join(doc.text.splitlines()) + "\n")
 
         def write_reject(item: dict[str, Any]) -> None:
             assert rejected is not None
@@ -144,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"records read {s['records_read']}, HTML responses {s['html_responses']}, "
           f"kept {s['documents_kept']} ({langs}), {s['characters_kept']} characters")
     print(f"{s['seconds']:.2f} s, {s['html_pages_per_second']} HTML pages/s with {args.workers} worker(s)")
-    print(f"wrote {args.output} and {stats_path}" + (f" and {args.rejected}" if args.rejected else ""))
+    extra = "".join(f" and {p}" for p in (args.text_output, args.rejected) if p)
+    print(f"wrote {args.output} and {stats_path}{extra}")
+    print(f"records processed {s['records_read']}, passed {s['documents_kept']}")
     return 0
 
 

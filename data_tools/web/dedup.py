@@ -13,7 +13,7 @@
 
 The first occurrence wins; later duplicates are dropped and counted.
 
-Command line, for a JSON list of topic strings::
+Command line, for a JSON list of topic strings (or COMP4901B HW1's ``{"data": [{"text": ...}]}``)::
 
     python -m data_tools.web.dedup topics.json --output topics.dedup.json
 """
@@ -27,9 +27,10 @@ import re
 import sys
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import xxhash
 from datasketch import LeanMinHash, MinHash, MinHashLSH
@@ -185,6 +186,34 @@ def dedup_topics(
 
     Empty strings are dropped as ``"empty"``; non-strings raise ``TypeError`` naming the index.
     """
+    kept, dropped = dedup_topic_indices(items, near=near, params=params)
+    return [items[i] for i in kept], dropped
+
+
+def topic_texts(data: Any, source: str = "topics") -> tuple[list[str], Callable[[list[int]], Any]]:
+    """The strings of a topic file and a function that rebuilds the file's shape from the kept indices.
+
+    Two shapes: a JSON list of strings, or COMP4901B HW1's ``{"data": [{"text": ...}, ...]}`` (other
+    fields of each item, and other top-level keys, are kept as they are).
+    """
+    if isinstance(data, list):
+        return data, lambda kept: [data[i] for i in kept]
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        items = data["data"]
+        texts = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or "text" not in item:
+                raise TypeError(f"{source}: data[{i}] is not an object with a 'text' field: {item!r}")
+            texts.append(item["text"])
+        return texts, lambda kept: {**data, "data": [items[i] for i in kept]}
+    raise TypeError(f"{source}: expected a JSON list of strings or {{\"data\": [{{\"text\": ...}}, ...]}}, "
+                    f"got {type(data).__name__}")
+
+
+def dedup_topic_indices(
+    items: Sequence[str], *, near: bool = True, params: MinHashParams = TOPIC_PARAMS
+) -> tuple[list[int], Counter]:
+    """Like :func:`dedup_topics`, but the indices of the kept strings."""
     for i, item in enumerate(items):
         if not isinstance(item, str):
             raise TypeError(f"topic item {i} is {type(item).__name__}, not a string: {item!r}")
@@ -193,13 +222,14 @@ def dedup_topics(
     n_empty = len(items) - len(nonempty)
     if n_empty:
         dropped["empty"] += n_empty
-    return [items[nonempty[i]] for i in kept_idx], dropped
+    return [nonempty[i] for i in kept_idx], dropped
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_tools.web.dedup TOPICS.json [--output OUT.json]``."""
-    parser = argparse.ArgumentParser(description="De-duplicate a JSON list of short strings (topics).")
-    parser.add_argument("input", type=Path, help="JSON file holding a list of strings")
+    parser = argparse.ArgumentParser(description="De-duplicate the topics of a JSON file: a list of strings, or "
+                                     'HW1\'s {"data": [{"text": ...}]} (the output keeps the input\'s shape).')
+    parser.add_argument("input", type=Path, help='JSON file: a list of strings, or {"data": [{"text": ...}, ...]}')
     parser.add_argument("--output", "-o", type=Path, help="where to write the kept list (default: stdout)")
     parser.add_argument("--exact-only", action="store_true", help="skip near-duplicate detection")
     parser.add_argument("--shingle-size", type=int, default=TOPIC_PARAMS.shingle_size)
@@ -210,19 +240,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        items = json.loads(args.input.read_text(encoding="utf-8"))
+        data = json.loads(args.input.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         parser.error(f"{args.input}:{err.lineno}:{err.colno}: not valid JSON: {err.msg}")
-    if not isinstance(items, list):
-        parser.error(f"{args.input}: expected a JSON list of strings, got {type(items).__name__}")
+    try:
+        items, rebuild = topic_texts(data, str(args.input))
+    except TypeError as err:
+        parser.error(str(err))
     params = MinHashParams(
         shingle_size=args.shingle_size, unit="char", num_perm=args.num_perm,
         bands=args.bands, rows=args.rows, min_jaccard=args.min_jaccard,
     )
     try:
-        kept, dropped = dedup_topics(items, near=not args.exact_only, params=params)
+        kept_idx, dropped = dedup_topic_indices(items, near=not args.exact_only, params=params)
     except TypeError as err:
         parser.error(f"{args.input}: {err}")
+    kept = rebuild(kept_idx)
     out = json.dumps(kept, ensure_ascii=False, indent=2)
     if args.output:
         from minimind_hf.atomic_files import atomic_write_text  # here: importing minimind_hf loads transformers
@@ -231,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(out)
     summary = ", ".join(f"{reason}: {n}" for reason, n in dropped.most_common()) or "none"
-    print(f"{len(items)} items, kept {len(kept)}, dropped {sum(dropped.values())} ({summary})", file=sys.stderr)
+    print(f"topic items before dedup {len(items)}, after dedup {len(kept_idx)} (dropped {sum(dropped.values())}: "
+          f"{summary})", file=sys.stderr)
     return 0
 
 

@@ -119,9 +119,20 @@ _RULES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], bool] | None
 )
 
 
+def check_placeholders(placeholders: dict[str, str]) -> dict[str, str]:
+    """Refuse an unknown PII kind or a placeholder with digits (a later rule could match it again)."""
+    unknown = sorted(set(placeholders) - set(PLACEHOLDERS))
+    if unknown:
+        raise ValueError(f"unknown PII kind(s) {unknown}; the kinds are {sorted(PLACEHOLDERS)}")
+    for kind, value in placeholders.items():
+        if not isinstance(value, str) or any(c.isdigit() for c in value):
+            raise ValueError(f"PII placeholder for {kind} must be text without digits, got {value!r}")
+    return placeholders
+
+
 def replace_pii_counted(text: str, placeholders: dict[str, str] | None = None) -> tuple[str, Counter]:
     """Replace PII in ``text``; returns the new text and a count of replacements per kind."""
-    placeholders = {**PLACEHOLDERS, **(placeholders or {})}
+    placeholders = {**PLACEHOLDERS, **check_placeholders(placeholders or {})}
     counts: Counter = Counter()
     for kind, pattern, check in _RULES:
 
@@ -139,6 +150,7 @@ def replace_pii(text: str, placeholders: dict[str, str] | None = None) -> str:
     """``text`` with e-mails, phone numbers, IP addresses, US SSNs and card numbers replaced.
 
     See the module docstring for what is matched; ``placeholders`` overrides the defaults
-    (keys ``email``, ``credit_card``, ``ssn``, ``ip``, ``phone``).
+    (keys ``email``, ``credit_card``, ``ssn``, ``ip``, ``phone``), e.g. ``{"ssn": "XXX-XX-XXXX"}`` as
+    COMP4901B HW1 masks an SSN; a placeholder may not contain digits.
     """
     return replace_pii_counted(text, placeholders)[0]

@@ -30,6 +30,7 @@ from .dedup import PAGE_PARAMS, MinHashParams
 from .extract import Extractor
 from .filters import DocumentFilter, default_filters
 from .langid import DEFAULT_THRESHOLD
+from .pii import check_placeholders
 from .read import MAX_PAYLOAD_BYTES, read_html_pages
 from .steps import (
     CleanStep,
@@ -63,6 +64,9 @@ class WebPipelineConfig:
         max_payload_bytes: larger HTTP bodies are skipped when reading.
         record_rejects: keep a record (url, stage, reason, text) of every document dropped
             after reading, for :func:`run_pipeline`'s ``on_reject``.
+        max_records: read at most this many WARC records over all inputs (HW1's ``--num_records``);
+            the files are then read one after another.
+        pii_placeholders: replacements per PII kind (``ssn``, ``email``, ...) instead of the defaults.
     """
 
     extractor: Extractor = "resiliparse"
@@ -76,6 +80,14 @@ class WebPipelineConfig:
     minhash: MinHashParams = PAGE_PARAMS
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     record_rejects: bool = False
+    max_records: int | None = None
+    pii_placeholders: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_records is not None and self.max_records < 1:
+            raise ValueError(f"max_records must be at least 1, got {self.max_records}")
+        if self.pii_placeholders:
+            check_placeholders(self.pii_placeholders)
 
     def document_steps(self) -> list[Step]:
         """The per-document steps after extraction, in order (run in the workers)."""
@@ -85,7 +97,7 @@ class WebPipelineConfig:
         ]
         steps += [FilterStep(rule) for rule in self.filters]
         if self.replace_pii:
-            steps.append(PIIStep())
+            steps.append(PIIStep(placeholders=self.pii_placeholders))
         if self.near_dedup:
             steps.append(MinHashStep(self.minhash))
         return steps
@@ -135,7 +147,8 @@ def iter_file_documents(
     steps = config.document_steps()
     for step in steps:  # fix the table order even if no document reaches a stage
         stats.step(step.name)
-    pages = read_html_pages(path, read_stats, max_payload_bytes=config.max_payload_bytes)
+    pages = read_html_pages(path, read_stats, max_payload_bytes=config.max_payload_bytes,
+                            max_records=config.max_records)
     while True:
         start = time.perf_counter()
         page = next(pages, None)
@@ -190,7 +203,16 @@ def _file_results(
     """Per-file results in input order, from a process pool when ``workers > 1``."""
     bar = tqdm(total=len(paths), desc="WARC files", unit="file", disable=not progress)
     try:
-        if workers <= 1 or len(paths) <= 1:
+        if config.max_records is not None:  # a budget over all files: read them in order
+            left = config.max_records
+            for path in paths:
+                if left <= 0:
+                    break
+                result = process_file(path, replace(config, max_records=left))
+                left -= result.stats.steps["read"].seen
+                bar.update()
+                yield result
+        elif workers <= 1 or len(paths) <= 1:
             for path in paths:
                 result = process_file(path, config)
                 bar.update()
@@ -273,6 +295,7 @@ def run_pipeline(
         "langs": list(config.langs) if config.langs else None,
         "workers": workers,
         "records_read": read.seen,
+        "record_limit": config.max_records,
         "html_responses": read.kept,
         "documents_kept": n_kept,
         "kept_by_language": dict(by_lang.most_common()),

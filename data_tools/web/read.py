@@ -274,8 +274,11 @@ def _iter_records(
     gzipped: bool,
     seekable: bool,
     skip_records: int = 0,
+    max_records: int | None = None,
 ) -> Iterator[HtmlPage]:
     """The record loop with error recovery; see the module docstring.
+
+    ``max_records``: stop once this many records have been counted in ``stats`` (HW1's ``--num_records``).
 
     ``skip_records`` first records are passed over without being counted (used when a
     whole-file gzip archive is re-read after its first records were already handled).
@@ -295,6 +298,8 @@ def _iter_records(
         failure: str | None = None
         try:
             for record in records:
+                if max_records is not None and stats.seen >= max_records:
+                    return
                 last_start = records.offset
                 non_utf8 = any(p.non_utf8 for p in parsers)
                 for p in parsers:
@@ -336,7 +341,7 @@ def _iter_records(
                     _Unseekable(gzip.GzipFile(fileobj=fh, mode="rb")),
                     name=name, stats=stats, max_bytes=max_bytes,
                     skip_non_utf8_headers=skip_non_utf8_headers,
-                    gzipped=False, seekable=False, skip_records=n_records,
+                    gzipped=False, seekable=False, skip_records=n_records, max_records=max_records,
                 )
                 return
             failure = type(err).__name__
@@ -408,6 +413,7 @@ def read_html_pages(
     name: str | None = None,
     max_payload_bytes: int = MAX_PAYLOAD_BYTES,
     skip_non_utf8_headers: bool = True,
+    max_records: int | None = None,
 ) -> Iterator[HtmlPage]:
     """Yield the HTML pages (HTTP 200, HTML content type) of one WARC or ARC file.
 
@@ -418,6 +424,7 @@ def read_html_pages(
         name: file name recorded in each page (default: the path's file name).
         max_payload_bytes: skip payloads larger than this.
         skip_non_utf8_headers: skip records whose header lines are not valid UTF-8.
+        max_records: read at most this many records (of any type) into ``stats``.
     """
     stats = stats if stats is not None else StepStats("read")
     if isinstance(source, (str, Path)):
@@ -425,7 +432,7 @@ def read_html_pages(
         with path.open("rb") as fh:
             yield from read_html_pages(
                 fh, stats, name=name or path.name, max_payload_bytes=max_payload_bytes,
-                skip_non_utf8_headers=skip_non_utf8_headers,
+                skip_non_utf8_headers=skip_non_utf8_headers, max_records=max_records,
             )
         return
     seekable = bool(getattr(source, "seekable", lambda: False)())
@@ -442,4 +449,5 @@ def read_html_pages(
         skip_non_utf8_headers=skip_non_utf8_headers,
         gzipped=gzipped,
         seekable=seekable,
+        max_records=max_records,
     )

@@ -1,4 +1,9 @@
-"""Reading stage data: JSON-lines files (gzip too), globs, dataset directories and Hub names.
+"""Reading stage data: JSON-lines files (gzip too), raw-text files, globs, dataset directories and Hub names.
+
+Raw text is the BabyLM layout: files ending in :data:`RAW_TEXT_SUFFIXES` (``.train``, ``.dev``,
+``.test``, ``.txt``, ``.val``) hold one document per line and load as ``{"text"}`` pretraining rows
+(blank lines are counted, not kept). A directory that holds such files stands for all of them, in name
+order; any other directory is read as a ``datasets`` directory.
 
 Every local file is scanned line by line before ``datasets`` reads it, so a bad record is reported
 with its file and line (:class:`~minimind_hf.data.checks.DataFormatError`) or, with
@@ -36,6 +41,19 @@ MAP_BATCH_SIZE = 1000
 
 _HUB_NAME = re.compile(r"[\w.-]+/[\w.-]+(?::[\w.-]+)?")
 _LOCAL_SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+RAW_TEXT_SUFFIXES = (".train", ".dev", ".test", ".txt", ".val")
+"""File endings read as raw text, one document per line (the BabyLM corpus layout)."""
+
+
+def is_raw_text(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a raw-text file (one document per line) rather than JSON lines."""
+    return os.fspath(path).endswith(RAW_TEXT_SUFFIXES)
+
+
+def raw_text_files(directory: str | os.PathLike) -> list[str]:
+    """The raw-text files directly inside ``directory``, in name order (empty if it holds none)."""
+    names = sorted(os.listdir(directory))
+    return [os.path.join(directory, n) for n in names if is_raw_text(n) and os.path.isfile(os.path.join(directory, n))]
 
 
 @dataclass
@@ -117,6 +135,37 @@ def _scan_jsonl(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
     return scan
 
 
+def _scan_text(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
+    """Check that every line of a raw-text file is UTF-8; count documents and blank lines."""
+    if kind not in (None, "pretrain"):
+        raise DataFormatError(path, f"a raw-text file holds pretraining documents, not {kind} records; "
+                              "give JSON lines for this stage", "wrong_format")
+    scan = _Scan(path)
+    sha = hashlib.sha256(b"text\0")
+    with open(path, "rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            sha.update(raw)
+            if not raw.strip():
+                scan.blank_lines += 1
+                continue
+            scan.rows += 1
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if not skip_bad_rows:
+                    raise DataFormatError(f"{path}:{lineno}", f"not UTF-8 text (byte {exc.start})", "invalid_utf8") from None
+                scan.bad["invalid_utf8"] += 1
+                scan.bad_lines.add(lineno)
+                if len(scan.bad_lines) <= 5:
+                    logger.warning("skipping %s:%d: not UTF-8 text", path, lineno)
+    scan.digest = sha.hexdigest()[:32]
+    if scan.rows == 0:
+        raise DataFormatError(path, "the file holds no documents (it is empty or blank)", "empty_file")
+    if scan.rows == sum(scan.bad.values()):
+        raise DataFormatError(path, f"every one of its {scan.rows} lines is bad: {dict(scan.bad)}", "no_valid_rows")
+    return scan
+
+
 def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
     return Path(cache_dir if cache_dir is not None else datasets.config.HF_DATASETS_CACHE)
 
@@ -143,7 +192,9 @@ def _expand(spec: PathSpec) -> list[str]:
     sources: list[str] = []
     for item in items:
         item = os.fspath(item)
-        if os.path.exists(item):
+        if os.path.isdir(item) and raw_text_files(item):
+            sources.extend(raw_text_files(item))
+        elif os.path.exists(item):
             sources.append(item)
         elif glob.has_magic(item):
             matches = sorted(glob.glob(item))
@@ -157,15 +208,42 @@ def _expand(spec: PathSpec) -> list[str]:
     return sources
 
 
+def _text_lines(path: str, digest: str, bad_lines: list[int]):
+    """Rows of a raw-text file: every non-blank line split on ``\\n`` only, bad lines left out.
+
+    ``digest`` (the file's content hash) is here so that ``datasets`` caches by content, not by path.
+    """
+    with open(path, "rb") as handle:
+        skip = set(bad_lines)
+        for lineno, raw in enumerate(handle, start=1):
+            if raw.strip() and lineno not in skip:
+                yield {"text": raw.decode("utf-8").rstrip("\r\n")}
+
+
+def _load_text_file(scan: _Scan, cache_dir) -> Dataset:
+    """A raw-text file as ``{"text"}`` rows, one per non-blank line (blank lines were counted by the scan)."""
+    return Dataset.from_generator(
+        _text_lines,
+        gen_kwargs={"path": scan.path, "digest": scan.digest, "bad_lines": sorted(scan.bad_lines)},
+        features=datasets.Features({"text": datasets.Value("string")}),
+        cache_dir=None if cache_dir is None else str(cache_dir),
+    )
+
+
 def _load_local_file(path: str, kind: str | None, skip_bad_rows: bool, cache_dir) -> tuple[Dataset, dict]:
-    scan = _scan_jsonl(path, kind, skip_bad_rows)
-    data_file = _clean_copy(scan, cache_dir) if scan.bad else path
+    raw_text = is_raw_text(path)
+    scan = _scan_text(path, kind, skip_bad_rows) if raw_text else _scan_jsonl(path, kind, skip_bad_rows)
+    data_file = _clean_copy(scan, cache_dir) if scan.bad and not raw_text else path
     try:
-        dataset = datasets.load_dataset(
-            "json", data_files=data_file, split="train", cache_dir=None if cache_dir is None else str(cache_dir)
-        )
+        if raw_text:
+            dataset = _load_text_file(scan, cache_dir)
+        else:
+            dataset = datasets.load_dataset(
+                "json", data_files=data_file, split="train", cache_dir=None if cache_dir is None else str(cache_dir)
+            )
     except Exception as exc:  # pyarrow schema errors and the like; name the file
-        raise DataFormatError(path, f"datasets could not read it as JSON lines: {exc}", "unreadable") from exc
+        layout = "raw text" if raw_text else "JSON lines"
+        raise DataFormatError(path, f"datasets could not read it as {layout}: {exc}", "unreadable") from exc
     stats = {"source": path, "rows_in": scan.rows, "dropped": dict(scan.bad)}
     if scan.blank_lines:
         stats["blank_lines"] = scan.blank_lines
@@ -269,8 +347,9 @@ def load_jsonl_dataset(
     """Load JSON-lines data as a :class:`datasets.Dataset`, checking every record first.
 
     Args:
-        path_or_name: a ``.jsonl`` file (``.gz`` too), a glob, a list of them, a local dataset
-            directory, or a Hub dataset ``owner/name[:config]``.
+        path_or_name: a ``.jsonl`` file (``.gz`` too), a raw-text file (:data:`RAW_TEXT_SUFFIXES`), a
+            glob, a list of them, a directory of raw-text files, a local dataset directory, or a Hub
+            dataset ``owner/name[:config]``.
         split: the split to read from a directory or Hub dataset (ignored for files).
         skip_bad_rows: drop bad records (counted, logged) instead of raising
             :class:`DataFormatError` on the first one.

@@ -151,11 +151,12 @@ def build_pretrain_dataset(
     *,
     skip_bad_rows: bool = False,
     cache_dir: str | os.PathLike | None = None,
-    separator_token: str = ENDOFTEXT,
+    separator_token: str | None = None,
 ) -> BuiltDataset:
     """Pretraining blocks: ``{"text"}`` documents tokenised, joined and packed.
 
-    Each document's tokens are followed by ``separator_token`` (``<|endoftext|>``, id 0); the
+    Each document's tokens are followed by ``separator_token`` (default: ``<|endoftext|>``, id 0, where
+    the tokenizer has it, else its eos token -- ``</s>`` for a Llama SentencePiece tokenizer); the
     stream of all documents is cut into ``block_size`` blocks with ``input_ids``,
     ``attention_mask`` (all ones) and ``labels`` (= ``input_ids``; the model shifts them). The
     trailing remainder (< ``block_size`` tokens) is dropped and counted. Use
@@ -172,6 +173,9 @@ def build_pretrain_dataset(
     if block_size < 2:
         raise ValueError(f"block_size must be at least 2, got {block_size}")
     check_split_args(validation_files, validation_fraction)
+    if separator_token is None:
+        has_endoftext = ENDOFTEXT in tokenizer.get_vocab()
+        separator_token = ENDOFTEXT if has_endoftext or tokenizer.eos_token is None else tokenizer.eos_token
     separator_id = tokenizer.convert_tokens_to_ids(separator_token)
     if separator_id is None or (separator_id == tokenizer.unk_token_id and separator_token != tokenizer.unk_token):
         raise ValueError(f"the tokenizer has no token {separator_token!r} to separate documents")
