@@ -11,7 +11,7 @@ LATEST_VENV ?= .venv-latest
 # the tested stacks: exact versions of every package, used as pip constraints (make lock regenerates them)
 LOCK        ?= locks/default.lock.txt
 COMPAT_LOCK ?= locks/legacy-comet.lock.txt
-EXTRAS        := dev,data,datatrove
+EXTRAS        := dev,data,datatrove,serve,gguf,browser
 COMPAT_EXTRAS := dev,data,comet
 SCALE       ?= tiny
 NPROC       ?= 1

@@ -1,10 +1,11 @@
-"""The ``minimind`` command: generate, translate, train, eval, export, tokenizer, info.
+"""The ``minimind`` command: generate, translate, train, eval, export, serve, push, tokenizer, info.
 
     minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
     minimind translate out/sft "The interest rate per period."
     minimind train recipes/tiny/pretrain.yaml --max_steps 50
     minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
     minimind export out/sft --to llama out/sft-llama
+    minimind serve out/dpo --port 8000
     minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
 
@@ -99,6 +100,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serving import serve
+    except ImportError as err:
+        raise SystemExit(f"minimind serve needs the serve extra (pip install 'minimind-hf[serve]'): {err}") from err
+    serve(args.model, adapter=args.adapter, host=args.host, port=args.port, served_model_name=args.served_model_name,
+          device=args.device, dtype=args.dtype, max_model_len=args.max_model_len, max_batch_size=args.max_batch_size,
+          batch_wait_ms=args.batch_wait_ms)
+    return 0
+
+
 def cmd_tokenizer_train(args: argparse.Namespace) -> int:
     from .tokenization import iter_jsonl_texts, save_tokenizer, train_tokenizer
 
@@ -168,6 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     p.add_argument("--to", default="llama", choices=["llama"])
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server with a translation page at /")
+    p.add_argument("model", help="checkpoint directory (a full model)")
+    p.add_argument("--adapter", default=None, help="a PEFT adapter merged on the model")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--served-model-name", default=None, help="the model id clients send (default: the directory name)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--max-model-len", type=int, default=None, help="context limit (default: the model's)")
+    p.add_argument("--max-batch-size", type=int, default=8, help="requests sharing one generate call")
+    p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to gather requests into a batch")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("tokenizer", help="train or measure the tokenizer")
     tsub = p.add_subparsers(dest="tokenizer_command", required=True)
