@@ -5,6 +5,7 @@
     minimind train recipes/tiny/pretrain.yaml --max_steps 50
     minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
     minimind export out/sft --to llama out/sft-llama
+    minimind export out/dpo out/dpo.gguf --to gguf --gguf-dtype f16
     minimind serve out/dpo --port 8000
     minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
@@ -93,8 +94,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .convert import export_llama
 
     model, tokenizer = _load(args.model)
-    if args.to != "llama":
-        raise SystemExit(f"unknown export format {args.to!r}")
+    if args.to == "gguf":
+        from pathlib import Path
+
+        from .gguf_export import GGUFExportError, export_gguf
+
+        output = Path(args.output)
+        if output.is_dir() or not output.suffix:
+            output = output / f"{Path(args.model).resolve().name}-{args.gguf_dtype}.gguf"
+        try:
+            out = export_gguf(model, tokenizer, output, dtype=args.gguf_dtype, name=Path(args.model).resolve().name)
+        except GGUFExportError as err:
+            raise SystemExit(f"minimind export: {args.model}: {err}") from err
+        print(f"wrote a GGUF file ({args.gguf_dtype}) for llama.cpp / ollama to {out}")
+        return 0
+    if model.config.use_moe:
+        raise SystemExit(f"minimind export: {args.model}: a MoE MiniMind has no Llama equivalent; "
+                         "only dense checkpoints export to Llama or GGUF")
     out = export_llama(model, args.output, tokenizer)
     print(f"wrote a LlamaForCausalLM checkpoint to {out}")
     return 0
@@ -178,7 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a checkpoint in another layout")
     p.add_argument("model")
     p.add_argument("output")
-    p.add_argument("--to", default="llama", choices=["llama"])
+    p.add_argument("--to", default="llama", choices=["llama", "gguf"],
+                   help="llama: a LlamaForCausalLM directory; gguf: one file for llama.cpp / ollama")
+    p.add_argument("--gguf-dtype", default="f16", choices=["f32", "f16"], help="weight type of a GGUF file")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server with a translation page at /")
