@@ -7,6 +7,7 @@
     minimind export out/sft --to llama out/sft-llama
     minimind export out/dpo out/dpo.gguf --to gguf --gguf-dtype f16
     minimind serve out/dpo --port 8000
+    minimind push out/dpo --repo-id USER/minimind-dpo --base-model USER/minimind-sft
     minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
 
@@ -211,6 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, default=8, help="requests sharing one generate call")
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to gather requests into a batch")
     p.set_defaults(func=cmd_serve)
+
+    from .push import add_push_arguments, run_push_command
+
+    p = sub.add_parser("push", help="push a model or adapter to the Hub with its model card")
+    add_push_arguments(p)
+    p.set_defaults(func=run_push_command)
 
     p = sub.add_parser("tokenizer", help="train or measure the tokenizer")
     tsub = p.add_subparsers(dest="tokenizer_command", required=True)
