@@ -32,7 +32,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
+.PHONY: serve gguf bench-gguf pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain sft lora dpo eval eval-comet \
         all push-data bench clean
 
 help:
@@ -154,6 +154,23 @@ quality:
 
 all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
+
+# the OpenAI-compatible server with the translation page at http://127.0.0.1:$(PORT)/ (make serve SERVE_MODEL=out/sft)
+SERVE_MODEL ?= out/dpo
+PORT        ?= 8000
+serve: $(if $(wildcard $(SERVE_MODEL)/config.json),install,dpo)
+	$(RUN) $(BIN)/minimind serve $(SERVE_MODEL) --port $(PORT)
+
+# one GGUF file for llama.cpp / ollama (GGUF_DTYPE=f32 for exact weights)
+GGUF_DTYPE ?= f16
+gguf: $(if $(wildcard $(SERVE_MODEL)/config.json),install,dpo)
+	$(RUN) $(BIN)/minimind export $(SERVE_MODEL) out/gguf/$(notdir $(SERVE_MODEL))-$(GGUF_DTYPE).gguf --to gguf --gguf-dtype $(GGUF_DTYPE)
+
+# llama.cpp (built from source by llama-cpp-python: long on 2 cores) against transformers, greedy tokens
+bench-gguf: install
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q -c $(LOCK) -e ".[llamacpp]" "torch==$(TORCH)"
+	$(RUN) $(BIN)/python benchmarks/gguf_roundtrip.py $(if $(wildcard $(SERVE_MODEL)/config.json),--model $(SERVE_MODEL),) \
+		--preset mini minimind-moe-145m
 
 push-data: install
 	test -n "$(HF_REPO)" || { echo "set HF_REPO=USER/NAME"; exit 2; }
