@@ -4,7 +4,7 @@
 
 A dense MiniMind is a Llama (see :mod:`minimind_hf.convert`), so the file is written with llama.cpp's
 own ``gguf`` package under llama.cpp's ``llama`` architecture: its hyper-parameters, the byte-level BPE
-tokenizer (``gpt2`` model and pre-tokenizer: vocabulary, merges, the three control tokens, the ChatML
+tokenizer (``gpt2`` model, ``gpt-2`` pre-tokenizer: vocabulary, merges, the three control tokens, the ChatML
 template) and the weights under llama.cpp's tensor names. Two things differ from the transformers
 layout, as in llama.cpp's ``convert_hf_to_gguf.py``:
 
@@ -152,7 +152,7 @@ def export_gguf(model, tokenizer, path: str | os.PathLike[str], *, dtype: str = 
     writer.add_vocab_size(config.vocab_size)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_F16)
     writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("gpt2")
+    writer.add_tokenizer_pre("gpt-2")  # llama.cpp's name for the GPT-2 regex
     writer.add_token_list(tokens)
     writer.add_token_types(types)
     writer.add_token_merges(merges)
