@@ -13,7 +13,7 @@ LATEST_VENV ?= .venv-latest
 # the tested stacks: exact versions of every package, used as pip constraints (make lock regenerates them)
 LOCK        ?= locks/default.lock.txt
 COMPAT_LOCK ?= locks/legacy-comet.lock.txt
-EXTRAS        := dev,data,datatrove
+EXTRAS        := dev,data,datatrove,serve,gguf,browser
 COMPAT_EXTRAS := dev,data,comet
 SCALE       ?= tiny
 NPROC       ?= 1
@@ -39,7 +39,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
+.PHONY: serve gguf bench-gguf pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
         all push-data bench bench-gpu bench-wheels clean
 
 help:
@@ -181,6 +181,23 @@ quality:
 
 all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
+
+# the OpenAI-compatible server with the translation page at http://127.0.0.1:$(PORT)/ (make serve SERVE_MODEL=out/sft)
+SERVE_MODEL ?= out/dpo
+PORT        ?= 8000
+serve: $(if $(wildcard $(SERVE_MODEL)/config.json),install,dpo)
+	$(RUN) $(BIN)/minimind serve $(SERVE_MODEL) --port $(PORT)
+
+# one GGUF file for llama.cpp / ollama (GGUF_DTYPE=f32 for exact weights)
+GGUF_DTYPE ?= f16
+gguf: $(if $(wildcard $(SERVE_MODEL)/config.json),install,dpo)
+	$(RUN) $(BIN)/minimind export $(SERVE_MODEL) out/gguf/$(notdir $(SERVE_MODEL))-$(GGUF_DTYPE).gguf --to gguf --gguf-dtype $(GGUF_DTYPE)
+
+# llama.cpp (built from source by llama-cpp-python: long on 2 cores) against transformers, greedy tokens
+bench-gguf: install
+	$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(BIN)/pip install -q -c $(LOCK) -e ".[llamacpp]" "torch==$(TORCH)"
+	$(RUN) $(BIN)/python benchmarks/gguf_roundtrip.py $(if $(wildcard $(SERVE_MODEL)/config.json),--model $(SERVE_MODEL),) \
+		--preset mini minimind-moe-145m
 
 push-data: install
 	test -n "$(HF_REPO)" || { echo "set HF_REPO=USER/NAME"; exit 2; }

@@ -48,10 +48,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-import huggingface_hub
 from huggingface_hub import DatasetCard, HfApi, constants
-from huggingface_hub.utils import HFValidationError, validate_repo_id
 
+from minimind_hf.hub import HubInputError, check_online, check_repo_id, resolve_token
 from minimind_hf.jsonl import read_jsonl
 
 if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import and not needed for --help.
@@ -85,13 +84,6 @@ DEFAULT_LICENSE = "other"
 LANGUAGES: tuple[str, ...] = ("en", "zh")
 TASK_CATEGORIES: tuple[str, ...] = ("translation",)
 
-LOGIN_HELP = (
-    "No Hugging Face token found. Create a token with write access at "
-    "https://huggingface.co/settings/tokens, then either export it as HF_TOKEN or log in once with "
-    "`hf auth login` (older huggingface_hub: `huggingface-cli login`). "
-    "Use --dry-run to check the data without a token."
-)
-
 _SIZE_CATEGORIES: tuple[tuple[int, str], ...] = (
     (1_000, "n<1K"),
     (10_000, "1K<n<10K"),
@@ -101,10 +93,6 @@ _SIZE_CATEGORIES: tuple[tuple[int, str], ...] = (
     (100_000_000, "10M<n<100M"),
     (1_000_000_000, "100M<n<1B"),
 )
-
-
-class HubInputError(ValueError):
-    """Bad input found before anything was sent: the message names the file and line or the option."""
 
 
 @dataclass
@@ -195,17 +183,6 @@ class PushPlan:
 def dataset_url(repo_id: str) -> str:
     """Address of a dataset repository on the configured Hub endpoint."""
     return f"{constants.ENDPOINT.rstrip('/')}/datasets/{repo_id}"
-
-
-def check_repo_id(repo_id: str) -> str:
-    """Return ``repo_id`` if it is a valid ``namespace/name`` Hub id, else raise :class:`HubInputError`."""
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise HubInputError(f"--repo-id must look like USER/NAME (or ORG/NAME), got {repo_id!r}")
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as err:
-        raise HubInputError(f"--repo-id {repo_id!r} is not a valid Hub repo id: {err}") from None
-    return repo_id
 
 
 def _missing_shape(record: dict[str, Any], stage: str) -> str | None:
@@ -429,20 +406,6 @@ def plan_push(
         ignored_files=ignored,
         notes=notes,
     )
-
-
-def resolve_token() -> str:
-    """The Hub token from ``HF_TOKEN`` or the stored login; raises :class:`HubInputError` if there is none."""
-    token = os.environ.get("HF_TOKEN", "").strip() or huggingface_hub.get_token()
-    if not token:
-        raise HubInputError(LOGIN_HELP)
-    return token
-
-
-def check_online() -> None:
-    """Raise :class:`HubInputError` if huggingface_hub is in offline mode (``HF_HUB_OFFLINE=1``)."""
-    if getattr(constants, "HF_HUB_OFFLINE", False):
-        raise HubInputError("HF_HUB_OFFLINE is set: unset it to push to the Hub (or use --dry-run)")
 
 
 def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:

@@ -1,4 +1,4 @@
-"""The ``minimind`` command: generate, translate, train, eval, export, import, tokenizer, info.
+"""The ``minimind`` command: generate, translate, train, eval, export, import, serve, push, tokenizer, info.
 
     minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
     minimind translate out/sft "The interest rate per period."
@@ -6,6 +6,9 @@
     minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
     minimind export out/sft --to llama out/sft-llama
     minimind import stories42M.pt out/stories42m --tokenizer tokenizer.model
+    minimind export out/dpo out/dpo.gguf --to gguf --gguf-dtype f16
+    minimind serve out/dpo --port 8000
+    minimind push out/dpo --repo-id USER/minimind-dpo --base-model USER/minimind-sft
     minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
 
@@ -121,8 +124,23 @@ def cmd_export(args: argparse.Namespace) -> int:
     from .convert import export_llama
 
     model, tokenizer = _load(args.model)
-    if args.to != "llama":
-        raise SystemExit(f"unknown export format {args.to!r}")
+    if args.to == "gguf":
+        from pathlib import Path
+
+        from .gguf_export import GGUFExportError, export_gguf
+
+        output = Path(args.output)
+        if output.is_dir() or not output.suffix:
+            output = output / f"{Path(args.model).resolve().name}-{args.gguf_dtype}.gguf"
+        try:
+            out = export_gguf(model, tokenizer, output, dtype=args.gguf_dtype, name=Path(args.model).resolve().name)
+        except GGUFExportError as err:
+            raise SystemExit(f"minimind export: {args.model}: {err}") from err
+        print(f"wrote a GGUF file ({args.gguf_dtype}) for llama.cpp / ollama to {out}")
+        return 0
+    if model.config.use_moe:
+        raise SystemExit(f"minimind export: {args.model}: a MoE MiniMind has no Llama equivalent; "
+                         "only dense checkpoints export to Llama or GGUF")
     out = export_llama(model, args.output, tokenizer)
     print(f"wrote a LlamaForCausalLM checkpoint to {out}")
     return 0
@@ -135,6 +153,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     what, out = import_checkpoint(args.checkpoint, args.output, tokenizer=args.tokenizer, to=args.to, base=args.base,
                                   config=config)
     print(f"imported {what}: {out}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .serving import serve
+    except ImportError as err:
+        raise SystemExit(f"minimind serve needs the serve extra (pip install 'minimind-hf[serve]'): {err}") from err
+    serve(args.model, adapter=args.adapter, host=args.host, port=args.port, served_model_name=args.served_model_name,
+          device=args.device, dtype=args.dtype, max_model_len=args.max_model_len, max_batch_size=args.max_batch_size,
+          batch_wait_ms=args.batch_wait_ms)
     return 0
 
 
@@ -211,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a checkpoint in another layout")
     p.add_argument("model")
     p.add_argument("output")
-    p.add_argument("--to", default="llama", choices=["llama"])
+    p.add_argument("--to", default="llama", choices=["llama", "gguf"],
+                   help="llama: a LlamaForCausalLM directory; gguf: one file for llama.cpp / ollama")
+    p.add_argument("--gguf-dtype", default="f16", choices=["f32", "f16"], help="weight type of a GGUF file")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="write an original checkpoint (llama2.c .pt, MiniMind2/3 .pth, LoRA .pth) as HF")
@@ -222,6 +253,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default=None, help="LoRA: the HF checkpoint the adapter belongs to")
     p.add_argument("--config", default=None, help="JSON of the original's config fields (default: from the file)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server with a translation page at /")
+    p.add_argument("model", help="checkpoint directory (a full model)")
+    p.add_argument("--adapter", default=None, help="a PEFT adapter merged on the model")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--served-model-name", default=None, help="the model id clients send (default: the directory name)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    p.add_argument("--max-model-len", type=int, default=None, help="context limit (default: the model's)")
+    p.add_argument("--max-batch-size", type=int, default=8, help="requests sharing one generate call")
+    p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to gather requests into a batch")
+    p.set_defaults(func=cmd_serve)
+
+    from .push import add_push_arguments, run_push_command
+
+    p = sub.add_parser("push", help="push a model or adapter to the Hub with its model card")
+    add_push_arguments(p)
+    p.set_defaults(func=run_push_command)
 
     p = sub.add_parser("tokenizer", help="train or measure the tokenizer")
     tsub = p.add_subparsers(dest="tokenizer_command", required=True)

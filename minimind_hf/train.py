@@ -40,6 +40,7 @@ from .checkpoints import check_tokenizer_fits, load_checkpoint
 from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
 from .dpo import MiniMindDPOTrainer
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, wrap_with_lora
+from .model_card import write_stage_card
 from .plotting import plot_loss_curve
 from .prompts import parse_prompt_id, resolve_system_prompt
 from .recipe import checkpointing_argument_name, parse_recipe
@@ -500,6 +501,7 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "loss_curve": str(plot) if plot else None,
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
+        write_stage_card(summary, stage_args, training_args, trainer.model, tokenizer)
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
     return summary
 

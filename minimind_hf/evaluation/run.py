@@ -4,7 +4,8 @@
 through :func:`minimind_hf.checkpoints.load_checkpoint`), first checks that cached generation follows the
 uncached model, measures perplexity on a validation file and translates a test file, then writes
 ``eval.json``, ``eval.md``, ``eval.png`` and ``eval_translations.jsonl`` next to the checkpoint (or into
-``output_dir``). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command line is
+``output_dir``), and adds the scores to the checkpoint's model card (``README.md``, see
+:mod:`minimind_hf.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command line is
 also built from.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from ..checkpoints import default_device, load_checkpoint
+from ..model_card import record_evaluation
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
 from .perplexity import load_validation_texts, perplexity, reply_perplexity
@@ -282,6 +284,8 @@ def evaluate_checkpoint(
         result["best_examples"], result["worst_examples"] = examples["best"], examples["worst"]
     if out_dir is not None:
         _write_outputs(result, translations, out_dir)
+    if not isinstance(path_or_model, torch.nn.Module):  # the checkpoint's model card gets the scores
+        record_evaluation(path_or_model, result)
     return result
 
 
