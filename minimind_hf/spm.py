@@ -22,8 +22,10 @@ _UNIGRAM, _BPE = 1, 2
 def _proto(path: str | Path):
     try:
         from sentencepiece import sentencepiece_model_pb2
-    except ImportError as err:  # pragma: no cover - sentencepiece is a dependency
-        raise ImportError("reading a SentencePiece tokenizer.model needs `pip install sentencepiece`") from err
+    except ImportError:
+        # sentencepiece's generated module needs protobuf >= 5.26 (its `runtime_version`); older protobuf (the
+        # COMET stack pins 4.x) reads the same ModelProto through the copy transformers ships for protobuf 4+
+        from transformers.utils import sentencepiece_model_pb2_new as sentencepiece_model_pb2
     proto = sentencepiece_model_pb2.ModelProto()
     data = Path(path).read_bytes()
     try:
