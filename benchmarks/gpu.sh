@@ -19,10 +19,9 @@ fi
 "$PY" benchmarks/train_throughput.py $ARGS --json "$OUT/train_throughput.json" | tee "$OUT/train_throughput.txt"
 "$PY" benchmarks/generate_throughput.py $ARGS --json "$OUT/generate_throughput.json" | tee "$OUT/generate_throughput.txt"
 if "$PY" -c "import trl, datasets, peft, accelerate" 2>/dev/null; then
-  OVERHEAD="--steps 40"
+  OVERHEAD="--steps 40 -- --preset minimind-26m --per_device_train_batch_size 32 --block_size 512 --report_to none"
   case "$ARGS" in *--quick*) OVERHEAD="--quick" ;; esac
-  "$PY" benchmarks/trainer_overhead.py $OVERHEAD --json "$OUT/trainer_overhead.json" \
-    -- --preset minimind-26m --per_device_train_batch_size 32 --block_size 512 --report_to none | tee "$OUT/trainer_overhead.txt"
+  "$PY" benchmarks/trainer_overhead.py --json "$OUT/trainer_overhead.json" $OVERHEAD | tee "$OUT/trainer_overhead.txt"
 else
   echo "trainer_overhead: skipped (trl, datasets, peft or accelerate missing; run make bench-wheels and carry $WHEELS)" \
     | tee "$OUT/trainer_overhead.txt"
