@@ -41,8 +41,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mini": dict(hidden_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2),
     "minimind-26m": dict(hidden_size=512, num_hidden_layers=8),
     "minimind-104m": dict(hidden_size=768, num_hidden_layers=16),
-    # the original project's minimind-3 (63.9M): 8 wide layers, 4 key/value heads, a pi-times-wide MLP
-    "minimind-3": dict(hidden_size=768, num_hidden_layers=8, num_key_value_heads=4, intermediate_size=2432),
     "minimind-moe-145m": dict(
         hidden_size=640, num_hidden_layers=8, use_moe=True, n_routed_experts=4, n_shared_experts=1,
         num_experts_per_tok=2,
