@@ -161,7 +161,7 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
     step_overhead = statistics.median(ratios) - 1
     projected = (n * step_overhead * plain_s + n_logs * per_log + n_evals * per_eval + n_saves * per_save) / (n * plain_s)
     return {
-        "recipe": recipe,
+        "recipe": _shown(recipe),
         "stage": stage_args.stage,
         "device": device,
         "steps_paired": len(rows),
@@ -179,6 +179,12 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
                               "projected_overhead_pct": 100 * projected},
         "run_wall_s": wall,
     }
+
+
+def _shown(path) -> str:
+    """A recipe path as a table shows it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> dict:
