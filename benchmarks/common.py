@@ -58,6 +58,20 @@ def device_info(device: str) -> dict[str, Any]:
     }
 
 
+def settle_arguments(args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """After parsing: the device, the defaults of its size (``quick`` with ``--quick``) for every argument left unset,
+    the dtype (bf16 on CUDA, fp32 on the CPU), the CPU threads; returns ``(device, device_info(device))``."""
+    device = pick_device(args.device)
+    defaults = quick if args.quick else gpu if device == "cuda" else cpu
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return device, device_info(device)
+
+
 def matmul_tflops(device: str, dtype: torch.dtype, size: int | None = None, repeats: int = 10) -> float:
     """The device's own dense matmul rate (TFLOP/s), measured now: the roofline MFU is taken against."""
     size = size or (8192 if device == "cuda" else 1024)

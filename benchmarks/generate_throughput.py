@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import torch  # noqa: E402
 from transformers import CompileConfig  # noqa: E402
 
-from common import device_info, format_table, interleaved, load_average, paired_ratio, pick_device, write_json  # noqa: E402
+from common import format_table, interleaved, load_average, paired_ratio, settle_arguments, write_json  # noqa: E402
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
 from minimind_hf.convert import to_llama  # noqa: E402
 
@@ -150,17 +150,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
-    device = pick_device(args.device)
-    defaults = QUICK if args.quick else GPU_DEFAULT if device == "cuda" else CPU_DEFAULT
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    device, info = settle_arguments(args, QUICK, GPU_DEFAULT, CPU_DEFAULT)
     if args.quick:
         args.translate_tokens = 8
-    args.dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = device_info(device)
     print(f"device: {info['device']}; {args.dtype}; load average {info['load_average']}; torch {info['torch']}, "
           f"transformers {info['transformers']}; {info['date']}")
     generate_rows = []

@@ -41,8 +41,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
 
-from common import (device_info, format_table, interleaved, load_average, matmul_tflops,  # noqa: E402
-                    paired_ratio, pick_device, write_json)
+from common import (format_table, interleaved, load_average, matmul_tflops, paired_ratio,  # noqa: E402
+                    settle_arguments, write_json)
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
 
 CPU_DEFAULT = dict(presets=["mini"], seq_lens=[256], batch_size=8, rounds=5, steps=2,
@@ -200,17 +200,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one step per round: checks the benchmark runs")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
-    device = pick_device(args.device)
-    defaults = QUICK if args.quick else GPU_DEFAULT if device == "cuda" else CPU_DEFAULT
-    for key, value in defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    device, info = settle_arguments(args, QUICK, GPU_DEFAULT, CPU_DEFAULT)
     if args.quick:
         args.warmup = 1
-    args.dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = device_info(device)
     peak_dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     peak = matmul_tflops(device, peak_dtype, size=256 if args.quick else None)
     info["matmul_tflops"] = peak
