@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -62,3 +63,43 @@ def test_interleaved_rounds_rotate_and_paired_ratio():
 def test_table_formats_numbers_and_flags():
     table = common.format_table([("a", "A"), ("b", "B"), ("c", "C")], [{"a": 12345.6, "b": True, "c": None}])
     assert table.splitlines()[2] == "| 12,346 | yes | - |"
+
+
+def test_loss_agreement_smooths_and_measures_the_gap_after_warm_up():
+    import loss_agreement
+
+    assert loss_agreement.smooth([4.0, 2.0, 0.0, 2.0], window=2) == [4.0, 3.0, 1.0, 1.0]
+    reference = {"losses": [10.0, 8.0, 6.0, 5.0, 4.0], "eval_loss": 4.0}
+    run = {"losses": [10.0, 9.0, 6.0, 5.1, 4.0], "eval_loss": 4.04}
+    stats = loss_agreement.compare(reference, run, window=1, skip=1)
+    assert stats["max_gap_pct"] == pytest.approx(12.5) and stats["max_gap_step"] == 2  # 9 vs 8, step 2
+    assert stats["eval_gap_pct"] == pytest.approx(1.0)
+    assert len(stats["gaps"]) == 4 and stats["gaps"][-1] == 0.0
+    later = loss_agreement.compare(reference, run, window=1, skip=2)  # the warm-up is left out
+    assert later["max_gap_pct"] == pytest.approx(2.0) and later["max_gap_step"] == 4
+
+
+def test_recipe_throughput_counts_real_and_padded_tokens_of_training_forwards_only():
+    import recipe_throughput
+
+    clock = recipe_throughput.TokenClock(warmup=0)
+    model = torch.nn.Linear(2, 2)
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    clock._count(model.train(), (), {"input_ids": ids, "attention_mask": mask})
+    clock._count(model.train(), (ids,), {})  # packed rows: no mask, every position is real
+    with torch.no_grad():
+        clock._count(model.train(), (), {"input_ids": ids})  # DPO's reference forward
+    clock._count(model.eval(), (), {"input_ids": ids})  # evaluation
+    assert (clock.tokens, clock.real_tokens) == (16, 14)
+
+
+def test_recipe_throughput_chains_each_stage_to_the_one_before():
+    import recipe_throughput
+
+    outputs = {"pretrain": Path("p"), "sft": Path("s"), "lora": Path("l")}
+    assert recipe_throughput._start_from("pretrain", outputs, []) == []
+    assert recipe_throughput._start_from("sft", outputs, []) == ["--model_name_or_path", "p"]
+    assert recipe_throughput._start_from("dpo", outputs, []) == ["--model_name_or_path", "s", "--adapter_name_or_path", "l"]
+    assert recipe_throughput._start_from("lora", {}, []) == []  # on its own: the recipe's own paths
+    assert recipe_throughput._start_from("sft", outputs, ["--model_name_or_path", "x"]) == []
