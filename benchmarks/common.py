@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def pick_device(name: str) -> str:
     """``auto`` is CUDA where there is one, else the CPU; an explicit ``cuda`` without one is an error."""
@@ -56,6 +58,18 @@ def device_info(device: str) -> dict[str, Any]:
         "transformers": transformers.__version__,
         "python": platform.python_version(),
     }
+
+
+def describe(info: dict[str, Any]) -> str:
+    """The line a benchmark prints first: where and with what it ran."""
+    return (f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
+            f"transformers {info['transformers']}; {info['date']}")
+
+
+def repo_path(path: str | Path) -> str:
+    """A recipe path as a table shows it: relative to the repository when inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def settle_arguments(args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
 
-from common import device_info, format_table, write_json  # noqa: E402
+from common import describe, device_info, format_table, repo_path, write_json  # noqa: E402
 
 VARIANTS = {
     "fp32": ["--precision", "fp32"],
@@ -48,12 +48,13 @@ def train_one(recipe: str, variant: str, steps: int, overrides: list[str], out: 
     from transformers import TrainerCallback
 
     from minimind_hf import train as stage_runner
+    from minimind_hf.plotting import loss_points
 
     class History(TrainerCallback):
         log_history: list[dict] = []
 
         def on_train_end(self, args, state, control, **kwargs):
-            History.log_history = list(state.log_history)
+            self.log_history = list(state.log_history)
 
     argv = [recipe, *VARIANTS[variant], "--output_dir", str(out / "run"), "--max_steps", str(steps),
             "--skip_if_done", "false", "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no",
@@ -64,11 +65,11 @@ def train_one(recipe: str, variant: str, steps: int, overrides: list[str], out: 
         if training_args.data_seed is not None:
             training_args.data_seed += 1
     start = time.perf_counter()
-    summary = stage_runner.run(stage_args, training_args, callbacks=[History()])
-    losses = {e["step"]: e["loss"] for e in History.log_history if "loss" in e and "step" in e}
+    history = History()
+    summary = stage_runner.run(stage_args, training_args, callbacks=[history])
     return {
         "variant": variant,
-        "losses": [losses[s] for s in sorted(losses)],
+        "losses": [loss for _, loss in sorted(loss_points(history.log_history)["train"])],
         "eval_loss": summary["metrics"].get("eval_loss"),
         "train_runtime_s": summary["metrics"].get("train_runtime"),
         "wall_s": time.perf_counter() - start,
@@ -145,11 +146,6 @@ def _run_child(recipe: str, variant: str, steps: int, overrides: list[str], thre
     return subprocess.Popen([*cmd, "--", *overrides], stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
-def _shown(path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="anything after -- goes to the recipe as overrides")
@@ -182,8 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not torch.cuda.is_available():
         torch.set_num_threads(threads)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
-          f"transformers {info['transformers']}; {info['date']}", flush=True)
+    print(describe(info), flush=True)
     work = Path(tempfile.mkdtemp(prefix="loss_agreement_"))
     pending = list(args.variants)
     running: list[tuple[str, subprocess.Popen, Path]] = []
@@ -220,8 +215,8 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out) if args.out else ROOT / "out" / "bench"
     png = out / f"{name}.png"
     plot(ordered, args.window, skip, args.tolerance, png,
-         f"{_shown(args.recipe)}: {args.steps} steps ({info['device'].split(',')[0]})")
-    print(f"{_shown(args.recipe)}, {args.steps} steps, reference {reference['variant']}; gaps of the "
+         f"{repo_path(args.recipe)}: {args.steps} steps ({info['device'].split(',')[0]})")
+    print(f"{repo_path(args.recipe)}, {args.steps} steps, reference {reference['variant']}; gaps of the "
           f"{args.window}-step mean training loss after step {skip}; tolerance {100 * args.tolerance:g}% "
           f"(train) and {100 * args.eval_tolerance:g}% (final eval loss)")
     print(format_table(
@@ -231,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows,
     ))
     print(f"wrote {png}")
-    payload = {"info": info, "recipe": _shown(args.recipe), "steps": args.steps, "window": args.window,
+    payload = {"info": info, "recipe": repo_path(args.recipe), "steps": args.steps, "window": args.window,
                "tolerance": args.tolerance, "eval_tolerance": args.eval_tolerance, "threads": threads,
                "jobs": args.jobs, "rows": rows, "losses": {r["variant"]: r["losses"] for r in ordered}}
     write_json(str(out / f"{name}.json"), payload)

@@ -33,7 +33,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
-from common import device_info, format_table, load_average, write_json  # noqa: E402
+from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from minimind_hf import train as stage_runner  # noqa: E402
 
 STAGES = ("pretrain", "sft", "lora", "dpo")
@@ -47,6 +47,7 @@ class TokenClock(TrainerCallback):
         self.handle = None
         self.step_start: float | None = None
         self.train_start: float | None = None
+        self.first_step_s: float | None = None  # compile, if any, falls in here
         self.tokens = self.real_tokens = 0
         self.steps: list[dict] = []
 
@@ -72,7 +73,7 @@ class TokenClock(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         seconds = time.perf_counter() - self.step_start
         if state.global_step == 1:
-            self.first_step_s = time.perf_counter() - self.train_start  # compile, if any, falls in here
+            self.first_step_s = time.perf_counter() - self.train_start
         if state.global_step > self.warmup:
             self.steps.append({"s": seconds, "tokens": self.tokens, "real_tokens": self.real_tokens})
 
@@ -97,7 +98,8 @@ def _start_from(stage: str, outputs: dict[str, Path], overrides: list[str]) -> l
 def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], overrides: list[str]) -> dict:
     """Trains ``recipe`` for ``steps`` steps into a fresh folder (recorded in ``outputs`` by stage)."""
     out = Path(tempfile.mkdtemp(prefix="recipe_throughput_"))
-    stage = stage_runner.parse_args([recipe, "--output_dir", str(out / "probe"), *overrides])[0].stage
+    as_written, written = stage_runner.parse_args([recipe, "--output_dir", str(out / "as_written"), *overrides])
+    stage = as_written.stage
     argv = [recipe, "--output_dir", str(out / "run"), "--max_steps", str(steps), "--skip_if_done", "false",
             "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
             "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", str(max(steps, 1)),
@@ -108,7 +110,6 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
     if missing:
         raise SystemExit(f"{recipe}: {missing[0]} does not exist; benchmark the earlier stages in the same run "
                          "or pass --model_name_or_path after --")
-    written = stage_runner.parse_args([recipe, "--output_dir", str(out / "unused"), *overrides])[1]
     clock = TokenClock(warmup)
     start = time.perf_counter()
     stage_runner.run(stage_args, training_args, callbacks=[clock])
@@ -122,7 +123,7 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
     tokens = sum(r["tokens"] for r in rows)
     real = sum(r["real_tokens"] for r in rows)
     return {
-        "recipe": _shown(recipe),
+        "recipe": repo_path(recipe),
         "stage": stage_args.stage,
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
         "compile": bool(training_args.torch_compile),
@@ -133,16 +134,11 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
         "real_tokens_per_s": real / seconds,
         "padding_pct": 100 * (1 - real / tokens) if tokens else 0.0,
         "s_per_step": s_per_step,
-        "first_step_s": getattr(clock, "first_step_s", None),
+        "first_step_s": clock.first_step_s,
         "recipe_max_steps": written.max_steps,
         "projected_min": written.max_steps * seconds / len(rows) / 60,
         "run_wall_s": wall,
     }
-
-
-def _shown(path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -165,8 +161,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     logging.getLogger("minimind_hf.train").setLevel(logging.WARNING)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
-          f"transformers {info['transformers']}; {info['date']}")
+    print(describe(info))
     results, outputs = [], {}
     for recipe in recipes:
         results.append(measure(recipe, args.steps, args.warmup, outputs, overrides))

@@ -32,7 +32,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import torch  # noqa: E402
 from transformers import TrainerCallback, get_scheduler  # noqa: E402
 
-from common import device_info, format_table, load_average, write_json  # noqa: E402
+from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from minimind_hf import train as stage_runner  # noqa: E402
 
 
@@ -161,7 +161,7 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
     step_overhead = statistics.median(ratios) - 1
     projected = (n * step_overhead * plain_s + n_logs * per_log + n_evals * per_eval + n_saves * per_save) / (n * plain_s)
     return {
-        "recipe": _shown(recipe),
+        "recipe": repo_path(recipe),
         "stage": stage_args.stage,
         "device": device,
         "steps_paired": len(rows),
@@ -179,12 +179,6 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
                               "projected_overhead_pct": 100 * projected},
         "run_wall_s": wall,
     }
-
-
-def _shown(path) -> str:
-    """A recipe path as a table shows it: relative to the repository when inside it."""
-    path = Path(path).resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -206,8 +200,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     logging.getLogger("minimind_hf.train").setLevel(logging.WARNING)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
-          f"transformers {info['transformers']}; {info['date']}")
+    print(describe(info))
     result = measure(args.recipe, args.steps, args.warmup, overrides)
     result["load_average_after"] = load_average()
     written = result["recipe_as_written"]
