@@ -4,7 +4,8 @@ The YAML is read once, here. Before the values reach the argument dataclasses a 
 installed name of gradient checkpointing (transformers 5.24 calls it ``activation_checkpointing``), the
 project's deprecated keys (:data:`DEPRECATED_KEYS`, each with a ``FutureWarning`` naming its new key), the
 length of training (an explicit ``--num_train_epochs`` replaces a recipe's ``max_steps``; ``--max_steps`` on
-the command line beats both), and the precision flags (``bf16`` / ``fp16`` set explicitly either way, ``use_cpu`` on a machine without CUDA).
+the command line beats both), and the precision flags (``bf16`` / ``fp16`` set explicitly either way — ``auto`` is bf16 on a bf16 GPU or
+a CPU with native bf16, else fp32 — and ``use_cpu`` on a machine without CUDA).
 """
 
 from __future__ import annotations
@@ -129,8 +130,19 @@ def _settle_training_length(recipe: dict[str, Any], argv: list[str], where: str)
         recipe.pop("max_steps")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 autocast is emulated
+    and slower than fp32."""
+    return any(getattr(torch.cpu, name, lambda: False)()
+               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
 def _device_supports_bf16() -> bool:
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    """``precision: auto`` means bf16 here: a bf16 GPU, or without CUDA a CPU with native bf16 (its loss curve
+    agrees with fp32's: benchmarks/loss_agreement.py)."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return cpu_has_native_bf16()
 
 
 def parse_recipe(

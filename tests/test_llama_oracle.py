@@ -5,6 +5,7 @@ import torch
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.convert import from_llama, to_llama
+from minimind_hf.modeling_minimind import CACHE_NAME
 
 ATOL = 1e-5
 
@@ -52,8 +53,9 @@ def test_logits_match_llama_with_kv_cache():
     with torch.no_grad():
         ours = model(input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], use_cache=True)
         theirs = llama(input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], use_cache=True)
-        ours2 = model(input_ids=ids[:, prefix:], attention_mask=mask, past_key_values=ours.past_key_values).logits
-        theirs2 = llama(input_ids=ids[:, prefix:], attention_mask=mask, past_key_values=theirs.past_key_values).logits
+        # the installed transformers' name for the cache argument and output (``cache`` from 5.24 on)
+        ours2 = model(input_ids=ids[:, prefix:], attention_mask=mask, **{CACHE_NAME: getattr(ours, CACHE_NAME)}).logits
+        theirs2 = llama(input_ids=ids[:, prefix:], attention_mask=mask, **{CACHE_NAME: getattr(theirs, CACHE_NAME)}).logits
         full = model(input_ids=ids, attention_mask=mask).logits
     assert (ours2 - theirs2).abs().max().item() < ATOL
     # the cached continuation equals the uncached forward on the unpadded rows

@@ -135,7 +135,10 @@ def test_gradient_checkpointing_gives_same_gradients():
     plain = MiniMindForCausalLM(config).train()
     ckpt = MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).train()
     ckpt.load_state_dict(plain.state_dict())
-    ckpt.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(ckpt, "activation_checkpointing_enable"):  # transformers >= 5.24's name
+        ckpt.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        ckpt.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ids = torch.randint(0, 6400, (2, 9))
     plain(input_ids=ids, labels=ids).loss.backward()
     ckpt(input_ids=ids, labels=ids).loss.backward()

@@ -58,7 +58,20 @@ def test_overrides_beat_the_recipe(monkeypatch):
     monkeypatch.chdir(ROOT)
     stage_args, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--learning_rate", "0.5", "--block_size", "32"])
     assert training_args.learning_rate == 0.5 and stage_args.data.block_size == 32
-    assert training_args.bf16 is False  # no bf16-capable device here
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+@pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
+def test_precision_auto_follows_the_cpu(precision, native_bf16, monkeypatch):
+    """``auto`` is bf16 exactly where the CPU multiplies bf16 in hardware; an explicit precision always wins."""
+    from minimind_hf import recipe
+
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(recipe.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(recipe, "cpu_has_native_bf16", lambda: native_bf16)
+    _, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--precision", precision])
+    assert training_args.bf16 is (precision == "bf16" or (precision == "auto" and native_bf16))
+    assert training_args.fp16 is False and training_args.use_cpu is True
 
 
 def test_pretrain_outputs(pretrained):
