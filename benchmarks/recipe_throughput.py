@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import statistics
 import sys
 import tempfile
@@ -50,6 +51,7 @@ class TokenClock(TrainerCallback):
         self.first_step_s: float | None = None  # compile, if any, falls in here
         self.tokens = self.real_tokens = 0
         self.steps: list[dict] = []
+        self.batches_per_epoch: int | None = None
 
     def _count(self, module, args, kwargs) -> None:
         if not (module.training and torch.is_grad_enabled()):
@@ -65,6 +67,10 @@ class TokenClock(TrainerCallback):
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.handle = base.register_forward_pre_hook(self._count, with_kwargs=True)
         self.train_start = time.perf_counter()
+        try:
+            self.batches_per_epoch = len(kwargs["train_dataloader"])
+        except (KeyError, TypeError):  # an iterable dataset has no length
+            self.batches_per_epoch = None
 
     def on_step_begin(self, args, state, control, **kwargs):
         self.step_start = time.perf_counter()
@@ -95,6 +101,16 @@ def _start_from(stage: str, outputs: dict[str, Path], overrides: list[str]) -> l
     return extra
 
 
+def _recipe_steps(written, batches_per_epoch: int | None) -> int | None:
+    """The optimizer steps of the recipe as written: its ``max_steps``, else its epochs over the batches the
+    measured run's data loader holds (``None`` where that is unknown)."""
+    if written.max_steps and written.max_steps > 0:
+        return written.max_steps
+    if not batches_per_epoch:
+        return None
+    return math.ceil(written.num_train_epochs * math.ceil(batches_per_epoch / written.gradient_accumulation_steps))
+
+
 def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], overrides: list[str]) -> dict:
     """Trains ``recipe`` for ``steps`` steps into a fresh folder (recorded in ``outputs`` by stage)."""
     out = Path(tempfile.mkdtemp(prefix="recipe_throughput_"))
@@ -122,6 +138,7 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
     s_per_step = statistics.median(r["s"] for r in rows)
     tokens = sum(r["tokens"] for r in rows)
     real = sum(r["real_tokens"] for r in rows)
+    recipe_steps = _recipe_steps(written, clock.batches_per_epoch)
     return {
         "recipe": repo_path(recipe),
         "stage": stage_args.stage,
@@ -135,8 +152,8 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
         "padding_pct": 100 * (1 - real / tokens) if tokens else 0.0,
         "s_per_step": s_per_step,
         "first_step_s": clock.first_step_s,
-        "recipe_max_steps": written.max_steps,
-        "projected_min": written.max_steps * seconds / len(rows) / 60,
+        "recipe_max_steps": recipe_steps,
+        "projected_min": recipe_steps * seconds / len(rows) / 60 if recipe_steps else None,
         "run_wall_s": wall,
     }
 

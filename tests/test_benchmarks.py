@@ -103,3 +103,14 @@ def test_recipe_throughput_chains_each_stage_to_the_one_before():
     assert recipe_throughput._start_from("dpo", outputs, []) == ["--model_name_or_path", "s", "--adapter_name_or_path", "l"]
     assert recipe_throughput._start_from("lora", {}, []) == []  # on its own: the recipe's own paths
     assert recipe_throughput._start_from("sft", outputs, ["--model_name_or_path", "x"]) == []
+
+
+def test_recipe_throughput_projects_an_epoch_recipe_from_its_data_loader():
+    import types
+
+    import recipe_throughput
+
+    written = types.SimpleNamespace(max_steps=-1, num_train_epochs=2, gradient_accumulation_steps=4)
+    assert recipe_throughput._recipe_steps(written, batches_per_epoch=10) == 6  # 2 epochs x ceil(10 / 4)
+    assert recipe_throughput._recipe_steps(written, batches_per_epoch=None) is None  # shown as "-", not negative
+    assert recipe_throughput._recipe_steps(types.SimpleNamespace(max_steps=300), batches_per_epoch=None) == 300
