@@ -34,8 +34,11 @@ LATEST_BIN := $(LATEST_VENV)/bin
 RECIPES    := recipes$(if $(filter full,$(SCALE)),,/$(SCALE))
 DATA_DIR   := $(if $(filter tiny,$(SCALE)),data/sample,data)
 RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
+# CPU threads per training process: every core by default (accelerate launch alone sets OMP_NUM_THREADS=1 unless
+# its config says use_cpu, which would make a 2-core machine train on one); THREADS=1 where other jobs share the cores
+THREADS    ?= $(shell n=$$(nproc); t=$$((n / $(NPROC))); echo $$((t > 0 ? t : 1)))
 LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
-              --num_processes $(NPROC) -m minimind_hf.train
+              --num_processes $(NPROC) --num_cpu_threads_per_process $(THREADS) -m minimind_hf.train
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
