@@ -1,0 +1,31 @@
+"""What `make` runs: a dry run (`make -n`) of the training launch."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+
+
+def _launch_line(*variables: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}  # nproc would follow OMP_NUM_THREADS
+    out = subprocess.run(["make", "-n", "--no-print-directory", "pretrain", *variables], cwd=ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return next(line for line in out.splitlines() if "accelerate launch" in line)
+
+
+def _threads(line: str) -> int:
+    words = line.split()
+    return int(words[words.index("--num_cpu_threads_per_process") + 1])
+
+
+def test_training_uses_every_core_not_accelerates_single_thread():
+    """accelerate launch alone sets OMP_NUM_THREADS=1 for a config without use_cpu; make passes the cores."""
+    cores = len(os.sched_getaffinity(0))
+    assert _threads(_launch_line()) == cores
+    assert _threads(_launch_line("NPROC=4")) == max(1, cores // 4)  # shared among the DDP processes
+    assert _threads(_launch_line("THREADS=1")) == 1  # a machine shared with other jobs
