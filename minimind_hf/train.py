@@ -401,6 +401,25 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
     return train, validation, collator, stats
 
 
+def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], data_stats: dict[str, Any]) -> None:
+    """TRL's DPO trainer filters out pairs whose prompt alone fills ``max_length`` (no completion token would be
+    left to learn from); count them in the split's stats and say so, as the project's own builders do."""
+    held = {"train": trainer.train_dataset, "validation": trainer.eval_dataset}
+    for split, before in given.items():
+        after = held[split]
+        if before is None or after is None or not hasattr(before, "__len__") or not hasattr(after, "__len__"):
+            continue
+        lost = len(before) - len(after)
+        if lost <= 0:
+            continue
+        stats = data_stats.setdefault(split, {})
+        stats.setdefault("dropped", {})["prompt_fills_max_length"] = lost
+        stats["rows_out"] = len(after)
+        logger.warning("stage %s: %d of %d %s rows dropped: the prompt alone fills max_length %s "
+                       "(raise max_length to keep them)", name, lost, len(before), split,
+                       getattr(trainer.args, "max_length", None))
+
+
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
     """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or ``(None, None)``."""
     if not stage_args.data.test_files:
@@ -467,6 +486,7 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     if collator is not None:
         kwargs["data_collator"] = collator
     trainer = stage.trainer(**kwargs)
+    _count_rows_the_trainer_dropped(name, trainer, {"train": train, "validation": validation}, data_stats)
     trainer.check_finite_loss = stage_args.run.check_finite_loss
     trainer.add_callback(guard.signals)
 

@@ -162,6 +162,23 @@ def test_sft_lora_dpo_chain(pretrained, tmp_path):
     assert any(entry.get("grad_norm", 0) > 0 for entry in history)
 
 
+def test_dpo_pairs_whose_prompt_fills_max_length_are_counted_not_dropped_in_silence(pretrained, tmp_path, caplog):
+    base, _ = pretrained
+    rows = (DATA / "dpo.jsonl").read_text().splitlines()[:7]
+    long_prompt = {"role": "user", "content": "English to Traditional Chinese:\n" + "the market closed higher " * 60}
+    rows.append(json.dumps({"chosen": [long_prompt, {"role": "assistant", "content": "市場收高"}],
+                            "rejected": [long_prompt, {"role": "assistant", "content": "市场收高"}]}))
+    (tmp_path / "dpo.jsonl").write_text("\n".join(rows) + "\n")
+    with caplog.at_level("WARNING", logger="minimind_hf.train"):
+        summary = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(base), "--adapter_name_or_path", "",
+                             "--max_length", "64",
+                             "--train_files", str(tmp_path / "dpo.jsonl"), "--max_steps", "1",
+                             "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"))
+    train = summary["data"]["train"]
+    assert train["dropped"]["prompt_fills_max_length"] == 1 and train["rows_out"] == 7
+    assert "1 of 8 train rows dropped: the prompt alone fills max_length 64" in caplog.text
+
+
 def test_seq_length_is_a_deprecated_alias_of_max_length(tmp_path):
     """Old recipes keep working: `seq_length` (recipe or command line) sets `max_length`, with a warning."""
     recipe = tmp_path / "old-sft.yaml"
