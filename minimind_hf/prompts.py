@@ -11,6 +11,8 @@ Two choices that recipes and command lines name are resolved here and nowhere el
   :func:`resolve_system_prompt`, and back to its name for reports: :func:`system_prompt_name`;
 * a **prompt id** is an index into :data:`TRANSLATION_PROMPTS` or ``"mixed"`` (a stable phrasing per
   sentence, :func:`pick_prompt`): :func:`parse_prompt_id` checks one, :func:`prompt_index` applies it.
+
+:func:`source_of` reads the English source back out of a user turn built from one of the phrasings.
 """
 
 from __future__ import annotations
@@ -85,6 +87,16 @@ def takes_system_turn(text: str, fraction: float) -> bool:
 def prompt_index(prompt_id: int | str, en: str) -> int:
     """The index of the phrasing that ``prompt_id`` (see :func:`parse_prompt_id`) gives the sentence ``en``."""
     return pick_prompt(en) if prompt_id == MIXED else int(prompt_id)
+
+
+def source_of(user_text: str) -> str | None:
+    """The English source of a user turn written with one of :data:`TRANSLATION_PROMPTS` (``None`` when the turn
+    follows none of them)."""
+    for template in TRANSLATION_PROMPTS:
+        head, tail = template.split("{en}")
+        if user_text.startswith(head) and user_text.endswith(tail) and len(user_text) > len(head) + len(tail):
+            return user_text[len(head) : len(user_text) - len(tail)].strip() or None
+    return None
 
 
 def translation_messages(
