@@ -1,6 +1,6 @@
 # minimind-hf. Every target bootstraps its own virtualenv, so a fresh clone needs only `make test` / `make all`.
 #
-#   make all                 data -> pretrain -> sft -> lora -> dpo -> eval, tiny CPU recipes on data/sample
+#   make all                 data -> pretrain -> sft -> lora -> dpo -> grpo -> eval, tiny CPU recipes on data/sample
 #   make all SCALE=small     a 5.9M model on the full corpus that translates, ~75 minutes on 2 CPU cores
 #   make all SCALE=full      the real-scale recipes (26M model, GPU) on the full corpus (run `make data` first)
 #   make quality SCALE=...   the same, timed, with every stage evaluated and summarised in out/quality
@@ -27,6 +27,7 @@ PRETRAIN_ARGS ?=
 SFT_ARGS    ?=
 LORA_ARGS   ?=
 DPO_ARGS    ?=
+GRPO_ARGS   ?=
 
 BIN        := $(VENV)/bin
 COMPAT_BIN := $(COMPAT_VENV)/bin
@@ -42,7 +43,7 @@ LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: serve gguf bench-gguf pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
+.PHONY: grpo grpo-control serve gguf bench-gguf pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
         all push-data bench bench-gpu bench-wheels clean
 
 help:
@@ -152,18 +153,27 @@ pairs: lora
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
 	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter generated,$(DPO_PAIRS)),--train_files out/pairs/dpo.jsonl,) $(DPO_ARGS)
 
-# every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
-# (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
+# GRPO on the DPO model, rewarded by the project's own scores (recipes/*/grpo.yaml); its control run reads another
+# prompt's reference in the reference-based rewards, so a gain it shares is sharpening, not the reward
+grpo: dpo
+	$(LAUNCH) $(RECIPES)/grpo.yaml $(GRPO_ARGS)
+
+grpo-control: dpo
+	$(LAUNCH) $(RECIPES)/grpo.yaml --reward_control shuffled --output_dir out/grpo-control $(GRPO_ARGS)
+
+# every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA, DPO and GRPO (and
+# its control) on finance, DPO and GRPO on general text (so each stage's gain is visible); then one summary in out/quality
 EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,\
              $(if $(filter small,$(SCALE)),--limit 300 --batch-size 32,--limit 1000 --batch-size 64))
 EVAL      := $(RUN) $(BIN)/minimind eval
-eval: dpo
+eval: grpo grpo-control
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
 		--output out/eval/sft-general
 	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
-	$(EVAL) out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
+	$(EVAL) out/lora out/dpo out/grpo out/grpo-control --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
+	$(EVAL) out/dpo out/grpo out/grpo-control --test $(DATA_DIR)/sft.test.jsonl $(EVAL_ARGS) --output out/eval/general-rl
 	$(RUN) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
 		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
 
@@ -183,7 +193,7 @@ quality:
 	$(MAKE) all SCALE=$(SCALE) STARTED=$$(date +%s)
 
 all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
-	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
+	@echo "all stages done: out/{pretrain,sft,lora,dpo,grpo,grpo-control}, evaluations in out/eval, summary in out/quality/results.md"
 
 # the OpenAI-compatible server with the translation page at http://127.0.0.1:$(PORT)/ (make serve SERVE_MODEL=out/sft)
 SERVE_MODEL ?= out/dpo

@@ -34,6 +34,7 @@ _STAGE_WORDS = {
     "sft": "supervised fine-tuning on translation chats (loss on the assistant replies only)",
     "lora": "a LoRA adapter for finance-domain translation (PEFT)",
     "dpo": "direct preference optimisation of the SFT model with its LoRA adapter merged",
+    "grpo": "reinforcement learning on translation quality (GRPO), rewarded by the project's own scores",
 }
 _RECIPE_KEYS = (
     "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "num_train_epochs", "max_steps",
@@ -130,9 +131,14 @@ def _recipe_facts(stage_args, training_args) -> dict[str, Any]:
         lora = stage_args.lora
         recipe.update(lora_r=lora.lora_r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
                       lora_target_modules=list(lora.lora_target_modules))
-    if stage_args.stage != "dpo":
+    if stage_args.stage not in ("dpo", "grpo"):
         recipe.pop("beta", None)
         recipe.pop("loss_type", None)
+    if stage_args.stage == "grpo":
+        recipe.update(rewards=training_args.describe_rewards(), num_generations=training_args.num_generations,
+                      max_completion_length=training_args.max_completion_length,
+                      temperature=training_args.temperature)
+        recipe.pop("max_length", None)
     return recipe
 
 
@@ -161,7 +167,9 @@ def stage_facts(summary: dict[str, Any], stage_args, training_args, model, token
                      "train_loss": metrics.get("train_loss"), "validation_loss": metrics.get("eval_loss"),
                      "validation_perplexity": metrics.get("eval_perplexity"),
                      "dpo_reward_margin": metrics.get("eval_rewards/margins"),
-                     "dpo_reward_accuracy": metrics.get("eval_rewards/accuracies")},
+                     "dpo_reward_accuracy": metrics.get("eval_rewards/accuracies"),
+                     "grpo_reward": (summary.get("grpo") or {}).get("final_reward"),
+                     "grpo_zero_signal_share": (summary.get("grpo") or {}).get("zero_signal_share")},
         "tokenizer": tokenizer_facts(tokenizer),
         "created": time.strftime("%Y-%m-%d"),
         "evaluations": [],
@@ -318,7 +326,9 @@ def _section_recipe(facts: dict[str, Any]) -> list[str]:
                 ("training loss", training.get("train_loss")), ("validation loss", training.get("validation_loss")),
                 ("validation perplexity", training.get("validation_perplexity")),
                 ("DPO reward margin", training.get("dpo_reward_margin")),
-                ("DPO reward accuracy", training.get("dpo_reward_accuracy"))]
+                ("DPO reward accuracy", training.get("dpo_reward_accuracy")),
+                ("GRPO reward (last logged)", training.get("grpo_reward")),
+                ("GRPO groups without signal (share)", training.get("grpo_zero_signal_share"))]
     measured = [(k, v) for k, v in measured if v is not None]
     if measured:
         lines += ["", "## Training results (measured)", "", "| measure | value |", "|---|---:|"]
@@ -359,7 +369,7 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
                   f'tok = AutoTokenizer.from_pretrained("{base}")']
     else:
         lines += [f'model = AutoModelForCausalLM.from_pretrained("{repo}")', f'tok = AutoTokenizer.from_pretrained("{repo}")']
-    system = ', system="finance"' if facts.get("stage") in ("lora", "dpo") else ""
+    system = ', system="finance"' if facts.get("stage") in ("lora", "dpo", "grpo") else ""
     lines += ['ids = tok.apply_chat_template(translation_messages("The interest rate per period."'
               + (", system=minimind_hf.prompts.FINANCE_SYSTEM_PROMPT" if system else "") + "),",
               '                              add_generation_prompt=True, return_tensors="pt", return_dict=True)',
@@ -376,7 +386,7 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
               "", "### The translation prompt", "",
               "The model was taught to translate when asked like this (a user turn of the ChatML template):", "",
               "```text", TRANSLATION_PROMPTS[0].format(en="<English text>"), "```", "",
-              f"The finance adapter and DPO stages add this system turn (`system=\"finance\"`): *{FINANCE_SYSTEM_PROMPT}*"]
+              f"The finance adapter, DPO and GRPO stages add this system turn (`system=\"finance\"`): *{FINANCE_SYSTEM_PROMPT}*"]
     return lines
 
 

@@ -41,7 +41,8 @@ from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_d
 from .dpo import MiniMindDPOTrainer
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, wrap_with_lora
 from .model_card import write_stage_card
-from .plotting import plot_loss_curve
+from .plotting import plot_loss_curve, plot_reward_curve
+from .training.grpo import GRPOStageConfig, MiniMindGRPOTrainer, build_grpo_dataset, check_grpo_start
 from .prompts import parse_prompt_id, resolve_system_prompt
 from .recipe import checkpointing_argument_name, parse_recipe
 from .run_safety import RunGuard, exit_status, load_finished
@@ -76,7 +77,7 @@ __all__ = [
 class RunArguments:
     """Which stage, at which precision, and the runner's guards."""
 
-    stage: str = field(metadata={"help": "one of pretrain, sft, lora, dpo"})
+    stage: str = field(metadata={"help": "one of pretrain, sft, lora, dpo, grpo"})
     precision: str = field(default="auto", metadata={"help": "auto (bf16 where supported), bf16, fp16 or fp32"})
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
@@ -267,6 +268,12 @@ class StageDPOTrainer(_StageTrainerMixin, MiniMindDPOTrainer):
     reports_perplexity = False
 
 
+class StageGRPOTrainer(_StageTrainerMixin, MiniMindGRPOTrainer):
+    """The project's GRPO trainer (rewards from the recipe) with the shared guards."""
+
+    reports_perplexity = False
+
+
 # --------------------------------------------------------------------------------- the stage table
 
 
@@ -295,6 +302,14 @@ def _preference_data(stage_args: StageArguments, training_args: DPOConfig, token
     return build_dpo_dataset(data.train_files, data.validation_files,
                              system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
                              **_common(stage_args, training_args))
+
+
+def _prompt_data(stage_args: StageArguments, training_args: GRPOStageConfig, tokenizer) -> BuiltDataset:
+    data = stage_args.data
+    return build_grpo_dataset(data.train_files, data.validation_files,
+                              system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
+                              max_prompts_per_file=training_args.max_prompts_per_file,
+                              **_common(stage_args, training_args))
 
 
 def _packed_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -338,6 +353,7 @@ STAGES: dict[str, Stage] = {
     "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded),
     "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora),
     "dpo": Stage(DPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded),
+    "grpo": Stage(GRPOStageConfig, _prompt_data, None, StageGRPOTrainer, _as_loaded),
 }
 
 
@@ -352,6 +368,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
         return STAGES[stage].arguments if stage in STAGES else TrainingArguments
 
     run_args, data_args, model_args, lora_args, training_args = parse_recipe(argv, ARGUMENT_GROUPS, arguments_class)
+    if run_args.stage == "grpo":
+        check_grpo_start(model_args.adapter_name_or_path, training_args)
     return StageArguments(run_args, data_args, model_args, lora_args), training_args
 
 
@@ -508,6 +526,11 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
         save_tokenizer(tokenizer, output_dir)
         plot = plot_loss_curve(trainer.state.log_history, output_dir / "loss_curve.png",
                                title=f"{name}: {output_dir.name}")
+        extra = trainer.stage_summary() if hasattr(trainer, "stage_summary") else {}
+        if name == "grpo":
+            rewards = plot_reward_curve(trainer.state.log_history, output_dir / "reward_curve.png",
+                                        title=f"{name}: {output_dir.name}")
+            extra["grpo"]["reward_curve"] = str(rewards) if rewards else None
         summary = {
             "stage": name,
             "output_dir": str(output_dir),
@@ -519,6 +542,7 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "data": data_stats,
             "loss_curve": str(plot) if plot else None,
+            **extra,
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
         write_stage_card(summary, stage_args, training_args, trainer.model, tokenizer)

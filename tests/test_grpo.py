@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,3 +249,91 @@ def test_constant_control_teaches_nothing(tmp_path, tokenizer, tiny_model, split
     trainer.train()
     assert trainer.signal_counts() == {"groups_seen": 2, "zero_signal_groups": 2, "zero_signal_share": 1.0}
     assert all(torch.equal(before[n], p) for n, p in tiny_model.named_parameters())
+
+
+# ------------------------------------------------------------------------------------------------ the stage
+
+STAGE_DATA = Path(__file__).resolve().parent / "fixtures" / "train"
+
+
+def stage_args(start, out, *extra):
+    from minimind_hf.train import parse_args
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "grpo.yaml"
+    return parse_args([str(recipe), "--model_name_or_path", str(start), "--output_dir", str(out),
+                       "--train_files", str(STAGE_DATA / "lora.jsonl"), str(STAGE_DATA / "sft.jsonl"),
+                       "--validation_files", str(STAGE_DATA / "lora.validation.jsonl"), "--max_eval_samples", "2",
+                       "--max_steps", "2", "--save_steps", "1", "--logging_steps", "1", "--warmup_steps", "0",
+                       "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
+                       "--num_generations", "2", "--max_completion_length", "8", "--reward_semantic", "0",
+                       "--learning_rate", "1e-2", "--save_total_limit", "2", "--report_to", "none", *extra])
+
+
+def test_grpo_stage_runs_resumes_and_saves_a_loadable_model(saved_tiny, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from minimind_hf.train import COMPLETE_MARKER, run
+
+    out = tmp_path / "grpo"
+    summary = run(*stage_args(saved_tiny, out))
+    grpo = summary["grpo"]
+    assert summary["stage"] == "grpo" and summary["global_step"] == 2
+    assert grpo["rewards"] == "1 x chrf_reward + 0.5 x script_reward + 1 x health_reward"
+    assert grpo["groups_seen"] == 4 and 0 <= grpo["zero_signal_groups"] <= 4
+    assert set(grpo["step_time_s"]) == {"total", "generate", "reward", "rollout", "update"}
+    assert "eval_reward" in summary["metrics"]  # the held-out reward, measured once at the end
+    assert (out / "reward_curve.png").exists() and json.loads((out / COMPLETE_MARKER).read_text())["grpo"]
+    card = (out / "README.md").read_text()
+    assert "chrf_reward" in card and "GRPO" in card
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.generate(torch.tensor([[1, 5]]), max_new_tokens=2, do_sample=False).shape == (1, 4)
+
+    # an interrupted run resumes from its checkpoint, counting on from the saved counts
+    for name in (COMPLETE_MARKER, "model.safetensors"):
+        (out / name).unlink()
+    shutil.rmtree(out / "checkpoint-2")
+    resumed = run(*stage_args(saved_tiny, out))
+    assert resumed["resumed_from"].endswith("checkpoint-1") and resumed["global_step"] == 2
+    assert resumed["grpo"]["groups_seen"] == 4
+
+
+def test_grpo_stage_refuses_a_kl_reference_it_would_load_wrong(saved_tiny, tmp_path):
+    with pytest.raises(ValueError, match="without the adapter .* merged in"):
+        stage_args(saved_tiny, tmp_path / "grpo", "--beta", "0.04", "--adapter_name_or_path", "out/lora")
+    stage_args(saved_tiny, tmp_path / "grpo", "--beta", "0.04")  # a saved start model: TRL reloads the right one
+
+
+# ------------------------------------------------------------------------------------------------ reports
+
+
+HISTORY = [{"step": 2, "reward": 0.1, "rewards/chrf_reward/mean": 0.05, "rewards/chrf_reward/std": 0.01, "loss": 0.0},
+           {"step": 4, "reward": 0.3, "rewards/chrf_reward/mean": 0.15, "eval_reward": 0.2}]
+
+
+def test_reward_curve_plots_the_total_each_reward_and_the_held_out_reward(tmp_path):
+    from minimind_hf.plotting import plot_reward_curve, reward_points
+
+    points = reward_points(HISTORY)
+    assert points == {"reward": [(2, 0.1), (4, 0.3)], "chrf_reward": [(2, 0.05), (4, 0.15)], "eval_reward": [(4, 0.2)]}
+    assert plot_reward_curve(HISTORY, tmp_path / "r.png").exists()
+    assert plot_reward_curve([{"step": 1, "loss": 1.0}], tmp_path / "none.png") is None
+
+
+def test_quality_summary_reports_the_grpo_runs(tmp_path):
+    from minimind_hf.evaluation.summary import summarise
+
+    for stage, share in (("grpo", 0.25), ("grpo-control", 0.5)):
+        folder = tmp_path / stage
+        (folder / "checkpoint-4").mkdir(parents=True)
+        (folder / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"log_history": HISTORY}))
+        (folder / "stage_complete.json").write_text(json.dumps({
+            "stage": "grpo", "global_step": 4, "wall_time_s": 60, "metrics": {},
+            "grpo": {"rewards": "1 x chrf_reward", "final_reward": 0.3, "groups_seen": 8,
+                     "zero_signal_groups": int(8 * share), "zero_signal_share": share,
+                     "step_time_s": {"total": 2.0, "generate": 1.5, "reward": 0.1, "update": 0.4}}}))
+    summary = summarise(tmp_path, tmp_path / "quality")
+    assert list(summary["stages"]) == ["grpo", "grpo-control"]
+    text = (tmp_path / "quality" / "results.md").read_text()
+    assert "grpo: rewards 1 x chrf_reward; last logged reward 0.300; 2 of 8 groups without signal (25.0%)" in text
+    assert "grpo-control:" in text and "generation 1.50 s" in text
+    assert (tmp_path / "quality" / "loss_curves.png").exists()

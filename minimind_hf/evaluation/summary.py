@@ -6,7 +6,9 @@ reads what the stages and evaluations left under the run folder — ``<stage>/st
 time, losses, data), ``eval/<name>/eval.json`` (one evaluation each), ``pairs/dpo.report.json`` (the
 preference pairs) — and writes one table per test set with every stage's scores next to the floors,
 the course bars, the wall time of each step and of the whole run, the device and the date; plus a bar
-chart per test set and the loss curves of all stages in one figure.
+chart per test set and the loss curves of all stages in one figure (GRPO's: its reward and chrF reward).
+The GRPO runs (``grpo`` and its control, ``grpo-control``) also get a line each: their rewards, the share of
+groups that carried no signal, and where a step's wall time went.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch
 
 from .report import COURSE_BARS, course_bars_table
 
-STAGES = ("pretrain", "sft", "lora", "dpo")
+STAGES = ("pretrain", "sft", "lora", "dpo", "grpo", "grpo-control")
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -78,6 +80,15 @@ def results_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"| {stage} | {info.get('global_step')} | {info.get('wall_time_s', 0) / 60:.1f} min | "
                      f"{_fmt(metrics.get('eval_loss'), '.3f')} | {_fmt(metrics.get('eval_perplexity'), '.1f')} | "
                      f"{files} |")
+    for stage, info in summary["stages"].items():
+        grpo = info.get("grpo")
+        if grpo:
+            timing = grpo.get("step_time_s") or {}
+            lines += ["", f"{stage}: rewards {grpo.get('rewards')}; last logged reward {_fmt(grpo.get('final_reward'), '.3f')}; "
+                          f"{grpo.get('zero_signal_groups')} of {grpo.get('groups_seen')} groups without signal "
+                          f"({_fmt(100 * grpo['zero_signal_share'] if grpo.get('zero_signal_share') is not None else None, '.1f')}%); "
+                          f"a step took {_fmt(timing.get('total'))} s: generation {_fmt(timing.get('generate'))} s, "
+                          f"rewards {_fmt(timing.get('reward'))} s, update {_fmt(timing.get('update'))} s."]
     pairs = summary.get("pairs")
     if pairs:
         lines += ["", f"DPO pairs: {pairs['kept']} of {pairs['sources']} sources kept "
@@ -141,7 +152,8 @@ def plot_tests(summary: dict[str, Any], out_dir: Path) -> list[Path]:
 
 
 def plot_losses(run_dir: Path, path: Path) -> Path | None:
-    """Training and validation loss of every stage, side by side, from each checkpoint's trainer state."""
+    """Training and validation loss of every stage, side by side, from each checkpoint's trainer state (for
+    GRPO, whose loss says little, the total reward and the chrF reward)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -158,10 +170,12 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     FigureCanvasAgg(fig)
     for i, (stage, history) in enumerate(histories.items(), 1):
         ax = fig.add_subplot(1, len(histories), i)
-        for key, style in (("loss", "-"), ("eval_loss", "o-")):
+        keys = (("reward", "-"), ("rewards/chrf_reward/mean", "-"), ("rewards/chrf_shuffled_reward/mean", "-"),
+                ("eval_reward", "o-")) if stage.startswith("grpo") else (("loss", "-"), ("eval_loss", "o-"))
+        for key, style in keys:
             points = [(h["step"], h[key]) for h in history if key in h]
             if points:
-                ax.plot(*zip(*points), style, ms=3, label=key.replace("_", " "))
+                ax.plot(*zip(*points), style, ms=3, label=key.removeprefix("rewards/").replace("_", " "))
         ax.set_title(stage)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

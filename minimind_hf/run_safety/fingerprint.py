@@ -30,6 +30,10 @@ TRAINING_KEYS = (
     "adam_epsilon", "max_grad_norm", "optim", "seed", "data_seed", "bf16", "fp16", "max_length",
     "max_prompt_length", "beta", "loss_type", "label_smoothing", "precompute_ref_log_probs",
     "max_steps", "num_train_epochs",
+    # GRPO: what is sampled and how it is rewarded
+    "num_generations", "max_completion_length", "temperature", "top_p", "top_k", "num_iterations", "epsilon",
+    "scale_rewards", "steps_per_generation", "generation_batch_size", "reward_chrf", "reward_semantic",
+    "reward_script", "reward_health", "reference_free_reward", "reward_control", "max_prompts_per_file",
 )
 """Training-argument fields recorded when the stage's arguments class has them (DPO's ``beta`` ...)."""
 

@@ -54,6 +54,7 @@ __all__ = [
     "HeldOutFileError",
     "MiniMindGRPOTrainer",
     "build_grpo_dataset",
+    "check_grpo_start",
     "is_held_out_file",
 ]
 
@@ -115,6 +116,16 @@ class GRPOStageConfig(GRPOConfig):
         funcs, weights = self.reward_setup()
         words = " + ".join(f"{w:g} x {f.__name__}" for f, w in zip(funcs, weights, strict=True))
         return words + (f" (control: {self.reward_control})" if self.reward_control != "none" else "")
+
+
+def check_grpo_start(adapter_name_or_path: str | None, args: GRPOConfig) -> None:
+    """Refuse a KL term (``beta > 0``) on a start model with a merged adapter: TRL builds the KL reference by
+    loading the policy's path again, which holds the model WITHOUT the adapter, so the penalty would pull towards
+    the wrong model."""
+    if args.beta != 0.0 and adapter_name_or_path:
+        raise ValueError(f"stage grpo: beta {args.beta} needs a reference model, and TRL would load it without the "
+                         f"adapter {adapter_name_or_path} merged in; start from a saved model (the DPO output, say) "
+                         "or keep beta: 0")
 
 
 # ---------------------------------------------------------------------------------------------- dataset
@@ -268,3 +279,29 @@ class MiniMindGRPOTrainer(GRPOTrainer):
         share = self.zero_signal_groups / self.groups_seen if self.groups_seen else None
         return {"groups_seen": self.groups_seen, "zero_signal_groups": self.zero_signal_groups,
                 "zero_signal_share": share}
+
+    def stage_summary(self) -> dict[str, Any]:
+        """What the stage runner adds to ``stage_complete.json`` under ``grpo``: the rewards, the signal counts,
+        the last logged reward, entropy and completion length, and the mean wall time of a step split into
+        generation, rewards and update (seconds)."""
+        train_logs = [entry for entry in self.state.log_history if "reward" in entry]
+
+        def mean(key: str) -> float | None:
+            values = [entry[key] for entry in train_logs if isinstance(entry.get(key), (int, float))]
+            return sum(values) / len(values) if values else None
+
+        last = train_logs[-1] if train_logs else {}
+        rewards = (self.args.describe_rewards() if isinstance(self.args, GRPOStageConfig)
+                   else ", ".join(self.reward_func_names))
+        return {"grpo": {
+            "rewards": rewards,
+            **self.signal_counts(),
+            "final_reward": last.get("reward"),
+            "final_entropy": last.get("entropy"),
+            "final_mean_completion_length": last.get("completions/mean_length"),
+            "first_reward": train_logs[0].get("reward") if train_logs else None,
+            "first_entropy": train_logs[0].get("entropy") if train_logs else None,
+            "step_time_s": {"total": mean("step_time"), "generate": mean("time/generate_s"),
+                            "reward": mean("time/reward_s"), "rollout": mean("time/rollout_s"),
+                            "update": mean("time/update_s")},
+        }}
