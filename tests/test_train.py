@@ -199,11 +199,12 @@ def test_the_stage_table_decides_every_difference():
     from minimind_hf import lora
     from minimind_hf.train import STAGES, ChatTrainingArguments, LoraArguments
 
-    assert list(STAGES) == ["pretrain", "sft", "lora", "dpo"]
+    assert list(STAGES) == ["pretrain", "sft", "lora", "dpo", "grpo"]
     assert STAGES["pretrain"].arguments is TrainingArguments and STAGES["dpo"].arguments is DPOConfig
     assert STAGES["sft"].arguments is STAGES["lora"].arguments is ChatTrainingArguments
     assert STAGES["dpo"].trainer.reports_perplexity is False and STAGES["sft"].trainer.reports_perplexity is True
-    assert STAGES["dpo"].collator is None
+    assert STAGES["dpo"].collator is None and STAGES["grpo"].collator is None
+    assert STAGES["grpo"].trainer.reports_perplexity is False
     defaults = LoraArguments()
     assert (defaults.lora_r, defaults.lora_alpha, defaults.lora_dropout) == (
         lora.DEFAULT_R, lora.DEFAULT_ALPHA, lora.DEFAULT_DROPOUT)
