@@ -295,6 +295,12 @@ def test_grpo_stage_runs_resumes_and_saves_a_loadable_model(saved_tiny, tmp_path
     resumed = run(*stage_args(saved_tiny, out))
     assert resumed["resumed_from"].endswith("checkpoint-1") and resumed["global_step"] == 2
     assert resumed["grpo"]["groups_seen"] == 4
+    # the rewards are part of the run's recipe: other weights or the control in the same folder are refused
+    from minimind_hf.run_safety import RunRefused
+
+    for change in (["--reward_chrf", "0.5"], ["--reward_control", "shuffled"]):
+        with pytest.raises(RunRefused, match=change[0].lstrip("-")):
+            run(*stage_args(saved_tiny, out, *change))
 
 
 def test_grpo_stage_refuses_a_kl_reference_it_would_load_wrong(saved_tiny, tmp_path):
