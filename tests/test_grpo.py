@@ -343,3 +343,17 @@ def test_quality_summary_reports_the_grpo_runs(tmp_path):
     assert "grpo: rewards 1 x chrf_reward; last logged reward 0.300; 2 of 8 groups without signal (25.0%)" in text
     assert "grpo-control:" in text and "generation 1.50 s" in text
     assert (tmp_path / "quality" / "loss_curves.png").exists()
+
+
+def test_generation_pads_prompts_on_the_left(tmp_path, tokenizer, tiny_model, split_files):
+    """A batch of prompts of different lengths generates what each prompt generates alone (top_k 1: greedy)."""
+    finance, _, _, _ = split_files
+    dataset, _ = build_grpo_dataset([finance])
+    trainer = MiniMindGRPOTrainer(tiny_model, args=grpo_args(tmp_path, top_k=1, max_completion_length=6),
+                                  train_dataset=dataset["train"], processing_class=tokenizer)
+    short = translation_messages("Tax")
+    long = translation_messages("The net present value of an investment based on periodic cash flows", system="x")
+    prompt_ids, together = trainer._generate([short, long])[:2]
+    assert len(prompt_ids[0]) < len(prompt_ids[1])
+    alone = [trainer._generate([prompt])[1][0] for prompt in (short, long)]
+    assert together == alone
