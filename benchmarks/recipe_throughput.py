@@ -1,11 +1,11 @@
-"""Tokens per second of each CPU recipe as the stage runner trains it: pretrain, SFT, LoRA and DPO.
+"""Tokens per second of each CPU recipe as the stage runner trains it: pretrain, SFT, LoRA, DPO and GRPO.
 
     python benchmarks/recipe_throughput.py                                # recipes/tiny/*.yaml, 30 steps each
     python benchmarks/recipe_throughput.py --scale small --steps 20       # recipes/small/*.yaml (needs make data)
     python benchmarks/recipe_throughput.py --recipes recipes/small/sft.yaml -- --precision fp32
     python benchmarks/recipe_throughput.py --quick                        # a few steps of each tiny recipe
 
-Each recipe runs through ``minimind_hf.train.run`` exactly as written (model, batch, sequence length, precision,
+Each recipe runs through ``minimind_hf.training.runner.run`` exactly as written (model, batch, sequence length, precision,
 data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first ``--warmup`` steps
 are left out. A forward pre-hook on the trained model counts the tokens of every training forward: all
 positions (what the matmuls see, padding included) and the real ones (attention mask set). DPO's forward holds
@@ -13,8 +13,9 @@ the chosen and the rejected reply of each pair. The stage's own time at the reci
 from the measured seconds per step (evaluation and checkpoints not included).
 
 Each stage starts from what the stage before it trained in the same run (SFT from the pretrained model, LoRA
-from the SFT one, DPO from SFT with the LoRA adapter merged): the speed of a step does not depend on how well
-trained the weights are. A recipe benchmarked on its own starts from the paths it names.
+from the SFT one, DPO from SFT with the LoRA adapter merged, GRPO from the DPO one): the speed of a step does not
+depend on how well trained the weights are, except GRPO's, whose completions stop when the model ends them. GRPO's
+generation runs without gradients, so its tokens are not counted: its figure is the update's. A recipe benchmarked on its own starts from the paths it names.
 """
 
 from __future__ import annotations
@@ -35,9 +36,8 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
-from minimind_hf import train as stage_runner  # noqa: E402
-
-STAGES = ("pretrain", "sft", "lora", "dpo")
+from minimind_hf.data.layout import STAGE_NAMES  # noqa: E402
+from minimind_hf.training import runner as stage_runner  # noqa: E402
 
 
 class TokenClock(TrainerCallback):
@@ -89,9 +89,9 @@ class TokenClock(TrainerCallback):
 
 
 def _start_from(stage: str, outputs: dict[str, Path], overrides: list[str]) -> list[str]:
-    """SFT and LoRA start from this run's SFT/pretrain output, DPO from its SFT model and LoRA adapter; a recipe
-    run on its own keeps the paths it names."""
-    start = {"sft": ("pretrain", None), "lora": ("sft", None), "dpo": ("sft", "lora")}.get(stage)
+    """SFT and LoRA start from this run's SFT/pretrain output, DPO from its SFT model and LoRA adapter, GRPO from its
+    DPO model; a recipe run on its own keeps the paths it names."""
+    start = {"sft": ("pretrain", None), "lora": ("sft", None), "dpo": ("sft", "lora"), "grpo": ("dpo", None)}.get(stage)
     if start is None or start[0] not in outputs or "--model_name_or_path" in overrides:
         return []
     model, adapter = start
@@ -170,13 +170,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", default=None, help="write the figures here")
     args, overrides = parser.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
-    recipes = args.recipes or [str(ROOT / "recipes" / args.scale / f"{stage}.yaml") for stage in STAGES]
+    recipes = args.recipes or [str(ROOT / "recipes" / args.scale / f"{stage}.yaml") for stage in STAGE_NAMES]
     if args.quick:
         args.steps, args.warmup = 6, 2
         overrides = ["--preset", "tiny", "--max_eval_samples", "8", "--per_device_train_batch_size", "4", *overrides]
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.getLogger("minimind_hf.train").setLevel(logging.WARNING)
+    logging.getLogger("minimind_hf.training").setLevel(logging.WARNING)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
     print(describe(info))
     results, outputs = [], {}

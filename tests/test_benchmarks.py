@@ -101,6 +101,7 @@ def test_recipe_throughput_chains_each_stage_to_the_one_before():
     assert recipe_throughput._start_from("pretrain", outputs, []) == []
     assert recipe_throughput._start_from("sft", outputs, []) == ["--model_name_or_path", "p"]
     assert recipe_throughput._start_from("dpo", outputs, []) == ["--model_name_or_path", "s", "--adapter_name_or_path", "l"]
+    assert recipe_throughput._start_from("grpo", {**outputs, "dpo": Path("d")}, []) == ["--model_name_or_path", "d"]
     assert recipe_throughput._start_from("lora", {}, []) == []  # on its own: the recipe's own paths
     assert recipe_throughput._start_from("sft", outputs, ["--model_name_or_path", "x"]) == []
 

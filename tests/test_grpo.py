@@ -188,7 +188,7 @@ def test_builder_samples_each_file(split_files):
 
 def cpu_settings(tmp_path, **overrides) -> dict:
     """What the recipe parser sets on a CPU (TRL's configs default to bf16 and checkpointing on)."""
-    from minimind_hf.recipe import checkpointing_argument_name
+    from minimind_hf.training.recipe import checkpointing_argument_name
 
     settings = {"output_dir": str(tmp_path / "grpo"), "bf16": False, "use_cpu": True, "num_generations": 2,
                 "per_device_train_batch_size": 2, checkpointing_argument_name(GRPOStageConfig): False}
@@ -257,7 +257,7 @@ STAGE_DATA = Path(__file__).resolve().parent / "fixtures" / "train"
 
 
 def stage_args(start, out, *extra):
-    from minimind_hf.train import parse_args
+    from minimind_hf.training.runner import parse_args
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "grpo.yaml"
     return parse_args([str(recipe), "--model_name_or_path", str(start), "--output_dir", str(out),
@@ -272,7 +272,8 @@ def stage_args(start, out, *extra):
 def test_grpo_stage_runs_resumes_and_saves_a_loadable_model(saved_tiny, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from minimind_hf.train import COMPLETE_MARKER, run
+    from minimind_hf.data.layout import COMPLETE_MARKER
+    from minimind_hf.training.runner import run
 
     out = tmp_path / "grpo"
     summary = run(*stage_args(saved_tiny, out))
@@ -296,7 +297,7 @@ def test_grpo_stage_runs_resumes_and_saves_a_loadable_model(saved_tiny, tmp_path
     assert resumed["resumed_from"].endswith("checkpoint-1") and resumed["global_step"] == 2
     assert resumed["grpo"]["groups_seen"] == 4
     # the rewards are part of the run's recipe: other weights or the control in the same folder are refused
-    from minimind_hf.run_safety import RunRefused
+    from minimind_hf.training.safety import RunRefused
 
     for change in (["--reward_chrf", "0.5"], ["--reward_control", "shuffled"]):
         with pytest.raises(RunRefused, match=change[0].lstrip("-")):
@@ -317,7 +318,7 @@ HISTORY = [{"step": 2, "reward": 0.1, "rewards/chrf_reward/mean": 0.05, "rewards
 
 
 def test_reward_curve_plots_the_total_each_reward_and_the_held_out_reward(tmp_path):
-    from minimind_hf.plotting import plot_reward_curve, reward_points
+    from minimind_hf.training.plotting import plot_reward_curve, reward_points
 
     points = reward_points(HISTORY)
     assert points == {"reward": [(2, 0.1), (4, 0.3)], "chrf_reward": [(2, 0.05), (4, 0.15)], "eval_reward": [(4, 0.2)]}

@@ -22,9 +22,11 @@ from typing import Any
 
 import torch
 
+from ..data.layout import COMPLETE_MARKER, CONTROL_RUNS, STAGE_NAMES
 from .report import COURSE_BARS, course_bars_table
 
-STAGES = ("pretrain", "sft", "lora", "dpo", "grpo", "grpo-control")
+#: The run folders summarised: every stage's, then the control runs beside them.
+RUN_FOLDERS: tuple[str, ...] = STAGE_NAMES + CONTROL_RUNS
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -41,7 +43,7 @@ def device_name() -> str:
 
 
 def collect(run_dir: Path) -> dict[str, Any]:
-    stages = {s: _read(run_dir / s / "stage_complete.json") for s in STAGES}
+    stages = {s: _read(run_dir / s / COMPLETE_MARKER) for s in RUN_FOLDERS}
     evaluations = {}
     for path in sorted((run_dir / "eval").glob("**/eval.json")):
         result = _read(path)
@@ -158,7 +160,7 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     histories = {}
-    for stage in STAGES:
+    for stage in RUN_FOLDERS:
         states = sorted((run_dir / stage).glob("checkpoint-*/trainer_state.json"),
                         key=lambda p: int(p.parent.name.split("-")[-1]))
         state = _read(states[-1]) if states else None
