@@ -115,3 +115,14 @@ def test_recipe_throughput_projects_an_epoch_recipe_from_its_data_loader():
     assert recipe_throughput._recipe_steps(written, batches_per_epoch=10) == 6  # 2 epochs x ceil(10 / 4)
     assert recipe_throughput._recipe_steps(written, batches_per_epoch=None) is None  # shown as "-", not negative
     assert recipe_throughput._recipe_steps(types.SimpleNamespace(max_steps=300), batches_per_epoch=None) == 300
+
+
+def test_paired_chrf_interval_holds_zero_for_a_copy_and_not_for_a_clear_gain():
+    import paired_chrf
+
+    refs = ["開啟檔案", "儲存文件", "利率", "淨現值", "關閉視窗", "新增帳戶"] * 5
+    worse = ["開", "儲", "x", "淨", "關", "新"] * 5
+    base, other, low, high = paired_chrf.paired_bootstrap(worse, list(worse), refs, samples=200)
+    assert base == other and low == high == 0.0
+    base, other, low, high = paired_chrf.paired_bootstrap(worse, refs, refs, samples=200)
+    assert other == 100.0 and other > base and low > 0
