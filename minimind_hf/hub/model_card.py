@@ -28,12 +28,6 @@ from ..data.layout import CARD_FACTS, CARD_FILE, COMPLETE_MARKER, DATA_CARDS
 
 CODE_LICENSE = "apache-2.0"
 
-_STAGE_WORDS = {
-    "pretrain": "pretrained from scratch (next-token prediction on packed documents)",
-    "sft": "supervised fine-tuning on translation chats (loss on the assistant replies only)",
-    "lora": "a LoRA adapter for finance-domain translation (PEFT)",
-    "dpo": "direct preference optimisation of the SFT model with its LoRA adapter merged",
-}
 _RECIPE_KEYS = (
     "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "num_train_epochs", "max_steps",
     "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "max_grad_norm", "seed",
@@ -116,27 +110,19 @@ def _data_facts(stage_args, stats: dict[str, Any]) -> dict[str, Any]:
             "licences": data_licences(list(data.train_files) + list(data.validation_files or []))}
 
 
-def _recipe_facts(stage_args, training_args) -> dict[str, Any]:
+def _recipe_facts(stage, stage_args, training_args) -> dict[str, Any]:
+    """The training arguments the stage's class has (a pretraining run has no ``max_length``, only DPO a ``beta``),
+    the precision it ran at, and the stage's own settings (:attr:`Stage.recorded`)."""
     recipe = {k: getattr(training_args, k) for k in _RECIPE_KEYS if hasattr(training_args, k)}
     recipe = {k: (v.value if hasattr(v, "value") else v) for k, v in recipe.items()}
     ran, asked = training_args.ran_precision, training_args.precision
     precision = ran if asked == ran else f"{ran} ({asked})"  # "bf16 (auto)"
-    recipe.update(precision=precision, world_size=training_args.world_size)
-    if stage_args.stage == "pretrain":
-        recipe["block_size"] = stage_args.data.block_size
-        recipe.pop("max_length", None)
-    if stage_args.stage == "lora":
-        lora = stage_args.lora
-        recipe.update(lora_r=lora.lora_r, lora_alpha=lora.lora_alpha, lora_dropout=lora.lora_dropout,
-                      lora_target_modules=list(lora.lora_target_modules))
-    if stage_args.stage != "dpo":
-        recipe.pop("beta", None)
-        recipe.pop("loss_type", None)
+    recipe.update(precision=precision, world_size=training_args.world_size, **stage.recorded(stage_args))
     return recipe
 
 
-def stage_facts(summary: dict[str, Any], stage_args, training_args, model, tokenizer) -> dict[str, Any]:
-    """The facts a finished stage knows (see the module doc)."""
+def stage_facts(summary: dict[str, Any], stage, stage_args, training_args, model, tokenizer) -> dict[str, Any]:
+    """The facts a finished stage knows (see the module doc); ``stage`` is its row of the stage table."""
     base = getattr(model, "get_base_model", lambda: model)()
     config = base.config
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -147,6 +133,8 @@ def stage_facts(summary: dict[str, Any], stage_args, training_args, model, token
         "name": Path(training_args.output_dir).name,
         "kind": "peft-adapter" if is_adapter else "model",
         "stage": stage_args.stage,
+        "stage_description": stage.description,
+        "use_system_prompt": stage.use_system_prompt,
         "parent": stage_args.model.model_name_or_path,
         "parent_on_hub": is_hub_id(stage_args.model.model_name_or_path),
         "merged_adapter": stage_args.model.adapter_name_or_path,
@@ -155,7 +143,7 @@ def stage_facts(summary: dict[str, Any], stage_args, training_args, model, token
         "adapter_parameters": trainable if is_adapter else None,
         "architecture": architecture_facts(config),
         "data": _data_facts(stage_args, summary.get("data") or {}),
-        "recipe": _recipe_facts(stage_args, training_args),
+        "recipe": _recipe_facts(stage, stage_args, training_args),
         "training": {"global_step": summary.get("global_step"), "wall_time_s": summary.get("wall_time_s"),
                      "train_loss": metrics.get("train_loss"), "validation_loss": metrics.get("eval_loss"),
                      "validation_perplexity": metrics.get("eval_perplexity"),
@@ -278,12 +266,12 @@ def _section_model(facts: dict[str, Any]) -> list[str]:
 def _section_stage(facts: dict[str, Any]) -> list[str]:
     stage = facts.get("stage")
     lines = ["", "## Stage", ""]
-    lines.append(f"**{stage}**: {_STAGE_WORDS.get(stage, 'a MiniMind checkpoint')}." if stage else
+    lines.append(f"**{stage}**: {facts.get('stage_description') or 'a MiniMind checkpoint'}." if stage else
                  "Not recorded (this checkpoint was not saved by the stage runner).")
     if facts.get("parent"):
         lines.append(f"Started from `{facts['parent']}`" + (f", with the adapter `{facts['merged_adapter']}` merged"
                                                             if facts.get("merged_adapter") else "") + ".")
-    elif stage == "pretrain":
+    elif "stage_description" in facts:  # saved by the runner with no start model
         lines.append("Started from randomly initialised weights.")
     return lines
 
@@ -358,7 +346,7 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
                   f'tok = AutoTokenizer.from_pretrained("{base}")']
     else:
         lines += [f'model = AutoModelForCausalLM.from_pretrained("{repo}")', f'tok = AutoTokenizer.from_pretrained("{repo}")']
-    system = ', system="finance"' if facts.get("stage") in ("lora", "dpo") else ""
+    system = facts.get("use_system_prompt")
     lines += ['ids = tok.apply_chat_template(translation_messages("The interest rate per period."'
               + (", system=minimind_hf.prompts.FINANCE_SYSTEM_PROMPT" if system else "") + "),",
               '                              add_generation_prompt=True, return_tensors="pt", return_dict=True)',
@@ -422,9 +410,9 @@ def write_card(path: str | os.PathLike[str], facts: dict[str, Any]) -> Path:
     return readme
 
 
-def write_stage_card(summary: dict[str, Any], stage_args, training_args, model, tokenizer) -> Path:
+def write_stage_card(summary: dict[str, Any], stage, stage_args, training_args, model, tokenizer) -> Path:
     """The stage runner's hook: the card of the model a stage just saved in ``training_args.output_dir``."""
-    return write_card(training_args.output_dir, stage_facts(summary, stage_args, training_args, model, tokenizer))
+    return write_card(training_args.output_dir, stage_facts(summary, stage, stage_args, training_args, model, tokenizer))
 
 
 def evaluation_facts(result: dict[str, Any]) -> dict[str, Any]:

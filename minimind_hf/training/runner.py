@@ -225,7 +225,7 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "loss_curve": str(plot) if plot else None,
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
-        write_stage_card(summary, stage_args, training_args, trainer.model, tokenizer)
+        write_stage_card(summary, stage, stage_args, training_args, trainer.model, tokenizer)
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
     return summary
 

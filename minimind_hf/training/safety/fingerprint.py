@@ -146,8 +146,10 @@ def recipe_of(stage_args: Any, training_args: Any, world_size: int, previous: di
         "training": {key: _plain(getattr(training_args, key)) for key in TRAINING_KEYS if hasattr(training_args, key)},
         "world_size": world_size,
     }
-    if stage_args.stage == "lora":
-        recipe["lora"] = {key: _plain(value) for key, value in vars(stage_args.lora).items()}
+    from ..stages import STAGES
+
+    for group in STAGES[stage_args.stage].argument_groups:  # LoRA's adapter settings
+        recipe[group] = {key: _plain(value) for key, value in vars(getattr(stage_args, group)).items()}
     return recipe
 
 
