@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 SCALES = ("tiny", "small", "full")
 SHORT = ["--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1",
-         "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2", "--gradient_accumulation_steps", "1",
-         "--max_eval_samples", "4", "--report_to", "none"]
+         "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
+         "--gradient_accumulation_steps", "1", "--max_eval_samples", "4", "--report_to", "none"]
 
 
 def committed_recipes() -> list[Path]:

@@ -62,7 +62,8 @@ def architecture_facts(config) -> dict[str, Any]:
         "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
         "vocab_size", "max_position_embeddings", "rope_theta", "use_moe")}
     if getattr(config, "use_moe", False):
-        facts.update({k: getattr(config, k, None) for k in ("n_routed_experts", "n_shared_experts", "num_experts_per_tok")})
+        experts = ("n_routed_experts", "n_shared_experts", "num_experts_per_tok")
+        facts.update({k: getattr(config, k, None) for k in experts})
     if getattr(config, "rope_yarn", None):
         facts["rope_yarn"] = config.rope_yarn
     return facts
@@ -218,7 +219,8 @@ def _eval_results(facts: dict[str, Any]):
             dataset = ev.get("validation_name") if metric_type == "perplexity" else ev.get("test_name")
             results.append(EvalResult(
                 task_type="translation" if metric_type != "perplexity" else "text-generation",
-                task_name="English to Traditional Chinese (zh-TW)" if metric_type != "perplexity" else "language modelling",
+                task_name=("English to Traditional Chinese (zh-TW)" if metric_type != "perplexity"
+                           else "language modelling"),
                 dataset_type=ev.get("dataset_type") or "json", dataset_name=dataset or name, dataset_split=split,
                 dataset_config=ev.get("system"), metric_type=metric_type, metric_name=metric_name,
                 metric_value=round(float(value), 4)))
@@ -232,7 +234,8 @@ def card_metadata(facts: dict[str, Any]):
     base = facts.get("hub_base_model") or (facts.get("parent") if facts.get("parent_on_hub") else None)
     datasets = facts.get("hub_datasets") or (facts.get("data") or {}).get("hub_datasets") or None
     adapter = facts.get("kind") == "peft-adapter"
-    tags = ["minimind", "translation", "zh-TW", facts.get("stage") or "checkpoint"] + (["lora", "peft"] if adapter else [])
+    tags = ["minimind", "translation", "zh-TW", facts.get("stage") or "checkpoint"]
+    tags += ["lora", "peft"] if adapter else []
     return ModelCardData(
         language=["en", "zh"], license="other", license_name="apache-2.0-code-and-mixed-data-licences",
         library_name="peft" if adapter else "transformers", pipeline_tag="text-generation", tags=tags,
@@ -255,7 +258,8 @@ def _section_model(facts: dict[str, Any]) -> list[str]:
     if arch:
         lines += ["", "| hidden | layers | heads / KV | MLP | vocabulary | context | rotary theta | MoE |",
                   "|---:|---:|---|---:|---:|---:|---:|---|",
-                  f"| {arch.get('hidden_size')} | {arch.get('num_hidden_layers')} | {arch.get('num_attention_heads')} / "
+                  f"| {arch.get('hidden_size')} | {arch.get('num_hidden_layers')} | "
+                  f"{arch.get('num_attention_heads')} / "
                   f"{arch.get('num_key_value_heads')} | {arch.get('intermediate_size')} | {arch.get('vocab_size')} | "
                   f"{arch.get('max_position_embeddings')} | {_number(arch.get('rope_theta'))} | "
                   + (f"{arch.get('n_routed_experts')} routed + {arch.get('n_shared_experts')} shared, top-"
@@ -345,7 +349,8 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
                   f'model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base}"), "{repo}")',
                   f'tok = AutoTokenizer.from_pretrained("{base}")']
     else:
-        lines += [f'model = AutoModelForCausalLM.from_pretrained("{repo}")', f'tok = AutoTokenizer.from_pretrained("{repo}")']
+        lines += [f'model = AutoModelForCausalLM.from_pretrained("{repo}")',
+                  f'tok = AutoTokenizer.from_pretrained("{repo}")']
     system = facts.get("use_system_prompt")
     lines += ['ids = tok.apply_chat_template(translation_messages("The interest rate per period."'
               + (", system=minimind_hf.prompts.FINANCE_SYSTEM_PROMPT" if system else "") + "),",
@@ -359,18 +364,21 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
                   f'tok = AutoTokenizer.from_pretrained("{repo}")', "```", ""]
     lines += ["From the command line: `minimind translate CHECKPOINT \"The interest rate per period.\""
               + (" --finance" if system else "") + "`; as an OpenAI-compatible server: `minimind serve CHECKPOINT`"
-              + ("" if adapter else "; for llama.cpp / ollama: `minimind export CHECKPOINT model.gguf --to gguf`") + ".",
+              + ("" if adapter else "; for llama.cpp / ollama: `minimind export CHECKPOINT model.gguf --to gguf`")
+              + ".",
               "", "### The translation prompt", "",
               "The model was taught to translate when asked like this (a user turn of the ChatML template):", "",
               "```text", TRANSLATION_PROMPTS[0].format(en="<English text>"), "```", "",
-              f"The finance adapter and DPO stages add this system turn (`system=\"finance\"`): *{FINANCE_SYSTEM_PROMPT}*"]
+              "The finance adapter and DPO stages add this system turn (`system=\"finance\"`): "
+              f"*{FINANCE_SYSTEM_PROMPT}*"]
     return lines
 
 
 def _section_tokenizer_licence(facts: dict[str, Any]) -> list[str]:
     tok = facts.get("tokenizer") or {}
     lines = ["", "## Tokenizer", ""]
-    lines.append(f"Byte-level BPE, {tok.get('size', 6400):,} tokens; `<|endoftext|>` = 0 (padding, document separator), "
+    lines.append(f"Byte-level BPE, {tok.get('size', 6400):,} tokens; "
+                 "`<|endoftext|>` = 0 (padding, document separator), "
                  "`<|im_start|>` = 1, `<|im_end|>` = 2 (end of turn); ChatML chat template.")
     lines += ["", "## Licence", "", "The code is Apache-2.0. The weights are trained on the data below, under these "
               "licences (the Hub header says `license: other` for that reason):", ""]
@@ -393,10 +401,10 @@ def render_card(facts: dict[str, Any]) -> str:
             "(Taiwan), trained end to end on the Hugging Face stack with minimind-hf.", ""]
     body += _section_model(facts) + _section_stage(facts) + _section_data(facts) + _section_recipe(facts)
     body += _section_evaluations(facts) + _section_use(facts, repo) + _section_tokenizer_licence(facts)
-    body += ["", "## Limits", "", "A small model: check its scores above before relying on a translation. It was trained "
-             "for EN → zh-TW only and has no safety tuning."]
-    card = ModelCard.from_template(card_data=card_metadata(facts), template_str="---\n{{ card_data }}\n---\n\n{{ body }}\n",
-                                   body="\n".join(body))
+    body += ["", "## Limits", "", "A small model: check its scores above before relying on a translation. "
+             "It was trained for EN → zh-TW only and has no safety tuning."]
+    template = "---\n{{ card_data }}\n---\n\n{{ body }}\n"
+    card = ModelCard.from_template(card_data=card_metadata(facts), template_str=template, body="\n".join(body))
     return str(card)
 
 
@@ -412,7 +420,8 @@ def write_card(path: str | os.PathLike[str], facts: dict[str, Any]) -> Path:
 
 def write_stage_card(summary: dict[str, Any], stage, stage_args, training_args, model, tokenizer) -> Path:
     """The stage runner's hook: the card of the model a stage just saved in ``training_args.output_dir``."""
-    return write_card(training_args.output_dir, stage_facts(summary, stage, stage_args, training_args, model, tokenizer))
+    facts = stage_facts(summary, stage, stage_args, training_args, model, tokenizer)
+    return write_card(training_args.output_dir, facts)
 
 
 def evaluation_facts(result: dict[str, Any]) -> dict[str, Any]:

@@ -51,7 +51,8 @@ class RunArguments:
     stage: str = field(metadata={"help": "one of pretrain, sft, lora, dpo"})
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
-    fresh_start: bool = field(default=False, metadata={"help": "start over: the old checkpoints are moved aside, not resumed"})
+    fresh_start: bool = field(default=False, metadata={
+        "help": "start over: the old checkpoints are moved aside, not resumed"})
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_NAMES:
@@ -67,11 +68,14 @@ class DataArguments:
     validation_files: list[str] | None = field(default=None, metadata={"help": "validation files (same forms)"})
     test_files: list[str] | None = field(default=None, metadata={
         "help": "test files (same forms), evaluated once after training: test_loss, test_perplexity"})
-    cache_dir: str | None = field(default=None, metadata={"help": "where tokenised data is cached (default: datasets')"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "where tokenised data is cached (default: datasets')"})
     validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
     block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
-    system_prompt: str | None = field(default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"})
-    system_prompt_fraction: float = field(default=1.0, metadata={"help": "give the system turn to this share of rows only (stable per row)"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "system turn for parallel rows ('finance' = the finance prompt)"})
+    system_prompt_fraction: float = field(default=1.0, metadata={
+        "help": "give the system turn to this share of rows only (stable per row)"})
     prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
     skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
@@ -86,12 +90,16 @@ class DataArguments:
 class ModelArguments:
     """The model a stage starts from (TRL's ``ModelConfig`` topic)."""
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "starting checkpoint (pretrain: none = from scratch)"})
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "starting checkpoint (pretrain: none = from scratch)"})
     preset: str = field(default="minimind-26m", metadata={"help": "MiniMindConfig preset for a model from scratch"})
-    model_config_overrides: str | None = field(default=None, metadata={"help": "JSON of MiniMindConfig fields to override"})
+    model_config_overrides: str | None = field(default=None, metadata={
+        "help": "JSON of MiniMindConfig fields to override"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa or flash_attention_2"})
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "default: the model's, else the shipped one"})
-    adapter_name_or_path: str | None = field(default=None, metadata={"help": "dpo: a LoRA adapter merged into the start model"})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={
+        "help": "default: the model's, else the shipped one"})
+    adapter_name_or_path: str | None = field(default=None, metadata={
+        "help": "dpo: a LoRA adapter merged into the start model"})
 
 
 @dataclass

@@ -128,7 +128,8 @@ def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], d
 
 
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
-    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or ``(None, None)``."""
+    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or
+    ``(None, None)``."""
     if not stage_args.data.test_files:
         return None, None
     data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,

@@ -109,7 +109,8 @@ def check_checkpoint(path: str | os.PathLike, require_optimizer: bool = True) ->
     if index.is_file():
         defect, data = _check_json(index)
         shards = set((data or {}).get("weight_map", {}).values()) if not defect else set()
-        report.defects += [defect] if defect else [f"shard {s} is missing" for s in sorted(shards) if not (path / s).is_file()]
+        missing = [f"shard {s} is missing" for s in sorted(shards) if not (path / s).is_file()]
+        report.defects += [defect] if defect else missing
     has_optimizer = any(n in ("optimizer.pt", "optimizer.bin") or n.endswith("-optimizer.pt") for n in names) or any(
         p.is_dir() and (p.name.startswith("optimizer") or p.name.startswith("global_step")) for p in path.iterdir()
     ) if path.is_dir() else False
