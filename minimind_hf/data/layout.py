@@ -13,6 +13,8 @@ from pathlib import Path
 
 #: The training stages, in pipeline order; :data:`minimind_hf.training.stages.STAGES` has one row per name.
 STAGE_NAMES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo")
+#: The record kind (:data:`minimind_hf.data.checks.RECORD_KINDS`) of each stage's files.
+STAGE_RECORD_KINDS: dict[str, str] = {"pretrain": "pretrain", "sft": "chat", "lora": "chat", "dpo": "dpo"}
 #: Splits of a stage's data; ``train`` is the plain ``<stage>.jsonl``.
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: Written into a stage's output folder when it has finished: its summary, and the marker a rerun skips on.
