@@ -3,7 +3,7 @@
 A kill during a save (SIGKILL, OOM, a node lost) leaves the newest checkpoint half-written: a truncated
 ``model.safetensors``, an ``optimizer.pt`` cut short, no ``trainer_state.json``. ``transformers`` picks
 the newest folder by its step number alone and then crashes inside ``safetensors`` or ``torch.load``.
-:func:`select_checkpoint` checks the newest first -- the trainer state parses and names its step, the
+:func:`select_resume_point` checks the newest first -- the trainer state parses and names its step, the
 weights and optimizer state are there, every safetensors file is fully covered by its header, every
 torch file is a zip archive whose members pass their CRC-32 -- and moves a bad one aside to
 ``output_dir/broken-checkpoints/`` (nothing is deleted), then tries the previous one.
@@ -33,7 +33,14 @@ _WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "model.safetensors
             "adapter_model.bin")
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 
-__all__ = ["BROKEN_DIR", "CheckpointReport", "check_checkpoint", "list_checkpoints", "move_aside", "select_checkpoint"]
+__all__ = [
+    "BROKEN_DIR",
+    "CheckpointReport",
+    "check_checkpoint",
+    "list_checkpoints",
+    "move_aside",
+    "select_resume_point",
+]
 
 
 @dataclass
@@ -143,7 +150,7 @@ def move_aside(path: Path, output_dir: Path) -> Path:
     return target
 
 
-def select_checkpoint(output_dir: str | os.PathLike, fresh_start: bool = False,
+def select_resume_point(output_dir: str | os.PathLike, fresh_start: bool = False,
                       require_optimizer: bool = True) -> CheckpointReport | None:
     """The newest good checkpoint of ``output_dir`` (``None``: there is none, start from step 0).
 
