@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from data_tools.preferences.__main__ import build_parser as pairs_parser
-from minimind_hf.cli import build_parser, expand_config
+from minimind_hf.cli import build_parser
+from minimind_hf.options_file import expand_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
