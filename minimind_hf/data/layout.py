@@ -26,6 +26,9 @@ CARD_FILE = "README.md"
 CARD_FACTS = "model_card.json"
 #: A data folder's card, in the order they are looked for.
 DATA_CARDS: tuple[str, ...] = ("card.md", "README.md")
+#: A training sequence's length in tokens where none is given: the pretraining block (``block_size``) and the longest
+#: chat (``max_length``) alike; every recipe sets its own.
+DEFAULT_SEQUENCE_LENGTH = 512
 #: The run folder of the pipeline; each stage writes ``<RUN_DIR>/<stage>``.
 RUN_DIR = "out"
 

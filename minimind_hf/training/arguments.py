@@ -20,7 +20,7 @@ from transformers import TrainingArguments
 from trl import DPOConfig
 
 from ..checkpoints import auto_precision
-from ..data.layout import COMPLETE_MARKER, STAGE_NAMES
+from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH, STAGE_NAMES
 from ..prompts import parse_prompt_id
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES
 
@@ -71,7 +71,7 @@ class DataArguments:
     cache_dir: str | None = field(default=None, metadata={
         "help": "where tokenised data is cached (default: datasets')"})
     validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
-    block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
+    block_size: int = field(default=DEFAULT_SEQUENCE_LENGTH, metadata={"help": "pretrain: packed sequence length"})
     system_prompt: str | None = field(default=None, metadata={
         "help": "system turn for parallel rows ('finance' = the finance prompt)"})
     system_prompt_fraction: float = field(default=1.0, metadata={
@@ -168,7 +168,7 @@ class StageTrainingArguments(_StageDefaults, TrainingArguments):
 class ChatTrainingArguments(StageTrainingArguments):
     """Training arguments of the chat stages (SFT, LoRA), with the longest chat under TRL's name."""
 
-    max_length: int = field(default=512, metadata={"help": "sft/lora: longest chat in tokens"})
+    max_length: int = field(default=DEFAULT_SEQUENCE_LENGTH, metadata={"help": "sft/lora: longest chat in tokens"})
 
 
 @dataclass
