@@ -8,13 +8,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from minimind_hf.hub.model_card import (
-    CARD_FACTS,
-    card_for_push,
-    data_licences,
-    record_evaluation,
-    render_card,
-)
+from minimind_hf.data.layout import CARD_FACTS
+from minimind_hf.hub.card_text import render_card
+from minimind_hf.hub.model_card import card_for_push, data_licences, record_evaluation
 from minimind_hf.training.runner import parse_args, run
 
 ROOT = Path(__file__).resolve().parents[1]
