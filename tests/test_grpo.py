@@ -187,10 +187,10 @@ def test_builder_samples_each_file(split_files):
 
 
 def cpu_settings(tmp_path, **overrides) -> dict:
-    """What the recipe parser sets on a CPU (TRL's configs default to bf16 and checkpointing on)."""
+    """A CPU config as a recipe would give it (TRL's configs default to checkpointing on), no evaluation."""
     from minimind_hf.training.recipe import checkpointing_argument_name
 
-    settings = {"output_dir": str(tmp_path / "grpo"), "bf16": False, "use_cpu": True, "num_generations": 2,
+    settings = {"output_dir": str(tmp_path / "grpo"), "precision": "fp32", "eval_strategy": "no", "num_generations": 2,
                 "per_device_train_batch_size": 2, checkpointing_argument_name(GRPOStageConfig): False}
     settings.update(overrides)
     return settings

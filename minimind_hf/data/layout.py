@@ -15,6 +15,8 @@ from pathlib import Path
 STAGE_NAMES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo", "grpo")
 #: The stages whose data a data folder holds (GRPO's prompts are the SFT and LoRA training files).
 DATA_STAGES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo")
+#: The record kind (:data:`minimind_hf.data.checks.RECORD_KINDS`) of each data stage's files.
+STAGE_RECORD_KINDS: dict[str, str] = {"pretrain": "pretrain", "sft": "chat", "lora": "chat", "dpo": "dpo"}
 #: Run folders beside the stages': GRPO's control run (the same stage, its reference-based rewards reading
 #: another prompt's reference).
 CONTROL_RUNS: tuple[str, ...] = ("grpo-control",)
@@ -31,6 +33,9 @@ CARD_FILE = "README.md"
 CARD_FACTS = "model_card.json"
 #: A data folder's card, in the order they are looked for.
 DATA_CARDS: tuple[str, ...] = ("card.md", "README.md")
+#: A training sequence's length in tokens where none is given: the pretraining block (``block_size``) and the longest
+#: chat (``max_length``) alike; every recipe sets its own.
+DEFAULT_SEQUENCE_LENGTH = 512
 #: The run folder of the pipeline; each stage writes ``<RUN_DIR>/<stage>``.
 RUN_DIR = "out"
 

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..data.layout import COMPLETE_MARKER, CONTROL_RUNS, STAGE_NAMES
+from ..training.plotting import loss_points, reward_points
 from .report import COURSE_BARS, course_bars_table
 
 #: The run folders summarised: every stage's, then the control runs beside them.
@@ -172,12 +173,16 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     FigureCanvasAgg(fig)
     for i, (stage, history) in enumerate(histories.items(), 1):
         ax = fig.add_subplot(1, len(histories), i)
-        keys = (("reward", "-"), ("rewards/chrf_reward/mean", "-"), ("rewards/chrf_shuffled_reward/mean", "-"),
-                ("eval_reward", "o-")) if stage.startswith("grpo") else (("loss", "-"), ("eval_loss", "o-"))
-        for key, style in keys:
-            points = [(h["step"], h[key]) for h in history if key in h]
-            if points:
-                ax.plot(*zip(*points), style, ms=3, label=key.removeprefix("rewards/").replace("_", " "))
+        if stage.startswith("grpo"):  # GRPO's loss says little: its reward, chrF reward and held-out reward
+            curves = reward_points(history)
+            lines = (("reward", "-"), ("chrf_reward", "-"), ("chrf_shuffled_reward", "-"), ("eval_reward", "o-"))
+        else:
+            curves = loss_points(history)  # the runner's own reader of a log history
+            lines = (("train", "-"), ("validation", "o-"))
+        for key, style in lines:
+            if curves.get(key):
+                label = {"train": "loss", "validation": "eval loss"}.get(key, key.replace("_", " "))
+                ax.plot(*zip(*curves[key], strict=True), style, ms=3, label=label)
         ax.set_title(stage)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -2,12 +2,9 @@
 
 Three pieces:
 
-* :class:`GRPOStageConfig` -- TRL's ``GRPOConfig`` plus the project's reward settings: one weight per reward of
-  :mod:`.rewards` (``reward_chrf``, ``reward_semantic``, ``reward_script``, ``reward_health``; 0 leaves a reward
-  out), ``reference_free_reward`` (semantic-to-source + script + health, for prompts without a reference),
-  ``reward_control`` (``none``, ``shuffled``: the reference-based rewards read another prompt's reference,
-  ``constant``: no signal at all) and ``max_prompts_per_file`` (a seeded sample of each file, so a large
-  general split does not drown the finance prompts).
+* :class:`~.arguments.GRPOStageConfig` (in :mod:`.arguments`, beside every stage's training arguments) -- TRL's
+  ``GRPOConfig`` plus the project's reward settings: one weight per reward of :mod:`.rewards`,
+  ``reference_free_reward``, ``reward_control`` (``shuffled``: the control run) and ``max_prompts_per_file``.
 * :func:`build_grpo_dataset` -- the prompts: the project's translation chats from TRAINING files only (a file
   whose name marks it as a validation, dev or test split is refused), with ``source``, ``reference`` and
   ``shuffled_reference`` columns that the rewards read. Parallel ``{"en", "zh"}`` rows (the finance split) get
@@ -32,7 +29,6 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +41,7 @@ from ..data.loading import _expand, map_sources
 from ..data.splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, fingerprint
 from ..evaluation.quality import derangement
 from ..prompts import parse_prompt_id, prompt_index, source_of, translation_messages
-from . import rewards as _rewards
+from .arguments import GRPOStageConfig
 
 logger = logging.getLogger(__name__)
 
@@ -71,51 +67,6 @@ class HeldOutFileError(ValueError):
 def is_held_out_file(path: str | os.PathLike) -> bool:
     """Whether a file's name marks it as a held-out split (``*.validation.jsonl``, ``*.test.jsonl``, ``dev``, ...)."""
     return bool(_HELD_OUT.search(Path(os.fspath(path)).name))
-
-
-# ----------------------------------------------------------------------------------------------- config
-
-
-@dataclass
-class GRPOStageConfig(GRPOConfig):
-    """``GRPOConfig`` with the project's rewards (see the module doc)."""
-
-    reward_chrf: float = field(default=1.0, metadata={"help": "weight of sentence chrF against the reference (0..1)"})
-    reward_semantic: float = field(default=0.5, metadata={"help": "weight of the sentence-encoder similarity"})
-    reward_script: float = field(default=0.5, metadata={"help": "weight of the Chinese-and-Traditional score (0..1)"})
-    reward_health: float = field(default=1.0, metadata={
-        "help": "weight of the output-health penalty (-1 per flag: empty, looping, untranslated, over-long)"})
-    reference_free_reward: bool = field(default=False, metadata={
-        "help": "use no reference: semantic similarity to the source, script and health only"})
-    reward_control: str = field(default="none", metadata={
-        "help": "none; shuffled (the reference-based rewards read another prompt's reference: the control run); "
-                "constant (every reward 0: no signal)"})
-    max_prompts_per_file: int | None = field(default=None, metadata={
-        "help": "use a seeded sample of at most this many prompts from each training file"})
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.reward_weights is not None:
-            raise ValueError("GRPO stage: give the reward weights as reward_chrf / reward_semantic / reward_script / "
-                             "reward_health, not reward_weights")
-        if self.max_prompts_per_file is not None and self.max_prompts_per_file < 1:
-            raise ValueError(f"max_prompts_per_file must be positive, got {self.max_prompts_per_file}")
-        self.reward_setup()  # a bad combination is named now, before any model is loaded
-
-    @property
-    def reward_weight_map(self) -> dict[str, float]:
-        return {name: getattr(self, f"reward_{name}") for name in _rewards.REWARD_NAMES}
-
-    def reward_setup(self) -> tuple[list, list[float]]:
-        """``(reward_funcs, weights)`` this config asks for."""
-        return _rewards.reward_functions(self.reward_weight_map, reference_free=self.reference_free_reward,
-                                         control=self.reward_control)
-
-    def describe_rewards(self) -> str:
-        """One line naming the rewards and their weights, for the log and the model card."""
-        funcs, weights = self.reward_setup()
-        words = " + ".join(f"{w:g} x {f.__name__}" for f, w in zip(funcs, weights, strict=True))
-        return words + (f" (control: {self.reward_control})" if self.reward_control != "none" else "")
 
 
 def check_grpo_start(adapter_name_or_path: str | None, args: GRPOConfig) -> None:
