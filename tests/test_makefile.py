@@ -50,6 +50,10 @@ def test_each_scale_reads_its_settings_from_its_recipes_folder(scale):
     pairs = yaml.safe_load((ROOT / "recipes" / scale / "pairs.yaml").read_text())
     assert yaml.safe_load((ROOT / "recipes" / scale / "dpo.yaml").read_text())["train_files"] == [pairs["output"]]
     evals = [line for line in lines if "minimind eval" in line]
-    assert len(evals) == 4 and all(f"--config recipes/{scale}/eval.yaml" in line for line in evals)
+    assert len(evals) == 5 and all(f"--config recipes/{scale}/eval.yaml" in line for line in evals)
+    # GRPO and its control: the scale's recipe, the control in its own folder, both evaluated on finance and general
+    grpo = [line for line in lines if f"recipes/{scale}/grpo.yaml" in line]
+    assert len(grpo) == 2 and "--reward_control shuffled --output_dir out/grpo-control" in grpo[1]
+    assert sum("out/grpo out/grpo-control" in line for line in evals) == 2
     shipped = next(line for line in _dry_run("dpo", f"SCALE={scale}", "DPO_PAIRS=shipped") if "dpo.yaml" in line)
     assert "--train_files data/" in shipped and "preferences" not in " ".join(_dry_run("dpo", "DPO_PAIRS=shipped"))
