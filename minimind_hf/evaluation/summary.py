@@ -81,7 +81,7 @@ def results_markdown(summary: dict[str, Any]) -> str:
         files = ", ".join(Path(f).name for f in (info.get("data") or {}).get("train", {}).get("sources", [])) \
             if isinstance((info.get("data") or {}).get("train"), dict) else ""
         lines.append(f"| {stage} | {info.get('global_step')} | {info.get('wall_time_s', 0) / 60:.1f} min | "
-                     f"{_fmt(metrics.get('eval_loss'), '.3f')} | {_fmt(metrics.get('eval_perplexity'), '.1f')} | "
+                     f"{_fmt(None if info.get('grpo') else metrics.get('eval_loss'), '.3f')} | {_fmt(metrics.get('eval_perplexity'), '.1f')} | "
                      f"{files} |")
     for stage, info in summary["stages"].items():
         grpo = info.get("grpo")
