@@ -143,14 +143,18 @@ lora: sft
 # DPO pairs made by the SFT + LoRA model itself (sampled, scored against the references, best vs worst);
 # make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
 DPO_PAIRS  ?= generated
-PAIRS_ARGS := $(if $(filter tiny,$(SCALE)),--limit 64 --num-candidates 3 --max-new-tokens 32,\
-              $(if $(filter small,$(SCALE)),--limit 800 --num-candidates 4 --batch-size 32,--num-candidates 6 --batch-size 64))
+# (training pairs in out/pairs/dpo.jsonl, validation pairs made the same way from held-out source rows in
+# out/pairs/dpo.validation.jsonl)
+PAIRS_ARGS := $(if $(filter tiny,$(SCALE)),--limit 80 --validation-rows 16 --num-candidates 3 --max-new-tokens 32,\
+              $(if $(filter small,$(SCALE)),--limit 900 --validation-rows 100 --num-candidates 4 --batch-size 32,\
+              --validation-rows 400 --num-candidates 6 --batch-size 64))
 pairs: lora
 	$(RUN) $(BIN)/python -m data_tools.preferences --model out/sft --adapter out/lora --input $(DATA_DIR)/lora.jsonl \
 		--system finance --output out/pairs/dpo.jsonl $(PAIRS_ARGS)
 
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
-	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter generated,$(DPO_PAIRS)),--train_files out/pairs/dpo.jsonl,) $(DPO_ARGS)
+	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter generated,$(DPO_PAIRS)),--train_files out/pairs/dpo.jsonl \
+		--validation_files out/pairs/dpo.validation.jsonl,) $(DPO_ARGS)
 
 # every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
 # (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality

@@ -305,3 +305,32 @@ def test_sampling_uses_no_top_k_cut_unless_asked(tmp_path, model_dir, monkeypatc
           "--num-candidates", "2", "--max-new-tokens", "4", "--top-k", "20"])
     assert [k for sampled, k in seen if sampled][-1] == 20
     assert json.loads((tmp_path / "b.report.json").read_text())["generation"]["sampled"]["top_k"] == 20
+
+
+def test_validation_pairs_come_from_held_out_rows(tmp_path, model_dir):
+    source = _rows(tmp_path / "lora.jsonl", n=8)
+    out = tmp_path / "pairs" / "dpo.jsonl"
+    main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "2",
+          "--max-new-tokens", "6", "--validation-rows", "3", "--system", "finance"])
+    validation = tmp_path / "pairs" / "dpo.validation.jsonl"
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["validation"]["output"] == str(validation)
+    assert report["validation"]["sources"] == 3 and report["sources"] == 5
+    train_ids = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()}
+    val_rows = [json.loads(line) for line in validation.read_text(encoding="utf-8").splitlines()]
+    assert val_rows and not train_ids & {r["id"] for r in val_rows}
+    assert all(r["chosen"][0]["role"] == "system" for r in val_rows)  # made the same way: the same system turn
+    dataset, _ = build_dpo_dataset([str(out)], [str(validation)])
+    assert len(dataset["validation"]) == report["validation"]["kept"]
+    with pytest.raises(SystemExit, match="leaves no rows for training pairs"):
+        main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--validation-rows", "8"])
+
+
+def test_held_out_rows_keep_near_duplicates_together():
+    from data_tools.preferences import holdout_rows
+
+    rows = [{"en": en, "zh": "甲"} for i in range(50) for en in (f"Account type {i}", f"The account types {i}.")]
+    held = holdout_rows(rows, 10)
+    assert held == holdout_rows(list(rows), 10) and len(held) == 10  # groups of two, in a fixed order
+    assert all((i ^ 1) in held for i in held)  # each row's near-duplicate is on the same side
+    assert holdout_rows(rows, 0) == [] and len(holdout_rows(rows, 1000)) == 100

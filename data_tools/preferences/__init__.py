@@ -14,6 +14,6 @@ is large enough, with the reference as ``chosen`` where even the best candidate 
 
 from .judge import ChatJudge, JudgeError
 from .score import score_candidates
-from .select import Candidate, SelectionStats, make_pairs, select_pair
+from .select import Candidate, SelectionStats, holdout_rows, make_pairs, select_pair
 
-__all__ = ["Candidate", "ChatJudge", "JudgeError", "SelectionStats", "make_pairs", "score_candidates", "select_pair"]
+__all__ = ["Candidate", "ChatJudge", "JudgeError", "SelectionStats", "holdout_rows", "make_pairs", "score_candidates", "select_pair"]

@@ -19,7 +19,7 @@ from minimind_hf.prompts import resolve_system_prompt, system_prompt_name
 
 from .judge import ChatJudge
 from .score import METHODS, candidate_problems, score_candidates
-from .select import Candidate, make_pairs
+from .select import Candidate, holdout_rows, make_pairs
 
 log = logging.getLogger("data_tools.preferences")
 
@@ -30,7 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", help="a LoRA adapter on --model (e.g. out/lora), merged for generation")
     p.add_argument("--input", required=True, help="source rows: a {'en', 'zh'} jsonl (the finance training split)")
     p.add_argument("--output", required=True, help="the DPO jsonl to write; a report goes next to it")
-    p.add_argument("--limit", type=int, help="use only the first N source rows")
+    p.add_argument("--validation-output", help="also write validation pairs here, made the same way from "
+                   "--validation-rows held-out source rows (default: OUTPUT with .validation before .jsonl)")
+    p.add_argument("--validation-rows", type=int, default=0,
+                   help="source rows held out for the validation pairs (disjoint from the training pairs' rows, "
+                        "near-duplicates kept together); 0: no validation pairs")
+    p.add_argument("--limit", type=int, help="use only the first N source rows (validation rows included)")
     p.add_argument("--num-candidates", type=int, default=4, help="sampled candidates per source (plus greedy)")
     p.add_argument("--temperature", type=float, default=0.9)
     p.add_argument("--top-p", type=float, default=0.95)
@@ -80,6 +85,12 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
     tmp.replace(path)
 
 
+def validation_path(output: str | Path) -> Path:
+    """``out/pairs/dpo.jsonl`` -> ``out/pairs/dpo.validation.jsonl``."""
+    out = Path(output)
+    return out.with_name(out.stem + ".validation" + out.suffix)
+
+
 def run(args: argparse.Namespace) -> dict:
     start = time.time()
     method = args.method or ("comet" if args.comet_model else "judge" if args.judge_url else "chrf+semantic")
@@ -91,6 +102,10 @@ def run(args: argparse.Namespace) -> dict:
     rows, dropped, notes = load_test_pairs(args.input, limit=args.limit)
     if not rows:
         raise SystemExit(f"{args.input}: no usable {{'en', 'zh'}} rows (dropped: {dict(dropped)})")
+    held = set(holdout_rows(rows, args.validation_rows)) if args.validation_rows else set()
+    if args.validation_rows and len(held) == len(rows):
+        raise SystemExit(f"{args.input}: --validation-rows {args.validation_rows} leaves no rows for training pairs "
+                         f"({len(rows)} rows read)")
     loaded = load_checkpoint(args.adapter or args.model, base=args.model if args.adapter else None,
                              device=args.device or default_device())
     system = resolve_system_prompt(args.system)
@@ -122,10 +137,17 @@ def run(args: argparse.Namespace) -> dict:
     for src, ref, cands in zip(sources, references, texts, strict=True):
         for text in cands:
             problems.update(candidate_problems(text, src, ref))
+    train_idx = [i for i in range(len(rows)) if i not in held]
+    val_idx = sorted(held)
     out = Path(args.output)
-    records, stats = make_pairs(rows, scored, min_margin=args.min_margin, poor_threshold=args.poor_threshold,
-                                system=system)
+    kwargs = dict(min_margin=args.min_margin, poor_threshold=args.poor_threshold, system=system)
+    records, stats = make_pairs([rows[i] for i in train_idx], [scored[i] for i in train_idx], **kwargs)
     _write_jsonl(out, records)
+    val_out = val_stats = None
+    if val_idx:
+        val_out = Path(args.validation_output) if args.validation_output else validation_path(out)
+        val_records, val_stats = make_pairs([rows[i] for i in val_idx], [scored[i] for i in val_idx], **kwargs)
+        _write_jsonl(val_out, val_records)
     n_generated = len(rows) * (args.num_candidates + 1)
     report = {
         "input": str(args.input), "output": str(out), "model": args.model, "adapter": args.adapter,
@@ -141,6 +163,7 @@ def run(args: argparse.Namespace) -> dict:
                        "cut_off_by_origin": dict(cut_off), "scored": n_generated - sum(cut_off.values()),
                        "poor_by_problem": dict(problems)},
         **stats.as_dict(),
+        "validation": None if val_out is None else {"output": str(val_out), **val_stats.as_dict()},
         "seconds": round(time.time() - start, 1),
     }
     plot = _margin_plot(stats.margins, out.with_suffix(".margins.png"))
@@ -151,6 +174,9 @@ def run(args: argparse.Namespace) -> dict:
                f"p90 {m['p90']:.1f})" if m["n"] else "no model-chosen pairs (no margins)")
     summary = (f"{stats.sources} sources -> {stats.kept} pairs ({stats.reference_as_chosen} with the reference as "
                f"chosen); dropped: {dict(stats.dropped) or 'none'}; {margins}; scored by {method}")
+    if val_stats is not None:
+        summary += (f"; validation: {val_stats.sources} held-out sources -> {val_stats.kept} pairs "
+                    f"({val_stats.reference_as_chosen} with the reference as chosen) in {val_out}")
     cut = (f"{sum(cut_off.values())} of {n_generated} candidates dropped as cut off by the length cap "
            f"(greedy {cut_off['greedy']}, sampled {cut_off['sample']})")
     out.with_suffix(".report.md").write_text(

@@ -12,6 +12,7 @@ holds for a lone distinct candidate too (the others cut off, or all the same tex
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minimind_hf.prompts import translation_messages
+
+from data_tools.corpus.splits import coarse_en
 
 
 @dataclass(frozen=True)
@@ -106,3 +109,25 @@ def make_pairs(rows: Sequence[dict], scored: Sequence[Sequence[Candidate]], *, m
         })
     return records, stats
 
+
+def holdout_rows(rows: Sequence[dict], n: int) -> list[int]:
+    """Indices of at least ``n`` rows (fewer only if there are not enough) held out for validation pairs.
+
+    Rows are taken by groups of the same coarse English key (:func:`data_tools.corpus.splits.coarse_en`:
+    near-duplicates stay together), groups in the order of a hash of their key, so the choice is the same
+    on every run and the training pairs never see a near-duplicate of a validation source."""
+    if n <= 0:
+        return []
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(coarse_en(row["en"]), []).append(i)
+
+    def order(key: str) -> bytes:
+        return hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"mm-dpo-val").digest()
+
+    held: list[int] = []
+    for key in sorted(groups, key=order):
+        if len(held) >= n:
+            break
+        held.extend(groups[key])
+    return sorted(held)
