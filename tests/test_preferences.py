@@ -15,9 +15,9 @@ from data_tools.preferences import Candidate, ChatJudge, JudgeError, make_pairs,
 from data_tools.preferences.__main__ import main
 from data_tools.preferences.judge import parse_scores
 from data_tools.preferences.score import candidate_problems
-from minimind_hf.evaluation.script_check import simplified_characters_in
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.data import build_dpo_dataset
+from minimind_hf.evaluation.script_check import simplified_characters_in
 
 
 def test_best_and_worst_with_a_margin():
@@ -164,18 +164,20 @@ def adversarial():
     sources, references = [r["en"] for r in rows], [r["zh"] for r in rows]
     wrong = [references[(i + n // 2) % n] for i in range(n)]  # fluent Chinese, another row's meaning
     sets = {
-        "copy_or_wrong_chinese": [[s, w] for s, w in zip(sources, wrong)],
+        "copy_or_wrong_chinese": [[s, w] for s, w in zip(sources, wrong, strict=True)],
         "simplified_or_half_traditional": [[t2s(r), r[: max(1, len(r) // 2)]] for r in references],
-        "five_garbage": [[s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"] for s, w in zip(sources, wrong)],
-        "garbage_or_real": [[s, "利率" * 6, r, t2s(w)] for s, r, w in zip(sources, references, wrong)],
+        "five_garbage": [[s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"]
+                         for s, w in zip(sources, wrong, strict=True)],
+        "garbage_or_real": [[s, "利率" * 6, r, t2s(w)] for s, r, w in zip(sources, references, wrong, strict=True)],
     }
     return sources, references, sets
 
 
 def _winners(sources, references, candidate_sets, scores):
     out = []
-    for cands, ss, ref in zip(candidate_sets, scores, references):
-        picked = select_pair([Candidate(c, s) for c, s in zip(cands, ss)], ref, min_margin=10, poor_threshold=25)
+    for cands, ss, ref in zip(candidate_sets, scores, references, strict=True):
+        scored = [Candidate(c, s) for c, s in zip(cands, ss, strict=True)]
+        picked = select_pair(scored, ref, min_margin=10, poor_threshold=25)
         out.append(picked if isinstance(picked, str) else "reference" if picked[0].origin == "reference"
                    else cands.index(picked[0].text))
     return out
@@ -267,8 +269,8 @@ def test_cut_off_candidates_are_dropped_and_counted(tmp_path, model_dir, monkeyp
         calls.append(kwargs)
         if not kwargs.get("do_sample"):
             return [[(f"第 {en.split()[-1][:-1]} 期的利率。", True)] for en in sources]
-        return [[("每期的利率每期的利率每期的利", False), ("第 期", True), ("第 期的利率。" + "甲" * 40, False)][:num_return_sequences]
-                for _ in sources]
+        answers = [("每期的利率每期的利率每期的利", False), ("第 期", True), ("第 期的利率。" + "甲" * 40, False)]
+        return [answers[:num_return_sequences] for _ in sources]
 
     monkeypatch.setattr(cli, "generate_translations", scripted)
     source = _rows(tmp_path / "lora.jsonl", n=4)

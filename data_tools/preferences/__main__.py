@@ -169,7 +169,8 @@ def run(args: argparse.Namespace) -> dict:
     }
     plot = _margin_plot(stats.margins, out.with_suffix(".margins.png"))
     report["margin_plot"] = str(plot) if plot else None
-    out.with_suffix(".report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    report_json = json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+    out.with_suffix(".report.json").write_text(report_json, encoding="utf-8")
     m = report["margin"]
     margins = (f"margin of the {m['n']} model-chosen pairs: median {m['median']:.1f} (min {m['min']:.1f}, "
                f"p90 {m['p90']:.1f})" if m["n"] else "no model-chosen pairs (no margins)")

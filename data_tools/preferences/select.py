@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from minimind_hf.prompts import translation_messages
-
 from data_tools.corpus.splits import coarse_en
+from minimind_hf.prompts import translation_messages
 
 
 @dataclass(frozen=True)
