@@ -31,6 +31,11 @@ def test_best_and_worst_with_a_margin():
 def test_the_reference_is_chosen_when_every_candidate_is_poor():
     chosen, rejected = select_pair([Candidate("錯", 5), Candidate("更錯", 1)], "每期的利率。", 20, 25)
     assert (chosen.text, chosen.origin, rejected.text) == ("每期的利率。", "reference", "更錯")
+    # a lone poor candidate (the others cut off) is still set against the reference; a lone good one is not
+    chosen, rejected = select_pair([Candidate("錯", 5)], "每期的利率。", 20, 25)
+    assert (chosen.origin, rejected.text) == ("reference", "錯")
+    assert select_pair([Candidate("每期利率", 60)], "每期的利率。", 20, 25) == "single_distinct_candidate"
+    assert select_pair([], "每期的利率。", 20, 25) == "no_finished_candidate"
 
 
 def test_make_pairs_counts_every_source_and_deduplicates():
