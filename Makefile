@@ -148,14 +148,16 @@ lora: sft
 	$(LAUNCH) $(RECIPES)/lora.yaml $(LORA_ARGS)
 
 # DPO pairs made by the SFT + LoRA model itself (sampled, scored against the references, best vs worst), as
-# recipes/SCALE/pairs.yaml says, into the file recipes/SCALE/dpo.yaml trains on;
+# recipes/SCALE/pairs.yaml says, into the files recipes/SCALE/dpo.yaml trains and validates on (validation pairs
+# made the same way from held-out source rows);
 # make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
 DPO_PAIRS  ?= generated
 pairs: lora
 	$(RUN) $(BIN)/python -m data_tools.preferences --config $(RECIPES)/pairs.yaml
 
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
-	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter shipped,$(DPO_PAIRS)),--train_files $(DATA_DIR)/dpo.jsonl,) $(DPO_ARGS)
+	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter shipped,$(DPO_PAIRS)),--train_files $(DATA_DIR)/dpo.jsonl \
+		--validation_files $(DATA_DIR)/dpo.validation.jsonl,) $(DPO_ARGS)
 
 # every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
 # (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
