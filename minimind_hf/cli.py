@@ -33,10 +33,12 @@ def _load(path: str, dtype: str = "float32"):
 def _generation_kwargs(args: argparse.Namespace, tokenizer, temperature: float | None = None) -> dict:
     """``generate`` arguments: greedy at temperature 0; top-k / top-p only when asked for (``0`` / ``1.0``
     switch them off explicitly, so a library default cannot narrow plain temperature sampling)."""
+    from .generation import stop_token_ids
+
     temperature = args.temperature if temperature is None else temperature
     sample = temperature > 0
     kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
     if sample:
         kwargs.update(temperature=temperature, top_k=args.top_k if args.top_k is not None else 0,
                       top_p=args.top_p if args.top_p is not None else 1.0)
@@ -53,8 +55,13 @@ def _settings(args: argparse.Namespace, temperature: float) -> dict:
     return settings
 
 
+EMPTY_NOTE = ("(empty: the model ended at once -- its first token was a stop token -- or produced only "
+              "special tokens)")
+
+
 def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str:
-    """Generate with tokens printed to stdout as they arrive; returns the full reply."""
+    """Generate with tokens printed to stdout as they arrive; returns the full reply. An empty reply is said
+    so on stderr, never left as a blank line."""
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -70,7 +77,10 @@ def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str
         sys.stdout.flush()
     worker.join()
     sys.stdout.write("\n")
-    return "".join(pieces)
+    text = "".join(pieces)
+    if not text.strip():
+        print(f"minimind: the generation is {EMPTY_NOTE}", file=sys.stderr)
+    return text
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -94,8 +104,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if out_dir is not None:
             path = out_dir / f"temperature_{temperature:g}.txt"
             settings = "\n".join(f"{key}: {value}" for key, value in _settings(args, temperature).items())
-            path.write_text(f"prompt: {args.prompt}\n{settings}\n\n--- prompt + generation ---\n{args.prompt}{text}\n",
-                            encoding="utf-8")
+            empty = "" if text.strip() else f"generation: {EMPTY_NOTE}\n"
+            path.write_text(f"prompt: {args.prompt}\n{settings}\n{empty}\n--- prompt + generation ---\n"
+                            f"{args.prompt}{text}\n", encoding="utf-8")
             print(f"wrote {path}")
     return 0
 

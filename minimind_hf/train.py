@@ -37,6 +37,7 @@ from trl import DPOConfig
 from . import MiniMindConfig, MiniMindForCausalLM
 from .atomic_files import atomic_write_text
 from .checkpoints import check_tokenizer_fits, load_checkpoint
+from .data.splits import split_log_names
 from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
 from .dpo import MiniMindDPOTrainer
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, wrap_with_lora
@@ -46,6 +47,7 @@ from .prompts import parse_prompt_id, resolve_system_prompt
 from .recipe import checkpointing_argument_name, parse_recipe
 from .run_safety import RunGuard, exit_status, load_finished
 from .tokenization import load_tokenizer, save_tokenizer
+from .vocabulary import vocabulary_overrides
 
 logger = logging.getLogger("minimind_hf.train")
 
@@ -361,9 +363,10 @@ def _load_model(stage_args: StageArguments):
     if model_args.model_name_or_path is None:  # pretraining from scratch
         overrides = model_args.model_config_overrides or {}
         overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
+        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+        overrides = vocabulary_overrides(model_args.preset, overrides, tokenizer)
         model = MiniMindForCausalLM(MiniMindConfig.from_preset(model_args.preset, **overrides))
         model.config._attn_implementation = model_args.attn_implementation
-        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
         check_tokenizer_fits(model, tokenizer)
         return model, tokenizer
     adapter = model_args.adapter_name_or_path
@@ -427,7 +430,7 @@ def build_test_dataset(stage_args: StageArguments, training_args: TrainingArgume
     data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,
                                validation_fraction=0.0)
     test_args = dataclasses.replace(stage_args, data=data)
-    with training_args.main_process_first(desc="tokenising the test set"):
+    with training_args.main_process_first(desc="tokenising the test set"), split_log_names(train="test"):
         dataset, stats = STAGES[stage_args.stage].dataset(test_args, training_args, tokenizer)
     return dataset["train"], stats["train"]
 

@@ -18,7 +18,7 @@ def test_generate_streams_the_greedy_continuation(checkpoint, tokenizer, tiny_mo
     assert main(["generate", str(checkpoint), "Hello", "--max-new-tokens", "5"]) == 0
     printed = capsys.readouterr().out.strip("\n")
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
-    expected = tiny_model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=2)
+    expected = tiny_model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=[2, 0])
     assert printed == tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
 
 
@@ -67,7 +67,7 @@ def test_generate_writes_one_file_per_temperature(checkpoint, tokenizer, tiny_mo
     assert sorted(p.name for p in out.iterdir()) == ["temperature_0.5.txt", "temperature_0.txt"]
     greedy = (out / "temperature_0.txt").read_text()
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
-    expected = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=2)
+    expected = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=[2, 0])
     assert greedy.startswith("prompt: Hello\n") and "decoding: greedy" in greedy
     assert greedy.rstrip("\n").endswith("Hello" + tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True))
     sampled = (out / "temperature_0.5.txt").read_text()
