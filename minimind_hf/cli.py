@@ -21,6 +21,8 @@ import threading
 
 import torch
 
+from .command_errors import DEBUG_ENV, DEBUG_FLAG, one_line_errors
+
 
 def _load(path: str, dtype: str = "float32"):
     """Model and tokenizer of a checkpoint dir (a full model or a PEFT adapter, merged into its base)."""
@@ -201,12 +203,23 @@ def cmd_tokenizer_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from transformers import AutoConfig
+    """Config and parameter count of a model; for a PEFT adapter, its own settings and trainable parameters too."""
+    from .checkpoints import load_checkpoint
 
-    config = AutoConfig.from_pretrained(args.model)
-    model, _ = _load(args.model)
-    total = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"model_type": config.model_type, "parameters": total, **config.to_diff_dict()}, indent=2, default=str))
+    loaded = load_checkpoint(args.model, merge_adapter=False, dtype="float32")
+    model = loaded.model
+    info: dict = {}
+    if loaded.kind == "peft-adapter":
+        adapter = model.peft_config[model.active_adapter]
+        info.update(kind="peft-adapter", base_model=loaded.base,
+                    adapter={"peft_type": str(adapter.peft_type.value), "r": adapter.r, "lora_alpha": adapter.lora_alpha,
+                             "target_modules": sorted(adapter.target_modules or [])},
+                    adapter_parameters=sum(p.numel() for n, p in model.named_parameters() if "lora_" in n))
+        model = model.get_base_model()
+    config = model.config
+    total = sum(p.numel() for p in model.parameters()) - info.get("adapter_parameters", 0)  # the base model's
+    print(json.dumps({"model_type": config.model_type, "parameters": total, **info, **config.to_diff_dict()},
+                     indent=2, default=str))
     return 0
 
 
@@ -225,6 +238,8 @@ def _add_sampling(parser: argparse.ArgumentParser, several_temperatures: bool = 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minimind", description="MiniMind on the Hugging Face stack")
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help=f"show the traceback of an error (also: {DEBUG_ENV}=1); without it an error is one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="continue a prompt, streaming tokens")
@@ -311,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors("minimind")
 def main(argv: list[str] | None = None) -> int:
     import minimind_hf  # noqa: F401  (registers the Auto classes)
 

@@ -193,5 +193,6 @@ def parse_recipe(
     parser = TrlParser((*groups, args_class))
     unknown = parser.set_defaults_with_config(**recipe)
     if unknown:
-        raise ValueError(f"{recipe_path}: unknown recipe keys {unknown[::2]}; see `minimind train --help`")
+        keys = [str(flag).lstrip("-") for flag in unknown[::2]]
+        raise ValueError(f"{recipe_path}: unknown recipe keys {keys}; `minimind train --help` lists the keys")
     return list(parser.parse_args_into_dataclasses(args=argv + extra))

@@ -100,3 +100,17 @@ def test_plain_temperature_sampling_matches_softmax_sampling(tiny_model):
     support = (counts > 0).sum().item()
     assert support > 50  # a top-k of 50 (transformers 4's default) would cap this at 50
     assert (counts - probs).abs().max().item() < 0.03
+
+
+def test_info_on_an_adapter_folder(checkpoint, tmp_path, capsys):
+    """`minimind info out/lora` describes the adapter and its base instead of failing on a folder without config.json."""
+    from minimind_hf.lora import wrap_with_lora
+
+    base = AutoModelForCausalLM.from_pretrained(checkpoint)
+    adapter = tmp_path / "lora"
+    wrap_with_lora(base, r=4, alpha=8).save_pretrained(adapter)
+    assert main(["info", str(adapter)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "peft-adapter" and info["base_model"] == str(checkpoint)
+    assert info["adapter"]["r"] == 4 and info["adapter_parameters"] > 0
+    assert info["parameters"] == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(checkpoint).parameters())

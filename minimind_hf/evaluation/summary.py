@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..command_errors import one_line_errors
 from .report import COURSE_BARS, course_bars_table
 
 STAGES = ("pretrain", "sft", "lora", "dpo")
@@ -190,6 +191,7 @@ def summarise(run_dir: str | Path, output: str | Path, command: str | None = Non
     return summary
 
 
+@one_line_errors("python -m minimind_hf.evaluation.summary")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="the folder the stages wrote into (out)")
