@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from minimind_hf import train as train_module
+from minimind_hf.training import runner as train_module
 from minimind_hf.tokenization import save_tokenizer
-from minimind_hf.train import parse_args
-from minimind_hf.vocabulary import vocabulary_overrides
+from minimind_hf.training.runner import parse_args
+from minimind_hf.training.vocabulary import vocabulary_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 __all__ = ["vocabulary_overrides"]
 
@@ -20,7 +20,7 @@ __all__ = ["vocabulary_overrides"]
 def vocabulary_overrides(preset: str, overrides: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
     """``overrides`` with ``vocab_size`` set to the tokenizer's size; raises ``ValueError`` naming both sizes
     when the overrides give another one."""
-    from .configuration_minimind import MiniMindConfig
+    from ..configuration_minimind import MiniMindConfig
 
     size = len(tokenizer)
     if "vocab_size" in overrides:
