@@ -37,7 +37,9 @@ RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 # CPU threads per training process: every core by default (accelerate launch alone sets OMP_NUM_THREADS=1 unless
 # its config says use_cpu, which would make a 2-core machine train on one); THREADS=1 where other jobs share the cores
 THREADS    ?= $(shell n=$$(nproc); t=$$((n / $(NPROC))); echo $$((t > 0 ? t : 1)))
-LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
+# a step whose inputs (files it names, by content) are as its last successful run left them is not started again
+FRESH      := $(BIN)/python scripts/fresh.py --
+LAUNCH     := $(RUN) $(FRESH) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
               --num_processes $(NPROC) --num_cpu_threads_per_process $(THREADS) -m minimind_hf.train
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -146,7 +148,7 @@ DPO_PAIRS  ?= generated
 PAIRS_ARGS := $(if $(filter tiny,$(SCALE)),--limit 64 --num-candidates 3 --max-new-tokens 32,\
               $(if $(filter small,$(SCALE)),--limit 800 --num-candidates 4 --batch-size 32,--num-candidates 6 --batch-size 64))
 pairs: lora
-	$(RUN) $(BIN)/python -m data_tools.preferences --model out/sft --adapter out/lora --input $(DATA_DIR)/lora.jsonl \
+	$(RUN) $(FRESH) $(BIN)/python -m data_tools.preferences --model out/sft --adapter out/lora --input $(DATA_DIR)/lora.jsonl \
 		--system finance --output out/pairs/dpo.jsonl $(PAIRS_ARGS)
 
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
@@ -156,7 +158,7 @@ dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
 # (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
 EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,\
              $(if $(filter small,$(SCALE)),--limit 300 --batch-size 32,--limit 1000 --batch-size 64))
-EVAL      := $(RUN) $(BIN)/minimind eval
+EVAL      := $(RUN) $(FRESH) $(BIN)/minimind eval
 eval: dpo
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
@@ -164,7 +166,7 @@ eval: dpo
 	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
 	$(EVAL) out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
-	$(RUN) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
+	$(RUN) $(FRESH) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
 		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
 
 # COMET runs on the COMET-capable stack (transformers 4.57) with a local checkpoint:
