@@ -185,6 +185,7 @@ quality:
 	$(MAKE) all SCALE=$(SCALE) STARTED=$$(date +%s)
 
 all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
+	@$(BIN)/python scripts/stage_warnings.py out
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
 
 # the OpenAI-compatible server with the translation page at http://127.0.0.1:$(PORT)/ (make serve SERVE_MODEL=out/sft)

@@ -6,7 +6,8 @@
 The command's **inputs** are its words and every file the command names -- a word that is an existing file or
 folder, and every path value of a YAML recipe it names (``train_files``, ``model_name_or_path`` ...) -- by size
 and SHA-256 (a file whose size and mtime are as recorded is not hashed again). Its **output** is the folder or
-file after ``--output`` / ``--output_dir`` / ``--output-dir`` (or the recipe's ``output_dir``). After the command
+file after ``--output`` / ``--output_dir`` / ``--output-dir`` (or the recipe's ``output_dir``); a checkpoint's
+model card, which evaluations rewrite, is neither. After the command
 succeeds, ``.fresh.json`` next to the output records both; the next time, when the inputs are the same and the
 output is as that run left it (every file's size and mtime), the command is not started at all: one line says
 so and the status is 0. Any change -- an edited recipe or data file, a retrained previous stage, other
@@ -30,6 +31,9 @@ from typing import Any
 import yaml
 
 STAMP = ".fresh.json"
+RECORDS = frozenset({"README.md", "model_card.json"})
+"""A checkpoint's model card, which ``minimind eval`` rewrites with each evaluation: a record of results, neither
+an input of the next step nor a change to the checkpoint."""
 OUTPUT_FLAGS = ("--output", "--output_dir", "--output-dir")
 VERSION = 1
 _CHUNK = 1 << 20
@@ -50,6 +54,8 @@ def _files(path: Path, skip: Path | None) -> list[Path]:
     found = []
     for file in sorted(path.rglob("*")):
         if not file.is_file() or any(part.startswith(".") for part in file.relative_to(path).parts):
+            continue
+        if file.name in RECORDS and file.parent == path:
             continue
         if skip is not None and (file == skip or skip in file.parents):
             continue

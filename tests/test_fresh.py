@@ -87,3 +87,17 @@ def test_inputs_and_output_of_the_make_commands(stage):
                                               "out/eval/sft"])
     assert inputs == ["out/sft", "data.jsonl"] and output == "out/eval/sft"
     assert fresh.stamp_path("out/pairs/dpo.jsonl") == Path("out/pairs/.dpo.jsonl.fresh.json")
+
+
+def test_make_all_ends_with_the_stage_warnings(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("stage_warnings", ROOT / "scripts" / "stage_warnings.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "sft").mkdir()
+    (tmp_path / "sft" / "stage_complete.json").write_text('{"warnings": []}')
+    assert module.main([str(tmp_path)]) == 0 and capsys.readouterr().out == ""
+    (tmp_path / "dpo").mkdir()
+    (tmp_path / "dpo" / "stage_complete.json").write_text('{"warnings": ["dpo: validation reward margin -0.8 is negative"]}')
+    assert module.main([str(tmp_path)]) == 0
+    assert "WARNING: a stage's own validation says it made the model worse:\n  - dpo: validation reward margin -0.8" \
+        in capsys.readouterr().out

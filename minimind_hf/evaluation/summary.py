@@ -69,6 +69,10 @@ def results_markdown(summary: dict[str, Any]) -> str:
     lines += [f"- device: {summary['device']}", f"- date: {summary['date']}",
               f"- wall time of the stages: {summary['stage_wall_s'] / 60:.1f} min"
               + (f"; whole run: {summary['total_wall_s'] / 60:.1f} min" if summary.get("total_wall_s") else ""), ""]
+    warnings = [w for info in summary["stages"].values() for w in info.get("warnings") or []]
+    if warnings:
+        lines += ["**Warning: a stage's own validation says it made the model worse:**", ""]
+        lines += [f"- {warning}" for warning in warnings] + [""]
     lines += ["## Stages", "", "| stage | steps | wall | validation loss | validation perplexity | data |",
               "|---|---:|---:|---:|---:|---|"]
     for stage, info in summary["stages"].items():

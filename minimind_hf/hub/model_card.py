@@ -164,6 +164,7 @@ def stage_facts(summary: dict[str, Any], stage_args, training_args, model, token
         "tokenizer": tokenizer_facts(tokenizer),
         "created": time.strftime("%Y-%m-%d"),
         "evaluations": [],
+        "warnings": list(summary.get("warnings") or []),
     }
 
 
@@ -403,6 +404,10 @@ def render_card(facts: dict[str, Any]) -> str:
     title = f"# MiniMind {stage} — English → Traditional Chinese (zh-TW)" if stage else "# MiniMind — English → zh-TW"
     body = [title, "", f"`{facts.get('name')}`: a MiniMind checkpoint for translating English into Traditional Chinese "
             "(Taiwan), trained end to end on the Hugging Face stack with minimind-hf.", ""]
+    warnings = facts.get("warnings") or []
+    if warnings:  # first, where nobody can miss it
+        body += ["> **Warning: this stage's own validation says it made the model worse.**", ">"]
+        body += [f"> - {warning}" for warning in warnings] + [""]
     body += _section_model(facts) + _section_stage(facts) + _section_data(facts) + _section_recipe(facts)
     body += _section_evaluations(facts) + _section_use(facts, repo) + _section_tokenizer_licence(facts)
     body += ["", "## Limits", "", "A small model: check its scores above before relying on a translation. It was trained "

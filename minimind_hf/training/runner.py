@@ -33,6 +33,7 @@ from ..modeling_minimind import MiniMindForCausalLM
 from ..tokenization import load_tokenizer, save_tokenizer
 from .arguments import ARGUMENT_GROUPS, StageArguments
 from .plotting import plot_loss_curve
+from .regression import validation_warnings
 from .recipe import parse_recipe
 from .safety import RunGuard, exit_status, load_finished
 from .stages import STAGES
@@ -219,10 +220,13 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "data": data_stats,
             "loss_curve": str(plot) if plot else None,
+            "warnings": validation_warnings(name, trainer.state.log_history, metrics),
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
         write_stage_card(summary, stage_args, training_args, trainer.model, tokenizer)
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
+        for warning in summary["warnings"]:
+            logger.warning("THE MODEL GOT WORSE -- %s", warning)
     return summary
 
 
