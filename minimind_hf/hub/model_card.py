@@ -360,16 +360,16 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
     else:
         lines += [f'model = AutoModelForCausalLM.from_pretrained("{repo}")', f'tok = AutoTokenizer.from_pretrained("{repo}")']
     system = ', system="finance"' if facts.get("stage") in ("lora", "dpo") else ""
-    lines += ['ids = tok.apply_chat_template(translation_messages("The interest rate per period."'
-              + (", system=minimind_hf.prompts.FINANCE_SYSTEM_PROMPT" if system else "") + "),",
+    lines += ['ids = tok.apply_chat_template(translation_messages("The interest rate per period."' + system + "),",
               '                              add_generation_prompt=True, return_tensors="pt", return_dict=True)',
               "out = model.generate(**ids, max_new_tokens=64, do_sample=False)",
               'print(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))', "```", ""]
     if not adapter:
-        lines += ["Without the package (the checkpoint carries its model code):", "", "```python",
-                  "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+        lines += ["Without the package (the checkpoint carries its model code; the tokenizer is a standard fast "
+                  "tokenizer and needs none):", "", "```python",
+                  "from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast", "",
                   f'model = AutoModelForCausalLM.from_pretrained("{repo}", trust_remote_code=True)',
-                  f'tok = AutoTokenizer.from_pretrained("{repo}")', "```", ""]
+                  f'tok = PreTrainedTokenizerFast.from_pretrained("{repo}")', "```", ""]
     lines += ["From the command line: `minimind translate CHECKPOINT \"The interest rate per period.\""
               + (" --finance" if system else "") + "`; as an OpenAI-compatible server: `minimind serve CHECKPOINT`"
               + ("" if adapter else "; for llama.cpp / ollama: `minimind export CHECKPOINT model.gguf --to gguf`") + ".",
