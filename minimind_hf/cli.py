@@ -127,6 +127,11 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if not args.recipe_args or args.recipe_args[0] in ("-h", "--help"):
+        from .training.recipe_help import recipe_keys_help
+
+        print(recipe_keys_help())
+        return 0 if args.recipe_args else 2
     from .training.safety import exit_status
     from .training.runner import main as train_main
 
@@ -259,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("train", help="run a stage recipe (same as python -m minimind_hf.train)")
+    p = sub.add_parser("train", help="run a stage recipe (same as python -m minimind_hf.train); --help lists the keys",
+                       add_help=False)  # --help reaches cmd_train: the recipe keys, or with a recipe all of its stage's
     p.add_argument("recipe_args", nargs=argparse.REMAINDER, help="recipe.yaml [--field value ...]")
     p.set_defaults(func=cmd_train)
 
@@ -331,7 +337,11 @@ def main(argv: list[str] | None = None) -> int:
     import minimind_hf  # noqa: F401  (registers the Auto classes)
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "train":  # argparse keeps a leading option (`minimind train --help`) out of REMAINDER
+        args.recipe_args = unknown + args.recipe_args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return int(args.func(args) or 0)
 
 

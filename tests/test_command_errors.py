@@ -92,3 +92,17 @@ def test_topic_dedup_runs_without_a_runtime_warning(tmp_path):
     result = _run("-W", "error::RuntimeWarning", "-m", "data_tools.web.dedup", str(topics))
     assert result.returncode == 0, result.stderr
     assert "found in sys.modules" not in result.stderr and "after dedup 1" in result.stderr
+
+
+def test_minimind_train_help_lists_the_recipe_keys(capsys):
+    assert minimind(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    for key in ("train_files", "model_name_or_path", "lora_r", "precision", "max_length", "DPOConfig"):
+        assert key in out
+    assert minimind(["train"]) == 2 and "train_files" in capsys.readouterr().out
+
+
+def test_the_stage_runner_module_ends_a_missing_recipe_in_one_line(tmp_path):
+    result = _run("-m", "minimind_hf.train", str(tmp_path / "missing.yaml"))
+    assert result.returncode == EXIT_ERROR and "Traceback" not in result.stderr
+    assert f"python -m minimind_hf.train: error: No such file or directory: {tmp_path / 'missing.yaml'}" in result.stderr

@@ -344,3 +344,10 @@ def test_validation_warnings_of_a_healthy_and_an_overfitted_stage():
     assert validation_warnings("dpo", [{"step": 30, "eval_loss": 0.6}], healthy) == []
     worse = {"eval_loss": 1.248, "eval_rewards/margins": -0.856, "eval_rewards/accuracies": 0.098}
     assert len(validation_warnings("dpo", [{"step": 30, "eval_loss": 0.907}], worse)) == 4
+
+
+def test_a_failed_start_leaves_no_recipe_or_folder_behind(tmp_path):
+    out = tmp_path / "pretrain"
+    with pytest.raises((OSError, ValueError)):
+        run(*_args("pretrain", out, "--preset", "tiny", "--train_files", str(tmp_path / "missing.jsonl")))
+    assert not (out / "run_recipe.json").exists() and not out.exists()
