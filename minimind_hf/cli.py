@@ -132,8 +132,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         print(recipe_keys_help())
         return 0 if args.recipe_args else 2
-    from .training.safety import exit_status
     from .training.runner import main as train_main
+    from .training.safety import exit_status
 
     return exit_status(train_main, args.recipe_args)
 
@@ -332,10 +332,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def expand_config(argv: list[str]) -> list[str]:
+    """``argv`` with ``--config FILE`` replaced by the options the YAML file holds, one ``key: value`` per option
+    (its long name, ``_`` or ``-``; a list gives several values, ``true`` a bare flag, ``false`` or null nothing).
+    An option also given on the command line keeps the command line's value. The per-scale settings of
+    ``make pairs`` and ``make eval`` (``recipes/<scale>/pairs.yaml``, ``eval.yaml``) are such files."""
+    if "--config" not in argv:
+        return list(argv)
+    import yaml
+
+    at = argv.index("--config")
+    if at + 1 >= len(argv):
+        raise SystemExit("--config needs a YAML file of options")
+    path, rest = argv[at + 1], argv[:at] + argv[at + 2:]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            options = yaml.safe_load(handle) or {}
+    except OSError as err:
+        raise SystemExit(f"--config {path}: {err.strerror}") from None
+    if not isinstance(options, dict):
+        raise SystemExit(f"{path}: expected a YAML mapping of option names to values")
+    given = {arg.split("=", 1)[0] for arg in rest if arg.startswith("--")}
+    expanded: list[str] = []
+    for key, value in options.items():
+        flag = "--" + str(key).replace("_", "-")
+        if flag in given or value is None or value is False:
+            continue
+        values = value if isinstance(value, list) else [] if value is True else [value]
+        expanded += [flag, *(str(v) for v in values)]
+    return rest[:at] + expanded + rest[at:]
+
+
 @one_line_errors("minimind")
 def main(argv: list[str] | None = None) -> int:
     import minimind_hf  # noqa: F401  (registers the Auto classes)
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:  # `train` reads its recipe's --config itself (TRL's parser)
+        argv = expand_config(argv)
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
     if args.command == "train":  # argparse keeps a leading option (`minimind train --help`) out of REMAINDER

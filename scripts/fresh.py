@@ -6,8 +6,8 @@
 The command's **inputs** are its words and every file the command names -- a word that is an existing file or
 folder, and every path value of a YAML recipe it names (``train_files``, ``model_name_or_path`` ...) -- by size
 and SHA-256 (a file whose size and mtime are as recorded is not hashed again). Its **output** is the folder or
-file after ``--output`` / ``--output_dir`` / ``--output-dir`` (or the recipe's ``output_dir``); a checkpoint's
-model card, which evaluations rewrite, is neither. After the command
+file after ``--output`` / ``--output_dir`` / ``--output-dir`` (or the recipe's ``output_dir`` / ``output``); a
+checkpoint's model card, which evaluations rewrite, is neither. After the command
 succeeds, ``.fresh.json`` next to the output records both; the next time, when the inputs are the same and the
 output is as that run left it (every file's size and mtime), the command is not started at all: one line says
 so and the status is 0. Any change -- an edited recipe or data file, a retrained previous stage, other
@@ -35,6 +35,7 @@ RECORDS = frozenset({"README.md", "model_card.json"})
 """A checkpoint's model card, which ``minimind eval`` rewrites with each evaluation: a record of results, neither
 an input of the next step nor a change to the checkpoint."""
 OUTPUT_FLAGS = ("--output", "--output_dir", "--output-dir")
+OUTPUT_KEYS = ("output_dir", "output")  # the same in a YAML recipe or option file
 VERSION = 1
 _CHUNK = 1 << 20
 
@@ -87,13 +88,13 @@ def _recipe_paths(path: Path) -> tuple[list[str], str | None]:
         return [], None
     paths = []
     for key, value in recipe.items():
-        if key == "output_dir":
+        if key in OUTPUT_KEYS:
             continue
         for item in value if isinstance(value, list) else [value]:
             if isinstance(item, str) and item and os.path.exists(item):
                 paths.append(item)
-    output = recipe.get("output_dir")
-    return paths, output if isinstance(output, str) else None
+    output = next((recipe[key] for key in OUTPUT_KEYS if isinstance(recipe.get(key), str)), None)
+    return paths, output
 
 
 def inputs_and_output(command: list[str]) -> tuple[list[str], str | None]:

@@ -105,4 +105,5 @@ def test_minimind_train_help_lists_the_recipe_keys(capsys):
 def test_the_stage_runner_module_ends_a_missing_recipe_in_one_line(tmp_path):
     result = _run("-m", "minimind_hf.train", str(tmp_path / "missing.yaml"))
     assert result.returncode == EXIT_ERROR and "Traceback" not in result.stderr
-    assert f"python -m minimind_hf.train: error: No such file or directory: {tmp_path / 'missing.yaml'}" in result.stderr
+    missing = tmp_path / "missing.yaml"
+    assert f"python -m minimind_hf.train: error: No such file or directory: {missing}" in result.stderr

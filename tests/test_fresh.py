@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -97,7 +98,16 @@ def test_make_all_ends_with_the_stage_warnings(tmp_path, capsys):
     (tmp_path / "sft" / "stage_complete.json").write_text('{"warnings": []}')
     assert module.main([str(tmp_path)]) == 0 and capsys.readouterr().out == ""
     (tmp_path / "dpo").mkdir()
-    (tmp_path / "dpo" / "stage_complete.json").write_text('{"warnings": ["dpo: validation reward margin -0.8 is negative"]}')
+    warning = "dpo: validation reward margin -0.8 is negative"
+    (tmp_path / "dpo" / "stage_complete.json").write_text(json.dumps({"warnings": [warning]}))
     assert module.main([str(tmp_path)]) == 0
     assert "WARNING: a stage's own validation says it made the model worse:\n  - dpo: validation reward margin -0.8" \
         in capsys.readouterr().out
+
+
+def test_an_option_file_names_inputs_and_output(stage):
+    root, _ = stage
+    (root / "out" / "sft").mkdir(parents=True)
+    (root / "pairs.yaml").write_text("model: out/sft\ninput: data.jsonl\noutput: out/pairs/dpo.jsonl\nlimit: 64\n")
+    inputs, output = fresh.inputs_and_output(["python", "-m", "data_tools.preferences", "--config", "pairs.yaml"])
+    assert inputs == ["pairs.yaml", "out/sft", "data.jsonl"] and output == "out/pairs/dpo.jsonl"

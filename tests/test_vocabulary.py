@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from minimind_hf.training import runner as train_module
 from minimind_hf.tokenization import save_tokenizer
+from minimind_hf.training import runner as train_module
 from minimind_hf.training.runner import parse_args
 from minimind_hf.training.vocabulary import vocabulary_overrides
 

@@ -119,8 +119,8 @@ def _data_facts(stage_args, stats: dict[str, Any]) -> dict[str, Any]:
 def _recipe_facts(stage_args, training_args) -> dict[str, Any]:
     recipe = {k: getattr(training_args, k) for k in _RECIPE_KEYS if hasattr(training_args, k)}
     recipe = {k: (v.value if hasattr(v, "value") else v) for k, v in recipe.items()}
-    ran = "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32"
-    precision = ran if stage_args.run.precision == ran else f"{ran} ({stage_args.run.precision})"  # "bf16 (auto)"
+    ran, asked = training_args.ran_precision, training_args.precision
+    precision = ran if asked == ran else f"{ran} ({asked})"  # "bf16 (auto)"
     recipe.update(precision=precision, world_size=training_args.world_size)
     if stage_args.stage == "pretrain":
         recipe["block_size"] = stage_args.data.block_size

@@ -31,7 +31,12 @@ from ..data.splits import split_log_names
 from ..hub.model_card import write_stage_card
 from ..modeling_minimind import MiniMindForCausalLM
 from ..tokenization import load_tokenizer, save_tokenizer
-from .arguments import ARGUMENT_GROUPS, StageArguments
+from .arguments import (
+    ARGUMENT_GROUPS,
+    StageArguments,
+    StageTrainingArguments,
+    settle_for_data,
+)
 from .plotting import plot_loss_curve
 from .regression import validation_warnings
 from .recipe import parse_recipe
@@ -49,10 +54,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def arguments_class(stage: str | None) -> type[TrainingArguments]:
-        return STAGES[stage].arguments if stage in STAGES else TrainingArguments
+        return STAGES[stage].arguments if stage in STAGES else StageTrainingArguments
 
     run_args, data_args, model_args, lora_args, training_args = parse_recipe(argv, ARGUMENT_GROUPS, arguments_class)
-    return StageArguments(run_args, data_args, model_args, lora_args), training_args
+    stage_args = StageArguments(run_args, data_args, model_args, lora_args)
+    has_validation = bool(data_args.validation_files or data_args.validation_fraction)
+    if training_args.load_best_model_at_end and not has_validation:
+        raise ValueError(f"stage {stage_args.stage}: load_best_model_at_end needs validation_files or "
+                         "validation_fraction")
+    return stage_args, settle_for_data(training_args, has_validation)
 
 
 def _load_model(stage_args: StageArguments):
@@ -163,9 +173,6 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     if stage_args.run.skip_if_done and marker.exists():
         logger.info("stage %s already finished in %s; skipping (delete %s to retrain)", name, output_dir, marker)
         return json.loads(marker.read_text())
-    data = stage_args.data
-    if training_args.load_best_model_at_end and not (data.validation_files or data.validation_fraction):
-        raise ValueError(f"stage {name}: load_best_model_at_end needs validation_files or validation_fraction")
     last = guard.resume_checkpoint()  # the newest good one; broken ones are moved aside
     set_seed(training_args.seed)
     start = time.time()

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from transformers import Trainer, TrainingArguments, default_data_collator
-from trl import DPOConfig
 
 from ..data import (
     BuiltDataset,
@@ -22,7 +21,12 @@ from ..data import (
 )
 from ..data.layout import STAGE_NAMES
 from ..prompts import resolve_system_prompt
-from .arguments import ChatTrainingArguments, StageArguments
+from .arguments import (
+    ChatTrainingArguments,
+    StageArguments,
+    StageDPOConfig,
+    StageTrainingArguments,
+)
 from .lora import wrap_with_lora
 from .trainers import MiniMindTrainer, StageDPOTrainer
 
@@ -49,7 +53,7 @@ def _chat_data(stage_args: StageArguments, training_args: ChatTrainingArguments,
                              num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
 
 
-def _preference_data(stage_args: StageArguments, training_args: DPOConfig, tokenizer) -> BuiltDataset:
+def _preference_data(stage_args: StageArguments, training_args: StageDPOConfig, tokenizer) -> BuiltDataset:
     data = stage_args.data
     return build_dpo_dataset(data.train_files, data.validation_files,
                              system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
@@ -92,11 +96,11 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {
-    "pretrain": Stage(TrainingArguments, _pretrain_data, lambda tokenizer: _packed_blocks, MiniMindTrainer,
+    "pretrain": Stage(StageTrainingArguments, _pretrain_data, lambda tokenizer: _packed_blocks, MiniMindTrainer,
                       _as_loaded),
     "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded),
     "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora),
-    "dpo": Stage(DPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded),
+    "dpo": Stage(StageDPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded),
 }
 
 assert tuple(STAGES) == STAGE_NAMES, "minimind_hf.data.layout.STAGE_NAMES lists the rows of STAGES, in order"
