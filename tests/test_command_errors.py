@@ -97,7 +97,7 @@ def test_topic_dedup_runs_without_a_runtime_warning(tmp_path):
 def test_minimind_train_help_lists_the_recipe_keys(capsys):
     assert minimind(["train", "--help"]) == 0
     out = capsys.readouterr().out
-    for key in ("train_files", "model_name_or_path", "lora_r", "precision", "max_length", "DPOConfig"):
+    for key in ("train_files", "model_name_or_path", "lora_r", "fresh_start", "max_length", "DPOConfig"):
         assert key in out
     assert minimind(["train"]) == 2 and "train_files" in capsys.readouterr().out
 
