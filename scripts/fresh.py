@@ -56,7 +56,7 @@ def _files(path: Path, skip: Path | None) -> list[Path]:
     for file in sorted(path.rglob("*")):
         if not file.is_file() or any(part.startswith(".") for part in file.relative_to(path).parts):
             continue
-        if file.name in RECORDS and file.parent == path:
+        if file.name in RECORDS:
             continue
         if skip is not None and (file == skip or skip in file.parents):
             continue
