@@ -40,7 +40,8 @@ RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 THREADS    ?= $(shell n=$$(nproc); t=$$((n / $(NPROC))); echo $$((t > 0 ? t : 1)))
 # a step whose inputs (files it names, by content) are as its last successful run left them is not started again
 FRESH      := $(BIN)/python scripts/fresh.py --
-LAUNCH     := $(RUN) $(FRESH) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
+# --quiet: a failed stage ends with its own one-line error, not also accelerate's traceback of the child's exit
+LAUNCH     := $(RUN) $(FRESH) $(BIN)/accelerate launch --quiet --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
               --num_processes $(NPROC) --num_cpu_threads_per_process $(THREADS) -m minimind_hf.train
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
