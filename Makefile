@@ -39,9 +39,9 @@ RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 # its config says use_cpu, which would make a 2-core machine train on one); THREADS=1 where other jobs share the cores
 THREADS    ?= $(shell n=$$(nproc); t=$$((n / $(NPROC))); echo $$((t > 0 ? t : 1)))
 # a step whose inputs (files it names, by content) are as its last successful run left them is not started again
-FRESH      := $(BIN)/python scripts/fresh.py --
+IF_CHANGED := $(BIN)/python scripts/fresh.py --
 # --quiet: a failed stage ends with its own one-line error, not also accelerate's traceback of the child's exit
-LAUNCH     := $(RUN) $(FRESH) $(BIN)/accelerate launch --quiet --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
+LAUNCH     := $(RUN) $(IF_CHANGED) $(BIN)/accelerate launch --quiet --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
               --num_processes $(NPROC) --num_cpu_threads_per_process $(THREADS) -m minimind_hf.train
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -155,7 +155,7 @@ lora: sft
 # make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
 DPO_PAIRS  ?= generated
 pairs: lora
-	$(RUN) $(FRESH) $(BIN)/python -m data_tools.preferences --config $(RECIPES)/pairs.yaml
+	$(RUN) $(IF_CHANGED) $(BIN)/python -m data_tools.preferences --config $(RECIPES)/pairs.yaml
 
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
 	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter shipped,$(DPO_PAIRS)),--train_files $(DATA_DIR)/dpo.jsonl,) $(DPO_ARGS)
@@ -163,7 +163,7 @@ dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
 # every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
 # (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
 EVAL_ARGS := --config $(RECIPES)/eval.yaml
-EVAL      := $(RUN) $(FRESH) $(BIN)/minimind eval
+EVAL      := $(RUN) $(IF_CHANGED) $(BIN)/minimind eval
 eval: dpo
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
@@ -171,7 +171,7 @@ eval: dpo
 	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
 	$(EVAL) out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
-	$(RUN) $(FRESH) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
+	$(RUN) $(IF_CHANGED) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
 		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
 
 # COMET runs on the COMET-capable stack (transformers 4.57) with a local checkpoint:
