@@ -59,3 +59,9 @@ def test_each_scale_reads_its_settings_from_its_recipes_folder(scale):
     shipped = next(line for line in _dry_run("dpo", f"SCALE={scale}", "DPO_PAIRS=shipped") if "dpo.yaml" in line)
     assert "--train_files data/" in shipped and "preferences" not in " ".join(_dry_run("dpo", "DPO_PAIRS=shipped"))
     assert "--validation_files data/" in shipped  # the shipped pairs validate on their own kind
+
+
+def test_a_stage_launch_leaves_the_error_to_the_stage():
+    """accelerate's --quiet: a failing stage's one-line error is not followed by accelerate's own traceback."""
+    line = _launch_line()
+    assert " launch --quiet " in line and " scripts/fresh.py -- " in line

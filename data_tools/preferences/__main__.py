@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from minimind_hf.checkpoints import default_device, load_checkpoint
+from minimind_hf.command_errors import one_line_errors
 from minimind_hf.evaluation.test_sets import load_test_pairs
 from minimind_hf.evaluation.translate import generate_translations
 from minimind_hf.prompts import resolve_system_prompt, system_prompt_name
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+@one_line_errors("python -m data_tools.preferences")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from minimind_hf.options_file import expand_config
