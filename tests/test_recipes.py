@@ -52,6 +52,8 @@ def _run_recipe(recipe: Path, out: Path, runs: Path, on_the_sample: bool = True)
     written = yaml.safe_load(recipe.read_text())
     stage = written["stage"]
     argv = [str(recipe), "--output_dir", str(out / stage), *SHORT, "--cache_dir", str(runs / "cache")]
+    if stage == "grpo":  # groups of two short completions fit the batches of two
+        argv += ["--num_generations", "2", "--max_completion_length", "8", "--reward_semantic", "0"]
     for key in ("train_files", "validation_files"):
         if key in written and on_the_sample:
             argv += [f"--{key}", *(_on_the_sample(path, stage) for path in written[key])]
@@ -68,7 +70,8 @@ def _run_scale(scale: str, tmp_path: Path) -> None:
     out = tmp_path / scale
     for stage in STAGE_NAMES:
         summary = _run_recipe(ROOT / "recipes" / scale / f"{stage}.yaml", out, tmp_path)
-        assert summary["best_checkpoint"] is not None, f"{scale}/{stage}: validation data, so the best checkpoint"
+        if stage != "grpo":  # GRPO's validation loss does not rank checkpoints: it keeps the last one
+            assert summary["best_checkpoint"] is not None, f"{scale}/{stage}: validation data, so the best checkpoint"
 
 
 def test_tiny_recipes_run(tmp_path):
