@@ -227,6 +227,22 @@ def test_translate_is_batch_size_invariant_under_greedy_decoding(lively_model, t
     assert translate(lively_model, tokenizer, [], show_progress=False) == []
 
 
+def test_translate_is_batch_size_invariant_with_the_default_length_cap(lively_model, tokenizer):
+    """The evaluation's default ``length_ratio`` caps each row at its own source's length, not at the
+    longest source of its batch: batch 1, 7 and 32 give the same outputs."""
+    from minimind_hf.evaluation.run import EvalArguments
+
+    defaults = EvalArguments()
+    rows = (SOURCES + ["Tax", "Open the file", "A long sentence about the net present value of a series of bonds."]) * 2
+    outputs = {
+        size: translate(lively_model, tokenizer, rows, batch_size=size, max_new_tokens=defaults.max_new_tokens,
+                        length_ratio=defaults.length_ratio, show_progress=False)
+        for size in (1, 7, 32)
+    }
+    assert all(outputs[1]) and len(set(outputs[1])) > 1
+    assert outputs[7] == outputs[1] and outputs[32] == outputs[1]
+
+
 class _ScriptedModel(torch.nn.Module):
     """Stands in for a model: ``generate`` appends a fixed answer to every prompt."""
 

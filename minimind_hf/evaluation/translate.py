@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..prompts import translation_messages
 from ..tokenization import IM_END
@@ -78,6 +79,18 @@ def length_cap(source_tokens: int, ratio: float | None, max_new_tokens: int) -> 
     return max(1, min(max_new_tokens, math.ceil(ratio * source_tokens) + 8))
 
 
+class _RowCaps(StoppingCriteria):
+    """Per-row stop: a row is finished once it holds its own number of new tokens, so that a short source
+    stops at its own :func:`length_cap` whatever else shares its batch."""
+
+    def __init__(self, prompt_length: int, caps: Sequence[int]):
+        self.prompt_length = prompt_length
+        self.caps = torch.tensor(list(caps))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return (input_ids.shape[1] - self.prompt_length) >= self.caps.to(input_ids.device)
+
+
 @torch.inference_mode()
 def generate_translations(
     model: Any,
@@ -97,7 +110,8 @@ def generate_translations(
     """``num_return_sequences`` translations of every source (a list per source, in order).
 
     Prompts are sorted by length and generated in left-padded batches; with ``length_ratio`` each
-    batch may generate at most :func:`length_cap` of its longest source. Extra keyword arguments go to
+    row may generate at most :func:`length_cap` of its own source (a per-row stopping criterion ends it
+    there, and its tokens are cut there), so the output of a row does not depend on the batch size. Extra keyword arguments go to
     ``model.generate`` (``temperature``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ...).
     """
     if isinstance(sources, str):
@@ -125,15 +139,22 @@ def generate_translations(
             enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
                 device
             )
-            config.max_new_tokens = length_cap(max(source_lengths[i] for i in idx), length_ratio, max_new_tokens)
+            # one cap per generated row (each source's rows are adjacent when num_return_sequences > 1)
+            caps = [length_cap(source_lengths[i], length_ratio, max_new_tokens)
+                    for i in idx for _ in range(num_return_sequences)]
+            config.max_new_tokens = max(caps)
+            stopping = other_kwargs.get("stopping_criteria")
+            if num_beams == 1 and min(caps) < max(caps):  # beam search keeps its rows in beams: only cut them
+                stopping = StoppingCriteriaList([*(stopping or []), _RowCaps(enc["input_ids"].shape[1], caps)])
             generated = model.generate(
                 input_ids=enc["input_ids"],
                 attention_mask=enc["attention_mask"],
                 generation_config=config,
-                **other_kwargs,
+                **{**other_kwargs, **({"stopping_criteria": stopping} if stopping is not None else {})},
             )
             new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
             for row, ids in enumerate(new_tokens):
+                ids = ids[: caps[row]]
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
                 outputs[idx[row // num_return_sequences]].append(
                     tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
