@@ -185,11 +185,10 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
         sentences_per_second=len(hypotheses) / seconds if seconds else None,
         generation=_generation_settings(args, system),
         reference_script=script_check(references),
-        traditional_share=1.0 - scores["script"]["simplified_output_rate"],
         health=output_health(hypotheses, sources, references),
         floors=floors(corpus_scores, hypotheses, sources, references),
     )
-    per_example = sentence_scores(hypotheses, references)
+    per_example = [{"chrf": row["chrf"]} for row in sentence_scores(hypotheses, references)]  # no chrF++ for Chinese
     for row, value in zip(per_example, scores.pop("comet_segments", None) or [], strict=False):
         row["comet"] = value
     if args.semantic:
@@ -205,12 +204,12 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
 
 
 def _examples(rows: list[dict[str, Any]], n: int) -> dict[str, list[dict[str, Any]]]:
-    """The first ``n`` translations, and the ``n`` best and worst by sentence chrF++."""
+    """The first ``n`` translations, and the ``n`` best and worst by sentence chrF."""
     def view(row):
         return {"source": row["en"], "reference": row["zh"], "hypothesis": row["hypothesis"],
-                "chrf++": round(row["chrf++"], 1), "flags": row["flags"]}
+                "chrf": round(row["chrf"], 1), "flags": row["flags"]}
 
-    ranked = sorted(rows, key=lambda r: r["chrf++"], reverse=True)
+    ranked = sorted(rows, key=lambda r: r["chrf"], reverse=True)
     return {"first": [view(r) for r in rows[:n]], "best": [view(r) for r in ranked[:n]],
             "worst": [view(r) for r in ranked[::-1][:n]]}
 
