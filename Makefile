@@ -152,8 +152,9 @@ pairs: lora
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
 	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter generated,$(DPO_PAIRS)),--train_files out/pairs/dpo.jsonl,) $(DPO_ARGS)
 
-# every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
-# (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
+# every stage on its own test set: pretraining perplexity, SFT on general text, and SFT, LoRA and DPO on finance text
+# with one prompt (the finance system turn), so the adapter's gain and DPO's are not mixed with a prompt change;
+# SFT on finance without the system turn is its own row. Then one summary with charts in out/quality
 EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,\
              $(if $(filter small,$(SCALE)),--limit 300 --batch-size 32,--limit 1000 --batch-size 64))
 EVAL      := $(RUN) $(BIN)/minimind eval
@@ -161,8 +162,8 @@ eval: dpo
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
 		--output out/eval/sft-general
-	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
-	$(EVAL) out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
+	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance-no-system
+	$(EVAL) out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
 	$(RUN) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
 		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
