@@ -29,7 +29,9 @@ Three pieces, from the formula up to the training loop:
   semantics (each row's log-probability is the *mean* over its masked tokens, not the sum).
 
 * :class:`MiniMindDPOTrainer` -- a :class:`trl.DPOTrainer` whose loss comes from :func:`dpo_loss`.
-  Everything else is TRL's: dataset preparation (prompt extraction, chat template, tokenisation),
+  Everything else is TRL's: dataset preparation (prompt extraction, chat template, tokenisation;
+  then each completion is cut after the reply's ``<|im_end|>``, so the template's ``"\n"`` after it,
+  which SFT masks and inference never reaches, is not scored: :func:`end_at_reply_end`),
   the preference collator that stacks the chosen and rejected sequences into one batch, one forward
   for both halves through TRL's fused LM head (per-token log-probabilities without materialising the
   logits), the reference log-probabilities (:meth:`trl.DPOTrainer.compute_ref_log_probs`, or the
@@ -86,6 +88,8 @@ import torch.nn.functional as F
 import trl
 from trl import DPOConfig, DPOTrainer
 from trl.trainer import utils as _trl_utils
+
+from .tokenization import IM_END
 
 try:  # PEFT is a project dependency, but keep the module importable without it.
     from peft import PeftModel
@@ -313,6 +317,22 @@ def _moe_balance_loss(model: torch.nn.Module) -> torch.Tensor | None:
     return torch.stack([loss.reshape(()) for loss in losses]).sum() if losses else None
 
 
+def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
+    """Cut ``chosen_ids`` / ``rejected_ids`` after their last ``end_id`` (``<|im_end|>``).
+
+    TRL's completion is the prompt+reply rendering minus the prompt, so it carries the template's text
+    after the reply's end token (the ``"\n"`` after ``<|im_end|>``). SFT masks that text and inference
+    stops at ``<|im_end|>``; scored by DPO it would add a term outside the reply to both log-ratios
+    (and can flip a pair's margin). Dropping it from the sequence leaves every earlier position unchanged.
+    """
+    for key in ("chosen_ids", "rejected_ids"):
+        ids = example[key]
+        ends = [i for i, token in enumerate(ids) if token == end_id]
+        if ends:
+            example[key] = ids[: ends[-1] + 1]
+    return example
+
+
 def _check_config(args: DPOConfig) -> None:
     """Refuse DPOConfig options that TRL applies inside its own loss, which this trainer replaces."""
     if len(args.loss_type) != 1 or args.loss_type[0] not in LOSS_TYPES:
@@ -364,6 +384,16 @@ class MiniMindDPOTrainer(DPOTrainer):
             ref_model.requires_grad_(False)
             ref_model.eval()
         super().__init__(model, ref_model=ref_model, args=args, **kwargs)
+
+    def _prepare_dataset(self, dataset: Any, processing_class: Any, args: DPOConfig, dataset_name: str) -> Any:
+        """TRL's tokenisation, then each completion cut after the reply's end token (:func:`end_at_reply_end`)."""
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        tokenizer = getattr(processing_class, "tokenizer", processing_class)
+        end_id = tokenizer.convert_tokens_to_ids(IM_END)
+        if end_id is None or end_id == tokenizer.unk_token_id:
+            return dataset
+        kwargs = {"desc": f"Ending {dataset_name} completions at {IM_END}"} if hasattr(dataset, "__len__") else {}
+        return dataset.map(end_at_reply_end, fn_kwargs={"end_id": end_id}, **kwargs)
 
     def compute_loss(
         self,

@@ -419,7 +419,13 @@ def test_trainer_loss_gradients_and_metrics_equal_trl(
         processing_class=tokenizer,
     )
     batch = first_batch(ours)
-    torch.testing.assert_close(batch, first_batch(theirs))
+    # TRL's own batch scores the template's "\n" after <|im_end|> too; ours ends at <|im_end|>
+    # (test_completion_ends_at_the_replys_end_token). The loss is compared on the same batch.
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    trl_batch = first_batch(theirs)
+    for ours_row, ours_mask, trl_row, trl_mask in zip(batch["input_ids"], batch["completion_mask"],
+                                                      trl_batch["input_ids"], trl_batch["completion_mask"]):
+        assert trl_row[trl_mask.bool()].tolist() == ours_row[ours_mask.bool()].tolist() + newline
     lengths_differ = (batch["completion_mask"].sum(1)[:4] != batch["completion_mask"].sum(1)[4:]).any()
     assert lengths_differ, "the test batch must mix completion lengths so sigmoid and sigmoid_norm differ"
 
@@ -685,3 +691,27 @@ def test_longer_training_on_32_pairs(loss_type, start, final_below, tmp_path, to
     assert sum(losses[-5:]) / 5 < final_below, losses
     assert sum(margins[-5:]) / 5 > 2.0, margins
     assert sum(logged(trainer, "rewards/accuracies")[-5:]) / 5 >= 0.9
+
+
+# --------------------------------------------------------------------------------------------------
+# What DPO scores: the reply and its end token, nothing of the template after it
+# --------------------------------------------------------------------------------------------------
+def test_completion_ends_at_the_replys_end_token(tmp_path, tokenizer, pristine_model, train_dataset):
+    """The chat template writes "<|im_end|>\\n" after every turn; SFT masks the "\\n" and inference stops at
+    <|im_end|>, so DPO must not score it either: each completion is the reply's tokens and <|im_end|>."""
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    trainer = MiniMindDPOTrainer(model=copy.deepcopy(pristine_model), args=make_args(tmp_path),
+                                 train_dataset=train_dataset, processing_class=tokenizer)
+    records = preference_records(len(train_dataset))
+    for example, record in zip(trainer.train_dataset, records, strict=True):
+        for key in ("chosen", "rejected"):
+            reply = record[key][-1]["content"]
+            expected = tokenizer(reply, add_special_tokens=False)["input_ids"] + [im_end]
+            assert example[f"{key}_ids"] == expected, (key, tokenizer.decode(example[f"{key}_ids"]))
+    batch = first_batch(trainer)
+    scored = batch["input_ids"][batch["completion_mask"].bool()].tolist()
+    assert scored.count(im_end) == 8  # one end token per sequence (4 chosen + 4 rejected) ...
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    rows = [batch["input_ids"][i][batch["completion_mask"][i].bool()].tolist() for i in range(8)]
+    assert all(row[-1] == im_end for row in rows)  # ... and nothing scored after it
+    assert all(row[-len(newline):] != newline for row in rows)
