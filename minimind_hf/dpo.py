@@ -333,6 +333,15 @@ def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
     return example
 
 
+def same_after_truncation(example: dict[str, Any], max_length: int, truncation_mode: str = "keep_start") -> bool:
+    """Whether prompt+chosen and prompt+rejected are the same token sequence once cut at ``max_length``
+    the way TRL's collator cuts them (``keep_start``: the first ``max_length`` tokens; ``keep_end``: the
+    last)."""
+    cut = slice(None, max_length) if truncation_mode == "keep_start" else slice(-max_length, None)
+    prompt = example["prompt_ids"]
+    return (prompt + example["chosen_ids"])[cut] == (prompt + example["rejected_ids"])[cut]
+
+
 def _check_config(args: DPOConfig) -> None:
     """Refuse DPOConfig options that TRL applies inside its own loss, which this trainer replaces."""
     if len(args.loss_type) != 1 or args.loss_type[0] not in LOSS_TYPES:
@@ -386,14 +395,31 @@ class MiniMindDPOTrainer(DPOTrainer):
         super().__init__(model, ref_model=ref_model, args=args, **kwargs)
 
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: DPOConfig, dataset_name: str) -> Any:
-        """TRL's tokenisation, then each completion cut after the reply's end token (:func:`end_at_reply_end`)."""
+        """TRL's tokenisation, then each completion cut after the reply's end token (:func:`end_at_reply_end`),
+        then the pairs that truncation at ``max_length`` makes identical dropped (:func:`same_after_truncation`).
+
+        What is dropped is counted in ``self.dropped_rows[dataset_name]`` (a map-style dataset only):
+        ``prompt_fills_max_length`` (TRL's own filter) and ``identical_after_truncation``. Such a pair has
+        equal chosen and rejected log-ratios, so it would count as a failure in ``rewards/accuracies``
+        and teach nothing."""
+        sized = hasattr(dataset, "__len__")
+        given = len(dataset) if sized else None
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
         end_id = tokenizer.convert_tokens_to_ids(IM_END)
-        if end_id is None or end_id == tokenizer.unk_token_id:
-            return dataset
-        kwargs = {"desc": f"Ending {dataset_name} completions at {IM_END}"} if hasattr(dataset, "__len__") else {}
-        return dataset.map(end_at_reply_end, fn_kwargs={"end_id": end_id}, **kwargs)
+        if end_id is not None and end_id != tokenizer.unk_token_id:
+            kwargs = {"desc": f"Ending {dataset_name} completions at {IM_END}"} if sized else {}
+            dataset = dataset.map(end_at_reply_end, fn_kwargs={"end_id": end_id}, **kwargs)
+        if sized:
+            kept = len(dataset)
+        if args.max_length is not None:
+            kwargs = {"desc": f"Dropping {dataset_name} pairs made identical by max_length"} if sized else {}
+            dataset = dataset.filter(lambda example: not same_after_truncation(example, args.max_length,
+                                                                               args.truncation_mode), **kwargs)
+        if sized:
+            dropped = {"prompt_fills_max_length": given - kept, "identical_after_truncation": kept - len(dataset)}
+            self.dropped_rows = {**getattr(self, "dropped_rows", {}), dataset_name: {k: v for k, v in dropped.items() if v}}
+        return dataset
 
     def compute_loss(
         self,

@@ -715,3 +715,20 @@ def test_completion_ends_at_the_replys_end_token(tmp_path, tokenizer, pristine_m
     rows = [batch["input_ids"][i][batch["completion_mask"][i].bool()].tolist() for i in range(8)]
     assert all(row[-1] == im_end for row in rows)  # ... and nothing scored after it
     assert all(row[-len(newline):] != newline for row in rows)
+
+
+def test_pairs_made_identical_by_truncation_are_dropped_and_counted(tmp_path, tokenizer, pristine_model):
+    """Cut at max_length, a pair whose replies differ only past it has chosen == rejected: its log-ratios are
+    equal, so it would count as a failure in rewards/accuracies. It is dropped, and counted."""
+    shared = "淨利成長了百分之十，" * 12
+    records = preference_records(4) + [{
+        "chosen": translation_messages("Net income rose.", shared + "好", prompt_id=4),
+        "rejected": translation_messages("Net income rose.", shared + "壞", prompt_id=4),
+    }]
+    trainer = MiniMindDPOTrainer(model=copy.deepcopy(pristine_model), args=make_args(tmp_path, max_length=64),
+                                 train_dataset=Dataset.from_list(records), processing_class=tokenizer)
+    assert len(trainer.train_dataset) == 4
+    assert trainer.dropped_rows["train"] == {"identical_after_truncation": 1}
+    batch = first_batch(trainer)
+    chosen, rejected = batch["input_ids"].chunk(2)
+    assert all(not torch.equal(c, r) for c, r in zip(chosen, rejected))

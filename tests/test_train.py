@@ -176,7 +176,7 @@ def test_dpo_pairs_whose_prompt_fills_max_length_are_counted_not_dropped_in_sile
                              "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"))
     train = summary["data"]["train"]
     assert train["dropped"]["prompt_fills_max_length"] == 1 and train["rows_out"] == 7
-    assert "1 of 8 train rows dropped: the prompt alone fills max_length 64" in caplog.text
+    assert "1 of 8 train rows dropped at max_length 64: 1 prompt fills max length" in caplog.text
 
 
 def test_seq_length_is_a_deprecated_alias_of_max_length(tmp_path):
