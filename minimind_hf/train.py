@@ -36,7 +36,7 @@ from trl import DPOConfig
 
 from . import MiniMindConfig, MiniMindForCausalLM
 from .atomic_files import atomic_write_text
-from .checkpoints import check_tokenizer_fits, load_checkpoint
+from .checkpoints import ADAPTER_CONFIG, check_tokenizer_fits, load_checkpoint, record_adapter_base
 from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
 from .dpo import MiniMindDPOTrainer
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, wrap_with_lora
@@ -248,6 +248,16 @@ class _StageTrainerMixin:
         finally:
             if config is not None:
                 config.use_cache = training_value
+        self._record_adapter_base(Path(output_dir or self.args.output_dir))
+
+    def _record_adapter_base(self, output_dir: Path) -> None:
+        """Beside a saved adapter, the fingerprint of the base it was trained on (``adapter_base.json``), so that
+        loading it on another model of the same shape is refused (:mod:`minimind_hf.checkpoints`)."""
+        if not self.args.should_save or not (output_dir / ADAPTER_CONFIG).is_file():
+            return
+        recorded = json.loads((output_dir / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+        base = Path(recorded) if recorded and (Path(recorded) / "config.json").is_file() else None
+        record_adapter_base(output_dir, base=base)  # base None: found from the adapter as the loader finds it
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         self._raise_if_nonfinite()

@@ -137,6 +137,8 @@ def test_sft_lora_dpo_chain(pretrained, tmp_path):
 
     lora = run(*_args("lora", tmp_path / "lora", "--model_name_or_path", str(tmp_path / "sft"), "--max_length", "128"))
     assert (tmp_path / "lora" / "adapter_config.json").exists()
+    base_record = json.loads((tmp_path / "lora" / "adapter_base.json").read_text())  # the base's fingerprint
+    assert base_record["saved_from"] == str((tmp_path / "sft").resolve()) and base_record["fingerprint"]["weights"]
     from peft import PeftModel
 
     adapter = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
