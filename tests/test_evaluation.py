@@ -512,3 +512,19 @@ def test_plot_comparison_draws_one_group_per_checkpoint(tmp_path):
     assert path.read_bytes().startswith(PNG_MAGIC) and path.stat().st_size > 5000
     with pytest.raises(ValueError, match="no result has translation scores"):
         plot_comparison([{"label": "x", "translation": None}], tmp_path / "none.png")
+
+
+def test_perplexity_windows_follow_the_block_size_the_checkpoint_trained_at(checkpoint, tmp_path):
+    """A model pretrained at 64 tokens is scored in 64-token windows (its run_recipe.json says so), not 512:
+    past its training length a model is not measured on what it learned."""
+    text = " ".join(["The rate of interest per period is applied to the balance."] * 20)
+    validation = _write_jsonl(tmp_path / "long.jsonl", [{"text": text}])
+    (checkpoint / "run_recipe.json").write_text(json.dumps({"stage": "pretrain", "data": {"block_size": 64}}))
+    result = evaluate_checkpoint(checkpoint, {"validation": validation}, check_generation=False, show_progress=False)
+    assert result["validation"]["block_size"] == 64 and result["validation"]["block_size_from"] == "run_recipe.json"
+    (checkpoint / "run_recipe.json").write_text(json.dumps({"stage": "sft", "training": {"max_length": 96}}))
+    result = evaluate_checkpoint(checkpoint, {"validation": validation}, check_generation=False, show_progress=False)
+    assert result["validation"]["block_size"] == 96
+    given = evaluate_checkpoint(checkpoint, {"validation": validation}, block_size=32, check_generation=False,
+                                show_progress=False)
+    assert given["validation"]["block_size"] == 32 and given["validation"]["block_size_from"] == "argument"

@@ -140,7 +140,8 @@ def result_markdown(result: Result) -> str:
         lines.append(
             f"- validation: `{val['file']}` — {val['documents']} {val.get('kind', 'text')} documents, "
             f"{val['tokens']} scored tokens, "
-            f"block size {val['block_size']}, {'packed' if val['packed'] else 'one document per row'}; "
+            f"block size {val['block_size']}" + (f" ({val['block_size_from']})" if val.get("block_size_from") else "")
+            + f", {'packed' if val['packed'] else 'one document per row'}; "
             f"dropped rows: {_dropped(val.get('dropped'))}; documents too short to score: "
             f"{val.get('skipped_documents', 0)}"
         )

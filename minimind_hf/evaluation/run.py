@@ -34,6 +34,20 @@ from .test_sets import load_test_pairs
 from .translate import check_cached_generation, translate
 
 DATA_KEYS = ("validation", "test")
+FALLBACK_BLOCK_SIZE = 512
+
+
+def trained_block_size(path: str | os.PathLike[str] | None) -> int | None:
+    """The sequence length a checkpoint was trained at, from the ``run_recipe.json`` its stage wrote: the
+    pretraining ``block_size``, or the chat stages' ``max_length``; ``None`` without a record."""
+    from ..run_safety.fingerprint import load_recipe
+
+    if path is None or not Path(path).is_dir():
+        return None
+    recipe = load_recipe(path) or {}
+    if recipe.get("stage") == "pretrain":
+        return (recipe.get("data") or {}).get("block_size")
+    return (recipe.get("training") or {}).get("max_length") or (recipe.get("data") or {}).get("block_size")
 
 
 def _knob(default: Any, help: str, **cli: Any) -> Any:
@@ -62,7 +76,12 @@ class EvalArguments:
     system: str | None = _knob(
         None, "system prompt for the translation chat; 'finance' selects the finance prompt", type=str
     )
-    block_size: int = _knob(512, "perplexity window length in tokens")
+    block_size: int | None = _knob(
+        None,
+        "perplexity window length in tokens (default: the length the checkpoint trained at, from its "
+        f"run_recipe.json; {FALLBACK_BLOCK_SIZE} without one)",
+        type=int,
+    )
     ppl_batch_size: int = _knob(8, "perplexity batch size")
     packed: bool = _knob(
         False,
@@ -118,18 +137,25 @@ def _check_data_files(data_files: dict[str, str | os.PathLike[str] | None]) -> N
             raise FileNotFoundError(f"evaluate_checkpoint: {key} file {data_files[key]} does not exist")
 
 
-def _validation(model, tokenizer, path, args: EvalArguments, system: str | None) -> dict[str, Any]:
+def _validation(model, tokenizer, path, args: EvalArguments, system: str | None, checkpoint=None) -> dict[str, Any]:
     texts, kind_of_texts, dropped, conversations = load_validation_texts(
         path, tokenizer, limit=args.validation_limit, prompt_id=args.prompt_id, system=system
     )
+    if args.block_size:
+        block_size, block_size_from = args.block_size, "argument"
+    elif trained := trained_block_size(checkpoint):
+        block_size, block_size_from = int(trained), "run_recipe.json"
+    else:
+        block_size, block_size_from = FALLBACK_BLOCK_SIZE, "default (no run_recipe.json with the training length)"
     start = time.perf_counter()
     if kind_of_texts == "chat":  # the reply tokens, as SFT trains and reports them
-        result = reply_perplexity(model, tokenizer, list(conversations), block_size=args.block_size,
+        result = reply_perplexity(model, tokenizer, list(conversations), block_size=block_size,
                                   batch_size=args.ppl_batch_size, show_progress=args.show_progress)
     else:  # plain documents are tokenized as pretraining tokenizes them (control-token text stays text)
-        result = perplexity(model, tokenizer, texts, block_size=args.block_size, batch_size=args.ppl_batch_size,
+        result = perplexity(model, tokenizer, texts, block_size=block_size, batch_size=args.ppl_batch_size,
                             packed=args.packed, split_special_tokens=True, show_progress=args.show_progress)
-    result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start)
+    result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start,
+                  block_size_from=block_size_from)
     return result
 
 
@@ -272,7 +298,8 @@ def evaluate_checkpoint(
     if args.check_generation:
         result["generation_check"] = check_cached_generation(model, tokenizer, system=system)
     if data_files.get("validation"):
-        result["validation"] = _validation(model, tokenizer, data_files["validation"], args, system)
+        checkpoint_dir = None if isinstance(path_or_model, torch.nn.Module) else path_or_model
+        result["validation"] = _validation(model, tokenizer, data_files["validation"], args, system, checkpoint_dir)
     translations: list[dict[str, Any]] = []
     if data_files.get("test"):
         result["translation"], translations = _translation(
