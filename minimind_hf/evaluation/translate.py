@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..prompts import translation_messages
-from ..tokenization import IM_END
+from ..tokenization import IM_END, chat_ids_batch
 
 END_OF_TURN = IM_END
 
@@ -39,16 +39,19 @@ def _stop_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, system: str | None = None) -> list[str]:
-    """The chat-template text that asks the model to translate each source."""
-    return [
-        tokenizer.apply_chat_template(
-            translation_messages(src, prompt_id=prompt_id, system=system),
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-        for src in sources
-    ]
+def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, system: str | None = None) -> list[list[int]]:
+    """The token ids of the chat that asks the model to translate each source (text in a source that spells a
+    control token stays text: :func:`minimind_hf.tokenization.chat_ids`)."""
+    return chat_ids_batch(tokenizer, [translation_messages(src, prompt_id=prompt_id, system=system) for src in sources])
+
+
+def _left_padded(tokenizer: Any, rows: list[list[int]], device: Any) -> dict[str, torch.Tensor]:
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        return tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt").to(device)
+    finally:
+        tokenizer.padding_side = padding_side
 
 
 def _generation_config(model: Any, stop_ids: list[int], pad_id: int, max_new_tokens: int, num_beams: int,
@@ -123,7 +126,7 @@ def generate_translations(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     config, other_kwargs = _generation_config(model, stop_ids, pad_id, max_new_tokens, num_beams, do_sample,
                                               {**generate_kwargs, "num_return_sequences": num_return_sequences})
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in prompts]
     source_lengths = [len(ids) for ids in tokenizer(list(sources), add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
     device = next(model.parameters()).device
@@ -136,9 +139,7 @@ def generate_translations(
         progress = tqdm(total=len(prompts), desc="translate", unit="sent", disable=not show_progress)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
-                device
-            )
+            enc = _left_padded(tokenizer, [prompts[i] for i in idx], device)
             # one cap per generated row (each source's rows are adjacent when num_return_sequences > 1)
             caps = [length_cap(source_lengths[i], length_ratio, max_new_tokens)
                     for i in idx for _ in range(num_return_sequences)]
@@ -229,7 +230,7 @@ def check_cached_generation(
     tokenizer.padding_side = "left"
     model.eval()
     try:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        enc = _left_padded(tokenizer, prompts, device)
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                              eos_token_id=stop_ids, pad_token_id=pad_id, temperature=None, top_p=None, top_k=None)
         start = enc["input_ids"].shape[1]
