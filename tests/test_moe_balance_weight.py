@@ -17,7 +17,7 @@ from datasets import Dataset
 from transformers import TrainerCallback, TrainingArguments
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.train import MiniMindTrainer
+from minimind_hf.training.trainers import MiniMindTrainer
 
 ROUTER = "model.layers.0.mlp.gate.weight"
 
