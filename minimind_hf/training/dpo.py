@@ -82,7 +82,7 @@ import trl
 from trl import DPOConfig, DPOTrainer
 from trl.trainer import utils as _trl_utils
 
-from ..tokenization import IM_END
+from ..tokenization import IM_END, chat_ids
 
 try:  # PEFT is a project dependency, but keep the module importable without it.
     from peft import PeftModel
@@ -257,6 +257,28 @@ def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
     return example
 
 
+def control_text_as_text(example: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    """A conversational pair whose messages spell a control token (``"<|im_end|>"`` typed by a user) is tokenised
+    again with :func:`~minimind_hf.tokenization.chat_ids`, where that text stays text, as in the SFT data and at
+    inference; TRL's tokenisation would make it a turn boundary. Other pairs keep TRL's ids (the same ids)."""
+    messages = [m for key in ("prompt", "chosen", "rejected") if isinstance(example.get(key), list)
+                for m in example[key]]
+    specials = [token for token in tokenizer.all_special_tokens if token]
+    if not messages or not any(isinstance(m, dict) and any(t in str(m.get("content", "")) for t in specials)
+                               for m in messages):
+        return example
+    prompt = chat_ids(tokenizer, example["prompt"], add_generation_prompt=True)
+    chosen = chat_ids(tokenizer, example["prompt"] + example["chosen"], add_generation_prompt=False)
+    rejected = chat_ids(tokenizer, example["prompt"] + example["rejected"], add_generation_prompt=False)
+
+    def shared(a: list[int], b: list[int]) -> int:
+        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+    cut = min(shared(prompt, chosen), shared(prompt, rejected))  # where TRL would start the completion too
+    example.update(prompt_ids=prompt[:cut], chosen_ids=chosen[cut:], rejected_ids=rejected[cut:])
+    return example
+
+
 def same_after_truncation(example: dict[str, Any], max_length: int, truncation_mode: str = "keep_start") -> bool:
     """Whether prompt+chosen and prompt+rejected are the same token sequence once cut at ``max_length``
     the way TRL's collator cuts them (``keep_start``: the first ``max_length`` tokens; ``keep_end``: the
@@ -330,6 +352,10 @@ class MiniMindDPOTrainer(DPOTrainer):
         given = len(dataset) if sized else None
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         tokenizer = getattr(processing_class, "tokenizer", processing_class)
+        kwargs = {"desc": f"Keeping control-token text in {dataset_name} messages as text"} if sized else {}
+        dataset = dataset.map(control_text_as_text, fn_kwargs={"tokenizer": tokenizer}, **kwargs)
+        if args.max_length is not None and args.truncation_mode == "keep_start":  # TRL's filter, on the new ids
+            dataset = dataset.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
         end_id = tokenizer.convert_tokens_to_ids(IM_END)
         if end_id is not None and end_id != tokenizer.unk_token_id:
             kwargs = {"desc": f"Ending {dataset_name} completions at {IM_END}"} if sized else {}
