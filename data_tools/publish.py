@@ -1,7 +1,5 @@
 """Publish the MiniMind corpus on the Hugging Face Hub as a dataset repository.
 
-(``data_tools.hub``, its old name, still works: ``python -m data_tools.hub push ...``.)
-
 Usage::
 
     python -m data_tools.publish push --repo-id USER/NAME [--data-dir data] [--private | --public]
@@ -50,7 +48,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from huggingface_hub import DatasetCard, HfApi, constants
 
-from minimind_hf.data.layout import DATA_CARDS, SPLITS, STAGE_NAMES, split_file
+from minimind_hf.data.checks import BadRecord, check_record
+from minimind_hf.data.layout import DATA_CARDS, SPLITS, STAGE_NAMES, STAGE_RECORD_KINDS, split_file
 from minimind_hf.hub.auth import HubInputError, check_online, check_repo_id, resolve_token
 from minimind_hf.jsonl import read_jsonl
 
@@ -61,14 +60,6 @@ logger = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = STAGE_NAMES
 """Stage names, which are also the config names on the Hub."""
-
-RECORD_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "pretrain": (("text",),),
-    "sft": (("conversations",), ("en", "zh")),
-    "lora": (("conversations",), ("en", "zh")),
-    "dpo": (("chosen", "rejected"),),
-}
-"""Per stage, the alternative sets of keys a record must carry (one of them, all of its keys)."""
 
 CARD_FILES: tuple[str, ...] = DATA_CARDS
 """Data card file names looked up in the data directory, first found wins."""
@@ -179,15 +170,6 @@ def dataset_url(repo_id: str) -> str:
     return f"{constants.ENDPOINT.rstrip('/')}/datasets/{repo_id}"
 
 
-def _missing_shape(record: dict[str, Any], stage: str) -> str | None:
-    """Describe what ``record`` lacks for ``stage``, or ``None`` if it has one of the accepted shapes."""
-    shapes = RECORD_SHAPES[stage]
-    if any(all(key in record for key in shape) for shape in shapes):
-        return None
-    wanted = " or ".join("{" + ", ".join(repr(key) for key in shape) + "}" for shape in shapes)
-    return f"a {stage} record needs the keys {wanted}; this one has {sorted(record)}"
-
-
 def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
     """Read one jsonl stage file into a :class:`datasets.Dataset`, checking every line.
 
@@ -203,9 +185,10 @@ def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
         if record is None:
             blank += 1
             continue
-        problem = _missing_shape(record, stage)
-        if problem:
-            raise HubInputError(f"{path}:{lineno}: {problem}")
+        try:
+            check_record(record, STAGE_RECORD_KINDS[stage])  # the checks the training loaders apply
+        except BadRecord as bad:
+            raise HubInputError(f"{path}:{lineno}: not a {stage} record: {bad.message}") from None
         for key in record:
             if key not in columns:  # a key first seen here: earlier records lack it
                 columns[key] = [None] * rows

@@ -56,13 +56,33 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower
+    than fp32."""
+    return any(getattr(torch.cpu, name, lambda: False)()
+               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def auto_precision(device: str | None = None) -> str:
+    """What ``auto`` means wherever a precision or dtype is chosen (training, loading, benchmarks): ``"bf16"``
+    where the device computes bf16 natively -- a CUDA GPU with bf16, or a CPU with AVX-512 BF16 / AMX (there a
+    training loss curve agrees with fp32's: benchmarks/loss_agreement.py) -- else ``"fp32"``. ``device`` defaults
+    to :func:`default_device`."""
+    device = device or default_device()
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | None = None) -> torch.dtype:
-    """A ``torch.dtype`` from a name; ``auto`` (or ``None``) is bfloat16 on a CUDA device that has it, else float32."""
+    """A ``torch.dtype`` from a name. ``auto`` (or ``None``) follows :func:`auto_precision` on a CUDA device
+    (bfloat16 where it has it); on the CPU the loaded weights stay float32 (there bf16 is the autocast of a
+    training run, not the dtype of the weights)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        on_cuda = (device or "").startswith("cuda") and torch.cuda.is_available()
-        return torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
+        on_cuda = (device or "").startswith("cuda")
+        return torch.bfloat16 if on_cuda and auto_precision(device) == "bf16" else torch.float32
     try:
         return DTYPES[dtype]
     except KeyError:

@@ -117,8 +117,8 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.safety import exit_status
     from .training.runner import main as train_main
+    from .training.safety import exit_status
 
     return exit_status(train_main, args.recipe_args)
 
@@ -306,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import minimind_hf  # noqa: F401  (registers the Auto classes)
 
+    from .options_file import expand_config
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:  # `train` reads its recipe's --config itself (TRL's parser)
+        argv = expand_config(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)

@@ -66,7 +66,8 @@ def test_babylm_writer_and_the_recipe(tmp_path, monkeypatch):
     out = tmp_path / "data" / "babylm"
     assert babylm.main([str(SAMPLE / "pretrain.jsonl"), str(out), "--validation",
                         str(SAMPLE / "pretrain.validation.jsonl")]) == 0
-    assert len((out / "train_10M" / "sample.train").read_text().splitlines()) == 569
+    documents = len((SAMPLE / "pretrain.jsonl").read_text(encoding="utf-8").splitlines())
+    assert documents > 500 and len((out / "train_10M" / "sample.train").read_text().splitlines()) == documents
     assert (out / "dev" / "sample.dev").exists() and (out / "test" / "sample.test").exists()
     monkeypatch.chdir(tmp_path)
     stage_args, training_args = parse_args([str(ROOT / "recipes" / "babylm" / "pretrain.yaml")])

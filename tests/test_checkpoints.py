@@ -132,6 +132,28 @@ def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp
     )
 
 
+def test_auto_means_one_thing_for_training_loading_and_benchmarks(monkeypatch):
+    """``auto``: bf16 where the device computes it natively. The training arguments autocast in it, the benchmarks
+    default to it, and the loader keeps CPU weights in float32 (bf16 there is a training autocast)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from minimind_hf import checkpoints
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from common import settle_arguments
+
+    for native in (True, False):
+        monkeypatch.setattr(checkpoints, "cpu_has_native_bf16", lambda native=native: native)
+        assert checkpoints.auto_precision("cpu") == ("bf16" if native else "fp32")
+        assert resolve_dtype("auto", "cpu") == torch.float32
+        for weights, expected in ((False, "bf16" if native else "fp32"), (True, "fp32")):
+            args = argparse.Namespace(device="cpu", quick=False, dtype=None, threads=None)
+            settle_arguments(args, {}, {}, {}, weights=weights)
+            assert args.dtype == expected
+
+
 def _run_with_adapter(root, seed):
     """A run folder as `make` leaves it: out/sft and out/lora, the adapter recording its base as "out/sft"
     (relative to the directory the run was started in)."""

@@ -8,13 +8,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from minimind_hf.hub.model_card import (
-    CARD_FACTS,
-    card_for_push,
-    data_licences,
-    record_evaluation,
-    render_card,
-)
+from minimind_hf.data.layout import CARD_FACTS
+from minimind_hf.hub.card_text import render_card
+from minimind_hf.hub.model_card import card_for_push, data_licences, record_evaluation
 from minimind_hf.training.runner import parse_args, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,3 +116,19 @@ def card_for_push_from(facts: dict, repo_id: str, **kwargs) -> str:
 def test_data_licences_come_from_the_data_card():
     licences = {r["source"]: r["licence"] for r in data_licences([str(ROOT / "data" / "sample" / "sft.jsonl")])}
     assert licences["libreoffice-help"] == "MPL-2.0" and licences["gnucash-ui"] == "GPL-2+"
+
+
+def test_the_card_reads_the_stage_from_its_recorded_facts_not_its_name():
+    """A stage the renderer has never heard of is described by the facts its row of the stage table recorded."""
+    facts = {"name": "m", "stage": "newstage", "stage_description": "a stage added to the table later",
+             "use_system_prompt": "finance", "parent": None, "kind": "model", "evaluations": []}
+    card = render_card(facts)
+    assert "**newstage**: a stage added to the table later." in card
+    assert "Started from randomly initialised weights." in card and "FINANCE_SYSTEM_PROMPT" in card
+
+
+def test_each_stage_row_carries_what_is_recorded_about_it():
+    from minimind_hf.training.stages import STAGES
+
+    assert all(stage.description for stage in STAGES.values())
+    assert STAGES["lora"].argument_groups == ("lora",) and STAGES["pretrain"].argument_groups == ()

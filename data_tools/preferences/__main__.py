@@ -25,6 +25,8 @@ log = logging.getLogger("data_tools.preferences")
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m data_tools.preferences", description=__doc__)
+    p.add_argument("--config",
+                   help="a YAML file of these options (recipes/<scale>/pairs.yaml); the command line wins")
     p.add_argument("--model", required=True, help="the model that writes the candidates (e.g. out/sft)")
     p.add_argument("--adapter", help="a LoRA adapter on --model (e.g. out/lora), merged for generation")
     p.add_argument("--input", required=True, help="source rows: a {'en', 'zh'} jsonl (the finance training split)")
@@ -128,7 +130,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    run(build_parser().parse_args(argv))
+    from minimind_hf.options_file import expand_config
+
+    run(build_parser().parse_args(expand_config(list(sys.argv[1:] if argv is None else argv))))
     return 0
 
 

@@ -19,6 +19,7 @@ from datasets import Dataset, Features, Value
 
 from ..prompts import parse_prompt_id, prompt_index, takes_system_turn, translation_messages
 from ..tokenization import encode_chat_pieces, hole_messages, split_chat_pieces
+from .layout import DEFAULT_SEQUENCE_LENGTH
 from .loading import MAP_BATCH_SIZE, map_sources
 from .splits import (
     BuiltDataset,
@@ -206,7 +207,7 @@ def build_sft_dataset(
     tokenizer,
     train_files: PathSpec,
     validation_files: PathSpec | None = None,
-    max_length: int = 512,
+    max_length: int = DEFAULT_SEQUENCE_LENGTH,
     system_prompt: str | None = None,
     prompt_id: int | str = 0,
     *,

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..checkpoints import default_device, load_checkpoint
-from ..data.layout import COMPLETE_MARKER
+from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH
 from ..hub.model_card import record_evaluation
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
@@ -35,7 +35,7 @@ from .test_sets import load_test_pairs
 from .translate import check_cached_generation, translate
 
 DATA_KEYS = ("validation", "test")
-FALLBACK_BLOCK_SIZE = 512
+FALLBACK_BLOCK_SIZE = DEFAULT_SEQUENCE_LENGTH  # the pretraining block and longest chat every stage defaults to
 
 
 def trained_block_size(path: str | os.PathLike[str] | None) -> int | None:

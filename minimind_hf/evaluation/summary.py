@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from ..data.layout import COMPLETE_MARKER, STAGE_NAMES
+from ..training.plotting import loss_points
 from .report import COURSE_BARS, _percent, course_bars_table
 
 
@@ -158,10 +159,10 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     FigureCanvasAgg(fig)
     for i, (stage, history) in enumerate(histories.items(), 1):
         ax = fig.add_subplot(1, len(histories), i)
-        for key, style in (("loss", "-"), ("eval_loss", "o-")):
-            points = [(h["step"], h[key]) for h in history if key in h]
-            if points:
-                ax.plot(*zip(*points), style, ms=3, label=key.replace("_", " "))
+        curves = loss_points(history)  # the runner's own reader of a log history
+        for key, style, label in (("train", "-", "loss"), ("validation", "o-", "eval loss")):
+            if curves[key]:
+                ax.plot(*zip(*curves[key], strict=True), style, ms=3, label=label)
         ax.set_title(stage)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -30,7 +30,12 @@ from ..data.layout import COMPLETE_MARKER, LOSS_CURVE
 from ..hub.model_card import write_stage_card
 from ..modeling_minimind import MiniMindForCausalLM
 from ..tokenization import load_tokenizer, save_tokenizer
-from .arguments import ARGUMENT_GROUPS, StageArguments
+from .arguments import (
+    ARGUMENT_GROUPS,
+    StageArguments,
+    StageTrainingArguments,
+    settle_for_data,
+)
 from .plotting import plot_loss_curve
 from .recipe import parse_recipe
 from .safety import RunGuard, exit_status, load_finished
@@ -46,10 +51,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def arguments_class(stage: str | None) -> type[TrainingArguments]:
-        return STAGES[stage].arguments if stage in STAGES else TrainingArguments
+        return STAGES[stage].arguments if stage in STAGES else StageTrainingArguments
 
     run_args, data_args, model_args, lora_args, training_args = parse_recipe(argv, ARGUMENT_GROUPS, arguments_class)
-    return StageArguments(run_args, data_args, model_args, lora_args), training_args
+    stage_args = StageArguments(run_args, data_args, model_args, lora_args)
+    has_validation = bool(data_args.validation_files or data_args.validation_fraction)
+    if training_args.load_best_model_at_end and not has_validation:
+        raise ValueError(f"stage {stage_args.stage}: load_best_model_at_end needs validation_files or "
+                         "validation_fraction")
+    return stage_args, settle_for_data(training_args, has_validation)
 
 
 def _load_model(stage_args: StageArguments):
@@ -121,7 +131,8 @@ def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], d
 
 
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
-    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or ``(None, None)``."""
+    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or
+    ``(None, None)``."""
     if not stage_args.data.test_files:
         return None, None
     data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,
@@ -162,9 +173,6 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     if stage_args.run.skip_if_done and marker.exists():
         logger.info("stage %s already finished in %s; skipping (delete %s to retrain)", name, output_dir, marker)
         return json.loads(marker.read_text())
-    data = stage_args.data
-    if training_args.load_best_model_at_end and not (data.validation_files or data.validation_fraction):
-        raise ValueError(f"stage {name}: load_best_model_at_end needs validation_files or validation_fraction")
     last = guard.resume_checkpoint()  # the newest good one; broken ones are moved aside
     set_seed(training_args.seed)
     start = time.time()
@@ -221,7 +229,7 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "loss_curve": str(plot) if plot else None,
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
-        write_stage_card(summary, stage_args, training_args, trainer.model, tokenizer)
+        write_stage_card(summary, stage, stage_args, training_args, trainer.model, tokenizer)
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
     return summary
 

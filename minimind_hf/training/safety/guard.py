@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ...atomic_files import atomic_write_text
-from .checkpoint_check import CheckpointReport, list_checkpoints, select_checkpoint
 from .errors import RunRefused, TrainingStopped
 from .fingerprint import RECIPE_NAME, compare, load_recipe, recipe_of
 from .lock import OutputDirLock
 from .preflight import check_free_space, check_writable
 from .ranks import is_main, on_main_then_share, world_size
+from .resume_point import CheckpointReport, list_checkpoints, select_resume_point
 from .signals import StopOnSignal
 
 logger = logging.getLogger("minimind_hf.training")
@@ -109,10 +109,10 @@ class RunGuard:
         return on_main_then_share(lambda: check_free_space(self.output_dir, model, self.training_args.optim))
 
     def resume_checkpoint(self) -> str | None:
-        """The newest good checkpoint to resume from, or ``None`` (see :func:`select_checkpoint`)."""
+        """The newest good checkpoint to resume from, or ``None`` (see :func:`select_resume_point`)."""
         require_optimizer = not self.training_args.save_only_model
         self.resume = on_main_then_share(
-            lambda: select_checkpoint(self.output_dir, self.fresh_start, require_optimizer=require_optimizer))
+            lambda: select_resume_point(self.output_dir, self.fresh_start, require_optimizer=require_optimizer))
         return str(self.resume.path) if self.resume is not None else None
 
     def resume_is_finished(self) -> bool:
