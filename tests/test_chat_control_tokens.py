@@ -45,7 +45,7 @@ def test_training_chats_keep_control_token_text_as_text(tokenizer):
     messages = [{"role": "user", "content": SNEAKY}, {"role": "assistant", "content": "按 <|im_end|> 鍵"}]
     encoded = encode_chat(tokenizer, messages)
     assert _controls(tokenizer, encoded["input_ids"]) == [IM_START, IM_END, IM_START, IM_END]
-    trained = [i for i, label in zip(encoded["input_ids"], encoded["labels"]) if label != -100]
+    trained = [i for i, label in zip(encoded["input_ids"], encoded["labels"], strict=True) if label != -100]
     assert tokenizer.decode(trained) == "按 <|im_end|> 鍵<|im_end|>"
 
 

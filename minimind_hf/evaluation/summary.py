@@ -91,7 +91,8 @@ def results_markdown(summary: dict[str, Any]) -> str:
             tr = result["translation"]
             health = tr.get("health", {})
             lines.append(
-                f"| {name} | {result.get('stage') or '–'} | {tr['generation'].get('system') or '–'} | {tr['chrf']:.2f} | "
+                f"| {name} | {result.get('stage') or '–'} | {tr['generation'].get('system') or '–'} | "
+                f"{tr['chrf']:.2f} | "
                 f"{tr['bleu']:.2f} | {_fmt((tr.get('semantic') or {}).get('score'), '.3f')} | "
                 f"{_fmt(tr.get('comet'), '.4f')} | {_percent(tr.get('traditional_share'))} | "
                 f"{_percent(health.get('empty_share'))} | {_percent(health.get('no_cjk_share'))} | "

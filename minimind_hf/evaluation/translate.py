@@ -39,7 +39,8 @@ def _stop_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, system: str | None = None) -> list[list[int]]:
+def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0,
+                  system: str | None = None) -> list[list[int]]:
     """The token ids of the chat that asks the model to translate each source (text in a source that spells a
     control token stays text: :func:`minimind_hf.tokenization.chat_ids`)."""
     return chat_ids_batch(tokenizer, [translation_messages(src, prompt_id=prompt_id, system=system) for src in sources])
@@ -114,8 +115,9 @@ def generate_translations(
 
     Prompts are sorted by length and generated in left-padded batches; with ``length_ratio`` each
     row may generate at most :func:`length_cap` of its own source (a per-row stopping criterion ends it
-    there, and its tokens are cut there), so the output of a row does not depend on the batch size. Extra keyword arguments go to
-    ``model.generate`` (``temperature``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ...).
+    there, and its tokens are cut there), so the output of a row does not depend on the batch size. Extra keyword
+    arguments go to ``model.generate`` (``temperature``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``,
+    ...).
     """
     if isinstance(sources, str):
         raise TypeError("translate: pass a list of source sentences, not a single string")

@@ -133,7 +133,8 @@ def _section_evaluations(facts: dict[str, Any]) -> list[str]:
     if not evaluations:
         return lines + ["Not evaluated yet: `minimind eval` on this checkpoint adds its scores here."]
     lines += ["Measured with `minimind eval` (greedy decoding unless noted).", "",
-              "| test set | system prompt | pairs | chrF | BLEU | COMET | semantic | Traditional (of Chinese outputs) | "
+              "| test set | system prompt | pairs | chrF | BLEU | COMET | semantic | "
+              "Traditional (of Chinese outputs) | "
               "validation perplexity | date |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for ev in evaluations:
         share = ev.get("traditional_share")

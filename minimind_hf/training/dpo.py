@@ -272,7 +272,7 @@ def control_text_as_text(example: dict[str, Any], tokenizer: Any) -> dict[str, A
     rejected = chat_ids(tokenizer, example["prompt"] + example["rejected"], add_generation_prompt=False)
 
     def shared(a: list[int], b: list[int]) -> int:
-        return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
 
     cut = min(shared(prompt, chosen), shared(prompt, rejected))  # where TRL would start the completion too
     example.update(prompt_ids=prompt[:cut], chosen_ids=chosen[cut:], rejected_ids=rejected[cut:])
@@ -368,7 +368,8 @@ class MiniMindDPOTrainer(DPOTrainer):
                                                                                args.truncation_mode), **kwargs)
         if sized:
             dropped = {"prompt_fills_max_length": given - kept, "identical_after_truncation": kept - len(dataset)}
-            self.dropped_rows = {**getattr(self, "dropped_rows", {}), dataset_name: {k: v for k, v in dropped.items() if v}}
+            counted = {k: v for k, v in dropped.items() if v}
+            self.dropped_rows = {**getattr(self, "dropped_rows", {}), dataset_name: counted}
         return dataset
 
     def compute_loss(
