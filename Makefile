@@ -38,7 +38,10 @@ RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 # CPU threads per training process: every core by default (accelerate launch alone sets OMP_NUM_THREADS=1 unless
 # its config says use_cpu, which would make a 2-core machine train on one); THREADS=1 where other jobs share the cores
 THREADS    ?= $(shell n=$$(nproc); t=$$((n / $(NPROC))); echo $$((t > 0 ? t : 1)))
-LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
+# a step whose inputs (files it names, by content) are as its last successful run left them is not started again
+IF_CHANGED := $(BIN)/python scripts/fresh.py --
+# --quiet: a failed stage ends with its own one-line error, not also accelerate's traceback of the child's exit
+LAUNCH     := $(RUN) $(IF_CHANGED) $(BIN)/accelerate launch --quiet --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
               --num_processes $(NPROC) --num_cpu_threads_per_process $(THREADS) -m minimind_hf.train
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -148,20 +151,22 @@ lora: sft
 	$(LAUNCH) $(RECIPES)/lora.yaml $(LORA_ARGS)
 
 # DPO pairs made by the SFT + LoRA model itself (sampled, scored against the references, best vs worst), as
-# recipes/SCALE/pairs.yaml says, into the file recipes/SCALE/dpo.yaml trains on;
+# recipes/SCALE/pairs.yaml says, into the files recipes/SCALE/dpo.yaml trains and validates on (validation pairs
+# made the same way from held-out source rows);
 # make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
 DPO_PAIRS  ?= generated
 pairs: lora
-	$(RUN) $(BIN)/python -m data_tools.preferences --config $(RECIPES)/pairs.yaml
+	$(RUN) $(IF_CHANGED) $(BIN)/python -m data_tools.preferences --config $(RECIPES)/pairs.yaml
 
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
-	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter shipped,$(DPO_PAIRS)),--train_files $(DATA_DIR)/dpo.jsonl,) $(DPO_ARGS)
+	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter shipped,$(DPO_PAIRS)),--train_files $(DATA_DIR)/dpo.jsonl \
+		--validation_files $(DATA_DIR)/dpo.validation.jsonl,) $(DPO_ARGS)
 
 # every stage on its own test set: pretraining perplexity, SFT on general text, and SFT, LoRA and DPO on finance text
 # with one prompt (the finance system turn), so the adapter's gain and DPO's are not mixed with a prompt change;
 # SFT on finance without the system turn is its own row. Then one summary with charts in out/quality
 EVAL_ARGS := --config $(RECIPES)/eval.yaml
-EVAL      := $(RUN) $(BIN)/minimind eval
+EVAL      := $(RUN) $(IF_CHANGED) $(BIN)/minimind eval
 eval: dpo
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
@@ -169,7 +174,7 @@ eval: dpo
 	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance-no-system
 	$(EVAL) out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
-	$(RUN) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
+	$(RUN) $(IF_CHANGED) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
 		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
 
 # COMET runs on the COMET-capable stack (transformers 4.57) with a local checkpoint:
@@ -188,6 +193,7 @@ quality:
 	$(MAKE) all SCALE=$(SCALE) STARTED=$$(date +%s)
 
 all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
+	@$(BIN)/python scripts/stage_warnings.py out
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
 
 # the OpenAI-compatible server with the translation page at http://127.0.0.1:$(PORT)/ (make serve SERVE_MODEL=out/sft)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m data_tools.publish push --repo-id USER/NAME [--data-dir data] [--private | --public]
+    python -m data_tools.publish push --repo-id USER/NAME [--data-dir DIR] [--private | --public]
                                   [--dry-run] [--revision BRANCH] [--license ID] [--no-jsonl]
 
 Every stage becomes one dataset *config* (``pretrain``, ``sft``, ``lora``, ``dpo``) whose splits come
@@ -212,6 +212,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def default_data_dir() -> Path:
+    """``data`` when it holds stage files (``make data`` built the corpus), else the committed sample."""
+    full = Path("data")
+    return full if full.is_dir() and stage_files(full)[0] else Path("data/sample")
+
+
 def stage_files(data_dir: Path) -> tuple[list[tuple[str, str, Path]], list[Path]]:
     """The stage files present in ``data_dir`` as ``(stage, split, path)``, and the other jsonl files."""
     found: list[tuple[str, str, Path]] = []
@@ -353,7 +359,8 @@ def plan_push(
     if not found:
         expected = ", ".join(f"{stage}.jsonl" for stage in STAGES)
         raise HubInputError(
-            f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test)"
+            f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test); "
+            "name the folder that has them with --data-dir (the committed sample: --data-dir data/sample)"
         )
     parts = [read_stage_file(path, stage, split) for stage, split, path in found]
     configs, notes = group_configs(parts)
@@ -453,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Push <data-dir>/<stage>[.validation|.test].jsonl as configs pretrain/sft/lora/dpo.",
     )
     sub.add_argument("--repo-id", required=True, help="dataset repository, USER/NAME or ORG/NAME")
-    sub.add_argument("--data-dir", default="data", help="directory with the stage files and card (default: data)")
+    sub.add_argument("--data-dir", default=None,
+                     help="directory with the stage files and card (default: data when `make data` has built it, "
+                          "else the committed sample, data/sample)")
     sub.add_argument("--private", action="store_true", help="create the repository as private")
     sub.add_argument("--public", action="store_true",
                      help="make the repository public, also an existing private one (courses grade a public repo)")
@@ -474,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status (0 ok, 2 bad input, 1 push failed)."""
     args = build_parser().parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = default_data_dir()
+        print(f"data: {args.data_dir}" + (" (the committed sample; `make data` builds the full corpus in data/)"
+                                          if args.data_dir == Path("data/sample") else ""))
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

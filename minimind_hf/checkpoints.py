@@ -17,7 +17,9 @@ load checkpoints here, by one rule:
 * **tokenizer**: one given explicitly; else the checkpoint directory's own; else the base model's (for an
   adapter); else the tokenizer shipped with the package. Whichever it is must fit the model
   (:func:`check_tokenizer_fits`): no token id beyond the embedding table, and the shipped tokenizer only for
-  a model whose vocabulary is exactly its size -- a converted 32,000-token Llama, say, needs its own.
+  a model whose vocabulary is exactly its size -- a converted 32,000-token Llama, say, needs its own. Ids of a
+  larger model vocabulary that the tokenizer cannot decode are never generated
+  (:func:`minimind_hf.generation.fit_generation_to_tokenizer`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .generation import fit_generation_to_tokenizer
 from .tokenization import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -286,4 +289,5 @@ def load_checkpoint(
     elif isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = load_tokenizer(tokenizer)
     check_tokenizer_fits(model, tokenizer, shipped=shipped)
+    fit_generation_to_tokenizer(model, tokenizer, where=path)
     return LoadedCheckpoint(model, tokenizer, "peft-adapter" if is_adapter else "model", base_name)

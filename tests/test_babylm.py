@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,7 @@ def test_explicit_epochs_beat_the_recipes_max_steps(tmp_path):
     assert args.max_steps == 7  # both on the command line: max_steps decides, as in transformers
 
 
-def test_test_files_are_scored_once_at_the_end(tmp_path):
+def test_test_files_are_scored_once_at_the_end(tmp_path, caplog):
     root = _babylm(tmp_path)
     (root / "test").mkdir()
     (root / "test" / "t.test").write_text("a test document\nanother test document\n" * 4, encoding="utf-8")
@@ -133,7 +134,10 @@ def test_test_files_are_scored_once_at_the_end(tmp_path):
             "--test_files", str(root / "test"), "--cache_dir", str(tmp_path / "cache"), "--block_size", "8",
             "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--per_device_train_batch_size", "2",
             "--report_to", "none", "--tokenizer_name_or_path", str(_saved_byte_tokenizer(tmp_path))]
-    summary = run(*parse_args(argv))
+    with caplog.at_level(logging.INFO, logger="minimind_hf.data.splits"):
+        summary = run(*parse_args(argv))
+    test_lines = [r.getMessage() for r in caplog.records if "t.test" in r.getMessage()]
+    assert len(test_lines) == 1 and test_lines[0].startswith("pretrain test data: ")  # not "train data"
     metrics = json.loads((out / COMPLETE_MARKER).read_text())["metrics"]
     assert metrics == summary["metrics"]
     assert metrics["test_perplexity"] == pytest.approx(torch.tensor(metrics["test_loss"]).exp().item(), rel=1e-4)

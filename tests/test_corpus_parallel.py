@@ -25,8 +25,17 @@ from data_tools.corpus.parallel import (
     to_traditional,
 )
 from data_tools.corpus.records import Pair
+from data_tools.corpus.splits import (
+    FINANCE,
+    GENERAL,
+    SplitShares,
+    assign_split,
+    bucket,
+    coarse_en,
+    group_splits,
+    zh_key,
+)
 from data_tools.stats import Stats
-from data_tools.corpus.splits import FINANCE, GENERAL, SplitShares, assign_split, bucket, coarse_en, group_splits, zh_key
 
 
 def P(en: str, zh: str, script: str = "hant") -> Pair:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from data_tools.preferences.__main__ import validation_path
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
@@ -48,8 +50,18 @@ def test_each_scale_reads_its_settings_from_its_recipes_folder(scale):
     dpo = next(line for line in lines if f"recipes/{scale}/dpo.yaml" in line)
     assert "--train_files" not in dpo
     pairs = yaml.safe_load((ROOT / "recipes" / scale / "pairs.yaml").read_text())
-    assert yaml.safe_load((ROOT / "recipes" / scale / "dpo.yaml").read_text())["train_files"] == [pairs["output"]]
+    recipe = yaml.safe_load((ROOT / "recipes" / scale / "dpo.yaml").read_text())
+    assert recipe["train_files"] == [pairs["output"]]
+    # DPO validates on pairs made the same way (same model, system turn, scorer) from held-out source rows
+    assert pairs["validation_rows"] > 0 and recipe["validation_files"] == [str(validation_path(pairs["output"]))]
     evals = [line for line in lines if "minimind eval" in line]
     assert len(evals) == 4 and all(f"--config recipes/{scale}/eval.yaml" in line for line in evals)
     shipped = next(line for line in _dry_run("dpo", f"SCALE={scale}", "DPO_PAIRS=shipped") if "dpo.yaml" in line)
     assert "--train_files data/" in shipped and "preferences" not in " ".join(_dry_run("dpo", "DPO_PAIRS=shipped"))
+    assert "--validation_files data/" in shipped  # the shipped pairs validate on their own kind
+
+
+def test_a_stage_launch_leaves_the_error_to_the_stage():
+    """accelerate's --quiet: a failing stage's one-line error is not followed by accelerate's own traceback."""
+    line = _launch_line()
+    assert " launch --quiet " in line and " scripts/fresh.py -- " in line

@@ -124,7 +124,7 @@ def test_the_card_reads_the_stage_from_its_recorded_facts_not_its_name():
              "use_system_prompt": "finance", "parent": None, "kind": "model", "evaluations": []}
     card = render_card(facts)
     assert "**newstage**: a stage added to the table later." in card
-    assert "Started from randomly initialised weights." in card and "FINANCE_SYSTEM_PROMPT" in card
+    assert "Started from randomly initialised weights." in card and 'system="finance"' in card
 
 
 def test_each_stage_row_carries_what_is_recorded_about_it():
@@ -132,3 +132,30 @@ def test_each_stage_row_carries_what_is_recorded_about_it():
 
     assert all(stage.description for stage in STAGES.values())
     assert STAGES["lora"].argument_groups == ("lora",) and STAGES["pretrain"].argument_groups == ()
+
+def test_the_cards_snippet_without_the_package_loads_the_tokenizer_without_custom_code(stages):
+    """The 'without this package' snippet's tokenizer call, run where minimind_hf is not importable, with no
+    terminal to answer a trust_remote_code prompt: it loads the saved fast tokenizer with its chat template."""
+    import os
+    import subprocess
+    import sys
+
+    text = _card(stages / "pretrain").text
+    without = text[text.index("Without the package"):]
+    call = next(line for line in without.splitlines() if line.startswith("tok = "))
+    assert call == 'tok = PreTrainedTokenizerFast.from_pretrained("pretrain")'  # the card names its own folder
+    code = ("import sys; sys.modules['minimind_hf'] = None\nfrom transformers import PreTrainedTokenizerFast\n"
+            f"{call}\nprint(len(tok), tok.chat_template is not None, tok.eos_token)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=stages)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6400", "True", "<|im_end|>"]
+    assert "custom code" not in result.stdout + result.stderr
+
+
+def test_translation_messages_resolves_a_system_prompt_name():
+    from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, translation_messages
+
+    assert translation_messages("The rate.", system="finance")[0] == {"role": "system", "content": FINANCE_SYSTEM_PROMPT}
+    assert translation_messages("The rate.", system="Be brief.")[0]["content"] == "Be brief."

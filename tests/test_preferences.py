@@ -15,9 +15,9 @@ from data_tools.preferences import Candidate, ChatJudge, JudgeError, make_pairs,
 from data_tools.preferences.__main__ import main
 from data_tools.preferences.judge import parse_scores
 from data_tools.preferences.score import candidate_problems
-from minimind_hf.evaluation.script_check import simplified_characters_in
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.data import build_dpo_dataset
+from minimind_hf.evaluation.script_check import simplified_characters_in
 
 
 def test_best_and_worst_with_a_margin():
@@ -31,6 +31,11 @@ def test_best_and_worst_with_a_margin():
 def test_the_reference_is_chosen_when_every_candidate_is_poor():
     chosen, rejected = select_pair([Candidate("錯", 5), Candidate("更錯", 1)], "每期的利率。", 20, 25)
     assert (chosen.text, chosen.origin, rejected.text) == ("每期的利率。", "reference", "更錯")
+    # a lone poor candidate (the others cut off) is still set against the reference; a lone good one is not
+    chosen, rejected = select_pair([Candidate("錯", 5)], "每期的利率。", 20, 25)
+    assert (chosen.origin, rejected.text) == ("reference", "錯")
+    assert select_pair([Candidate("每期利率", 60)], "每期的利率。", 20, 25) == "single_distinct_candidate"
+    assert select_pair([], "每期的利率。", 20, 25) == "no_finished_candidate"
 
 
 def test_make_pairs_counts_every_source_and_deduplicates():
@@ -48,6 +53,8 @@ def test_make_pairs_counts_every_source_and_deduplicates():
 def model_dir(tmp_path, tokenizer):
     torch.manual_seed(0)
     model = MiniMindForCausalLM(MiniMindConfig.from_preset("tiny", initializer_range=0.2)).eval()
+    with torch.no_grad():  # a random model that ends some of its answers within a few tokens, not all
+        model.lm_head.weight[tokenizer.convert_tokens_to_ids("<|im_end|>")] *= 4
     model.save_pretrained(tmp_path / "sft")
     tokenizer.save_pretrained(tmp_path / "sft")
     return tmp_path / "sft"
@@ -133,10 +140,12 @@ def test_pairs_scored_by_the_judge(tmp_path, model_dir, judge_url):
     source = _rows(tmp_path / "lora.jsonl", n=3)
     out = tmp_path / "judged.jsonl"
     main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "2",
-          "--max-new-tokens", "6", "--judge-url", judge_url, "--min-margin", "1", "--poor-threshold", "25"])
+          "--max-new-tokens", "24", "--judge-url", judge_url, "--min-margin", "1",
+          "--poor-threshold", "25"])
     report = json.loads(out.with_suffix(".report.json").read_text())
-    assert report["method"] == "judge" and report["sources"] == 3
-    assert len(_Judge.prompts) == 3 and all("Reference translation:\n第 " in p for p in _Judge.prompts)
+    assert report["method"] == "judge" and report["sources"] == 3 and report["candidates"]["scored"] > 0
+    # one request per source with a finished candidate, showing the reference
+    assert 0 < len(_Judge.prompts) <= 3 and all("Reference translation:\n第 " in p for p in _Judge.prompts)
     rows = {r["id"]: r for r in map(json.loads, source.read_text(encoding="utf-8").splitlines())}
     for record in map(json.loads, out.read_text(encoding="utf-8").splitlines()):
         chosen, row = record["chosen"][-1]["content"], rows[record["id"]]
@@ -160,18 +169,20 @@ def adversarial():
     sources, references = [r["en"] for r in rows], [r["zh"] for r in rows]
     wrong = [references[(i + n // 2) % n] for i in range(n)]  # fluent Chinese, another row's meaning
     sets = {
-        "copy_or_wrong_chinese": [[s, w] for s, w in zip(sources, wrong)],
+        "copy_or_wrong_chinese": [[s, w] for s, w in zip(sources, wrong, strict=True)],
         "simplified_or_half_traditional": [[t2s(r), r[: max(1, len(r) // 2)]] for r in references],
-        "five_garbage": [[s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"] for s, w in zip(sources, wrong)],
-        "garbage_or_real": [[s, "利率" * 6, r, t2s(w)] for s, r, w in zip(sources, references, wrong)],
+        "five_garbage": [[s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"]
+                         for s, w in zip(sources, wrong, strict=True)],
+        "garbage_or_real": [[s, "利率" * 6, r, t2s(w)] for s, r, w in zip(sources, references, wrong, strict=True)],
     }
     return sources, references, sets
 
 
 def _winners(sources, references, candidate_sets, scores):
     out = []
-    for cands, ss, ref in zip(candidate_sets, scores, references):
-        picked = select_pair([Candidate(c, s) for c, s in zip(cands, ss)], ref, min_margin=10, poor_threshold=25)
+    for cands, ss, ref in zip(candidate_sets, scores, references, strict=True):
+        scored = [Candidate(c, s) for c, s in zip(cands, ss, strict=True)]
+        picked = select_pair(scored, ref, min_margin=10, poor_threshold=25)
         out.append(picked if isinstance(picked, str) else "reference" if picked[0].origin == "reference"
                    else cands.index(picked[0].text))
     return out
@@ -218,3 +229,115 @@ def test_judge_grades_are_absolute_and_the_reference_can_replace_them(adversaria
     scores = score_candidates(sources, garbage, references, method="judge", judge=judge)
     assert max(max(s) for s in scores) == 0
     assert _winners(sources, references, garbage, scores) == ["reference"] * 16
+
+
+# ---- candidates cut off by the length cap; the sampling settings; validation pairs ----------------------
+
+
+class _ScriptedModel(torch.nn.Module):
+    """Stands in for a model: ``generate`` appends a fixed answer (``max_new_tokens`` of it) to every prompt."""
+
+    def __init__(self, answer_ids):
+        super().__init__()
+        from transformers import GenerationConfig
+
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.generation_config = GenerationConfig()
+        self.answer = torch.tensor(answer_ids)
+
+    def generate(self, input_ids, attention_mask, generation_config, **kwargs):
+        answer = self.answer[: generation_config.max_new_tokens]
+        return torch.cat([input_ids, answer.expand(len(input_ids), -1)], dim=1)
+
+
+def test_generation_says_which_candidates_ended(tokenizer):
+    from minimind_hf.evaluation.translate import generate_translations
+
+    answer = tokenizer("每期的利率。", add_special_tokens=False)["input_ids"]
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model = _ScriptedModel([*answer, end, *answer])
+    ended = generate_translations(model, tokenizer, ["Rate", "Bond"], max_new_tokens=32, with_ended=True,
+                                  show_progress=False)
+    assert ended == [[("每期的利率。", True)], [("每期的利率。", True)]]
+    cut = generate_translations(model, tokenizer, ["Rate"], max_new_tokens=len(answer), with_ended=True,
+                                show_progress=False)
+    assert cut == [[("每期的利率。", False)]]  # the same text, but the cap ended it, not the model
+    assert generate_translations(model, tokenizer, ["Rate"], max_new_tokens=3, show_progress=False)[0][0] != ""
+
+
+def test_cut_off_candidates_are_dropped_and_counted(tmp_path, model_dir, monkeypatch):
+    import data_tools.preferences.__main__ as cli
+
+    calls = []
+
+    def scripted(model, tokenizer, sources, num_return_sequences=1, **kwargs):
+        calls.append(kwargs)
+        if not kwargs.get("do_sample"):
+            return [[(f"第 {en.split()[-1][:-1]} 期的利率。", True)] for en in sources]
+        answers = [("每期的利率每期的利率每期的利", False), ("第 期", True), ("第 期的利率。" + "甲" * 40, False)]
+        return [answers[:num_return_sequences] for _ in sources]
+
+    monkeypatch.setattr(cli, "generate_translations", scripted)
+    source = _rows(tmp_path / "lora.jsonl", n=4)
+    out = tmp_path / "pairs" / "dpo.jsonl"
+    main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "3",
+          "--min-margin", "5", "--temperature", "0.8"])
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["candidates"] == {"generated": 16, "cut_off_dropped": 8, "cut_off_by_origin": {"sample": 8},
+                                    "scored": 8, "poor_by_problem": report["candidates"]["poor_by_problem"]}
+    texts = [r[k][-1]["content"] for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())
+             for k in ("chosen", "rejected")]
+    assert texts and not any("每期的利率每期" in t or "甲甲" in t for t in texts)
+    # every sampling setting is explicit and recorded: top-k off (0) unless asked for
+    assert [c.get("top_k") for c in calls if c.get("do_sample")] == [0]
+    assert report["generation"]["sampled"] == {"do_sample": True, "temperature": 0.8, "top_p": 0.95, "top_k": 0,
+                                               "num_return_sequences": 3, "seed": 0}
+    assert "top-k off" in out.with_suffix(".report.md").read_text()
+
+
+def test_sampling_uses_no_top_k_cut_unless_asked(tmp_path, model_dir, monkeypatch):
+    seen = []
+    real = MiniMindForCausalLM.generate
+
+    def spy(self, *args, generation_config=None, **kwargs):
+        seen.append((generation_config.do_sample, generation_config.top_k))
+        return real(self, *args, generation_config=generation_config, **kwargs)
+
+    monkeypatch.setattr(MiniMindForCausalLM, "generate", spy)
+    source = _rows(tmp_path / "lora.jsonl", n=2)
+    main(["--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "a.jsonl"),
+          "--num-candidates", "2", "--max-new-tokens", "4"])
+    assert [k for sampled, k in seen if sampled] == [0]  # transformers' default would be 50
+    main(["--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "b.jsonl"),
+          "--num-candidates", "2", "--max-new-tokens", "4", "--top-k", "20"])
+    assert [k for sampled, k in seen if sampled][-1] == 20
+    assert json.loads((tmp_path / "b.report.json").read_text())["generation"]["sampled"]["top_k"] == 20
+
+
+def test_validation_pairs_come_from_held_out_rows(tmp_path, model_dir):
+    source = _rows(tmp_path / "lora.jsonl", n=8)
+    out = tmp_path / "pairs" / "dpo.jsonl"
+    main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "2",
+          "--max-new-tokens", "6", "--validation-rows", "3", "--system", "finance"])
+    validation = tmp_path / "pairs" / "dpo.validation.jsonl"
+    report = json.loads(out.with_suffix(".report.json").read_text())
+    assert report["validation"]["output"] == str(validation)
+    assert report["validation"]["sources"] == 3 and report["sources"] == 5
+    train_ids = {json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()}
+    val_rows = [json.loads(line) for line in validation.read_text(encoding="utf-8").splitlines()]
+    assert val_rows and not train_ids & {r["id"] for r in val_rows}
+    assert all(r["chosen"][0]["role"] == "system" for r in val_rows)  # made the same way: the same system turn
+    dataset, _ = build_dpo_dataset([str(out)], [str(validation)])
+    assert len(dataset["validation"]) == report["validation"]["kept"]
+    with pytest.raises(SystemExit, match="leaves no rows for training pairs"):
+        main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--validation-rows", "8"])
+
+
+def test_held_out_rows_keep_near_duplicates_together():
+    from data_tools.preferences import holdout_rows
+
+    rows = [{"en": en, "zh": "甲"} for i in range(50) for en in (f"Account type {i}", f"The account types {i}.")]
+    held = holdout_rows(rows, 10)
+    assert held == holdout_rows(list(rows), 10) and len(held) == 10  # groups of two, in a fixed order
+    assert all((i ^ 1) in held for i in held)  # each row's near-duplicate is on the same side
+    assert holdout_rows(rows, 0) == [] and len(holdout_rows(rows, 1000)) == 100

@@ -560,3 +560,18 @@ def test_public_makes_an_existing_repo_public(data_dir: Path, fake_hub: FakeHub,
     assert names.index("create_repo") < names.index("update_repo_settings") < names.index("upload_file")
     assert not fake_hub.named("upload_folder")
     assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir, "--public", "--private") == 2
+
+
+def test_a_fresh_clone_pushes_the_committed_sample_without_data_dir(
+    tmp_path: Path, no_stored_login: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's command on a fresh clone (no `make data` yet): data/ holds only the sample, which is pushed."""
+    monkeypatch.setattr(publish, "HfApi", _explode)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "data" / "sample", tmp_path / "data" / "sample")
+    assert run_cli("push", "--repo-id", REPO_ID, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("data: data/sample (the committed sample") and "sft.jsonl" in out
+    (tmp_path / "empty").mkdir()
+    assert run_cli("push", "--repo-id", REPO_ID, "--dry-run", "--data-dir", tmp_path / "empty") == 2
+    assert "--data-dir data/sample" in capsys.readouterr().err

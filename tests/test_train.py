@@ -333,3 +333,43 @@ def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
     after = seen["model"].state_dict()
     # step 2's update happened (weights moved from before it); steps 3 and 4 were skipped (no NaN anywhere)
     assert all(torch.isfinite(v).all() for v in after.values())
+
+
+def test_a_dpo_stage_that_makes_validation_worse_says_so(pretrained, tmp_path, caplog):
+    """Validating on the training pairs with chosen and rejected swapped: DPO that learns its pairs must make the
+    validation worse, and the stage says so in its log, its stage_complete.json and its model card."""
+    base, _ = pretrained
+    rows = [json.loads(line) for line in (DATA / "dpo.jsonl").read_text().splitlines()][:8]
+    swapped = [{"chosen": row["rejected"], "rejected": row["chosen"]} for row in rows]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    (tmp_path / "swapped.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in swapped))
+    with caplog.at_level("WARNING", logger="minimind_hf.training"):
+        summary = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(base), "--adapter_name_or_path", "",
+                             "--max_length", "128", "--train_files", str(tmp_path / "train.jsonl"),
+                             "--validation_files", str(tmp_path / "swapped.jsonl"), "--learning_rate", "5e-3",
+                             "--warmup_steps", "0", "--max_steps", "6", "--eval_steps", "3", "--save_steps", "6"))
+    assert summary["metrics"]["eval_loss"] > 0.7 and summary["metrics"]["eval_rewards/margins"] < 0
+    assert any("above ln 2" in w for w in summary["warnings"]) and any("margin" in w for w in summary["warnings"])
+    assert json.loads((tmp_path / "dpo" / COMPLETE_MARKER).read_text())["warnings"] == summary["warnings"]
+    assert "THE MODEL GOT WORSE -- dpo: validation loss" in caplog.text
+    assert "this stage's own validation says it made the model worse" in (tmp_path / "dpo" / "README.md").read_text()
+
+
+def test_validation_warnings_of_a_healthy_and_an_overfitted_stage():
+    from minimind_hf.training.regression import validation_warnings
+
+    history = [{"step": 100, "eval_loss": 6.5}, {"step": 200, "eval_loss": 6.3}]
+    assert validation_warnings("pretrain", history, {"eval_loss": 6.3}) == []
+    assert validation_warnings("sft", history, {"eval_loss": 6.9}) == [
+        "sft: validation loss rose from 6.5 (step 100) to 6.9 at the end: the stage overfitted its training data"]
+    healthy = {"eval_loss": 0.52, "eval_rewards/margins": 0.6, "eval_rewards/accuracies": 0.8}
+    assert validation_warnings("dpo", [{"step": 30, "eval_loss": 0.6}], healthy) == []
+    worse = {"eval_loss": 1.248, "eval_rewards/margins": -0.856, "eval_rewards/accuracies": 0.098}
+    assert len(validation_warnings("dpo", [{"step": 30, "eval_loss": 0.907}], worse)) == 4
+
+
+def test_a_failed_start_leaves_no_recipe_or_folder_behind(tmp_path):
+    out = tmp_path / "pretrain"
+    with pytest.raises((OSError, ValueError)):
+        run(*_args("pretrain", out, "--preset", "tiny", "--train_files", str(tmp_path / "missing.jsonl")))
+    assert not (out / "run_recipe.json").exists() and not out.exists()

@@ -17,19 +17,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from minimind_hf.atomic_files import atomic_write_text
-
 from data_tools.corpus import stages
 from data_tools.corpus.fetch import Substitution, fetch
 from data_tools.corpus.finance import FinanceMatcher
 from data_tools.corpus.leaks import TrainIndex
 from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_like, run_filters
-from data_tools.corpus.records import CorpusError, Doc, Pair
 from data_tools.corpus.read import read_source
+from data_tools.corpus.records import CorpusError, Doc, Pair
 from data_tools.corpus.sources import Source, SourceList, load_sources
 from data_tools.corpus.splits import SplitShares, bucket, group_splits
 from data_tools.corpus.textutil import normalise_en
 from data_tools.stats import Stats
+from minimind_hf.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

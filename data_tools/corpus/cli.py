@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
+from minimind_hf.command_errors import one_line_errors
 
 
+@one_line_errors("python -m data_tools.corpus")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_tools.corpus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from minimind_hf.jsonl import read_jsonl
-
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.splits import coarse_en, zh_key
 from data_tools.corpus.textutil import normalise_en
+from minimind_hf.jsonl import read_jsonl
 
 TRAIN_FILES = ("sft.jsonl", "lora.jsonl")
 HELDOUT_FILES = ("sft.validation.jsonl", "sft.test.jsonl", "lora.validation.jsonl", "lora.test.jsonl")

@@ -74,7 +74,8 @@ def score_candidates(
     if method == "judge":
         if judge is None:
             raise ValueError("the judge method needs a judge (--judge-url and --judge-model)")
-        raw = [judge.grade(src, ref, cands) for src, ref, cands in zip(sources, references, candidates, strict=True)]
+        raw = [judge.grade(src, ref, cands) if cands else []
+               for src, ref, cands in zip(sources, references, candidates, strict=True)]
     else:
         flat_src = [s for s, cands in zip(sources, candidates, strict=True) for _ in cands]
         flat_hyp = [c for cands in candidates for c in cands]

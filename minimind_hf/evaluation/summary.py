@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from ..command_errors import one_line_errors
 from ..data.layout import COMPLETE_MARKER, STAGE_NAMES
 from ..training.plotting import loss_points
 from .report import COURSE_BARS, _percent, course_bars_table
@@ -69,6 +70,10 @@ def results_markdown(summary: dict[str, Any]) -> str:
     lines += [f"- device: {summary['device']}", f"- date: {summary['date']}",
               f"- wall time of the stages: {summary['stage_wall_s'] / 60:.1f} min"
               + (f"; whole run: {summary['total_wall_s'] / 60:.1f} min" if summary.get("total_wall_s") else ""), ""]
+    warnings = [w for info in summary["stages"].values() for w in info.get("warnings") or []]
+    if warnings:
+        lines += ["**Warning: a stage's own validation says it made the model worse:**", ""]
+        lines += [f"- {warning}" for warning in warnings] + [""]
     lines += ["## Stages", "", "| stage | steps | wall | validation loss | validation perplexity | data |",
               "|---|---:|---:|---:|---:|---|"]
     for stage, info in summary["stages"].items():
@@ -192,6 +197,7 @@ def summarise(run_dir: str | Path, output: str | Path, command: str | None = Non
     return summary
 
 
+@one_line_errors("python -m minimind_hf.evaluation.summary")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="the folder the stages wrote into (out)")

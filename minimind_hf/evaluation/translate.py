@@ -109,9 +109,12 @@ def generate_translations(
     num_return_sequences: int = 1,
     length_ratio: float | None = None,
     show_progress: bool = True,
+    with_ended: bool = False,
     **generate_kwargs: Any,
-) -> list[list[str]]:
-    """``num_return_sequences`` translations of every source (a list per source, in order).
+) -> list[list[str]] | list[list[tuple[str, bool]]]:
+    """``num_return_sequences`` translations of every source (a list per source, in order); with
+    ``with_ended`` each is a ``(text, ended)`` pair, ``ended`` False where the length cap cut the answer
+    before it emitted an end token.
 
     Prompts are sorted by length and generated in left-padded batches; with ``length_ratio`` each
     row may generate at most :func:`length_cap` of its own source (a per-row stopping criterion ends it
@@ -159,9 +162,8 @@ def generate_translations(
             for row, ids in enumerate(new_tokens):
                 ids = ids[: caps[row]]
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
-                outputs[idx[row // num_return_sequences]].append(
-                    tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
-                )
+                text = tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
+                outputs[idx[row // num_return_sequences]].append((text, cut < len(ids)) if with_ended else text)
             progress.update(len(idx))
         progress.close()
     finally:

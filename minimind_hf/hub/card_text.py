@@ -164,15 +164,16 @@ def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
                   f'tok = AutoTokenizer.from_pretrained("{repo}")']
     system = facts.get("use_system_prompt")
     lines += ['ids = tok.apply_chat_template(translation_messages("The interest rate per period."'
-              + (", system=minimind_hf.prompts.FINANCE_SYSTEM_PROMPT" if system else "") + "),",
+              + (', system="finance"' if system else "") + "),",
               '                              add_generation_prompt=True, return_tensors="pt", return_dict=True)',
               "out = model.generate(**ids, max_new_tokens=64, do_sample=False)",
               'print(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))', "```", ""]
     if not adapter:
-        lines += ["Without the package (the checkpoint carries its model code):", "", "```python",
-                  "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+        lines += ["Without the package (the checkpoint carries its model code; the tokenizer is a standard fast "
+                  "tokenizer and needs none):", "", "```python",
+                  "from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast", "",
                   f'model = AutoModelForCausalLM.from_pretrained("{repo}", trust_remote_code=True)',
-                  f'tok = AutoTokenizer.from_pretrained("{repo}")', "```", ""]
+                  f'tok = PreTrainedTokenizerFast.from_pretrained("{repo}")', "```", ""]
     lines += ["From the command line: `minimind translate CHECKPOINT \"The interest rate per period.\""
               + (" --finance" if system else "") + "`; as an OpenAI-compatible server: `minimind serve CHECKPOINT`"
               + ("" if adapter else "; for llama.cpp / ollama: `minimind export CHECKPOINT model.gguf --to gguf`")
@@ -210,6 +211,10 @@ def render_card(facts: dict[str, Any]) -> str:
     title = f"# MiniMind {stage} — English → Traditional Chinese (zh-TW)" if stage else "# MiniMind — English → zh-TW"
     body = [title, "", f"`{facts.get('name')}`: a MiniMind checkpoint for translating English into Traditional Chinese "
             "(Taiwan), trained end to end on the Hugging Face stack with minimind-hf.", ""]
+    warnings = facts.get("warnings") or []
+    if warnings:  # first, where nobody can miss it
+        body += ["> **Warning: this stage's own validation says it made the model worse.**", ">"]
+        body += [f"> - {warning}" for warning in warnings] + [""]
     body += _section_model(facts) + _section_stage(facts) + _section_data(facts) + _section_recipe(facts)
     body += _section_evaluations(facts) + _section_use(facts, repo) + _section_tokenizer_licence(facts)
     body += ["", "## Limits", "", "A small model: check its scores above before relying on a translation. "

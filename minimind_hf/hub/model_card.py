@@ -154,6 +154,7 @@ def stage_facts(summary: dict[str, Any], stage, stage_args, training_args, model
         "tokenizer": tokenizer_facts(tokenizer),
         "created": time.strftime("%Y-%m-%d"),
         "evaluations": [],
+        "warnings": list(summary.get("warnings") or []),
     }
 
 

@@ -136,5 +136,5 @@ def parse_recipe(
     unknown = parser.set_defaults_with_config(**recipe)
     if unknown:
         keys = [key.lstrip("-") for key in unknown[::2]]
-        raise ValueError(f"{recipe_path}: unknown recipe keys {keys}; see `minimind train --help`")
+        raise ValueError(f"{recipe_path}: unknown recipe keys {keys}; `minimind train --help` lists the keys")
     return list(parser.parse_args_into_dataclasses(args=argv))

@@ -27,6 +27,7 @@ from ..atomic_files import atomic_write_text
 from ..checkpoints import check_tokenizer_fits, load_checkpoint
 from ..configuration_minimind import MiniMindConfig
 from ..data.layout import COMPLETE_MARKER, LOSS_CURVE
+from ..data.splits import split_log_names
 from ..hub.model_card import write_stage_card
 from ..modeling_minimind import MiniMindForCausalLM
 from ..tokenization import load_tokenizer, save_tokenizer
@@ -37,9 +38,11 @@ from .arguments import (
     settle_for_data,
 )
 from .plotting import plot_loss_curve
+from .regression import validation_warnings
 from .recipe import parse_recipe
 from .safety import RunGuard, exit_status, load_finished
 from .stages import STAGES
+from .vocabulary import vocabulary_overrides
 
 logger = logging.getLogger("minimind_hf.training")
 
@@ -68,9 +71,10 @@ def _load_model(stage_args: StageArguments):
     if model_args.model_name_or_path is None:  # pretraining from scratch
         overrides = model_args.model_config_overrides or {}
         overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
+        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+        overrides = vocabulary_overrides(model_args.preset, overrides, tokenizer)
         model = MiniMindForCausalLM(MiniMindConfig.from_preset(model_args.preset, **overrides))
         model.config._attn_implementation = model_args.attn_implementation
-        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
         check_tokenizer_fits(model, tokenizer)
         return model, tokenizer
     adapter = model_args.adapter_name_or_path
@@ -138,7 +142,7 @@ def build_test_dataset(stage_args: StageArguments, training_args: TrainingArgume
     data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,
                                validation_fraction=0.0)
     test_args = dataclasses.replace(stage_args, data=data)
-    with training_args.main_process_first(desc="tokenising the test set"):
+    with training_args.main_process_first(desc="tokenising the test set"), split_log_names(train="test"):
         dataset, stats = STAGES[stage_args.stage].dataset(test_args, training_args, tokenizer)
     return dataset["train"], stats["train"]
 
@@ -227,10 +231,13 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "data": data_stats,
             "loss_curve": str(plot) if plot else None,
+            "warnings": validation_warnings(name, trainer.state.log_history, metrics),
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
         write_stage_card(summary, stage, stage_args, training_args, trainer.model, tokenizer)
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
+        for warning in summary["warnings"]:
+            logger.warning("THE MODEL GOT WORSE -- %s", warning)
     return summary
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -49,6 +50,8 @@ class RunGuard:
 
     # ---- entering: folder writable, lock, recipe
     def __enter__(self) -> RunGuard:
+        self._folder_was_there = self.output_dir.exists()
+        self._recipe_was_there = (self.output_dir / RECIPE_NAME).exists()
         on_main_then_share(lambda: check_writable(self.output_dir))
         if is_main():
             self._lock = OutputDirLock(self.output_dir)
@@ -63,10 +66,23 @@ class RunGuard:
     def _acquire_lock(self) -> None:
         self._lock.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type=None, *exc) -> None:
         self.signals.uninstall()
         if self._lock is not None:
             self._lock.release()
+        if exc_type is not None and is_main():
+            self._undo_failed_start()
+
+    def _undo_failed_start(self) -> None:
+        """A run that failed before leaving any state (no checkpoint, not finished) leaves nothing behind: not the
+        recipe it recorded, nor the folder it created (when that holds nothing else)."""
+        if self._has_state():
+            return
+        if not self._recipe_was_there:
+            (self.output_dir / RECIPE_NAME).unlink(missing_ok=True)
+        if not self._folder_was_there:
+            with contextlib.suppress(OSError):  # not empty: something else was written there; keep it
+                self.output_dir.rmdir()
 
     def _has_state(self) -> bool:
         return bool(list_checkpoints(self.output_dir)) or (self.output_dir / self.finished_marker).exists()
