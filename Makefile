@@ -171,16 +171,17 @@ grpo: dpo
 grpo-control: dpo
 	$(LAUNCH) $(RECIPES)/grpo.yaml --reward_control shuffled --output_dir out/grpo-control $(GRPO_ARGS)
 
-# every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA, DPO and GRPO (and
-# its control) on finance, DPO and GRPO on general text (so each stage's gain is visible); then one summary in out/quality
+# every stage on its own test set: pretraining perplexity, SFT on general text, and SFT, LoRA, DPO, GRPO and its control on finance
+# text with one prompt (the finance system turn), so the adapter's gain and DPO's are not mixed with a prompt change;
+# SFT on finance without the system turn is its own row; DPO, GRPO and the control on general text. Then one summary with charts in out/quality
 EVAL_ARGS := --config $(RECIPES)/eval.yaml
 EVAL      := $(RUN) $(IF_CHANGED) $(BIN)/minimind eval
 eval: grpo grpo-control
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
 		--output out/eval/sft-general
-	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
-	$(EVAL) out/lora out/dpo out/grpo out/grpo-control --test $(DATA_DIR)/lora.test.jsonl --system finance \
+	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance-no-system
+	$(EVAL) out/sft out/lora out/dpo out/grpo out/grpo-control --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
 	$(EVAL) out/dpo out/grpo out/grpo-control --test $(DATA_DIR)/sft.test.jsonl $(EVAL_ARGS) --output out/eval/general-rl
 	$(RUN) $(IF_CHANGED) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \

@@ -88,11 +88,13 @@ def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str
 def cmd_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .tokenization import chat_ids
+
     model, tokenizer = _load(args.model)
     if args.chat or args.system:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
             {"role": "user", "content": args.prompt}]
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+        ids = torch.tensor([chat_ids(tokenizer, messages)])  # text that spells a control token stays text
     else:
         ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"]
     out_dir = Path(args.output_dir) if args.output_dir else None
@@ -115,13 +117,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from .prompts import resolve_system_prompt, translation_messages
+    from .tokenization import chat_ids
 
     model, tokenizer = _load(args.model)
     system = resolve_system_prompt("finance" if args.finance else None)
     sources = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for source in sources:
         messages = translation_messages(source, system=system)
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+        ids = torch.tensor([chat_ids(tokenizer, messages)])  # text that spells a control token stays text
         _stream(model, tokenizer, ids, _generation_kwargs(args, tokenizer))
     return 0
 

@@ -81,18 +81,18 @@ def test_eval_updates_the_cards_scores(stages):
     assert {"chrf", "bleu", "perplexity"} <= set(metrics)
     assert metrics["chrf"][0]["name"] == "sft.test" and metrics["perplexity"][0]["name"] == "pretrain.validation"
     evaluation = json.loads((stages / "eval" / "eval.json").read_text())
-    assert metrics["chrf"][1]["value"] == round(evaluation["translation"]["chrf++"], 4)
+    assert metrics["chrf"][1]["value"] == round(evaluation["translation"]["chrf"], 4)
     assert "| sft.test | none | 4 |" in card.text and "Not evaluated yet" not in card.text
 
 
 def test_a_second_evaluation_of_the_same_set_replaces_the_first(tmp_path):
     (tmp_path / CARD_FACTS).write_text(json.dumps({"name": "m", "stage": "sft", "evaluations": []}))
-    result = {"translation": {"file": "x/test.jsonl", "n": 3, "chrf++": 1.0, "bleu": 0.5, "generation": {}},
+    result = {"translation": {"file": "x/test.jsonl", "n": 3, "chrf": 1.0, "bleu": 0.5, "generation": {}},
               "created": "2026-12-02T00:00:00"}
     record_evaluation(tmp_path, result)
-    record_evaluation(tmp_path, {**result, "translation": {**result["translation"], "chrf++": 2.0}})
+    record_evaluation(tmp_path, {**result, "translation": {**result["translation"], "chrf": 2.0}})
     evaluations = json.loads((tmp_path / CARD_FACTS).read_text())["evaluations"]
-    assert [e["chrf++"] for e in evaluations] == [2.0]
+    assert [e["chrf"] for e in evaluations] == [2.0]
 
 
 def test_push_card_fills_the_hub_names():

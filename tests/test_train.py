@@ -143,6 +143,8 @@ def test_sft_lora_dpo_chain(pretrained, tmp_path):
 
     lora = run(*_args("lora", tmp_path / "lora", "--model_name_or_path", str(tmp_path / "sft"), "--max_length", "128"))
     assert (tmp_path / "lora" / "adapter_config.json").exists()
+    base_record = json.loads((tmp_path / "lora" / "adapter_base.json").read_text())  # the base's fingerprint
+    assert base_record["saved_from"] == str((tmp_path / "sft").resolve()) and base_record["fingerprint"]["weights"]
     from peft import PeftModel
 
     adapter = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
@@ -182,7 +184,7 @@ def test_dpo_pairs_whose_prompt_fills_max_length_are_counted_not_dropped_in_sile
                              "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"))
     train = summary["data"]["train"]
     assert train["dropped"]["prompt_fills_max_length"] == 1 and train["rows_out"] == 7
-    assert "1 of 8 train rows dropped: the prompt alone fills max_length 64" in caplog.text
+    assert "1 of 8 train rows dropped at max_length 64: 1 prompt fills max length" in caplog.text
 
 
 def test_an_unknown_recipe_key_is_named_with_its_file(tmp_path):

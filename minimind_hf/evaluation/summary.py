@@ -25,7 +25,7 @@ import torch
 from ..command_errors import one_line_errors
 from ..data.layout import COMPLETE_MARKER, CONTROL_RUNS, STAGE_NAMES
 from ..training.plotting import loss_points, reward_points
-from .report import COURSE_BARS, course_bars_table
+from .report import COURSE_BARS, _percent, course_bars_table
 
 #: The run folders summarised: every stage's, then the control runs beside them.
 RUN_FOLDERS: tuple[str, ...] = STAGE_NAMES + CONTROL_RUNS
@@ -104,23 +104,25 @@ def results_markdown(summary: dict[str, Any]) -> str:
                       f"median margin {_fmt(pairs['margin'].get('median'), '.1f')}; dropped {pairs['dropped'] or 'none'}."]
     for test, rows in _test_rows(summary["evaluations"]).items():
         lines += ["", f"## `{test}`", "",
-                  "| evaluation | stage | system | chrF | chrF++ | BLEU | semantic | COMET | Traditional | looping | "
-                  "untranslated | length ratio |", "|---|---|---|" + "---:|" * 9]
+                  "| evaluation | stage | system | chrF | BLEU | semantic | COMET | Traditional (of Chinese outputs) | "
+                  "empty | no CJK | looping | untranslated | length ratio |", "|---|---|---|" + "---:|" * 10]
         for name, result in rows:
             tr = result["translation"]
             health = tr.get("health", {})
             lines.append(
-                f"| {name} | {result.get('stage') or '–'} | {tr['generation'].get('system') or '–'} | {tr['chrf']:.2f} | "
-                f"{tr['chrf++']:.2f} | {tr['bleu']:.2f} | {_fmt((tr.get('semantic') or {}).get('score'), '.3f')} | "
-                f"{_fmt(tr.get('comet'), '.4f')} | {_fmt(100 * tr['traditional_share'], '.1f')}% | "
-                f"{_fmt(100 * health.get('looping_share', 0), '.1f')}% | {_fmt(100 * health.get('untranslated_share', 0), '.1f')}% | "
+                f"| {name} | {result.get('stage') or '–'} | {tr['generation'].get('system') or '–'} | "
+                f"{tr['chrf']:.2f} | "
+                f"{tr['bleu']:.2f} | {_fmt((tr.get('semantic') or {}).get('score'), '.3f')} | "
+                f"{_fmt(tr.get('comet'), '.4f')} | {_percent(tr.get('traditional_share'))} | "
+                f"{_percent(health.get('empty_share'))} | {_percent(health.get('no_cjk_share'))} | "
+                f"{_percent(health.get('looping_share'))} | {_percent(health.get('untranslated_share'))} | "
                 f"{_fmt(health.get('length_ratio'))} |")
         floors = rows[0][1]["translation"].get("floors") or {}
         if "copy_source" in floors:
             copy = floors["copy_source"]
             shuffled = [r["translation"]["floors"]["shuffled_references"]["chrf"] for _, r in rows]
-            lines += ["", f"Floors on this test set: the English source copied scores chrF {copy['chrf']:.2f} / chrF++ "
-                          f"{copy['chrf++']:.2f} / BLEU {copy['bleu']:.2f}; each model's outputs against shuffled "
+            lines += ["", f"Floors on this test set: the English source copied scores chrF {copy['chrf']:.2f} / "
+                          f"BLEU {copy['bleu']:.2f}; each model's outputs against shuffled "
                           f"references score chrF {min(shuffled):.2f}-{max(shuffled):.2f}.",
                       f"Decoding: {rows[0][1]['translation']['generation']}."]
     if summary["evaluations"]:
@@ -130,7 +132,7 @@ def results_markdown(summary: dict[str, Any]) -> str:
 
 
 def plot_tests(summary: dict[str, Any], out_dir: Path) -> list[Path]:
-    """A bar chart per test set: chrF and chrF++ of each evaluation, with the copy-source floor dashed."""
+    """A bar chart per test set: chrF and BLEU of each evaluation, with the copy-source floor dashed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -140,9 +142,9 @@ def plot_tests(summary: dict[str, Any], out_dir: Path) -> list[Path]:
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         names = [name for name, _ in rows]
-        for j, key in enumerate(("chrf", "chrf++")):
+        for j, (key, label) in enumerate((("chrf", "chrF"), ("bleu", "BLEU"))):
             values = [r["translation"][key] for _, r in rows]
-            bars = ax.bar([i + (j - 0.5) * 0.38 for i in range(len(rows))], values, 0.38, label=key.replace("chrf", "chrF"))
+            bars = ax.bar([i + (j - 0.5) * 0.38 for i in range(len(rows))], values, 0.38, label=label)
             ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7, padding=2)
         floors = rows[0][1]["translation"].get("floors") or {}
         if "copy_source" in floors:

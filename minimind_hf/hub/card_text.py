@@ -20,7 +20,7 @@ def _eval_results(facts: dict[str, Any]):
     results = []
     for ev in facts.get("evaluations", []):
         name = ev.get("test_name") or ev.get("validation_name")
-        metrics = [("chrf", "chrF++", ev.get("chrf++")), ("bleu", "BLEU (zh tokenizer)", ev.get("bleu")),
+        metrics = [("chrf", "chrF", ev.get("chrf")), ("bleu", "BLEU (zh tokenizer)", ev.get("bleu")),
                    ("comet", "COMET", ev.get("comet")), ("perplexity", "validation perplexity", ev.get("perplexity"))]
         for metric_type, metric_name, value in metrics:
             if value is None:
@@ -136,13 +136,14 @@ def _section_evaluations(facts: dict[str, Any]) -> list[str]:
     if not evaluations:
         return lines + ["Not evaluated yet: `minimind eval` on this checkpoint adds its scores here."]
     lines += ["Measured with `minimind eval` (greedy decoding unless noted).", "",
-              "| test set | system prompt | pairs | chrF++ | BLEU | COMET | semantic | Traditional script | "
+              "| test set | system prompt | pairs | chrF | BLEU | COMET | semantic | "
+              "Traditional (of Chinese outputs) | "
               "validation perplexity | date |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for ev in evaluations:
         share = ev.get("traditional_share")
         lines.append(
             f"| {ev.get('test_name') or '—'} | {ev.get('system') or 'none'} | {_number(ev.get('pairs'))} | "
-            f"{_number(ev.get('chrf++'))} | {_number(ev.get('bleu'))} | {_number(ev.get('comet'))} | "
+            f"{_number(ev.get('chrf'))} | {_number(ev.get('bleu'))} | {_number(ev.get('comet'))} | "
             f"{_number(ev.get('semantic'))} | {f'{share:.0%}' if share is not None else '—'} | "
             f"{_number(ev.get('perplexity'))} | {ev.get('date', '—')} |")
     return lines

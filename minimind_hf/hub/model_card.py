@@ -230,7 +230,7 @@ def evaluation_facts(result: dict[str, Any]) -> dict[str, Any]:
         "dataset_type": "json" if test and os.path.exists(test) else test,
         "system": generation.get("system"),
         "pairs": translation.get("n"),
-        "chrf++": translation.get("chrf++"), "bleu": translation.get("bleu"), "comet": translation.get("comet"),
+        "chrf": translation.get("chrf"), "bleu": translation.get("bleu"), "comet": translation.get("comet"),
         "semantic": (translation.get("semantic") or {}).get("score"),
         "traditional_share": translation.get("traditional_share"),
         "validation_name": Path(validation["file"]).name.removesuffix(".jsonl") if validation.get("file") else None,

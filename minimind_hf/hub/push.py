@@ -37,7 +37,8 @@ from .model_card import card_for_push, is_hub_id
 logger = logging.getLogger(__name__)
 
 IGNORED = ("checkpoint-*", "checkpoint-*/*", "runs", "runs/*", "training_args.bin", "*.pt", "*.pth",
-           "optimizer*", "scheduler*", "rng_state*", "README.md", ".*")
+           "optimizer*", "scheduler*", "rng_state*", "README.md", ".*",
+           "adapter_base.json")  # the base's local path and fingerprint: meaningful on this machine only
 ADAPTER_CONFIG = "adapter_config.json"
 
 

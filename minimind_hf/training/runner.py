@@ -117,9 +117,11 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
 
 
 def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], data_stats: dict[str, Any]) -> None:
-    """TRL's DPO trainer filters out pairs whose prompt alone fills ``max_length`` (no completion token would be
-    left to learn from); count them in the split's stats and say so, as the project's own builders do."""
+    """The DPO trainer drops pairs whose prompt alone fills ``max_length`` (no completion token would be left to
+    learn from) and pairs that truncation at ``max_length`` makes identical (chosen = rejected: no preference
+    left); count them in the split's stats and say so, as the project's own builders do."""
     held = {"train": trainer.train_dataset, "validation": trainer.eval_dataset}
+    reasons = getattr(trainer, "dropped_rows", {})
     for split, before in given.items():
         after = held[split]
         if before is None or after is None or not hasattr(before, "__len__") or not hasattr(after, "__len__"):
@@ -127,12 +129,13 @@ def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], d
         lost = len(before) - len(after)
         if lost <= 0:
             continue
+        why = reasons.get("train" if split == "train" else "eval") or {"prompt_fills_max_length": lost}
         stats = data_stats.setdefault(split, {})
-        stats.setdefault("dropped", {})["prompt_fills_max_length"] = lost
+        stats.setdefault("dropped", {}).update(why)
         stats["rows_out"] = len(after)
-        logger.warning("stage %s: %d of %d %s rows dropped: the prompt alone fills max_length %s "
-                       "(raise max_length to keep them)", name, lost, len(before), split,
-                       getattr(trainer.args, "max_length", None))
+        logger.warning("stage %s: %d of %d %s rows dropped at max_length %s: %s (raise max_length to keep them)",
+                       name, lost, len(before), split, getattr(trainer.args, "max_length", None),
+                       ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in why.items()))
 
 
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
