@@ -35,8 +35,9 @@ def read_rows(path: Path) -> dict[str, dict]:
     return rows
 
 
-def paired_bootstrap(baseline: list[str], other: list[str], references: list[str], samples: int,
-                     seed: int = 0) -> tuple[float, float, float, float]:
+def paired_bootstrap(
+    baseline: list[str], other: list[str], references: list[str], samples: int, seed: int = 0
+) -> tuple[float, float, float, float]:
     """``(baseline chrF, other chrF, 2.5th, 97.5th percentile of other - baseline)`` over resampled sentences."""
     metric = CHRF()
 
@@ -51,8 +52,12 @@ def paired_bootstrap(baseline: list[str], other: list[str], references: list[str
         refs = [references[i] for i in pick]
         deltas.append(corpus([other[i] for i in pick], refs) - corpus([baseline[i] for i in pick], refs))
     deltas.sort()
-    return (corpus(baseline, references), corpus(other, references),
-            deltas[int(0.025 * samples)], deltas[int(0.975 * samples) - 1])
+    return (
+        corpus(baseline, references),
+        corpus(other, references),
+        deltas[int(0.025 * samples)],
+        deltas[int(0.975 * samples) - 1],
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,18 +67,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=1000)
     args = parser.parse_args(argv)
     base = read_rows(args.baseline)
-    print("| checkpoint | sentences | chrF | baseline chrF | difference | 95% interval |\n|---|---:|---:|---:|---:|---|")
+    print(
+        "| checkpoint | sentences | chrF | baseline chrF | difference | 95% interval |\n|---|---:|---:|---:|---:|---|"
+    )
     for path in args.others:
         rows = read_rows(path)
         ids = [i for i in base if i in rows]
         if len(ids) != len(base) or len(ids) != len(rows):
-            print(f"{path}: {len(rows)} rows, {len(base)} in the baseline, {len(ids)} shared; comparing the shared ones",
-                  file=sys.stderr)
-        low_base, other, low, high = paired_bootstrap([base[i]["hypothesis"] for i in ids],
-                                                       [rows[i]["hypothesis"] for i in ids],
-                                                       [base[i]["zh"] for i in ids], args.samples)
-        print(f"| {path.parent.name} | {len(ids)} | {other:.2f} | {low_base:.2f} | {other - low_base:+.2f} | "
-              f"{low:+.2f} .. {high:+.2f} |")
+            print(
+                f"{path}: {len(rows)} rows, {len(base)} in the baseline, {len(ids)} shared; comparing the shared ones",
+                file=sys.stderr,
+            )
+        low_base, other, low, high = paired_bootstrap(
+            [base[i]["hypothesis"] for i in ids],
+            [rows[i]["hypothesis"] for i in ids],
+            [base[i]["zh"] for i in ids],
+            args.samples,
+        )
+        print(
+            f"| {path.parent.name} | {len(ids)} | {other:.2f} | {low_base:.2f} | {other - low_base:+.2f} | "
+            f"{low:+.2f} .. {high:+.2f} |"
+        )
     return 0
 
 

@@ -52,8 +52,9 @@ def test_chrf_reward_needs_aligned_references():
 
 
 def test_script_reward_prefers_traditional_chinese():
-    out = rewards.script_reward(None, [chat("開啟檔案"), chat("开启档案"), chat("Open the file"), chat("開啟 file")],
-                                reference=["開啟檔案"] * 4)
+    out = rewards.script_reward(
+        None, [chat("開啟檔案"), chat("开启档案"), chat("Open the file"), chat("開啟 file")], reference=["開啟檔案"] * 4
+    )
     assert out[0] == pytest.approx(1.0)
     assert 0.0 < out[1] < out[0]  # Simplified characters cost
     assert out[2] == 0.0  # English copied
@@ -64,8 +65,9 @@ def test_script_reward_prefers_traditional_chinese():
 
 def test_health_reward_counts_the_evaluation_flags():
     refs, srcs = ["開啟檔案"] * 4, ["Open the file"] * 4
-    out = rewards.health_reward(None, [chat("開啟檔案"), chat(""), chat("Open the file"), chat("檔案" * 30)],
-                                source=srcs, reference=refs)
+    out = rewards.health_reward(
+        None, [chat("開啟檔案"), chat(""), chat("Open the file"), chat("檔案" * 30)], source=srcs, reference=refs
+    )
     assert out[0] == 0.0
     assert out[1] == -1.0  # empty
     assert out[2] == -1.0  # untranslated
@@ -103,8 +105,11 @@ def test_reward_functions_follow_weights_and_switches():
     funcs, _ = rewards.reward_functions({"chrf": 1.0, "script": 0.5}, control="shuffled")
     assert [f.__name__ for f in funcs] == ["chrf_shuffled_reward", "script_reward"]
     funcs, _ = rewards.reward_functions({"semantic": 1.0, "script": 1.0, "health": 1.0}, reference_free=True)
-    assert [f.__name__ for f in funcs] == ["semantic_source_reward", "reference_free_script_reward",
-                                           "reference_free_health_reward"]
+    assert [f.__name__ for f in funcs] == [
+        "semantic_source_reward",
+        "reference_free_script_reward",
+        "reference_free_health_reward",
+    ]
     assert rewards.reward_functions({"chrf": 1.0}, control="constant") == ([rewards.constant_reward], [1.0])
     with pytest.raises(ValueError, match="chrF needs a reference"):
         rewards.reward_functions({"chrf": 1.0}, reference_free=True)
@@ -134,9 +139,18 @@ def write_jsonl(path, rows):
 @pytest.fixture
 def split_files(tmp_path):
     finance = write_jsonl(tmp_path / "lora.jsonl", [{"en": f"Interest rate {i}", "zh": f"利率 {i}"} for i in range(6)])
-    general = write_jsonl(tmp_path / "sft.jsonl", [{"conversations": [
-        {"role": "user", "content": TRANSLATION_PROMPTS[2].format(en=f"Open file {i}")},
-        {"role": "assistant", "content": f"開啟檔案 {i}"}]} for i in range(4)])
+    general = write_jsonl(
+        tmp_path / "sft.jsonl",
+        [
+            {
+                "conversations": [
+                    {"role": "user", "content": TRANSLATION_PROMPTS[2].format(en=f"Open file {i}")},
+                    {"role": "assistant", "content": f"開啟檔案 {i}"},
+                ]
+            }
+            for i in range(4)
+        ],
+    )
     test = write_jsonl(tmp_path / "lora.test.jsonl", [{"en": "Held out", "zh": "保留"}])
     validation = write_jsonl(tmp_path / "sft.validation.jsonl", [{"en": "Held out too", "zh": "也保留"}])
     return finance, general, test, validation
@@ -190,8 +204,14 @@ def cpu_settings(tmp_path, **overrides) -> dict:
     """A CPU config as a recipe would give it (TRL's configs default to checkpointing on), no evaluation."""
     from minimind_hf.training.recipe import checkpointing_argument_name
 
-    settings = {"output_dir": str(tmp_path / "grpo"), "precision": "fp32", "eval_strategy": "no", "num_generations": 2,
-                "per_device_train_batch_size": 2, checkpointing_argument_name(GRPOStageConfig): False}
+    settings = {
+        "output_dir": str(tmp_path / "grpo"),
+        "precision": "fp32",
+        "eval_strategy": "no",
+        "num_generations": 2,
+        "per_device_train_batch_size": 2,
+        checkpointing_argument_name(GRPOStageConfig): False,
+    }
     settings.update(overrides)
     return settings
 
@@ -202,16 +222,27 @@ def test_config_names_bad_reward_settings(tmp_path):
     with pytest.raises(ValueError, match="not reward_weights"):
         GRPOStageConfig(**cpu_settings(tmp_path, reward_weights=[1.0]))
     config = GRPOStageConfig(**cpu_settings(tmp_path, reward_semantic=0.0, reward_control="shuffled"))
-    assert config.describe_rewards() == ("1 x chrf_shuffled_reward + 0.5 x script_reward + 1 x health_reward "
-                                         "(control: shuffled)")
+    assert config.describe_rewards() == (
+        "1 x chrf_shuffled_reward + 0.5 x script_reward + 1 x health_reward (control: shuffled)"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ a short run
 
 
 def grpo_args(tmp_path, **overrides) -> GRPOStageConfig:
-    settings = dict(max_steps=2, per_device_train_batch_size=4, max_completion_length=8, learning_rate=1e-2,
-                    logging_steps=1, report_to=[], save_strategy="no", seed=0, reward_semantic=0.0, disable_dropout=True)
+    settings = dict(
+        max_steps=2,
+        per_device_train_batch_size=4,
+        max_completion_length=8,
+        learning_rate=1e-2,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        seed=0,
+        reward_semantic=0.0,
+        disable_dropout=True,
+    )
     return GRPOStageConfig(**cpu_settings(tmp_path, **{**settings, **overrides}))
 
 
@@ -220,16 +251,25 @@ def test_two_grpo_steps_on_a_tiny_random_model(tmp_path, tokenizer, tiny_model, 
     dataset, _ = build_grpo_dataset([finance, general], system_prompt=FINANCE_SYSTEM_PROMPT)
     tiny_model.train()
     before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
-    trainer = MiniMindGRPOTrainer(tiny_model, args=grpo_args(tmp_path), train_dataset=dataset["train"],
-                                  processing_class=tokenizer)
+    trainer = MiniMindGRPOTrainer(
+        tiny_model, args=grpo_args(tmp_path), train_dataset=dataset["train"], processing_class=tokenizer
+    )
     assert trainer.reward_func_names == ["chrf_reward", "script_reward", "health_reward"]
     assert trainer.reward_weights.tolist() == [1.0, 0.5, 1.0]
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "reward" in entry]
     assert len(logs) == 2
     for entry in logs:
-        for key in ("entropy", "completions/mean_length", "frac_reward_zero_std", "time/generate_s",
-                    "time/reward_s", "time/update_s", "rewards/chrf_reward/mean", "zero_signal_groups"):
+        for key in (
+            "entropy",
+            "completions/mean_length",
+            "frac_reward_zero_std",
+            "time/generate_s",
+            "time/reward_s",
+            "time/update_s",
+            "rewards/chrf_reward/mean",
+            "zero_signal_groups",
+        ):
             assert key in entry and math.isfinite(entry[key]), key
         assert entry["time/update_s"] > 0 and entry["time/generate_s"] > 0
     counts = trainer.signal_counts()
@@ -244,8 +284,12 @@ def test_constant_control_teaches_nothing(tmp_path, tokenizer, tiny_model, split
     dataset, _ = build_grpo_dataset([finance])
     tiny_model.train()
     before = {n: p.detach().clone() for n, p in tiny_model.named_parameters()}
-    trainer = MiniMindGRPOTrainer(tiny_model, args=grpo_args(tmp_path, max_steps=1, reward_control="constant"),
-                                  train_dataset=dataset["train"], processing_class=tokenizer)
+    trainer = MiniMindGRPOTrainer(
+        tiny_model,
+        args=grpo_args(tmp_path, max_steps=1, reward_control="constant"),
+        train_dataset=dataset["train"],
+        processing_class=tokenizer,
+    )
     trainer.train()
     assert trainer.signal_counts() == {"groups_seen": 2, "zero_signal_groups": 2, "zero_signal_share": 1.0}
     assert all(torch.equal(before[n], p) for n, p in tiny_model.named_parameters())
@@ -260,13 +304,47 @@ def stage_args(start, out, *extra):
     from minimind_hf.training.runner import parse_args
 
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "tiny" / "grpo.yaml"
-    return parse_args([str(recipe), "--model_name_or_path", str(start), "--output_dir", str(out),
-                       "--train_files", str(STAGE_DATA / "lora.jsonl"), str(STAGE_DATA / "sft.jsonl"),
-                       "--validation_files", str(STAGE_DATA / "lora.validation.jsonl"), "--max_eval_samples", "2",
-                       "--max_steps", "2", "--save_steps", "1", "--logging_steps", "1", "--warmup_steps", "0",
-                       "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
-                       "--num_generations", "2", "--max_completion_length", "8", "--reward_semantic", "0",
-                       "--learning_rate", "1e-2", "--save_total_limit", "2", "--report_to", "none", *extra])
+    return parse_args(
+        [
+            str(recipe),
+            "--model_name_or_path",
+            str(start),
+            "--output_dir",
+            str(out),
+            "--train_files",
+            str(STAGE_DATA / "lora.jsonl"),
+            str(STAGE_DATA / "sft.jsonl"),
+            "--validation_files",
+            str(STAGE_DATA / "lora.validation.jsonl"),
+            "--max_eval_samples",
+            "2",
+            "--max_steps",
+            "2",
+            "--save_steps",
+            "1",
+            "--logging_steps",
+            "1",
+            "--warmup_steps",
+            "0",
+            "--per_device_train_batch_size",
+            "4",
+            "--per_device_eval_batch_size",
+            "4",
+            "--num_generations",
+            "2",
+            "--max_completion_length",
+            "8",
+            "--reward_semantic",
+            "0",
+            "--learning_rate",
+            "1e-2",
+            "--save_total_limit",
+            "2",
+            "--report_to",
+            "none",
+            *extra,
+        ]
+    )
 
 
 def test_grpo_stage_runs_resumes_and_saves_a_loadable_model(saved_tiny, tmp_path):
@@ -313,8 +391,10 @@ def test_grpo_stage_refuses_a_kl_reference_it_would_load_wrong(saved_tiny, tmp_p
 # ------------------------------------------------------------------------------------------------ reports
 
 
-HISTORY = [{"step": 2, "reward": 0.1, "rewards/chrf_reward/mean": 0.05, "rewards/chrf_reward/std": 0.01, "loss": 0.0},
-           {"step": 4, "reward": 0.3, "rewards/chrf_reward/mean": 0.15, "eval_reward": 0.2}]
+HISTORY = [
+    {"step": 2, "reward": 0.1, "rewards/chrf_reward/mean": 0.05, "rewards/chrf_reward/std": 0.01, "loss": 0.0},
+    {"step": 4, "reward": 0.3, "rewards/chrf_reward/mean": 0.15, "eval_reward": 0.2},
+]
 
 
 def test_reward_curve_plots_the_total_each_reward_and_the_held_out_reward(tmp_path):
@@ -333,11 +413,24 @@ def test_quality_summary_reports_the_grpo_runs(tmp_path):
         folder = tmp_path / stage
         (folder / "checkpoint-4").mkdir(parents=True)
         (folder / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"log_history": HISTORY}))
-        (folder / "stage_complete.json").write_text(json.dumps({
-            "stage": "grpo", "global_step": 4, "wall_time_s": 60, "metrics": {},
-            "grpo": {"rewards": "1 x chrf_reward", "final_reward": 0.3, "groups_seen": 8,
-                     "zero_signal_groups": int(8 * share), "zero_signal_share": share,
-                     "step_time_s": {"total": 2.0, "generate": 1.5, "reward": 0.1, "update": 0.4}}}))
+        (folder / "stage_complete.json").write_text(
+            json.dumps(
+                {
+                    "stage": "grpo",
+                    "global_step": 4,
+                    "wall_time_s": 60,
+                    "metrics": {},
+                    "grpo": {
+                        "rewards": "1 x chrf_reward",
+                        "final_reward": 0.3,
+                        "groups_seen": 8,
+                        "zero_signal_groups": int(8 * share),
+                        "zero_signal_share": share,
+                        "step_time_s": {"total": 2.0, "generate": 1.5, "reward": 0.1, "update": 0.4},
+                    },
+                }
+            )
+        )
     summary = summarise(tmp_path, tmp_path / "quality")
     assert list(summary["stages"]) == ["grpo", "grpo-control"]
     text = (tmp_path / "quality" / "results.md").read_text()
@@ -350,8 +443,12 @@ def test_generation_pads_prompts_on_the_left(tmp_path, tokenizer, tiny_model, sp
     """A batch of prompts of different lengths generates what each prompt generates alone (top_k 1: greedy)."""
     finance, _, _, _ = split_files
     dataset, _ = build_grpo_dataset([finance])
-    trainer = MiniMindGRPOTrainer(tiny_model, args=grpo_args(tmp_path, top_k=1, max_completion_length=6),
-                                  train_dataset=dataset["train"], processing_class=tokenizer)
+    trainer = MiniMindGRPOTrainer(
+        tiny_model,
+        args=grpo_args(tmp_path, top_k=1, max_completion_length=6),
+        train_dataset=dataset["train"],
+        processing_class=tokenizer,
+    )
     short = translation_messages("Tax")
     long = translation_messages("The net present value of an investment based on periodic cash flows", system="x")
     prompt_ids, together = trainer._generate([short, long])[:2]

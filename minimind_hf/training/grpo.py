@@ -74,9 +74,11 @@ def check_grpo_start(adapter_name_or_path: str | None, args: GRPOConfig) -> None
     loading the policy's path again, which holds the model WITHOUT the adapter, so the penalty would pull towards
     the wrong model."""
     if args.beta != 0.0 and adapter_name_or_path:
-        raise ValueError(f"stage grpo: beta {args.beta} needs a reference model, and TRL would load it without the "
-                         f"adapter {adapter_name_or_path} merged in; start from a saved model (the DPO output, say) "
-                         "or keep beta: 0")
+        raise ValueError(
+            f"stage grpo: beta {args.beta} needs a reference model, and TRL would load it without the "
+            f"adapter {adapter_name_or_path} merged in; start from a saved model (the DPO output, say) "
+            "or keep beta: 0"
+        )
 
 
 # ---------------------------------------------------------------------------------------------- dataset
@@ -117,14 +119,17 @@ def build_grpo_dataset(
     prompt_id = parse_prompt_id(prompt_id)
     for path in _expand(train_files):
         if is_held_out_file(path):
-            raise HeldOutFileError(f"{path}: GRPO trains on prompts of the training splits only; this file is named "
-                                   "as a validation or test split (give it as validation_files instead)")
+            raise HeldOutFileError(
+                f"{path}: GRPO trains on prompts of the training splits only; this file is named "
+                "as a validation or test split (give it as validation_files instead)"
+            )
 
     def grpo_rows(dataset: Dataset, stats: dict) -> Dataset:
         if max_prompts_per_file is not None and len(dataset) > max_prompts_per_file:
             keep = sorted(np.random.default_rng(seed).permutation(len(dataset))[:max_prompts_per_file].tolist())
-            dataset = dataset.select(keep, new_fingerprint=fingerprint(dataset._fingerprint, "grpo-sample",
-                                                                       max_prompts_per_file, seed))
+            dataset = dataset.select(
+                keep, new_fingerprint=fingerprint(dataset._fingerprint, "grpo-sample", max_prompts_per_file, seed)
+            )
             stats["sampled"] = max_prompts_per_file
         return dataset.map(
             _to_grpo_row,
@@ -136,13 +141,17 @@ def build_grpo_dataset(
         )
 
     def rows(files: PathSpec, split: str) -> tuple[Dataset, dict]:
-        dataset, stats = map_sources(files, split, "chat", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir,
-                                     prepare=grpo_rows)
+        dataset, stats = map_sources(
+            files, split, "chat", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir, prepare=grpo_rows
+        )
         references = dataset["reference"]
         order = derangement(len(references), seed)
         shuffled = [references[j] for j in order]
-        dataset = dataset.add_column("shuffled_reference", shuffled,
-                                     new_fingerprint=fingerprint(dataset._fingerprint, "shuffled-reference", seed))
+        dataset = dataset.add_column(
+            "shuffled_reference",
+            shuffled,
+            new_fingerprint=fingerprint(dataset._fingerprint, "shuffled-reference", seed),
+        )
         return dataset, stats
 
     return built("grpo", assemble_splits(rows, train_files, validation_files, validation_fraction, seed))
@@ -176,7 +185,8 @@ class MiniMindGRPOTrainer(GRPOTrainer):
             return super()._generate(prompts)
         finally:
             self._metrics["train" if self.model.training else "eval"]["time/generate_s"].append(
-                time.perf_counter() - start)
+                time.perf_counter() - start
+            )
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         start = time.perf_counter()
@@ -184,7 +194,8 @@ class MiniMindGRPOTrainer(GRPOTrainer):
             return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         finally:
             self._metrics["train" if self.model.training else "eval"]["time/reward_s"].append(
-                time.perf_counter() - start)
+                time.perf_counter() - start
+            )
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
@@ -228,8 +239,11 @@ class MiniMindGRPOTrainer(GRPOTrainer):
     def signal_counts(self) -> dict[str, Any]:
         """Groups sampled so far and how many of them carried no signal (all completions rewarded alike)."""
         share = self.zero_signal_groups / self.groups_seen if self.groups_seen else None
-        return {"groups_seen": self.groups_seen, "zero_signal_groups": self.zero_signal_groups,
-                "zero_signal_share": share}
+        return {
+            "groups_seen": self.groups_seen,
+            "zero_signal_groups": self.zero_signal_groups,
+            "zero_signal_share": share,
+        }
 
     def stage_summary(self) -> dict[str, Any]:
         """What the stage runner adds to ``stage_complete.json`` under ``grpo``: the rewards, the signal counts,
@@ -242,17 +256,26 @@ class MiniMindGRPOTrainer(GRPOTrainer):
             return sum(values) / len(values) if values else None
 
         last = train_logs[-1] if train_logs else {}
-        rewards = (self.args.describe_rewards() if isinstance(self.args, GRPOStageConfig)
-                   else ", ".join(self.reward_func_names))
-        return {"grpo": {
-            "rewards": rewards,
-            **self.signal_counts(),
-            "final_reward": last.get("reward"),
-            "final_entropy": last.get("entropy"),
-            "final_mean_completion_length": last.get("completions/mean_length"),
-            "first_reward": train_logs[0].get("reward") if train_logs else None,
-            "first_entropy": train_logs[0].get("entropy") if train_logs else None,
-            "step_time_s": {"total": mean("step_time"), "generate": mean("time/generate_s"),
-                            "reward": mean("time/reward_s"), "rollout": mean("time/rollout_s"),
-                            "update": mean("time/update_s")},
-        }}
+        rewards = (
+            self.args.describe_rewards()
+            if isinstance(self.args, GRPOStageConfig)
+            else ", ".join(self.reward_func_names)
+        )
+        return {
+            "grpo": {
+                "rewards": rewards,
+                **self.signal_counts(),
+                "final_reward": last.get("reward"),
+                "final_entropy": last.get("entropy"),
+                "final_mean_completion_length": last.get("completions/mean_length"),
+                "first_reward": train_logs[0].get("reward") if train_logs else None,
+                "first_entropy": train_logs[0].get("entropy") if train_logs else None,
+                "step_time_s": {
+                    "total": mean("step_time"),
+                    "generate": mean("time/generate_s"),
+                    "reward": mean("time/reward_s"),
+                    "rollout": mean("time/rollout_s"),
+                    "update": mean("time/update_s"),
+                },
+            }
+        }

@@ -89,18 +89,22 @@ def _aligned(name: str, texts: list[str], column: Sequence[Any] | None) -> list[
 
 
 def _sentence_chrf(texts: list[str], references: list[str]) -> list[float]:
-    return [_CHRF.sentence_score(text.strip(), [ref]).score / 100.0 for text, ref in zip(texts, references, strict=True)]
+    return [
+        _CHRF.sentence_score(text.strip(), [ref]).score / 100.0 for text, ref in zip(texts, references, strict=True)
+    ]
 
 
-def chrf_reward(prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None,
-                **kwargs: Any) -> list[float]:
+def chrf_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """Sentence chrF of each completion against its reference, 0..1."""
     texts = completion_texts(completions)
     return _sentence_chrf(texts, _aligned("reference", texts, reference))
 
 
-def chrf_shuffled_reward(prompts: Sequence[Any], completions: Sequence[Any],
-                         shuffled_reference: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def chrf_shuffled_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], shuffled_reference: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """The control: sentence chrF against another prompt's reference, 0..1."""
     texts = completion_texts(completions)
     return _sentence_chrf(texts, _aligned("shuffled_reference", texts, shuffled_reference))
@@ -112,15 +116,17 @@ def _similarities(texts: list[str], others: list[str]) -> list[float]:
     return [float(x) for x in similarities([t.strip() for t in texts], others)]
 
 
-def semantic_reward(prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None,
-                    **kwargs: Any) -> list[float]:
+def semantic_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """Sentence-encoder cosine similarity of each completion and its reference (-1..1; empty output: 0)."""
     texts = completion_texts(completions)
     return _similarities(texts, _aligned("reference", texts, reference))
 
 
-def semantic_shuffled_reward(prompts: Sequence[Any], completions: Sequence[Any],
-                             shuffled_reference: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def semantic_shuffled_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], shuffled_reference: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """The control: similarity to another prompt's reference."""
     texts = completion_texts(completions)
     return _similarities(texts, _aligned("shuffled_reference", texts, shuffled_reference))
@@ -131,8 +137,9 @@ def _cjk_share(text: str) -> float:
     return sum(is_cjk(c) for c in letters) / len(letters) if letters else 0.0
 
 
-def semantic_source_reward(prompts: Sequence[Any], completions: Sequence[Any], source: Sequence[str] | None = None,
-                           **kwargs: Any) -> list[float]:
+def semantic_source_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], source: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """Reference-free: similarity of each completion to its English source, times its CJK share (a copied
     source, which the cross-lingual encoder would score 1, gets 0)."""
     texts = completion_texts(completions)
@@ -150,14 +157,17 @@ def script_score(text: str) -> float:
     return _cjk_share(text) * (1.0 - simplified_share)
 
 
-def script_reward(prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None,
-                  **kwargs: Any) -> list[float | None]:
+def script_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None, **kwargs: Any
+) -> list[float | None]:
     """Chinese, and Traditional: :func:`script_score` per completion; ``None`` where the reference (when there
     is one) holds no Chinese character."""
     texts = completion_texts(completions)
     references = _aligned("reference", texts, reference) if reference is not None else [None] * len(texts)
-    return [None if ref is not None and not has_cjk(ref) else script_score(text)
-            for text, ref in zip(texts, references, strict=True)]
+    return [
+        None if ref is not None and not has_cjk(ref) else script_score(text)
+        for text, ref in zip(texts, references, strict=True)
+    ]
 
 
 def health_flags(text: str, source: str, reference: str | None) -> dict[str, bool]:
@@ -173,8 +183,13 @@ def health_flags(text: str, source: str, reference: str | None) -> dict[str, boo
     return {"empty": empty, "looping": is_looping(text), "untranslated": untranslated, "over_long": over_long}
 
 
-def health_reward(prompts: Sequence[Any], completions: Sequence[Any], source: Sequence[str] | None = None,
-                  reference: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def health_reward(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    source: Sequence[str] | None = None,
+    reference: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[float]:
     """``-1`` for each health flag a completion raises (0 for a healthy one, at most -3)."""
     texts = completion_texts(completions)
     sources = _aligned("source", texts, source)
@@ -182,8 +197,9 @@ def health_reward(prompts: Sequence[Any], completions: Sequence[Any], source: Se
     return [-float(sum(health_flags(t, s, r).values())) for t, s, r in zip(texts, sources, references, strict=True)]
 
 
-def reference_free_health_reward(prompts: Sequence[Any], completions: Sequence[Any],
-                                 source: Sequence[str] | None = None, **kwargs: Any) -> list[float]:
+def reference_free_health_reward(
+    prompts: Sequence[Any], completions: Sequence[Any], source: Sequence[str] | None = None, **kwargs: Any
+) -> list[float]:
     """:func:`health_reward` without looking at any reference."""
     return health_reward(prompts, completions, source=source)
 
@@ -198,8 +214,9 @@ def constant_reward(prompts: Sequence[Any], completions: Sequence[Any], **kwargs
     return [0.0] * len(completions)
 
 
-def reward_functions(weights: dict[str, float], *, reference_free: bool = False,
-                     control: str = "none") -> tuple[list, list[float]]:
+def reward_functions(
+    weights: dict[str, float], *, reference_free: bool = False, control: str = "none"
+) -> tuple[list, list[float]]:
     """``(reward_funcs, reward_weights)`` for :class:`trl.GRPOTrainer` from the recipe.
 
     ``weights`` maps each of :data:`REWARD_NAMES` to its weight (missing: 0, left out). ``reference_free`` uses
@@ -219,13 +236,22 @@ def reward_functions(weights: dict[str, float], *, reference_free: bool = False,
         if weights.get("chrf", 0):
             raise ValueError("reference_free_reward: chrF needs a reference; set reward_chrf: 0")
         if control == "shuffled":
-            raise ValueError("reward_control shuffled shuffles the references, which a reference-free reward never "
-                             "reads; use reward_control constant, or drop reference_free_reward")
-        table = {"semantic": semantic_source_reward, "script": reference_free_script_reward,
-                 "health": reference_free_health_reward}
+            raise ValueError(
+                "reward_control shuffled shuffles the references, which a reference-free reward never "
+                "reads; use reward_control constant, or drop reference_free_reward"
+            )
+        table = {
+            "semantic": semantic_source_reward,
+            "script": reference_free_script_reward,
+            "health": reference_free_health_reward,
+        }
     elif control == "shuffled":
-        table = {"chrf": chrf_shuffled_reward, "semantic": semantic_shuffled_reward, "script": script_reward,
-                 "health": health_reward}
+        table = {
+            "chrf": chrf_shuffled_reward,
+            "semantic": semantic_shuffled_reward,
+            "script": script_reward,
+            "health": health_reward,
+        }
     else:
         table = {"chrf": chrf_reward, "semantic": semantic_reward, "script": script_reward, "health": health_reward}
     funcs, used = [], []
