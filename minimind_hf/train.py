@@ -37,8 +37,10 @@ from trl import DPOConfig
 from . import MiniMindConfig, MiniMindForCausalLM
 from .atomic_files import atomic_write_text
 from .checkpoints import check_tokenizer_fits, load_checkpoint
+from .cpu_budget import DEFAULT_FRACTIONS, CpuBudgetCallback
 from .data import BuiltDataset, SFTCollator, build_dpo_dataset, build_pretrain_dataset, build_sft_dataset
 from .dpo import MiniMindDPOTrainer
+from .labelled_loss import labelled_positions_loss
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, wrap_with_lora
 from .model_card import write_stage_card
 from .plotting import plot_loss_curve
@@ -81,6 +83,12 @@ class RunArguments:
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
     fresh_start: bool = field(default=False, metadata={"help": "start over: the old checkpoints are moved aside, not resumed"})
+    max_cpu_seconds: float | None = field(default=None, metadata={
+        "help": "stop after this many CPU seconds of training, saving at budget_fractions of it (minimind_hf.cpu_budget)"})
+    budget_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS), metadata={
+        "help": "with max_cpu_seconds: save a checkpoint when these fractions of the budget are spent"})
+    labelled_logits_only: bool = field(default=False, metadata={
+        "help": "compute the output layer only where a label is (minimind_hf.labelled_loss); same loss, less work"})
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -187,6 +195,7 @@ class _StageTrainerMixin:
     """
 
     check_finite_loss: bool = True
+    labelled_logits_only: bool = False  # training loss through labelled_positions_loss
     reports_perplexity: bool = True  # the validation loss is a language-model loss (not DPO's)
     _nonfinite: torch.Tensor | None = None  # device flag: a non-finite loss was seen
     _first_bad: tuple[torch.Tensor, torch.Tensor] | None = None  # (step, loss) of the first one
@@ -204,6 +213,11 @@ class _StageTrainerMixin:
             "stopped before the update, no weights were written. Lower the learning rate, check the data, "
             f"or resume from the last checkpoint in {self.args.output_dir}"
         )
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not (self.labelled_logits_only and model.training and not return_outputs and "labels" in inputs):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        return labelled_positions_loss(model, inputs, num_items_in_batch, self.args.label_smoothing_factor)
 
     def training_step(self, model, inputs, *args, **kwargs):
         loss = super().training_step(model, inputs, *args, **kwargs)
@@ -481,6 +495,8 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
 
+    if stage_args.run.max_cpu_seconds:
+        callbacks = [*(callbacks or []), CpuBudgetCallback(stage_args.run.max_cpu_seconds, stage_args.run.budget_fractions)]
     kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
                                   processing_class=tokenizer, callbacks=callbacks)
     if collator is not None:
@@ -488,6 +504,7 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     trainer = stage.trainer(**kwargs)
     _count_rows_the_trainer_dropped(name, trainer, {"train": train, "validation": validation}, data_stats)
     trainer.check_finite_loss = stage_args.run.check_finite_loss
+    trainer.labelled_logits_only = stage_args.run.labelled_logits_only
     trainer.add_callback(guard.signals)
 
     if last:
