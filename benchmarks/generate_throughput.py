@@ -34,7 +34,7 @@ from transformers import CompileConfig  # noqa: E402
 
 from common import format_table, interleaved, load_average, paired_ratio, settle_arguments, write_json  # noqa: E402
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
-from minimind_hf.convert import to_llama  # noqa: E402
+from minimind_hf.interop.llama import to_llama  # noqa: E402
 
 CPU_DEFAULT = dict(presets=["mini"], batch_sizes=[1, 32], prompt_len=32, new_tokens=32, rounds=3,
                    caches=["dynamic", "static"], sentences=32)

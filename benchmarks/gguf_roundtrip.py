@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import minimind_hf  # noqa: E402,F401
-from minimind_hf.gguf_export import GGUFExportError, compare_with_llama_cpp, export_gguf  # noqa: E402
+from minimind_hf.interop.gguf import GGUFExportError, compare_with_llama_cpp, export_gguf  # noqa: E402
 
 
 def _models(args):

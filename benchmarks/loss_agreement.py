@@ -47,8 +47,8 @@ def train_one(recipe: str, variant: str, steps: int, overrides: list[str], out: 
     """One variant's run: every step's training loss, the final validation loss, the wall time."""
     from transformers import TrainerCallback
 
-    from minimind_hf import train as stage_runner
-    from minimind_hf.plotting import loss_points
+    from minimind_hf.training import runner as stage_runner
+    from minimind_hf.training.plotting import loss_points
 
     class History(TrainerCallback):
         log_history: list[dict] = []

@@ -5,7 +5,7 @@
     python benchmarks/recipe_throughput.py --recipes recipes/small/sft.yaml -- --precision fp32
     python benchmarks/recipe_throughput.py --quick                        # a few steps of each tiny recipe
 
-Each recipe runs through ``minimind_hf.train.run`` exactly as written (model, batch, sequence length, precision,
+Each recipe runs through ``minimind_hf.training.runner.run`` exactly as written (model, batch, sequence length, precision,
 data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first ``--warmup`` steps
 are left out. A forward pre-hook on the trained model counts the tokens of every training forward: all
 positions (what the matmuls see, padding included) and the real ones (attention mask set). DPO's forward holds
@@ -35,9 +35,8 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
-from minimind_hf import train as stage_runner  # noqa: E402
-
-STAGES = ("pretrain", "sft", "lora", "dpo")
+from minimind_hf.data.layout import STAGE_NAMES  # noqa: E402
+from minimind_hf.training import runner as stage_runner  # noqa: E402
 
 
 class TokenClock(TrainerCallback):
@@ -170,13 +169,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--json", default=None, help="write the figures here")
     args, overrides = parser.parse_known_args(argv)
     overrides = [o for o in overrides if o != "--"]
-    recipes = args.recipes or [str(ROOT / "recipes" / args.scale / f"{stage}.yaml") for stage in STAGES]
+    recipes = args.recipes or [str(ROOT / "recipes" / args.scale / f"{stage}.yaml") for stage in STAGE_NAMES]
     if args.quick:
         args.steps, args.warmup = 6, 2
         overrides = ["--preset", "tiny", "--max_eval_samples", "8", "--per_device_train_batch_size", "4", *overrides]
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.getLogger("minimind_hf.train").setLevel(logging.WARNING)
+    logging.getLogger("minimind_hf.training").setLevel(logging.WARNING)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
     print(describe(info))
     results, outputs = [], {}

@@ -9,7 +9,7 @@
 
 A variant is a recipe (default ``recipes/small/sft.yaml``) plus command-line overrides, trained through the
 real stage runner (``python -m minimind_hf.train``) with ``--max_cpu_seconds``: the budget is CPU seconds of
-the training process (:mod:`minimind_hf.cpu_budget`), one thread (``OMP_NUM_THREADS=1``), so runs side by side
+the training process (:mod:`minimind_hf.training.cpu_budget`), one thread (``OMP_NUM_THREADS=1``), so runs side by side
 on a shared machine get the same budget. Without ``--pretrain-share`` the SFT stage starts from a randomly
 initialised model in the pretraining recipe's shape (``--model-config`` overrides it); with it, the pretraining
 recipe runs first for that share of the budget and SFT gets the rest. During training there is no evaluation
@@ -122,11 +122,11 @@ def _stage_argv(argv: list[str]) -> list[str]:
 
 def score_checkpoints(stage_dir: Path, sft_argv: list[str], prompt_id: int, system: str | None, test_file: str,
                       cpu_offset: float = 0.0, **generate_kwargs: Any) -> list[dict[str, Any]]:
-    """Score every checkpoint the budget saved in ``stage_dir`` (see :mod:`minimind_hf.cpu_budget`)."""
+    """Score every checkpoint the budget saved in ``stage_dir`` (see :mod:`minimind_hf.training.cpu_budget`)."""
     import torch
 
     from minimind_hf.checkpoints import load_checkpoint
-    from minimind_hf.train import build_datasets, parse_args
+    from minimind_hf.training.runner import build_datasets, parse_args
 
     torch.set_num_threads(1)
     report = json.loads((stage_dir / "cpu_budget.json").read_text())

@@ -24,7 +24,7 @@ import torch
 from transformers import MarianConfig, MarianMTModel, get_scheduler, set_seed
 
 import speedrun_eval
-from minimind_hf.cpu_budget import budget_fractions
+from minimind_hf.training.cpu_budget import budget_fractions
 from minimind_hf.tokenization import load_tokenizer
 from speedrun_data import pairs
 

@@ -8,7 +8,7 @@
 
 One row is one training step -- forward, backward, AdamW step, zero_grad -- of a plain PyTorch loop on a fixed
 random batch, in a variant ``MODEL:ATTENTION[+compile][+fused][+liger]``: ``minimind`` or ``llama``
-(``LlamaForCausalLM`` converted from the same MiniMind weights by ``minimind_hf.convert.to_llama``), attention
+(``LlamaForCausalLM`` converted from the same MiniMind weights by ``minimind_hf.interop.llama.to_llama``), attention
 ``eager`` / ``sdpa`` / ``flash_attention_2``, ``+compile`` (``torch.compile`` of the model), ``+fused``
 (``AdamW(fused=True)``; the default is the foreach AdamW), ``+liger`` (liger-kernel's fused linear + cross-entropy
 in place of the LM head and the loss; CUDA only). Rows a machine cannot run (flash-attention or liger not
@@ -96,7 +96,7 @@ def why_not(variant: dict, config: MiniMindConfig, device: str) -> str | None:
 
 def build_step(variant: dict, source: MiniMindForCausalLM, ids: torch.Tensor, autocast) -> Callable[[], None]:
     """One training step of the variant, on its own copy of ``source``'s weights."""
-    from minimind_hf.convert import to_llama
+    from minimind_hf.interop.llama import to_llama
 
     if variant["model"] == "llama":
         model = to_llama(source)

@@ -4,7 +4,7 @@
     python benchmarks/trainer_overhead.py --recipe recipes/tiny/sft.yaml --steps 30 --json out/bench/sft.json
     python benchmarks/trainer_overhead.py --quick               # a few steps of the tiny preset (a smoke test)
 
-The stage runner (``minimind_hf.train.run``: ``transformers.Trainer`` with its data loader, collator, logging,
+The stage runner (``minimind_hf.training.runner.run``: ``transformers.Trainer`` with its data loader, collator, logging,
 finite-loss guard, evaluation and checkpoints) trains the recipe; after every one of its optimizer steps a
 callback runs one step of a plain loop -- the same model shape, batch, data, AdamW hyper-parameters,
 gradient clipping and learning-rate schedule, a bare ``DataLoader`` and no reading of the loss. The two are
@@ -33,7 +33,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback, get_scheduler  # noqa: E402
 
 from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
-from minimind_hf import train as stage_runner  # noqa: E402
+from minimind_hf.training import runner as stage_runner  # noqa: E402
 
 
 class PlainLoop:
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "--max_eval_samples", "8", "--report_to", "none", *overrides]
     if args.threads:
         torch.set_num_threads(args.threads)
-    logging.getLogger("minimind_hf.train").setLevel(logging.WARNING)
+    logging.getLogger("minimind_hf.training").setLevel(logging.WARNING)
     info = device_info("cuda" if torch.cuda.is_available() else "cpu")
     print(describe(info))
     result = measure(args.recipe, args.steps, args.warmup, overrides)

@@ -50,7 +50,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from huggingface_hub import DatasetCard, HfApi, constants
 
-from minimind_hf.hub import HubInputError, check_online, check_repo_id, resolve_token
+from minimind_hf.data.layout import DATA_CARDS, SPLITS, STAGE_NAMES, split_file
+from minimind_hf.hub.auth import HubInputError, check_online, check_repo_id, resolve_token
 from minimind_hf.jsonl import read_jsonl
 
 if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import and not needed for --help.
@@ -58,15 +59,8 @@ if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import and not n
 
 logger = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo")
+STAGES: tuple[str, ...] = STAGE_NAMES
 """Stage names, which are also the config names on the Hub."""
-
-SPLIT_SUFFIXES: tuple[tuple[str, str], ...] = (
-    ("train", ".jsonl"),
-    ("validation", ".validation.jsonl"),
-    ("test", ".test.jsonl"),
-)
-"""(split name, file-name suffix after the stage name), in push order."""
 
 RECORD_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
     "pretrain": (("text",),),
@@ -76,7 +70,7 @@ RECORD_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 """Per stage, the alternative sets of keys a record must carry (one of them, all of its keys)."""
 
-CARD_FILES: tuple[str, ...] = ("card.md", "README.md")
+CARD_FILES: tuple[str, ...] = DATA_CARDS
 """Data card file names looked up in the data directory, first found wins."""
 
 LINK_FILE = "hf_link.txt"
@@ -239,8 +233,8 @@ def stage_files(data_dir: Path) -> tuple[list[tuple[str, str, Path]], list[Path]
     """The stage files present in ``data_dir`` as ``(stage, split, path)``, and the other jsonl files."""
     found: list[tuple[str, str, Path]] = []
     for stage in STAGES:
-        for split, suffix in SPLIT_SUFFIXES:
-            path = data_dir / f"{stage}{suffix}"
+        for split in SPLITS:
+            path = data_dir / split_file(stage, split)
             if path.is_file():
                 found.append((stage, split, path))
     used = {path.name for _, _, path in found}

@@ -114,20 +114,20 @@ def cmd_translate(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .run_safety import exit_status
-    from .train import main as train_main
+    from .training.safety import exit_status
+    from .training.runner import main as train_main
 
     return exit_status(train_main, args.recipe_args)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .convert import export_llama
+    from .interop.llama import export_llama
 
     model, tokenizer = _load(args.model)
     if args.to == "gguf":
         from pathlib import Path
 
-        from .gguf_export import GGUFExportError, export_gguf
+        from .interop.gguf import GGUFExportError, export_gguf
 
         output = Path(args.output)
         if output.is_dir() or not output.suffix:
@@ -147,7 +147,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .convert import import_checkpoint
+    from .interop.importer import import_checkpoint
 
     config = json.loads(args.config) if args.config else None
     what, out = import_checkpoint(args.checkpoint, args.output, tokenizer=args.tokenizer, to=args.to, base=args.base,
@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to gather requests into a batch")
     p.set_defaults(func=cmd_serve)
 
-    from .push import add_push_arguments, run_push_command
+    from .hub.push import add_push_arguments, run_push_command
 
     p = sub.add_parser("push", help="push a model or adapter to the Hub with its model card")
     add_push_arguments(p)

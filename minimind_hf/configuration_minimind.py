@@ -220,7 +220,7 @@ class MiniMindConfig(PretrainedConfig):
         if model_type is not None and model_type != cls.model_type:
             raise ValueError(
                 f"this checkpoint holds a {model_type!r} model, not MiniMind ({cls.model_type!r}); load it with "
-                "AutoModelForCausalLM, or convert a Llama with minimind_hf.convert.from_llama"
+                "AutoModelForCausalLM, or convert a Llama with minimind_hf.interop.llama.from_llama"
             )
         return super().from_dict(config_dict, **kwargs)
 

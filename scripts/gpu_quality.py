@@ -16,6 +16,7 @@ At ``--scale full`` (the 26M preset) SFT runs one epoch on 128-token chats (the 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +28,21 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _stage_layout():
+    """The stage contract (:mod:`minimind_hf.data.layout`), read as a lone file: this script runs before the
+    package's dependencies are installed, and that module imports none of them."""
+    spec = importlib.util.spec_from_file_location("stage_layout", ROOT / "minimind_hf" / "data" / "layout.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_layout = _stage_layout()
+COMPLETE_MARKER, LOSS_CURVE, RUN_DIR, STAGE_NAMES = (_layout.COMPLETE_MARKER, _layout.LOSS_CURVE, _layout.RUN_DIR,
+                                                     _layout.STAGE_NAMES)
+stage_dir = _layout.stage_dir
 FAST_FULL = {"SFT_ARGS": "--num_train_epochs 1 --max_length 128 --per_device_train_batch_size 128"}
 
 
@@ -97,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("quality", "eval"):
         if (ROOT / "out" / name).is_dir():
             shutil.copytree(ROOT / "out" / name, results / name, dirs_exist_ok=True)
-    for stage in ("pretrain", "sft", "lora", "dpo"):
-        for name in ("stage_complete.json", "loss_curve.png"):
-            if (ROOT / "out" / stage / name).is_file():
+    for stage in STAGE_NAMES:
+        for name in (COMPLETE_MARKER, LOSS_CURVE):
+            if (stage_dir(stage, ROOT / RUN_DIR) / name).is_file():
                 (results / stage).mkdir(exist_ok=True)
-                shutil.copy2(ROOT / "out" / stage / name, results / stage / name)
+                shutil.copy2(stage_dir(stage, ROOT / RUN_DIR) / name, results / stage / name)
     summary = {"command": " ".join(command), "scale": args.scale, "exit_status": process.returncode,
                "seconds": {k: round(v, 1) for k, v in steps.items()}, "wall_seconds": round(time.time() - started, 1)}
     (results / "run.json").write_text(json.dumps(summary, indent=2) + "\n")

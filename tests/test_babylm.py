@@ -11,8 +11,15 @@ from data_helpers import make_byte_tokenizer
 
 from data_tools import babylm
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.data import DataFormatError, build_pretrain_dataset, build_sft_dataset, load_jsonl_dataset
-from minimind_hf.train import COMPLETE_MARKER, MiniMindTrainer, parse_args, run
+from minimind_hf.data import (
+    DataFormatError,
+    build_pretrain_dataset,
+    build_sft_dataset,
+    load_jsonl_dataset,
+)
+from minimind_hf.data.layout import COMPLETE_MARKER
+from minimind_hf.training.runner import parse_args, run
+from minimind_hf.training.trainers import MiniMindTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"

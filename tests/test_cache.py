@@ -16,7 +16,7 @@ import transformers
 from transformers.cache_utils import Cache
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.convert import to_llama
+from minimind_hf.interop.llama import to_llama
 from minimind_hf.modeling_minimind import CACHE_NAME
 
 YARN = {"factor": 4.0, "original_max_position_embeddings": 16, "beta_fast": 32.0, "beta_slow": 1.0}
@@ -163,7 +163,7 @@ def test_the_projects_calls_raise_no_deprecation_warning(tmp_path, tokenizer):
     """Forward with a cache, generate, the stage runner's argument setup and evaluation's translate:
     nothing the project itself calls is deprecated on the installed stack."""
     from minimind_hf.evaluation import translate
-    from minimind_hf.train import parse_args
+    from minimind_hf.training.runner import parse_args
 
     transformers.logging.get_logger("x").warning_once.cache_clear()  # warning_once would hide a repeat
     handler = _Records()

@@ -7,7 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.convert import config_from_original, detect_layout, interleaved_to_half_split, load_original
+from minimind_hf.interop.original import (
+    config_from_original,
+    detect_layout,
+    interleaved_to_half_split,
+    load_original,
+)
 
 COURSE_ARGS = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=6400, hidden_dim=None,
                    norm_eps=1e-5, max_seq_len=128, rope_theta=1e4)

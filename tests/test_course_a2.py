@@ -1,6 +1,6 @@
 """COMP7607B A2's checks as fixed-value cases: attention on a 4-dimensional, 2-head example (and a head size
 of 4, where the rotary pairs dimension i with i + d/2), and the course-signature DPO loss
-``dpo_loss(ref_probs, probs, mask, beta)`` -- ``minimind_hf.dpo.dpo_loss_from_token_logps`` -- on per-token
+``dpo_loss(ref_probs, probs, mask, beta)`` -- ``minimind_hf.course.dpo_loss.dpo_loss_from_token_logps`` -- on per-token
 log-probabilities. The expected values are computed here in plain Python, not with the model's code."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from minimind_hf import MiniMindConfig
-from minimind_hf.dpo import dpo_loss_from_token_logps
+from minimind_hf.course.dpo_loss import dpo_loss_from_token_logps
 from minimind_hf.modeling_minimind import MiniMindAttention, MiniMindRotaryEmbedding
 
 
@@ -102,8 +102,8 @@ def test_course_dpo_loss_on_fixed_values():
     assert same.item() == pytest.approx(math.log(2), abs=1e-7)  # policy = reference: log 2
 
 
-def test_the_course_signature_is_named_in_the_dpo_module():
-    import minimind_hf.dpo as dpo
+def test_the_course_signature_is_named_in_the_course_module():
+    import minimind_hf.course.dpo_loss as dpo
 
     assert "dpo_loss(ref_probs, probs, mask, beta)" in dpo.__doc__
     assert "dpo_loss(ref_probs, probs, mask, beta)" in dpo.dpo_loss_from_token_logps.__doc__

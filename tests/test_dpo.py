@@ -1,4 +1,4 @@
-"""Tests for minimind_hf.dpo: the DPO loss, the course-style adapter and MiniMindDPOTrainer.
+"""Tests for minimind_hf.training.dpo and minimind_hf.course.dpo_loss: the DPO loss, the course-style adapter and MiniMindDPOTrainer.
 
 The loss is checked against numbers worked out by hand, the adapter against the loss, and the trainer
 against TRL's own DPOTrainer on the same batch; then the reference-model variants (frozen copy,
@@ -19,10 +19,11 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from trl import DPOConfig, DPOTrainer
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.dpo import LOSS_TYPES, MiniMindDPOTrainer, dpo_loss, dpo_loss_from_token_logps
+from minimind_hf.course.dpo_loss import dpo_loss_from_token_logps
 from minimind_hf.prompts import translation_messages
 from minimind_hf.tokenization import load_tokenizer
-from minimind_hf.train import checkpointing_argument_name
+from minimind_hf.training.dpo import LOSS_TYPES, MiniMindDPOTrainer, dpo_loss
+from minimind_hf.training.recipe import checkpointing_argument_name
 
 datasets.disable_progress_bars()
 

@@ -10,7 +10,7 @@ gguf = pytest.importorskip("gguf")
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
 from minimind_hf.cli import main as cli  # noqa: E402
-from minimind_hf.gguf_export import (  # noqa: E402
+from minimind_hf.interop.gguf import (  # noqa: E402
     GGUFExportError,
     export_gguf,
     half_split_rotary_rows,
@@ -86,7 +86,7 @@ def test_cli_export_refuses_moe(tmp_path, tokenizer):
 @pytest.mark.parametrize("dtype", ["f32", "f16"])
 def test_llama_cpp_generates_the_same_greedy_tokens(tmp_path, tokenizer, dtype):
     pytest.importorskip("llama_cpp")
-    from minimind_hf.gguf_export import compare_with_llama_cpp
+    from minimind_hf.interop.gguf import compare_with_llama_cpp
 
     torch.manual_seed(0)  # a wide init, so that greedy replies are long and varied
     model = MiniMindForCausalLM(MiniMindConfig.from_preset("mini", initializer_range=0.1)).eval()

@@ -16,7 +16,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.cli import main as cli_main
-from minimind_hf.convert import import_checkpoint, import_original_lora, load_llama2c, load_original
+from minimind_hf.interop.importer import import_checkpoint
+from minimind_hf.interop.llama2c import load_llama2c
+from minimind_hf.interop.original import import_original_lora, load_original
 from minimind_hf.spm import convert_sentencepiece
 
 spm = pytest.importorskip("sentencepiece")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.convert import from_llama, to_llama
+from minimind_hf.interop.llama import from_llama, to_llama
 from minimind_hf.modeling_minimind import CACHE_NAME
 
 ATOL = 1e-5

@@ -1,4 +1,4 @@
-"""The hand-written LoRA reference (minimind_hf.lora_reference) against PEFT, on tiny float32 models.
+"""The hand-written LoRA reference (minimind_hf.course.lora_reference) against PEFT, on tiny float32 models.
 
 From identical base weights and identical, non-zero A/B matrices, PEFT and the reference must give the
 same logits and the same gradients; training must move only adapter weights; adapters must survive
@@ -20,8 +20,7 @@ from torch import nn
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
-from minimind_hf.lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES, peft_config
-from minimind_hf.lora_reference import (
+from minimind_hf.course.lora_reference import (
     LoRALinear,
     apply_lora,
     copy_peft_to_reference,
@@ -32,6 +31,13 @@ from minimind_hf.lora_reference import (
     mark_only_lora_trainable,
     merge_lora,
     unmerge_lora,
+)
+from minimind_hf.training.lora import (
+    DEFAULT_ALPHA,
+    DEFAULT_DROPOUT,
+    DEFAULT_R,
+    DEFAULT_TARGET_MODULES,
+    peft_config,
 )
 
 ATOL = 1e-6  # float32 agreement asked of PEFT vs the reference
@@ -251,12 +257,15 @@ def test_peft_config_has_the_reference_defaults():
     assert peft_config(modules_to_save=["lm_head"]).modules_to_save == ["lm_head"]
 
 
-def test_the_reference_is_still_importable_from_lora():
-    from minimind_hf import lora
+def test_training_does_not_import_the_course_references():
+    """The teaching references are checked here, not loaded by every training run."""
+    import subprocess
+    import sys
 
-    assert lora.LoRALinear is LoRALinear and lora.apply_lora is apply_lora
-    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        lora.nothing  # noqa: B018
+    code = ("import sys, minimind_hf.training.runner, minimind_hf.training.lora; "
+            "print(sorted(m for m in sys.modules if m.startswith('minimind_hf.course')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_bad_targets_give_clear_errors():

@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from minimind_hf.model_card import CARD_FACTS, card_for_push, data_licences, record_evaluation, render_card
-from minimind_hf.train import parse_args, run
+from minimind_hf.hub.model_card import (
+    CARD_FACTS,
+    card_for_push,
+    data_licences,
+    record_evaluation,
+    render_card,
+)
+from minimind_hf.training.runner import parse_args, run
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "train"

@@ -15,8 +15,8 @@ import pytest
 import torch
 from huggingface_hub import ModelCard, constants
 
-from minimind_hf import push as push_module
 from minimind_hf.cli import main as cli
+from minimind_hf.hub import push as push_module
 
 REPO_ID = "someone/minimind-test"
 

@@ -19,12 +19,24 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from minimind_hf.run_safety import (BROKEN_DIR, EXIT_REFUSED, EXIT_STOPPED, LOCK_NAME, RECIPE_NAME, SUPERSEDED_DIR,
-                                    OutputDirLock, RunRefused, TrainingStopped, check_checkpoint, exit_status,
-                                    select_checkpoint)
-from minimind_hf.run_safety.fingerprint import compare, recipe_of
-from minimind_hf.run_safety.preflight import checkpoint_bytes
-from minimind_hf.train import COMPLETE_MARKER, parse_args, run
+from minimind_hf.data.layout import COMPLETE_MARKER
+from minimind_hf.training.runner import parse_args, run
+from minimind_hf.training.safety import (
+    BROKEN_DIR,
+    EXIT_REFUSED,
+    EXIT_STOPPED,
+    LOCK_NAME,
+    RECIPE_NAME,
+    SUPERSEDED_DIR,
+    OutputDirLock,
+    RunRefused,
+    TrainingStopped,
+    check_checkpoint,
+    exit_status,
+    select_checkpoint,
+)
+from minimind_hf.training.safety.fingerprint import compare, recipe_of
+from minimind_hf.training.safety.preflight import checkpoint_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "train"
@@ -248,7 +260,7 @@ def test_exit_statuses():
 
 # ---- 3. one run per output folder -----------------------------------------------------------------------
 
-_HOLD = "import sys, time; from minimind_hf.run_safety import OutputDirLock; OutputDirLock(sys.argv[1]).acquire(); " \
+_HOLD = "import sys, time; from minimind_hf.training.safety import OutputDirLock; OutputDirLock(sys.argv[1]).acquire(); " \
         "print('held', flush=True); time.sleep(120)"
 
 
@@ -374,7 +386,7 @@ def test_unwritable_output_dir_fails_first(tmp_path):
 
 
 def test_too_little_disk_fails_before_the_first_step_with_the_numbers(tmp_path, monkeypatch):
-    from minimind_hf.run_safety import preflight
+    from minimind_hf.training.safety import preflight
 
     real = shutil.disk_usage
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: real(path)._replace(free=3 << 20))

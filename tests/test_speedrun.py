@@ -15,8 +15,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import speedrun_data  # noqa: E402
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
-from minimind_hf.cpu_budget import BUDGET_REPORT, CpuBudgetCallback, budget_fractions  # noqa: E402
-from minimind_hf.labelled_loss import labelled_positions_loss  # noqa: E402
+from minimind_hf.training.cpu_budget import BUDGET_REPORT, CpuBudgetCallback, budget_fractions  # noqa: E402
+from minimind_hf.training.labelled_loss import labelled_positions_loss  # noqa: E402
 from minimind_hf.prompts import TRANSLATION_PROMPTS  # noqa: E402
 
 

@@ -10,8 +10,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from minimind_hf import train as train_module
-from minimind_hf.train import COMPLETE_MARKER, NonFiniteLossError, parse_args, run
+from minimind_hf.data.layout import COMPLETE_MARKER
+from minimind_hf.training import runner as train_module
+from minimind_hf.training.runner import parse_args, run
+from minimind_hf.training.trainers import MiniMindTrainer, NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "train"
@@ -64,7 +66,7 @@ def test_overrides_beat_the_recipe(monkeypatch):
 @pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
 def test_precision_auto_follows_the_cpu(precision, native_bf16, monkeypatch):
     """``auto`` is bf16 exactly where the CPU multiplies bf16 in hardware; an explicit precision always wins."""
-    from minimind_hf import recipe
+    from minimind_hf.training import recipe
 
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(recipe.torch.cuda, "is_available", lambda: False)
@@ -113,7 +115,7 @@ def test_interrupted_run_resumes(tmp_path):
 
 def test_non_finite_loss_stops_and_names_the_step(tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = train_module.MiniMindTrainer.compute_loss
+    original = MiniMindTrainer.compute_loss
 
     def poisoned(self, model, inputs, *args, **kwargs):
         loss = original(self, model, inputs, *args, **kwargs)
@@ -122,7 +124,7 @@ def test_non_finite_loss_stops_and_names_the_step(tmp_path, monkeypatch):
             return (loss * float("nan"), *loss[1:]) if isinstance(loss, tuple) else loss * float("nan")
         return loss
 
-    monkeypatch.setattr(train_module.MiniMindTrainer, "compute_loss", poisoned)
+    monkeypatch.setattr(MiniMindTrainer, "compute_loss", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError, match=r"at step 3 of 4"):
         run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--eval_strategy", "no",
@@ -169,7 +171,7 @@ def test_dpo_pairs_whose_prompt_fills_max_length_are_counted_not_dropped_in_sile
     rows.append(json.dumps({"chosen": [long_prompt, {"role": "assistant", "content": "市場收高"}],
                             "rejected": [long_prompt, {"role": "assistant", "content": "市场收高"}]}))
     (tmp_path / "dpo.jsonl").write_text("\n".join(rows) + "\n")
-    with caplog.at_level("WARNING", logger="minimind_hf.train"):
+    with caplog.at_level("WARNING", logger="minimind_hf.training"):
         summary = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(base), "--adapter_name_or_path", "",
                              "--max_length", "64",
                              "--train_files", str(tmp_path / "dpo.jsonl"), "--max_steps", "1",
@@ -192,12 +194,13 @@ def test_seq_length_is_a_deprecated_alias_of_max_length(tmp_path):
 
 
 def test_the_stage_table_decides_every_difference():
-    """One row per stage; the argument groups split by topic; LoRA defaults from minimind_hf.lora."""
+    """One row per stage; the argument groups split by topic; LoRA defaults from minimind_hf.training.lora."""
     from transformers import TrainingArguments
     from trl import DPOConfig
 
-    from minimind_hf import lora
-    from minimind_hf.train import STAGES, ChatTrainingArguments, LoraArguments
+    from minimind_hf.training import lora
+    from minimind_hf.training.arguments import ChatTrainingArguments, LoraArguments
+    from minimind_hf.training.stages import STAGES
 
     assert list(STAGES) == ["pretrain", "sft", "lora", "dpo"]
     assert STAGES["pretrain"].arguments is TrainingArguments and STAGES["dpo"].arguments is DPOConfig
@@ -236,7 +239,7 @@ def test_ddp_over_two_cpu_processes(tmp_path):
 
 
 def test_max_eval_samples_caps_the_validation_rows(tmp_path, tokenizer):
-    from minimind_hf.train import build_datasets
+    from minimind_hf.training.runner import build_datasets
 
     stage_args, training_args = _args("sft", tmp_path / "sft", "--model_name_or_path", str(tmp_path),
                                       "--max_eval_samples", "3", "--max_train_samples", "5")
@@ -254,7 +257,7 @@ def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
                                       "--save_strategy", "no", "--logging_steps", "100")
     assert training_args.logging_nan_inf_filter is False
     reads = {"n": 0}
-    original_step = train_module.MiniMindTrainer.training_step
+    original_step = MiniMindTrainer.training_step
 
     def counted(self, *args, **kwargs):
         real_bool, real_item = torch.Tensor.__bool__, torch.Tensor.item
@@ -277,7 +280,7 @@ def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
         assert self._skippable_optimizer() is not None and self._nonfinite is not None
         return loss
 
-    monkeypatch.setattr(train_module.MiniMindTrainer, "training_step", counted)
+    monkeypatch.setattr(MiniMindTrainer, "training_step", counted)
     summary = run(stage_args, training_args)
     assert summary["global_step"] == 4 and reads["n"] == 0
 
@@ -285,7 +288,7 @@ def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
 def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
     """A NaN at a step without a log line: that update and the later ones are skipped, and the run stops,
     naming the step, before the final model is written."""
-    original = train_module.MiniMindTrainer.compute_loss
+    original = MiniMindTrainer.compute_loss
     calls = {"n": 0}
     seen = {}
 
@@ -299,7 +302,7 @@ def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
             return (loss * float("nan"), *loss[1:]) if isinstance(loss, tuple) else loss * float("nan")
         return loss
 
-    monkeypatch.setattr(train_module.MiniMindTrainer, "compute_loss", poisoned)
+    monkeypatch.setattr(MiniMindTrainer, "compute_loss", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError, match=r"at step 3 of 4 \(seen at step 4"):
         run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--eval_strategy", "no",

@@ -5,7 +5,7 @@ through :func:`minimind_hf.checkpoints.load_checkpoint`), first checks that cach
 uncached model, measures perplexity on a validation file and translates a test file, then writes
 ``eval.json``, ``eval.md``, ``eval.png`` and ``eval_translations.jsonl`` next to the checkpoint (or into
 ``output_dir``), and adds the scores to the checkpoint's model card (``README.md``, see
-:mod:`minimind_hf.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command line is
+:mod:`minimind_hf.hub.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command line is
 also built from.
 """
 
@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from ..checkpoints import default_device, load_checkpoint
-from ..model_card import record_evaluation
+from ..data.layout import COMPLETE_MARKER
+from ..hub.model_card import record_evaluation
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
 from .perplexity import load_validation_texts, perplexity, reply_perplexity
@@ -293,7 +294,7 @@ def _stage_of(path_or_model: Any) -> str | None:
     """The training stage recorded next to a checkpoint (``stage_complete.json``), if any."""
     if isinstance(path_or_model, torch.nn.Module):
         return None
-    marker = Path(path_or_model) / "stage_complete.json"
+    marker = Path(path_or_model) / COMPLETE_MARKER
     try:
         return json.loads(marker.read_text()).get("stage")
     except (OSError, ValueError):

@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
+from ..data.layout import COMPLETE_MARKER, STAGE_NAMES
 from .report import COURSE_BARS, course_bars_table
-
-STAGES = ("pretrain", "sft", "lora", "dpo")
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -39,7 +38,7 @@ def device_name() -> str:
 
 
 def collect(run_dir: Path) -> dict[str, Any]:
-    stages = {s: _read(run_dir / s / "stage_complete.json") for s in STAGES}
+    stages = {s: _read(run_dir / s / COMPLETE_MARKER) for s in STAGE_NAMES}
     evaluations = {}
     for path in sorted((run_dir / "eval").glob("**/eval.json")):
         result = _read(path)
@@ -146,7 +145,7 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     from matplotlib.figure import Figure
 
     histories = {}
-    for stage in STAGES:
+    for stage in STAGE_NAMES:
         states = sorted((run_dir / stage).glob("checkpoint-*/trainer_state.json"),
                         key=lambda p: int(p.parent.name.split("-")[-1]))
         state = _read(states[-1]) if states else None

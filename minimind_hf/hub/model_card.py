@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-CARD_FACTS = "model_card.json"
-CARD_FILE = "README.md"
-DATA_CARDS = ("card.md", "README.md")
+from ..data.layout import CARD_FACTS, CARD_FILE, COMPLETE_MARKER, DATA_CARDS
+
 CODE_LICENSE = "apache-2.0"
 
 _STAGE_WORDS = {
@@ -53,7 +52,7 @@ def is_hub_id(name: str | None) -> bool:
 
 def preset_of(config) -> str | None:
     """The name of the :data:`~minimind_hf.configuration_minimind.PRESETS` entry ``config`` was built from."""
-    from .configuration_minimind import PRESETS, MiniMindConfig
+    from ..configuration_minimind import PRESETS, MiniMindConfig
 
     keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
             "vocab_size", "use_moe", "n_routed_experts", "n_shared_experts", "num_experts_per_tok")
@@ -178,7 +177,7 @@ def facts_from_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     directory = Path(path)
     facts: dict[str, Any] = {"name": directory.resolve().name, "stage": None, "parent": None, "evaluations": [],
                              "created": time.strftime("%Y-%m-%d")}
-    marker = directory / "stage_complete.json"
+    marker = directory / COMPLETE_MARKER
     if marker.is_file():
         summary = json.loads(marker.read_text())
         metrics = summary.get("metrics", {})
@@ -345,7 +344,7 @@ def _section_evaluations(facts: dict[str, Any]) -> list[str]:
 
 
 def _section_use(facts: dict[str, Any], repo: str) -> list[str]:
-    from .prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS
+    from ..prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS
 
     adapter = facts.get("kind") == "peft-adapter"
     base = facts.get("hub_base_model") or facts.get("parent") or "BASE_MODEL"

@@ -6,7 +6,7 @@
 
 What goes up, in one commit: the files that load the model (weights, config, model code, tokenizer,
 generation config), its ``stage_complete.json``, ``model_card.json``, loss curve and evaluation reports,
-and the model card rendered for the Hub (:func:`minimind_hf.model_card.card_for_push`): the repo's own
+and the model card rendered for the Hub (:func:`minimind_hf.hub.model_card.card_for_push`): the repo's own
 name in the loading code, ``base_model`` and ``datasets`` when given. Trainer checkpoints
 (``checkpoint-*``), TensorBoard logs (``runs/``) and pickled training arguments stay local.
 
@@ -14,7 +14,7 @@ An adapter records its base model as a local path, which nobody else can load; p
 ``--base-model`` (the base model's Hub name), which replaces that path in the uploaded
 ``adapter_config.json`` (the local file is not changed).
 
-The rules of :mod:`minimind_hf.hub` hold: everything is checked before the first network call, the token
+The rules of :mod:`minimind_hf.hub.auth` hold: everything is checked before the first network call, the token
 comes from ``HF_TOKEN`` or the stored login and is never printed, logged or written; ``--dry-run`` needs
 neither a token nor a network.
 """
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitOperationAdd, HfApi, constants
 
-from .hub import HubInputError, check_online, check_repo_id, resolve_token
+from .auth import HubInputError, check_online, check_repo_id, resolve_token
 from .model_card import card_for_push, is_hub_id
 
 logger = logging.getLogger(__name__)

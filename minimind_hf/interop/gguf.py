@@ -2,7 +2,7 @@
 
     minimind export out/dpo out/dpo.gguf --to gguf [--gguf-dtype f16]
 
-A dense MiniMind is a Llama (see :mod:`minimind_hf.convert`), so the file is written with llama.cpp's
+A dense MiniMind is a Llama (see :mod:`minimind_hf.interop.llama`), so the file is written with llama.cpp's
 own ``gguf`` package under llama.cpp's ``llama`` architecture: its hyper-parameters, the byte-level BPE
 tokenizer (``gpt2`` model, ``gpt-2`` pre-tokenizer: vocabulary, merges, the three control tokens, the ChatML
 template) and the weights under llama.cpp's tensor names. Two things differ from the transformers
@@ -203,7 +203,7 @@ def compare_with_llama_cpp(path: str | os.PathLike[str], model, tokenizer, promp
     """
     from llama_cpp import Llama
 
-    from .prompts import translation_messages
+    from ..prompts import translation_messages
 
     stops = {tokenizer.eos_token_id, tokenizer.pad_token_id}
     llm = Llama(model_path=str(path), n_ctx=512, n_threads=n_threads, n_batch=512, logits_all=True, verbose=False)

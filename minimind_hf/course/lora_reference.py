@@ -1,9 +1,9 @@
 """LoRA written out by hand: a reference to read top to bottom, checked against PEFT.
 
-Training in this project uses PEFT (``peft.get_peft_model`` with :func:`minimind_hf.lora.peft_config`); this
+Training in this project uses PEFT (``peft.get_peft_model`` with :func:`minimind_hf.training.lora.peft_config`); this
 module exists so that a reader can see every step LoRA takes in a few dozen lines, and so that the tests can
 prove PEFT does exactly the same (same logits, same gradients, same merged weights). Its defaults are the
-training defaults (:mod:`minimind_hf.lora_defaults`).
+training defaults (:mod:`minimind_hf.training.lora`).
 
 LoRA (Hu et al., 2021, https://arxiv.org/abs/2106.09685) freezes a linear layer ``y = W x + b`` and
 learns a low-rank update next to it::
@@ -38,7 +38,12 @@ import torch.nn.functional as F
 from peft.tuners.lora import LoraLayer
 from torch import nn
 
-from .lora_defaults import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES
+from ..training.lora import (
+    DEFAULT_ALPHA,
+    DEFAULT_DROPOUT,
+    DEFAULT_R,
+    DEFAULT_TARGET_MODULES,
+)
 
 __all__ = [
     "LoRALinear",

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..atomic_files import atomic_write_text
+from ...atomic_files import atomic_write_text
 from .checkpoint_check import CheckpointReport, list_checkpoints, select_checkpoint
 from .errors import RunRefused, TrainingStopped
 from .fingerprint import RECIPE_NAME, compare, load_recipe, recipe_of
@@ -27,7 +27,7 @@ from .preflight import check_free_space, check_writable
 from .ranks import is_main, on_main_then_share, world_size
 from .signals import StopOnSignal
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 SUPERSEDED_DIR = "superseded"
 

@@ -1,17 +1,9 @@
-"""Conversions between MiniMind and other layouts.
+"""Checkpoints of the original MiniMind, read into this model.
 
-* **Llama.** A dense MiniMind *is* a Llama (RMSNorm, half-split rotary, GQA, SwiGLU, tied embeddings,
-  no biases), so the state dicts share every key and only the configs differ. ``to_llama`` /
-  ``from_llama`` convert models; ``export_llama`` writes a checkpoint that Llama tooling (vLLM,
-  llama.cpp's ``convert_hf_to_gguf.py``) accepts. The tests use transformers' own ``LlamaForCausalLM``
-  as an oracle for MiniMind's logits.
-* **The original MiniMind.** ``model_minimind.py`` checkpoints (MiniMind2; ``.pth`` state dicts) already
-  use these key names; the older course layout (``tok_embeddings``, ``attention.wq/wk/wv/wo``,
-  ``feed_forward.w1/w2/w3``, ``output``) uses complex *interleaved* rotary, so the query and key rows are
-  permuted into the half-split order, as Llama conversions do. llama2.c ("minllama") checkpoints -- the
-  ``.pt`` of COMP4901B HW1, a dict of ``model_args`` and ``model`` in this layout -- load with
-  :func:`load_llama2c`, their FFN width from ``multiple_of``, ``_orig_mod.`` (``torch.compile``) and
-  ``module.`` (DDP) prefixes removed. ``minimind import`` writes either as an HF checkpoint.
+* ``model_minimind.py`` checkpoints (MiniMind2; ``.pth`` state dicts) already use these key names; the older
+  course layout (``tok_embeddings``, ``attention.wq/wk/wv/wo``, ``feed_forward.w1/w2/w3``, ``output``) uses
+  complex *interleaved* rotary, so the query and key rows are permuted into the half-split order, as Llama
+  conversions do (llama2.c checkpoints share that layout: :mod:`minimind_hf.interop.llama2c`).
 * **MiniMind-3** (the original's current ``model_minimind.py``): MiniMind2's names plus per-head
   ``q_norm`` / ``k_norm``; :func:`config_from_original` maps its config fields.
 * **The original's LoRA** (``model_lora.py``: ``<layer>.lora.A.weight`` / ``.lora.B.weight`` on every
@@ -20,145 +12,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
-from .configuration_minimind import MiniMindConfig, llama2c_intermediate_size, minimind3_intermediate_size
-from .modeling_minimind import _TRANSFORMERS_V5, MiniMindForCausalLM
-
-# ------------------------------------------------------------------------------------------ Llama
-
-
-def minimind_to_llama_config(config: MiniMindConfig) -> LlamaConfig:
-    """The ``LlamaConfig`` of a dense MiniMind (a MoE MiniMind has no Llama equivalent)."""
-    if config.use_moe:
-        raise ValueError("only a dense MiniMind converts to Llama; this config has use_moe=True")
-    if getattr(config, "qk_norm", False):
-        raise ValueError("a MiniMind with qk_norm (MiniMind-3) has no Llama equivalent; export it as MiniMind")
-    rope: dict[str, Any] = {"rope_type": "default"}
-    if config.rope_yarn:
-        rope = {"rope_type": "yarn", **config.rope_yarn}
-    common = dict(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_key_value_heads,
-        head_dim=config.head_dim,
-        hidden_act=config.hidden_act,
-        max_position_embeddings=config.max_position_embeddings,
-        rms_norm_eps=config.rms_norm_eps,
-        tie_word_embeddings=config.tie_word_embeddings,
-        attention_bias=False,
-        mlp_bias=False,
-        attention_dropout=config.dropout,
-        initializer_range=config.initializer_range,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-    )
-    if _TRANSFORMERS_V5:
-        return LlamaConfig(rope_parameters={**rope, "rope_theta": config.rope_theta}, **common)
-    return LlamaConfig(rope_theta=config.rope_theta, rope_scaling=rope if config.rope_yarn else None, **common)
-
-
-def _llama_rope(config: LlamaConfig) -> tuple[float, dict | None]:
-    params = getattr(config, "rope_parameters", None) or {}
-    scaling = getattr(config, "rope_scaling", None) if not params else params
-    theta = params.get("rope_theta", getattr(config, "rope_theta", 10000.0))
-    rope_type = (scaling or {}).get("rope_type", (scaling or {}).get("type", "default"))
-    if rope_type in (None, "default"):
-        return float(theta), None
-    if rope_type != "yarn":
-        raise ValueError(f"Llama rope type {rope_type!r} has no MiniMind equivalent (only default and yarn)")
-    keys = ("factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "attention_factor")
-    return float(theta), {k: scaling[k] for k in keys if scaling.get(k) is not None}
-
-
-def llama_to_minimind_config(config: LlamaConfig) -> MiniMindConfig:
-    """The ``MiniMindConfig`` of a Llama that fits MiniMind's shape (no biases, tied embeddings)."""
-    problems = []
-    if getattr(config, "attention_bias", False) or getattr(config, "mlp_bias", False):
-        problems.append("it uses biases")
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    if head_dim * config.num_attention_heads != config.hidden_size:
-        problems.append(f"head_dim {head_dim} x {config.num_attention_heads} heads != hidden_size {config.hidden_size}")
-    if problems:
-        raise ValueError("this Llama does not fit MiniMind: " + "; ".join(problems))
-    theta, yarn = _llama_rope(config)
-    return MiniMindConfig(
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_hidden_layers,
-        num_attention_heads=config.num_attention_heads,
-        num_key_value_heads=config.num_key_value_heads or config.num_attention_heads,
-        max_position_embeddings=config.max_position_embeddings,
-        rms_norm_eps=config.rms_norm_eps,
-        rope_theta=theta,
-        rope_yarn=yarn,
-        hidden_act=config.hidden_act,
-        initializer_range=config.initializer_range,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id if config.pad_token_id is not None else 0,
-    )
-
-
-def to_llama(model: MiniMindForCausalLM) -> LlamaForCausalLM:
-    """A ``LlamaForCausalLM`` with the same weights (and so the same logits) as a dense MiniMind."""
-    llama = LlamaForCausalLM(minimind_to_llama_config(model.config))
-    llama.load_state_dict(model.state_dict(), strict=True)
-    llama.config._attn_implementation = model.config._attn_implementation
-    return llama.to(model.dtype)
-
-
-def from_llama(llama: LlamaForCausalLM) -> MiniMindForCausalLM:
-    """The MiniMind of a Llama whose shape fits (see :func:`llama_to_minimind_config`)."""
-    state = llama.state_dict()
-    embed, head = state["model.embed_tokens.weight"], state.get("lm_head.weight")
-    if head is not None and not torch.equal(embed, head):
-        raise ValueError("this Llama has untied input/output embeddings; MiniMind ties them")
-    model = MiniMindForCausalLM(llama_to_minimind_config(llama.config))
-    state = {k: v for k, v in state.items() if not k.endswith("rotary_emb.inv_freq")}
-    model.load_state_dict(state, strict=False)
-    missing = set(model.state_dict()) - set(state) - {"lm_head.weight"}
-    if missing:
-        raise ValueError(f"Llama state dict lacks {sorted(missing)[:5]}")
-    return model.to(llama.dtype)
-
-
-def export_llama(model: MiniMindForCausalLM, output_dir: str | Path, tokenizer=None) -> Path:
-    """Write ``model`` as a Llama checkpoint (safetensors, config, tokenizer) into ``output_dir``.
-
-    ``config.json`` also carries the classic ``rope_theta`` / ``rope_scaling`` keys, which converters
-    such as llama.cpp's read.
-    """
-    output_dir = Path(output_dir)
-    llama = to_llama(model)
-    llama.save_pretrained(output_dir)
-    if tokenizer is not None:
-        from .tokenization import save_tokenizer
-
-        save_tokenizer(tokenizer, output_dir)
-    config_path = output_dir / "config.json"
-    config = json.loads(config_path.read_text())
-    config["rope_theta"] = model.config.rope_theta
-    if model.config.rope_yarn:
-        config["rope_scaling"] = {"rope_type": "yarn", "type": "yarn", **model.config.rope_yarn}
-    config["architectures"] = ["LlamaForCausalLM"]
-    config["model_type"] = "llama"
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return output_dir
-
-
-# ------------------------------------------------------------------------- the original MiniMind
+from ..configuration_minimind import (
+    MiniMindConfig,
+    llama2c_intermediate_size,
+    minimind3_intermediate_size,
+)
+from ..modeling_minimind import MiniMindForCausalLM
 
 _COURSE_RENAMES = [
     (r"^tok_embeddings\.weight$", "model.embed_tokens.weight"),
@@ -350,23 +215,7 @@ def _torch_load(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def load_llama2c(checkpoint: str | Path | dict[str, Any], model_args: dict[str, Any] | None = None) -> MiniMindForCausalLM:
-    """A MiniMind from a llama2.c / course ``.pt``: ``{"model_args": {dim, n_layers, n_heads, n_kv_heads,
-    vocab_size, multiple_of, norm_eps, max_seq_len, ...}, "model": state dict}`` (or a bare state dict plus
-    ``model_args``)."""
-    ck = checkpoint if isinstance(checkpoint, dict) else _torch_load(checkpoint)
-    if "model" in ck and isinstance(ck["model"], dict):
-        state, model_args = ck["model"], model_args or ck.get("model_args")
-    else:
-        state = ck
-    if model_args is None:
-        raise ValueError("a llama2.c checkpoint needs its model_args (dim, n_layers, n_heads, ...): none were found")
-    if hasattr(model_args, "__dict__") and not isinstance(model_args, dict):
-        model_args = vars(model_args)
-    return load_original(state, dict(model_args), layout="course")
-
-
-# ------------------------------------------------------------------------------ the original's LoRA
+# ---------------------------------------------------------------------------------- the original's LoRA
 
 _ORIGINAL_LORA_KEY = re.compile(r"^(?P<module>.+)\.lora\.(?P<part>[AB])\.weight$")
 
@@ -426,9 +275,6 @@ def import_original_lora(checkpoint: str | Path | dict[str, torch.Tensor], base:
     return peft_model
 
 
-# --------------------------------------------------------------------------------- minimind import
-
-
 def infer_minimind_config(state_dict: dict[str, torch.Tensor], layout: str) -> MiniMindConfig:
     """The config of a MiniMind2 / MiniMind-3 state dict read off its tensors.
 
@@ -456,68 +302,3 @@ def infer_minimind_config(state_dict: dict[str, torch.Tensor], layout: str) -> M
     if experts:
         fields.update(use_moe=True, n_routed_experts=len(experts), n_shared_experts=len(shared))
     return MiniMindConfig(**fields)
-
-
-def import_checkpoint(
-    checkpoint: str | Path,
-    output_dir: str | Path,
-    *,
-    tokenizer: str | Path | None = None,
-    to: str = "minimind",
-    base: str | Path | None = None,
-    config: dict[str, Any] | None = None,
-) -> tuple[str, Path]:
-    """``minimind import``: an original checkpoint written as an HF checkpoint with its own tokenizer.
-
-    * a llama2.c / course ``.pt`` (``model_args`` + ``model``) or a bare course-layout state dict (with
-      ``config``, the ``ModelArgs`` fields);
-    * a MiniMind2 or MiniMind-3 ``.pth`` (its config from ``config``, else read off the tensors);
-    * an original MiniMind LoRA ``.pth`` (needs ``base``, the HF checkpoint it adapts): a PEFT adapter.
-
-    ``tokenizer`` is a SentencePiece ``tokenizer.model`` or a tokenizer directory; it is saved next to the
-    model and must fit its vocabulary. ``to="llama"`` writes a ``LlamaForCausalLM`` checkpoint instead.
-    Returns ``(what was imported, output_dir)``.
-    """
-    from .checkpoints import check_tokenizer_fits, load_checkpoint
-    from .tokenization import load_tokenizer, save_tokenizer
-
-    if to not in ("minimind", "llama"):
-        raise ValueError(f"--to must be minimind or llama, got {to!r}")
-    output_dir = Path(output_dir)
-    ck = _torch_load(checkpoint)
-    state = ck["model"] if isinstance(ck.get("model"), dict) else ck
-    if any(".lora.A.weight" in key for key in state):
-        if base is None:
-            raise ValueError(f"{checkpoint}: an original MiniMind LoRA; give --base, the checkpoint it adapts")
-        if to != "minimind":
-            raise ValueError("a LoRA imports as a PEFT adapter; --to llama applies to full models")
-        loaded = load_checkpoint(str(base), dtype=torch.float32)
-        import_original_lora(state, loaded.model, output_dir, base_name_or_path=str(base))
-        save_tokenizer(loaded.tokenizer, output_dir)
-        return "original MiniMind LoRA -> PEFT adapter", output_dir
-    if tokenizer is None:
-        raise ValueError(f"{checkpoint}: give --tokenizer (the tokenizer.model or tokenizer directory it was trained "
-                         "with); the tokenizer shipped with minimind_hf is not the original's")
-    if "model_args" in ck or detect_layout(strip_wrapper_prefixes(state)) == "course":
-        model, what = load_llama2c(ck, config), "llama2.c / course checkpoint"
-    else:
-        layout = detect_layout(strip_wrapper_prefixes(state))
-        model_config = config_from_original(config, layout) if config else infer_minimind_config(state, layout)
-        model, what = load_original(state, model_config, layout=layout), f"{layout} checkpoint"
-    tok = load_tokenizer(tokenizer)
-    if str(tokenizer).endswith(".model"):
-        tok.model_max_length = model.config.max_position_embeddings
-    check_tokenizer_fits(model, tok)
-    for name in ("bos_token_id", "eos_token_id", "pad_token_id"):
-        value = getattr(tok, name)
-        if value is not None:
-            setattr(model.config, name, value)
-    model.generation_config.bos_token_id = model.config.bos_token_id
-    model.generation_config.eos_token_id = model.config.eos_token_id
-    model.generation_config.pad_token_id = model.config.pad_token_id
-    if to == "llama":
-        export_llama(model, output_dir, tok)
-        return what + " -> LlamaForCausalLM", output_dir
-    model.save_pretrained(output_dir)
-    save_tokenizer(tok, output_dir)
-    return what + " -> MiniMindForCausalLM", output_dir

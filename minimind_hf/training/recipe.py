@@ -21,7 +21,7 @@ import torch
 import yaml
 from trl import TrlParser
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 DEPRECATED_KEYS = {"seq_length": "max_length"}
 """Recipe keys the project renamed: old name -> new name (the chat sequence length took TRL's name)."""

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 EXIT_DONE = 0
 EXIT_ERROR = 1

@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 from transformers import TrainerCallback
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 

@@ -2,9 +2,16 @@
 
 The LoRA stage (``stage: lora`` in a recipe) calls :func:`wrap_with_lora`, i.e. ``peft.get_peft_model`` with
 :func:`peft_config`, whose defaults (rank 8, alpha 16, dropout 0.05, every linear projection) are the project's
-only ones (:mod:`minimind_hf.lora_defaults`). The same update written out by hand, which the tests check
-against PEFT, is :mod:`minimind_hf.lora_reference`; its names are also importable from here, where they
-used to live.
+only ones: the runner's ``LoraArguments``, :func:`peft_config` and the hand-written reference
+(:mod:`minimind_hf.course.lora_reference`, the same update written out by hand and checked against PEFT by the
+tests) all take theirs from here.
+
+Which layers get an adapter: :data:`DEFAULT_TARGET_MODULES` lists every linear projection of attention
+and MLP (``q/k/v/o_proj``, ``gate/up/down_proj``), as is usual for LLaMA-style models. The original
+MiniMind ``model_lora.py`` wrapped only *square* linear layers (``in == out``); with grouped-query
+attention and a SwiGLU MLP that leaves just ``q_proj`` and ``o_proj``, and it had no ``alpha / r``
+scaling and initialised ``A`` from N(0, 0.02). Pass ``target_modules=("q_proj", "o_proj")`` to get
+that coverage back.
 """
 
 from __future__ import annotations
@@ -15,10 +22,24 @@ from typing import Any
 
 from peft import LoraConfig, TaskType
 
-from .lora_defaults import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES
-from .lora_reference import *  # noqa: F403 (the hand-written reference, importable from here as before)
-
 logger = logging.getLogger(__name__)
+
+#: Every linear projection of a LLaMA-style decoder layer (attention, then MLP).
+DEFAULT_TARGET_MODULES: tuple[str, ...] = (
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+)
+#: Default rank of the update ``B A``.
+DEFAULT_R = 8
+#: Default ``alpha``; the update is scaled by ``alpha / r`` (or ``alpha / sqrt(r)`` with rsLoRA).
+DEFAULT_ALPHA = 16
+#: Default dropout probability on the LoRA branch input (TRL's ``ModelConfig`` default too).
+DEFAULT_DROPOUT = 0.05
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -38,9 +59,10 @@ def peft_config(
     use_rslora: bool = False,
     **kwargs,
 ) -> LoraConfig:
-    """The ``peft.LoraConfig`` that makes ``get_peft_model`` do what :func:`apply_lora` does.
+    """The ``peft.LoraConfig`` of the project's LoRA (what :func:`minimind_hf.course.lora_reference.apply_lora`
+    computes by hand).
 
-    Same defaults as :func:`apply_lora`; ``task_type`` is ``CAUSAL_LM``, no bias is trained and ``A`` is
+    ``task_type`` is ``CAUSAL_LM``, no bias is trained and ``A`` is
     Kaiming-initialised (``init_lora_weights=True``). Extra keyword arguments go to ``LoraConfig``
     (for example ``modules_to_save`` or ``layers_to_transform``).
     """

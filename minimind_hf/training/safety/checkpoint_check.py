@@ -25,7 +25,7 @@ from safetensors import safe_open
 
 from .errors import RunRefused
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 BROKEN_DIR = "broken-checkpoints"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")

@@ -114,8 +114,8 @@ def _known_files(recipe: dict | None) -> dict[str, dict]:
 
 def recipe_of(stage_args: Any, training_args: Any, world_size: int, previous: dict | None = None) -> dict[str, Any]:
     """The recipe of a run (``stage_args``: the runner's ``StageArguments``; ``training_args``: its stage's)."""
-    from ..configuration_minimind import MiniMindConfig
-    from ..tokenization import DEFAULT_TOKENIZER_DIR
+    from ...configuration_minimind import MiniMindConfig
+    from ...tokenization import DEFAULT_TOKENIZER_DIR
 
     known = _known_files(previous)
     model = stage_args.model

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import RunRefused
 
-logger = logging.getLogger("minimind_hf.train")
+logger = logging.getLogger("minimind_hf.training")
 
 LOCK_NAME = ".run.lock"
 

@@ -1,6 +1,6 @@
-"""Direct Preference Optimization (DPO) for MiniMind: the loss, a course-style adapter, and a TRL trainer.
+"""Direct Preference Optimization (DPO) for MiniMind: the loss and a TRL trainer.
 
-Three pieces, from the formula up to the training loop:
+Two pieces, from the formula up to the training loop:
 
 * :func:`dpo_loss` -- the project's DPO loss on per-sequence log-probabilities. With the log-ratios
   ``c = log pi(y_w|x) - log pi_ref(y_w|x)`` (chosen) and ``r = log pi(y_l|x) - log pi_ref(y_l|x)``
@@ -20,13 +20,6 @@ Three pieces, from the formula up to the training loop:
   It returns per-pair losses and the implicit rewards ``beta * c`` and ``beta * r`` (detached, on the
   summed log-ratios for every loss type), which is what TRL logs as ``rewards/chosen`` and
   ``rewards/rejected``.
-
-* :func:`dpo_loss_from_token_logps` -- the course's ``dpo_loss(ref_probs, probs, mask, beta)`` (COMP7607B A2
-  and the original MiniMind's ``train_dpo.py``; ``ref_probs`` / ``probs`` are per-token log-probabilities),
-  under a name that says what it takes: the adapter for course-style code that holds per-token
-  log-probabilities ``[2B, T]`` with the chosen rows first and the rejected rows second, plus a
-  completion mask. It returns the batch-mean ``"sigmoid_norm"`` loss, i.e. the original MiniMind
-  semantics (each row's log-probability is the *mean* over its masked tokens, not the sum).
 
 * :class:`MiniMindDPOTrainer` -- a :class:`trl.DPOTrainer` whose loss comes from :func:`dpo_loss`.
   Everything else is TRL's: dataset preparation (prompt extraction, chat template, tokenisation),
@@ -96,7 +89,6 @@ __all__ = [
     "LOSS_TYPES",
     "MiniMindDPOTrainer",
     "dpo_loss",
-    "dpo_loss_from_token_logps",
 ]
 
 #: Loss types understood by :func:`dpo_loss` (and so by :class:`MiniMindDPOTrainer`).
@@ -223,74 +215,6 @@ def dpo_loss(
     chosen_rewards = beta * chosen_logratios.detach()
     rejected_rewards = beta * rejected_logratios.detach()
     return losses, chosen_rewards, rejected_rewards
-
-
-def dpo_loss_from_token_logps(
-    ref_logps: torch.Tensor,
-    logps: torch.Tensor,
-    mask: torch.Tensor,
-    beta: float,
-) -> torch.Tensor:
-    """Course-style DPO loss from per-token log-probabilities (the original MiniMind semantics).
-
-    This is the course's ``dpo_loss(ref_probs, probs, mask, beta)`` (COMP7607B A2): call it with the same
-    four arguments in the same order.
-
-    ``ref_logps`` and ``logps`` are ``[2B, T]`` log-probabilities of each target token under the
-    reference model and the policy; rows ``0..B-1`` are the chosen sequences and rows ``B..2B-1``
-    the rejected ones, in the same pair order. ``mask`` (``[2B, T]``, 0/1 or bool, aligned with the
-    log-probabilities) marks the completion tokens. Each row's log-probability is the **mean** over its
-    masked tokens (sum divided by the mask length), so the result equals
-    ``dpo_loss(..., loss_type="sigmoid_norm").losses.mean()`` on the summed log-probabilities.
-
-    Returns:
-        The scalar batch-mean loss.
-
-    Raises:
-        TypeError / ValueError: non-tensor inputs, mismatched or non-2-D shapes, an odd row count,
-            or a row whose mask selects no token (which the original code turned into NaN).
-    """
-    for name, value in (("ref_logps", ref_logps), ("logps", logps), ("mask", mask)):
-        if not isinstance(value, torch.Tensor):
-            raise TypeError(f"dpo_loss_from_token_logps: {name} must be a torch.Tensor, got {type(value).__name__}")
-        if value.dim() != 2:
-            raise ValueError(f"dpo_loss_from_token_logps: {name} must be 2-D [2B, T], got shape {tuple(value.shape)}")
-    for name, value in (("ref_logps", ref_logps), ("logps", logps)):
-        if not value.is_floating_point():
-            raise TypeError(f"dpo_loss_from_token_logps: {name} must be floating point, got dtype {value.dtype}")
-    if ref_logps.shape != logps.shape or mask.shape != logps.shape:
-        raise ValueError(
-            "dpo_loss_from_token_logps: ref_logps, logps and mask must share one shape, got "
-            f"{tuple(ref_logps.shape)}, {tuple(logps.shape)} and {tuple(mask.shape)}"
-        )
-    rows = logps.shape[0]
-    if rows == 0 or rows % 2:
-        raise ValueError(
-            f"dpo_loss_from_token_logps: expected an even, non-zero number of rows (chosen then rejected), got {rows}"
-        )
-    weights = mask.to(logps.dtype)
-    lengths = weights.sum(dim=1)
-    if bool((lengths == 0).any()):
-        row = int(torch.nonzero(lengths == 0)[0, 0])
-        half = rows // 2
-        which = f"chosen pair {row}" if row < half else f"rejected pair {row - half}"
-        raise ValueError(f"dpo_loss_from_token_logps: mask row {row} ({which}) selects no completion token")
-    policy_sums = (logps * weights).sum(dim=1)
-    ref_sums = (ref_logps * weights).sum(dim=1)
-    policy_chosen, policy_rejected = policy_sums.chunk(2)
-    ref_chosen, ref_rejected = ref_sums.chunk(2)
-    chosen_lengths, rejected_lengths = lengths.chunk(2)
-    losses, _, _ = dpo_loss(
-        policy_chosen,
-        policy_rejected,
-        ref_chosen,
-        ref_rejected,
-        beta=beta,
-        loss_type="sigmoid_norm",
-        chosen_lengths=chosen_lengths,
-        rejected_lengths=rejected_lengths,
-    )
-    return losses.mean()
 
 
 def _is_peft_model(model: Any) -> bool:

@@ -12,7 +12,15 @@ all applied by :class:`RunGuard` in the stage runner; exit statuses in :mod:`.er
 """
 
 from .checkpoint_check import BROKEN_DIR, check_checkpoint, select_checkpoint
-from .errors import EXIT_DONE, EXIT_ERROR, EXIT_REFUSED, EXIT_STOPPED, RunRefused, TrainingStopped, exit_status
+from .errors import (
+    EXIT_DONE,
+    EXIT_ERROR,
+    EXIT_REFUSED,
+    EXIT_STOPPED,
+    RunRefused,
+    TrainingStopped,
+    exit_status,
+)
 from .fingerprint import RECIPE_NAME
 from .guard import SUPERSEDED_DIR, RunGuard, load_finished
 from .lock import LOCK_NAME, OutputDirLock

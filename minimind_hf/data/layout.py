@@ -1,0 +1,40 @@
+"""The stage contract: the names every command of the pipeline writes and reads, in one place.
+
+A data folder (``data/`` or the shipped ``data/sample/``) holds one file per stage and split --
+``<stage>.jsonl`` for training rows, ``<stage>.validation.jsonl`` and ``<stage>.test.jsonl`` beside it -- and
+its data card. A run folder (``out/``) holds one folder per stage, named as the stage, in which the runner
+writes the model, ``stage_complete.json`` (the finished stage's summary, also its completion marker), the loss
+curve and the model card.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The training stages, in pipeline order; :data:`minimind_hf.training.stages.STAGES` has one row per name.
+STAGE_NAMES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo")
+#: Splits of a stage's data; ``train`` is the plain ``<stage>.jsonl``.
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+#: Written into a stage's output folder when it has finished: its summary, and the marker a rerun skips on.
+COMPLETE_MARKER = "stage_complete.json"
+#: The loss curve each stage draws next to its model.
+LOSS_CURVE = "loss_curve.png"
+#: The model card (Hub ``README.md``) and the facts it is rendered from, next to each saved model.
+CARD_FILE = "README.md"
+CARD_FACTS = "model_card.json"
+#: A data folder's card, in the order they are looked for.
+DATA_CARDS: tuple[str, ...] = ("card.md", "README.md")
+#: The run folder of the pipeline; each stage writes ``<RUN_DIR>/<stage>``.
+RUN_DIR = "out"
+
+
+def split_file(stage: str, split: str = "train") -> str:
+    """The file name of one split of a stage's data: ``sft.jsonl``, ``sft.validation.jsonl``, ``sft.test.jsonl``."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return f"{stage}.jsonl" if split == "train" else f"{stage}.{split}.jsonl"
+
+
+def stage_dir(stage: str, run_dir: str | Path = RUN_DIR) -> Path:
+    """The output folder of one stage in a run folder: ``out/sft``."""
+    return Path(run_dir) / stage
