@@ -63,6 +63,21 @@ def test_a_step_past_two_fractions_saves_once(tmp_path):
     assert [(m["fraction"], m["step"]) for m in callback.marks] == [(0.5, 2), (1.0, 4)]
 
 
+def test_a_run_that_ends_by_max_steps_inside_the_budget_is_saved_at_its_last_step(tmp_path):
+    clock = FakeClock()
+    callback = CpuBudgetCallback(10.0, fractions=(0.5,), clock=clock)
+    args = SimpleNamespace(output_dir=str(tmp_path), should_save=True, include_num_input_tokens_seen="all")
+    state = TrainerState(max_steps=3)
+    callback.on_train_begin(args, state, TrainerControl())
+    saves = []
+    for step, spent in enumerate([2.0, 5.5, 7.0], start=1):
+        clock.now = 100.0 + spent
+        state.global_step = step
+        saves.append(callback.on_step_end(args, state, TrainerControl()).should_save)
+    assert saves == [False, True, True]
+    assert [(m["fraction"], m["step"]) for m in callback.marks] == [(0.5, 2), (0.7, 3)]
+
+
 def test_budget_fractions_are_checked():
     assert budget_fractions([0.5, 0.25]) == (0.25, 0.5, 1.0)
     with pytest.raises(ValueError, match="fractions"):

@@ -6,7 +6,8 @@ on a shared machine each get the same budget whatever the load. Data loading in 
 (``dataloader_num_workers: 0``) counts; tokenising before training and evaluation after it do not.
 
 :class:`CpuBudgetCallback` asks the Trainer to save a checkpoint when ``fraction * max_cpu_seconds`` has
-been spent, for each of ``fractions``, and to stop at the whole budget (the last fraction is always 1). What
+been spent, for each of ``fractions``, and to stop at the whole budget (the last fraction is always 1); a run
+that reaches its ``max_steps`` first is saved there too, its fraction the share of the budget it spent. What
 it measured at each of them -- step, CPU seconds, wall seconds, tokens seen -- goes to ``cpu_budget.json``
 in the output folder; tokens seen are counted without padding unless the run counts them otherwise
 (``include_num_input_tokens_seen``).
@@ -65,6 +66,8 @@ class CpuBudgetCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         spent = self.spent()
         reached = [f for f in self.fractions if spent >= f * self.max_cpu_seconds and f not in self._done]
+        if not reached and 0 < state.max_steps <= state.global_step:  # max_steps ends the run inside the budget
+            reached = [round(spent / self.max_cpu_seconds, 3)]
         if not reached:
             return control
         self._done.update(reached)
