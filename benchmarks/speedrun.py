@@ -259,6 +259,23 @@ def command_decode(args: argparse.Namespace) -> dict[str, Any]:
                     decoding=generate)
 
 
+def command_record(args: argparse.Namespace) -> dict[str, Any]:
+    """A row for a run whose scoring did not happen (stopped for time): its budget marks -- steps, CPU seconds,
+    tokens seen -- without scores, and the training command from its log."""
+    run_dir = RUNS / args.name
+    report = json.loads((run_dir / "sft" / "cpu_budget.json").read_text())
+    commands = []
+    for log in ("pretrain.log", "sft.log"):
+        if (run_dir / log).exists():
+            first = (run_dir / log).read_text(encoding="utf-8").splitlines()[0].removeprefix("$ ")
+            argv = shlex.split(first)[3:]
+            commands.append(shlex.join(["python", "-m", "minimind_hf.train", *_stage_argv(argv)]))
+    args.budget, args.seed = report["max_cpu_seconds"], None
+    checkpoints = [dict(m) for m in report["marks"]]
+    return make_row(args, commands, checkpoints, 0.0, kind="decoder-only", scored=False,
+                    steps=checkpoints[-1]["step"] if checkpoints else 0)
+
+
 def command_anchor(args: argparse.Namespace) -> dict[str, Any]:
     import speedrun_anchor
 
@@ -317,6 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     decode.add_argument("--run", required=True, help="the leaderboard row whose last checkpoint is decoded again")
     decode.add_argument("--num-beams", type=int, default=1)
     decode.add_argument("--no-repeat-ngram-size", type=int, default=0)
+    record = sub.add_parser("record", help="a row without scores for a run whose scoring did not happen")
+    record.add_argument("--name", required=True)
+    record.add_argument("--comparison", default="levers")
+    record.add_argument("--change", default="")
+    record.add_argument("--board", type=Path, default=BOARD)
     sub.add_parser("board")
     args = parser.parse_args(argv)
     if args.command == "board":
@@ -324,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "run":
         row = command_run(args, extra)
+    elif args.command == "record":
+        row = command_record(args)
     elif args.command == "anchor":
         row = command_anchor(args)
     else:

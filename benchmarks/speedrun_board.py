@@ -39,6 +39,10 @@ def _curve(row: dict[str, Any], key: str) -> str:
     return " / ".join("-" if c.get(key) is None else f"{c[key]:g}" for c in row["checkpoints"])
 
 
+def _value(row: dict[str, Any], key: str) -> str:
+    return "not scored" if row.get(key) is None else f"{row[key]:g}"
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| comparison | run | change | params | budget CPU s | chrF | BLEU | val loss | chrF at 1/4 / 1/2 / 1 "
              "| val loss at 1/4 / 1/2 / 1 | steps | tokens seen | tokens / CPU s | train wall s | commit |",
@@ -49,7 +53,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         tps = f"{r['tokens_per_cpu_s']:,.0f}" if r.get("tokens_per_cpu_s") else "-"
         lines.append(
             f"| {r.get('comparison', '')} | {r['name']} | {r.get('change', '')} | {params} | {r['budget_cpu_s']:g} "
-            f"| {r.get('chrf')} | {r.get('bleu')} | {r.get('val_loss')} | {_curve(r, 'chrf')} | {_curve(r, 'val_loss')} "
+            f"| {_value(r, 'chrf')} | {_value(r, 'bleu')} | {_value(r, 'val_loss')} | {_curve(r, 'chrf')} | {_curve(r, 'val_loss')} "
             f"| {r.get('steps', '-')} | {r.get('tokens_seen', 0):,} | {tps} | {r.get('train_wall_s', '-')} "
             f"| {r.get('commit', '')} |")
     return "\n".join(lines)
@@ -78,7 +82,8 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     ax.set_ylabel("chrF, 300 rows of the general test (greedy)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_lines():
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
