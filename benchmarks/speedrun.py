@@ -270,10 +270,12 @@ def command_record(args: argparse.Namespace) -> dict[str, Any]:
             first = (run_dir / log).read_text(encoding="utf-8").splitlines()[0].removeprefix("$ ")
             argv = shlex.split(first)[3:]
             commands.append(shlex.join(["python", "-m", "minimind_hf.train", *_stage_argv(argv)]))
-    args.budget, args.seed = report["max_cpu_seconds"], None
-    checkpoints = [dict(m) for m in report["marks"]]
+    pretrain = run_dir / "pretrain" / "cpu_budget.json"
+    pretrain_cpu = json.loads(pretrain.read_text())["max_cpu_seconds"] if pretrain.exists() else 0.0
+    args.budget, args.seed = report["max_cpu_seconds"] + pretrain_cpu, None
+    checkpoints = [{**m, "cpu_s": round(m["cpu_s"] + pretrain_cpu, 1)} for m in report["marks"]]
     return make_row(args, commands, checkpoints, 0.0, kind="decoder-only", scored=False,
-                    steps=checkpoints[-1]["step"] if checkpoints else 0)
+                    steps=checkpoints[-1]["step"] if checkpoints else 0, pretrain_cpu_s=pretrain_cpu)
 
 
 def command_anchor(args: argparse.Namespace) -> dict[str, Any]:
