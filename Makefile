@@ -1,8 +1,9 @@
 # minimind-hf. Every target bootstraps its own virtualenv, so a fresh clone needs only `make test` / `make all`.
 #
 #   make all                 data -> pretrain -> sft -> lora -> dpo -> eval, tiny CPU recipes on data/sample
-#   make all SCALE=small     a 5.9M model on the full corpus that translates, ~75 minutes on 2 CPU cores
+#   make all SCALE=small     a 5.9M model on the full corpus that translates (54.6 min on 2 CPU cores, README)
 #   make all SCALE=full      the real-scale recipes (26M model, GPU) on the full corpus (run `make data` first)
+# Each scale's settings are files in recipes/SCALE/: one recipe per stage, pairs.yaml (make pairs), eval.yaml.
 #   make quality SCALE=...   the same, timed, with every stage evaluated and summarised in out/quality
 #   make pretrain NPROC=8    any stage on 8 processes (DDP)
 PYTHON      ?= python3
@@ -31,44 +32,48 @@ DPO_ARGS    ?=
 BIN        := $(VENV)/bin
 COMPAT_BIN := $(COMPAT_VENV)/bin
 LATEST_BIN := $(LATEST_VENV)/bin
-RECIPES    := recipes$(if $(filter full,$(SCALE)),,/$(SCALE))
+RECIPES    := recipes/$(SCALE)
 DATA_DIR   := $(if $(filter tiny,$(SCALE)),data/sample,data)
 RUN        := HF_HUB_OFFLINE=$${HF_HUB_OFFLINE:-1} TOKENIZERS_PARALLELISM=false
 # CPU threads per training process: every core by default (accelerate launch alone sets OMP_NUM_THREADS=1 unless
 # its config says use_cpu, which would make a 2-core machine train on one); THREADS=1 where other jobs share the cores
 THREADS    ?= $(shell n=$$(nproc); t=$$((n / $(NPROC))); echo $$((t > 0 ? t : 1)))
-LAUNCH     := $(RUN) $(BIN)/accelerate launch --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
+# a step whose inputs (files it names, by content) are as its last successful run left them is not started again
+IF_CHANGED := $(BIN)/python scripts/fresh.py --
+# --quiet: a failed stage ends with its own one-line error, not also accelerate's traceback of the child's exit
+LAUNCH     := $(RUN) $(IF_CHANGED) $(BIN)/accelerate launch --quiet --config_file recipes/accelerate/$(ACCELERATE_CONFIG).yaml \
               --num_processes $(NPROC) --num_cpu_threads_per_process $(THREADS) -m minimind_hf.train
 # the tiny recipes read data/sample; SCALE=full recipes read data/
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: serve gguf bench-gguf pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
+.PHONY: lint serve gguf bench-gguf pairs quality help install install-compat install-latest lock test test-compat test-latest test-slow data sample web tokenizer pretrain babylm sft lora dpo eval eval-comet \
         all push-data bench bench-gpu bench-wheels clean
 
 help:
 	@sed -n '2,8p' Makefile
 
+# one virtualenv rule for the three stacks: $(call venv,DIR,LOCK,EXTRAS); no LOCK = the newest releases
+# setup.cfg allows (torch stays pinned: an unpinned one is a CUDA build)
+define venv
+test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+$(1)/bin/pip install -q "torch==$(TORCH)"
+$(1)/bin/pip install -q $(if $(2),-c $(2),--upgrade --upgrade-strategy eager) -e ".[$(3)]" "torch==$(TORCH)"
+endef
+
 $(BIN)/.installed: setup.cfg pyproject.toml $(LOCK)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q "torch==$(TORCH)"
-	$(BIN)/pip install -q -c $(LOCK) -e ".[$(EXTRAS)]" "torch==$(TORCH)"
+	$(call venv,$(VENV),$(LOCK),$(EXTRAS))
 	touch $@
 
 install: $(BIN)/.installed
 
 $(COMPAT_BIN)/.installed: setup.cfg pyproject.toml $(COMPAT_LOCK)
-	test -x $(COMPAT_BIN)/python || $(PYTHON) -m venv $(COMPAT_VENV)
-	$(COMPAT_BIN)/pip install -q "torch==$(TORCH)"
-	$(COMPAT_BIN)/pip install -q -c $(COMPAT_LOCK) -e ".[$(COMPAT_EXTRAS)]" "torch==$(TORCH)"
+	$(call venv,$(COMPAT_VENV),$(COMPAT_LOCK),$(COMPAT_EXTRAS))
 	touch $@
 
 install-compat: $(COMPAT_BIN)/.installed
 
-# the newest release of everything setup.cfg allows (no lock; torch stays pinned: an unpinned one is a CUDA build)
 install-latest:
-	test -x $(LATEST_BIN)/python || $(PYTHON) -m venv $(LATEST_VENV)
-	$(LATEST_BIN)/pip install -q "torch==$(TORCH)"
-	$(LATEST_BIN)/pip install -q --upgrade --upgrade-strategy eager -e ".[$(EXTRAS)]" "torch==$(TORCH)"
+	$(call venv,$(LATEST_VENV),,$(EXTRAS))
 	@$(LATEST_BIN)/pip list --format=freeze | grep -iE '^(transformers|trl|peft|accelerate|datasets|huggingface.hub|tokenizers|numpy)==' \
 		| tr '\n' ' ' | sed 's/^/newest releases under test: /'; echo
 
@@ -85,6 +90,11 @@ test-compat: install-compat
 
 test-latest: install-latest
 	$(RUN) $(LATEST_BIN)/python -m pytest -q -n 2 tests
+
+# lint and format check (ruff, configured in pyproject.toml)
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test-slow: install
 	$(RUN) $(BIN)/python -m pytest -q -n 2 -m slow tests
@@ -140,31 +150,31 @@ sft: pretrain
 lora: sft
 	$(LAUNCH) $(RECIPES)/lora.yaml $(LORA_ARGS)
 
-# DPO pairs made by the SFT + LoRA model itself (sampled, scored against the references, best vs worst);
+# DPO pairs made by the SFT + LoRA model itself (sampled, scored against the references, best vs worst), as
+# recipes/SCALE/pairs.yaml says, into the files recipes/SCALE/dpo.yaml trains and validates on (validation pairs
+# made the same way from held-out source rows);
 # make dpo DPO_PAIRS=shipped trains on the corpus's synthetic pairs instead
 DPO_PAIRS  ?= generated
-PAIRS_ARGS := $(if $(filter tiny,$(SCALE)),--limit 64 --num-candidates 3 --max-new-tokens 32,\
-              $(if $(filter small,$(SCALE)),--limit 800 --num-candidates 4 --batch-size 32,--num-candidates 6 --batch-size 64))
 pairs: lora
-	$(RUN) $(BIN)/python -m data_tools.preferences --model out/sft --adapter out/lora --input $(DATA_DIR)/lora.jsonl \
-		--system finance --output out/pairs/dpo.jsonl $(PAIRS_ARGS)
+	$(RUN) $(IF_CHANGED) $(BIN)/python -m data_tools.preferences --config $(RECIPES)/pairs.yaml
 
 dpo: $(if $(filter generated,$(DPO_PAIRS)),pairs,lora)
-	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter generated,$(DPO_PAIRS)),--train_files out/pairs/dpo.jsonl,) $(DPO_ARGS)
+	$(LAUNCH) $(RECIPES)/dpo.yaml $(if $(filter shipped,$(DPO_PAIRS)),--train_files $(DATA_DIR)/dpo.jsonl \
+		--validation_files $(DATA_DIR)/dpo.validation.jsonl,) $(DPO_ARGS)
 
-# every stage on its own test set: pretraining perplexity, SFT on general and finance text, LoRA and DPO on finance
-# (so the adapter's gain and DPO's are visible); then one summary with charts in out/quality
-EVAL_ARGS := $(if $(filter tiny,$(SCALE)),--limit 40 --validation-limit 100 --max-new-tokens 48,\
-             $(if $(filter small,$(SCALE)),--limit 300 --batch-size 32,--limit 1000 --batch-size 64))
-EVAL      := $(RUN) $(BIN)/minimind eval
+# every stage on its own test set: pretraining perplexity, SFT on general text, and SFT, LoRA and DPO on finance text
+# with one prompt (the finance system turn), so the adapter's gain and DPO's are not mixed with a prompt change;
+# SFT on finance without the system turn is its own row. Then one summary with charts in out/quality
+EVAL_ARGS := --config $(RECIPES)/eval.yaml
+EVAL      := $(RUN) $(IF_CHANGED) $(BIN)/minimind eval
 eval: dpo
 	$(EVAL) out/pretrain --validation $(DATA_DIR)/pretrain.validation.jsonl $(EVAL_ARGS) --output out/eval/pretrain
 	$(EVAL) out/sft --test $(DATA_DIR)/sft.test.jsonl --validation $(DATA_DIR)/sft.validation.jsonl $(EVAL_ARGS) \
 		--output out/eval/sft-general
-	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance
-	$(EVAL) out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
+	$(EVAL) out/sft --test $(DATA_DIR)/lora.test.jsonl $(EVAL_ARGS) --output out/eval/sft-finance-no-system
+	$(EVAL) out/sft out/lora out/dpo --test $(DATA_DIR)/lora.test.jsonl --system finance \
 		--validation $(DATA_DIR)/lora.validation.jsonl $(EVAL_ARGS) --output out/eval/finance
-	$(RUN) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
+	$(RUN) $(IF_CHANGED) $(BIN)/python -m minimind_hf.evaluation.summary out --output out/quality \
 		--command "make all SCALE=$(SCALE)" $(if $(STARTED),--started $(STARTED),)
 
 # COMET runs on the COMET-capable stack (transformers 4.57) with a local checkpoint:
@@ -183,6 +193,7 @@ quality:
 	$(MAKE) all SCALE=$(SCALE) STARTED=$$(date +%s)
 
 all: install $(if $(filter tiny,$(SCALE)),,$(if $(wildcard data/sft.jsonl),,data)) $(if $(filter yes,$(TOKENIZER)),tokenizer,) eval
+	@$(BIN)/python scripts/stage_warnings.py out
 	@echo "all stages done: out/{pretrain,sft,lora,dpo}, evaluations in out/eval, summary in out/quality/results.md"
 
 # the OpenAI-compatible server with the translation page at http://127.0.0.1:$(PORT)/ (make serve SERVE_MODEL=out/sft)

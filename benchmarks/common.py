@@ -72,15 +72,23 @@ def repo_path(path: str | Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def settle_arguments(args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def settle_arguments(args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any],
+                     weights: bool = False) -> tuple[str, dict[str, Any]]:
     """After parsing: the device, the defaults of its size (``quick`` with ``--quick``) for every argument left unset,
-    the dtype (bf16 on CUDA, fp32 on the CPU), the CPU threads; returns ``(device, device_info(device))``."""
+    the dtype, the CPU threads; returns ``(device, device_info(device))``. An unset ``--dtype`` means what ``auto``
+    means to the project: the training precision (``minimind_hf.checkpoints.auto_precision``: bf16 where the device
+    computes it natively), or with ``weights`` the dtype the loader gives a model's weights (bf16 on such a GPU,
+    float32 on the CPU)."""
     device = pick_device(args.device)
     defaults = quick if args.quick else gpu if device == "cuda" else cpu
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    args.dtype = args.dtype or ("bf16" if device == "cuda" else "fp32")
+    if args.dtype is None:
+        from minimind_hf.checkpoints import auto_precision, resolve_dtype  # the callers import minimind_hf anyway
+
+        bf16 = resolve_dtype("auto", device) == torch.bfloat16 if weights else auto_precision(device) == "bf16"
+        args.dtype = "bf16" if bf16 else "fp32"
     if args.threads:
         torch.set_num_threads(args.threads)
     return device, device_info(device)

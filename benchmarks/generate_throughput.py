@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the benchmark runs")
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
-    device, info = settle_arguments(args, QUICK, GPU_DEFAULT, CPU_DEFAULT)
+    device, info = settle_arguments(args, QUICK, GPU_DEFAULT, CPU_DEFAULT, weights=True)
     if args.quick:
         args.translate_tokens = 8
     print(f"device: {info['device']}; {args.dtype}; load average {info['load_average']}; torch {info['torch']}, "

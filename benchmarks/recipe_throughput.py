@@ -5,8 +5,8 @@
     python benchmarks/recipe_throughput.py --recipes recipes/small/sft.yaml -- --precision fp32
     python benchmarks/recipe_throughput.py --quick                        # a few steps of each tiny recipe
 
-Each recipe runs through ``minimind_hf.training.runner.run`` exactly as written (model, batch, sequence length, precision,
-data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first ``--warmup`` steps
+Each recipe runs through ``minimind_hf.training.runner.run`` exactly as written (model, batch, sequence length,
+precision, data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first ``--warmup`` steps
 are left out. A forward pre-hook on the trained model counts the tokens of every training forward: all
 positions (what the matmuls see, padding included) and the real ones (attention mask set). DPO's forward holds
 the chosen and the rejected reply of each pair. The stage's own time at the recipe's ``max_steps`` is projected
@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
-from minimind_hf.data.layout import STAGE_NAMES  # noqa: E402
+from minimind_hf.data.layout import STAGE_NAMES, split_file  # noqa: E402
 from minimind_hf.training import runner as stage_runner  # noqa: E402
 
 
@@ -119,6 +119,13 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
             "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
             "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", str(max(steps, 1)),
             *_start_from(stage, outputs, overrides), *overrides]
+    data = as_written.data
+    if (data.validation_files and "--train_files" not in overrides
+            and not all(Path(f).exists() for f in data.train_files)):
+        # the DPO recipes train on the pairs `make pairs` writes; where there are none yet, the data folder's own
+        shipped = Path(data.validation_files[0]).with_name(split_file(stage))
+        print(f"{recipe}: {data.train_files} not made yet; measuring on {shipped}", flush=True)
+        argv += ["--train_files", str(shipped)]
     stage_args, training_args = stage_runner.parse_args(argv)
     missing = [p for p in (stage_args.model.model_name_or_path, stage_args.model.adapter_name_or_path)
                if p and not Path(p).exists()]
@@ -160,7 +167,7 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      epilog="anything after -- goes to every recipe as overrides")
-    parser.add_argument("--scale", default="tiny", choices=["tiny", "small"], help="recipes/<scale>/*.yaml")
+    parser.add_argument("--scale", default="tiny", choices=["tiny", "small", "full"], help="recipes/<scale>/*.yaml")
     parser.add_argument("--recipes", nargs="+", help="recipe files (default: the four stages of --scale)")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per recipe")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the figures")

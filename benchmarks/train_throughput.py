@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--steps", type=int, help="timed steps of a row per round")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each row first (compiling happens here)")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"], help="bf16: autocast (default on CUDA); fp32 on the CPU")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"],
+                        help="bf16: autocast; default: the runner's precision auto (bf16 on a bf16 GPU or a CPU with "
+                             "AMX / AVX-512 BF16, else fp32)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one step per round: checks the benchmark runs")
     parser.add_argument("--json", help="write the rows here")

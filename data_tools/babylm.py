@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from minimind_hf.command_errors import one_line_errors
 from minimind_hf.jsonl import read_jsonl
 
 
@@ -58,6 +59,7 @@ def write_babylm(train: list[str], held_out: list[str], output: Path, name: str 
     return counts
 
 
+@one_line_errors("python -m data_tools.babylm")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_tools.babylm", description=__doc__.split("\n\n")[0])
     parser.add_argument("train", type=Path, help="pretraining jsonl ({'text'} per line)")

@@ -1,10 +1,8 @@
 """Publish the MiniMind corpus on the Hugging Face Hub as a dataset repository.
 
-(``data_tools.hub``, its old name, still works: ``python -m data_tools.hub push ...``.)
-
 Usage::
 
-    python -m data_tools.publish push --repo-id USER/NAME [--data-dir data] [--private | --public]
+    python -m data_tools.publish push --repo-id USER/NAME [--data-dir DIR] [--private | --public]
                                   [--dry-run] [--revision BRANCH] [--license ID] [--no-jsonl]
 
 Every stage becomes one dataset *config* (``pretrain``, ``sft``, ``lora``, ``dpo``) whose splits come
@@ -50,7 +48,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from huggingface_hub import DatasetCard, HfApi, constants
 
-from minimind_hf.data.layout import DATA_CARDS, SPLITS, STAGE_NAMES, split_file
+from minimind_hf.data.checks import BadRecord, check_record
+from minimind_hf.data.layout import DATA_CARDS, SPLITS, STAGE_NAMES, STAGE_RECORD_KINDS, split_file
 from minimind_hf.hub.auth import HubInputError, check_online, check_repo_id, resolve_token
 from minimind_hf.jsonl import read_jsonl
 
@@ -61,14 +60,6 @@ logger = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = STAGE_NAMES
 """Stage names, which are also the config names on the Hub."""
-
-RECORD_SHAPES: dict[str, tuple[tuple[str, ...], ...]] = {
-    "pretrain": (("text",),),
-    "sft": (("conversations",), ("en", "zh")),
-    "lora": (("conversations",), ("en", "zh")),
-    "dpo": (("chosen", "rejected"),),
-}
-"""Per stage, the alternative sets of keys a record must carry (one of them, all of its keys)."""
 
 CARD_FILES: tuple[str, ...] = DATA_CARDS
 """Data card file names looked up in the data directory, first found wins."""
@@ -179,15 +170,6 @@ def dataset_url(repo_id: str) -> str:
     return f"{constants.ENDPOINT.rstrip('/')}/datasets/{repo_id}"
 
 
-def _missing_shape(record: dict[str, Any], stage: str) -> str | None:
-    """Describe what ``record`` lacks for ``stage``, or ``None`` if it has one of the accepted shapes."""
-    shapes = RECORD_SHAPES[stage]
-    if any(all(key in record for key in shape) for shape in shapes):
-        return None
-    wanted = " or ".join("{" + ", ".join(repr(key) for key in shape) + "}" for shape in shapes)
-    return f"a {stage} record needs the keys {wanted}; this one has {sorted(record)}"
-
-
 def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
     """Read one jsonl stage file into a :class:`datasets.Dataset`, checking every line.
 
@@ -203,9 +185,10 @@ def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
         if record is None:
             blank += 1
             continue
-        problem = _missing_shape(record, stage)
-        if problem:
-            raise HubInputError(f"{path}:{lineno}: {problem}")
+        try:
+            check_record(record, STAGE_RECORD_KINDS[stage])  # the checks the training loaders apply
+        except BadRecord as bad:
+            raise HubInputError(f"{path}:{lineno}: not a {stage} record: {bad.message}") from None
         for key in record:
             if key not in columns:  # a key first seen here: earlier records lack it
                 columns[key] = [None] * rows
@@ -227,6 +210,12 @@ def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+def default_data_dir() -> Path:
+    """``data`` when it holds stage files (``make data`` built the corpus), else the committed sample."""
+    full = Path("data")
+    return full if full.is_dir() and stage_files(full)[0] else Path("data/sample")
 
 
 def stage_files(data_dir: Path) -> tuple[list[tuple[str, str, Path]], list[Path]]:
@@ -370,7 +359,8 @@ def plan_push(
     if not found:
         expected = ", ".join(f"{stage}.jsonl" for stage in STAGES)
         raise HubInputError(
-            f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test)"
+            f"{root}: no stage files found (expected some of {expected}, with optional .validation/.test); "
+            "name the folder that has them with --data-dir (the committed sample: --data-dir data/sample)"
         )
     parts = [read_stage_file(path, stage, split) for stage, split, path in found]
     configs, notes = group_configs(parts)
@@ -470,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Push <data-dir>/<stage>[.validation|.test].jsonl as configs pretrain/sft/lora/dpo.",
     )
     sub.add_argument("--repo-id", required=True, help="dataset repository, USER/NAME or ORG/NAME")
-    sub.add_argument("--data-dir", default="data", help="directory with the stage files and card (default: data)")
+    sub.add_argument("--data-dir", default=None,
+                     help="directory with the stage files and card (default: data when `make data` has built it, "
+                          "else the committed sample, data/sample)")
     sub.add_argument("--private", action="store_true", help="create the repository as private")
     sub.add_argument("--public", action="store_true",
                      help="make the repository public, also an existing private one (courses grade a public repo)")
@@ -491,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status (0 ok, 2 bad input, 1 push failed)."""
     args = build_parser().parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = default_data_dir()
+        print(f"data: {args.data_dir}" + (" (the committed sample; `make data` builds the full corpus in data/)"
+                                          if args.data_dir == Path("data/sample") else ""))
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "atomic_write_text", "temporary_name"]
+__all__ = ["atomic_write", "atomic_write_text", "check_can_write", "temporary_name"]
 
 
 def temporary_name(path: str | os.PathLike) -> Path:
@@ -93,3 +93,17 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
     with atomic_write(path, "w", encoding=encoding) as handle:
         handle.write(text)
     return Path(path)
+
+
+def check_can_write(path: str | os.PathLike) -> None:
+    """Fail now, before any work, if ``path`` could not be written later: its folder is created if needed and
+    a probe file is written there and removed. Raises the ``OSError`` (it names the path)."""
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = temporary_name(Path(path))
+    try:
+        with open(probe, "w", encoding="utf-8"):
+            pass
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            probe.unlink()

@@ -4,18 +4,27 @@
 load checkpoints here, by one rule:
 
 * **model**: a directory with ``config.json`` loads through ``AutoModelForCausalLM``; a directory with
-  ``adapter_config.json`` is a PEFT adapter, loaded on the base model it records (that path as written,
-  then relative to the adapter and to its parent directory) or on an explicitly given ``base``, and merged
-  into it unless ``merge_adapter=False``. A name that is not a local path is a Hub repository, which is
-  refused while ``HF_HUB_OFFLINE=1``.
+  ``adapter_config.json`` is a PEFT adapter, loaded on the base model it records or on an explicitly given
+  ``base``, and merged into it unless ``merge_adapter=False``. The recorded base is looked for relative to
+  the adapter first (the adapter's folder, then each folder above it: a run's ``out/lora`` records
+  ``out/sft`` relative to the folder the run started in), then where the base was when the adapter was
+  saved, then as written (relative to the current directory). A name that is not a local path is a Hub
+  repository, which is refused while ``HF_HUB_OFFLINE=1``.
+* **base fingerprint**: the stages save ``adapter_base.json`` beside an adapter (:func:`record_adapter_base`):
+  the base's path and a fingerprint of it (SHA-256 of its config and weight files). The base an adapter is
+  loaded on must match it; another model of the same shape is refused, naming both paths. An adapter
+  without the file (saved elsewhere) loads on the first base found, with a warning.
 * **tokenizer**: one given explicitly; else the checkpoint directory's own; else the base model's (for an
   adapter); else the tokenizer shipped with the package. Whichever it is must fit the model
   (:func:`check_tokenizer_fits`): no token id beyond the embedding table, and the shipped tokenizer only for
-  a model whose vocabulary is exactly its size -- a converted 32,000-token Llama, say, needs its own.
+  a model whose vocabulary is exactly its size -- a converted 32,000-token Llama, say, needs its own. Ids of a
+  larger model vocabulary that the tokenizer cannot decode are never generated
+  (:func:`minimind_hf.generation.fit_generation_to_tokenizer`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -24,11 +33,14 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .generation import fit_generation_to_tokenizer
 from .tokenization import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_BASE = "adapter_base.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -47,13 +59,33 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower
+    than fp32."""
+    return any(getattr(torch.cpu, name, lambda: False)()
+               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def auto_precision(device: str | None = None) -> str:
+    """What ``auto`` means wherever a precision or dtype is chosen (training, loading, benchmarks): ``"bf16"``
+    where the device computes bf16 natively -- a CUDA GPU with bf16, or a CPU with AVX-512 BF16 / AMX (there a
+    training loss curve agrees with fp32's: benchmarks/loss_agreement.py) -- else ``"fp32"``. ``device`` defaults
+    to :func:`default_device`."""
+    device = device or default_device()
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+
+
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | None = None) -> torch.dtype:
-    """A ``torch.dtype`` from a name; ``auto`` (or ``None``) is bfloat16 on a CUDA device that has it, else float32."""
+    """A ``torch.dtype`` from a name. ``auto`` (or ``None``) follows :func:`auto_precision` on a CUDA device
+    (bfloat16 where it has it); on the CPU the loaded weights stay float32 (there bf16 is the autocast of a
+    training run, not the dtype of the weights)."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
-        on_cuda = (device or "").startswith("cuda") and torch.cuda.is_available()
-        return torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float32
+        on_cuda = (device or "").startswith("cuda")
+        return torch.bfloat16 if on_cuda and auto_precision(device) == "bf16" else torch.float32
     try:
         return DTYPES[dtype]
     except KeyError:
@@ -100,21 +132,109 @@ def _require_local_or_online(path: str, what: str) -> None:
         raise FileNotFoundError(f"{what} {path} does not exist (and the Hub is offline: HF_HUB_OFFLINE=1)")
 
 
-def adapter_base(adapter: Path, recorded: str | None) -> str:
-    """The base model of a PEFT adapter: the recorded path as written, relative to the adapter, relative to its
-    parent directory, else (online) the recorded name as a Hub repository."""
+def base_fingerprint(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """What identifies a full model on disk: the SHA-256 of its ``config.json`` (``_name_or_path`` and
+    ``transformers_version`` left out) and of each weight file, with the files' sizes."""
+    directory = Path(directory)
+    config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    for key in ("_name_or_path", "transformers_version", "use_cache"):
+        config.pop(key, None)
+    weights = {}
+    for file in sorted(directory.iterdir()):
+        if file.is_file() and file.name.endswith(_WEIGHT_SUFFIXES):
+            digest = hashlib.sha256()
+            with open(file, "rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+            weights[file.name] = {"size": file.stat().st_size, "sha256": digest.hexdigest()}
+    config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+    return {"config_sha256": config_hash, "weights": weights}
+
+
+def record_adapter_base(adapter: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``adapter_base.json`` beside an adapter: its base model's path (``base``, default: the one
+    ``adapter_config.json`` records, found as :func:`adapter_base` finds it) and :func:`base_fingerprint`."""
+    adapter = Path(adapter)
+    recorded = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    base_dir = Path(base) if base is not None else Path(_find_base(adapter, recorded)[0])
+    record = {"base_model_name_or_path": recorded, "saved_from": str(base_dir.resolve()),
+              "fingerprint": base_fingerprint(base_dir)}
+    path = adapter / ADAPTER_BASE
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _base_candidates(adapter: Path, recorded: str, saved_from: str | None) -> list[Path]:
+    relative = [adapter / recorded] + [folder / recorded for folder in adapter.resolve().parents]
+    seen, out = set(), []
+    for candidate in relative + ([Path(saved_from)] if saved_from else []) + [Path(recorded)]:
+        key = os.path.normpath(os.path.abspath(candidate))
+        if key not in seen and (candidate / "config.json").is_file():
+            seen.add(key)
+            out.append(candidate)
+    return out
+
+
+def _find_base(adapter: Path, recorded: str | None) -> tuple[str, dict | None]:
+    """``(base, record)``: the first local candidate for ``recorded`` whose fingerprint matches the one saved
+    in ``adapter_base.json`` (any candidate when there is none), else the Hub name when online."""
     where = adapter / ADAPTER_CONFIG
     if not recorded:
         raise ValueError(f"{where}: no base_model_name_or_path recorded")
-    for candidate in (Path(recorded), adapter / recorded, adapter.parent / recorded):
-        if (candidate / "config.json").is_file():
-            return str(candidate)
+    record = _read_base_record(adapter)
+    candidates = _base_candidates(adapter, recorded, record and record.get("saved_from"))
+    if record is None:
+        if candidates:
+            return str(candidates[0]), None
+    else:
+        for candidate in candidates:
+            if base_fingerprint(candidate) == record["fingerprint"]:
+                return str(candidate), record
+        if candidates:
+            raise _mismatch(adapter, record, candidates)
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise FileNotFoundError(
             f"{where}: base model {recorded!r} is not a local model directory and the Hub is offline; "
             "copy the base checkpoint there or fix base_model_name_or_path"
         )
-    return recorded
+    return recorded, record
+
+
+def _read_base_record(adapter: Path) -> dict | None:
+    path = adapter / ADAPTER_BASE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["fingerprint"]["weights"]  # noqa: B018  (the shape this module writes)
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}: not a base record written by record_adapter_base ({err})") from err
+    return record
+
+
+def _mismatch(adapter: Path, record: dict, found: list[Path]) -> ValueError:
+    tried = ", ".join(str(p) for p in found)
+    return ValueError(
+        f"{adapter}: {tried} {'is' if len(found) == 1 else 'are'} not the base this adapter was trained on "
+        f"(its {ADAPTER_BASE} records {record.get('saved_from')}, whose config and weights differ: same shapes do "
+        "not make the same model). Pass the right base (--base), or copy it back to where the adapter expects it"
+    )
+
+
+def check_adapter_base(adapter: str | os.PathLike[str], base: str | os.PathLike[str]) -> None:
+    """Raise ``ValueError`` naming both paths when ``adapter_base.json`` records a base other than ``base``."""
+    record = _read_base_record(Path(adapter))
+    if record is not None and Path(base).is_dir() and base_fingerprint(base) != record["fingerprint"]:
+        raise _mismatch(Path(adapter), record, [Path(base)])
+
+
+def adapter_base(adapter: Path, recorded: str | None) -> str:
+    """The base model of a PEFT adapter (see the module doc for where it is looked for and how it is checked)."""
+    base, record = _find_base(Path(adapter), recorded)
+    if record is None and Path(base).is_dir():
+        logger.warning("%s has no %s (saved outside the stage runner): loading it on %s without checking that "
+                       "this is the base it was trained on", adapter, ADAPTER_BASE, base)
+    return base
 
 
 def load_checkpoint(
@@ -154,6 +274,7 @@ def load_checkpoint(
         else:
             base_name = os.fspath(base)
             _require_local_or_online(base_name, "base model")
+            check_adapter_base(directory, base_name)
         model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_name, **options), path)
         if merge_adapter:
             model = model.merge_and_unload()
@@ -168,4 +289,5 @@ def load_checkpoint(
     elif isinstance(tokenizer, (str, os.PathLike)):
         tokenizer = load_tokenizer(tokenizer)
     check_tokenizer_fits(model, tokenizer, shipped=shipped)
+    fit_generation_to_tokenizer(model, tokenizer, where=path)
     return LoadedCheckpoint(model, tokenizer, "peft-adapter" if is_adapter else "model", base_name)

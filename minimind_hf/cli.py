@@ -21,6 +21,8 @@ import threading
 
 import torch
 
+from .command_errors import DEBUG_ENV, DEBUG_FLAG, one_line_errors
+
 
 def _load(path: str, dtype: str = "float32"):
     """Model and tokenizer of a checkpoint dir (a full model or a PEFT adapter, merged into its base)."""
@@ -33,10 +35,12 @@ def _load(path: str, dtype: str = "float32"):
 def _generation_kwargs(args: argparse.Namespace, tokenizer, temperature: float | None = None) -> dict:
     """``generate`` arguments: greedy at temperature 0; top-k / top-p only when asked for (``0`` / ``1.0``
     switch them off explicitly, so a library default cannot narrow plain temperature sampling)."""
+    from .generation import stop_token_ids
+
     temperature = args.temperature if temperature is None else temperature
     sample = temperature > 0
     kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
     if sample:
         kwargs.update(temperature=temperature, top_k=args.top_k if args.top_k is not None else 0,
                       top_p=args.top_p if args.top_p is not None else 1.0)
@@ -53,8 +57,13 @@ def _settings(args: argparse.Namespace, temperature: float) -> dict:
     return settings
 
 
+EMPTY_NOTE = ("(empty: the model ended at once -- its first token was a stop token -- or produced only "
+              "special tokens)")
+
+
 def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str:
-    """Generate with tokens printed to stdout as they arrive; returns the full reply."""
+    """Generate with tokens printed to stdout as they arrive; returns the full reply. An empty reply is said
+    so on stderr, never left as a blank line."""
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -70,17 +79,22 @@ def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str
         sys.stdout.flush()
     worker.join()
     sys.stdout.write("\n")
-    return "".join(pieces)
+    text = "".join(pieces)
+    if not text.strip():
+        print(f"minimind: the generation is {EMPTY_NOTE}", file=sys.stderr)
+    return text
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .tokenization import chat_ids
+
     model, tokenizer = _load(args.model)
     if args.chat or args.system:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
             {"role": "user", "content": args.prompt}]
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+        ids = torch.tensor([chat_ids(tokenizer, messages)])  # text that spells a control token stays text
     else:
         ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"]
     out_dir = Path(args.output_dir) if args.output_dir else None
@@ -94,28 +108,35 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if out_dir is not None:
             path = out_dir / f"temperature_{temperature:g}.txt"
             settings = "\n".join(f"{key}: {value}" for key, value in _settings(args, temperature).items())
-            path.write_text(f"prompt: {args.prompt}\n{settings}\n\n--- prompt + generation ---\n{args.prompt}{text}\n",
-                            encoding="utf-8")
+            empty = "" if text.strip() else f"generation: {EMPTY_NOTE}\n"
+            path.write_text(f"prompt: {args.prompt}\n{settings}\n{empty}\n--- prompt + generation ---\n"
+                            f"{args.prompt}{text}\n", encoding="utf-8")
             print(f"wrote {path}")
     return 0
 
 
 def cmd_translate(args: argparse.Namespace) -> int:
     from .prompts import resolve_system_prompt, translation_messages
+    from .tokenization import chat_ids
 
     model, tokenizer = _load(args.model)
     system = resolve_system_prompt("finance" if args.finance else None)
     sources = args.text or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     for source in sources:
         messages = translation_messages(source, system=system)
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"]
+        ids = torch.tensor([chat_ids(tokenizer, messages)])  # text that spells a control token stays text
         _stream(model, tokenizer, ids, _generation_kwargs(args, tokenizer))
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .training.safety import exit_status
+    if not args.recipe_args or args.recipe_args[0] in ("-h", "--help"):
+        from .training.recipe_help import recipe_keys_help
+
+        print(recipe_keys_help())
+        return 0 if args.recipe_args else 2
     from .training.runner import main as train_main
+    from .training.safety import exit_status
 
     return exit_status(train_main, args.recipe_args)
 
@@ -190,12 +211,23 @@ def cmd_tokenizer_report(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from transformers import AutoConfig
+    """Config and parameter count of a model; for a PEFT adapter, its own settings and trainable parameters too."""
+    from .checkpoints import load_checkpoint
 
-    config = AutoConfig.from_pretrained(args.model)
-    model, _ = _load(args.model)
-    total = sum(p.numel() for p in model.parameters())
-    print(json.dumps({"model_type": config.model_type, "parameters": total, **config.to_diff_dict()}, indent=2, default=str))
+    loaded = load_checkpoint(args.model, merge_adapter=False, dtype="float32")
+    model = loaded.model
+    info: dict = {}
+    if loaded.kind == "peft-adapter":
+        adapter = model.peft_config[model.active_adapter]
+        info.update(kind="peft-adapter", base_model=loaded.base,
+                    adapter={"peft_type": str(adapter.peft_type.value), "r": adapter.r, "lora_alpha": adapter.lora_alpha,
+                             "target_modules": sorted(adapter.target_modules or [])},
+                    adapter_parameters=sum(p.numel() for n, p in model.named_parameters() if "lora_" in n))
+        model = model.get_base_model()
+    config = model.config
+    total = sum(p.numel() for p in model.parameters()) - info.get("adapter_parameters", 0)  # the base model's
+    print(json.dumps({"model_type": config.model_type, "parameters": total, **info, **config.to_diff_dict()},
+                     indent=2, default=str))
     return 0
 
 
@@ -214,6 +246,8 @@ def _add_sampling(parser: argparse.ArgumentParser, several_temperatures: bool = 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minimind", description="MiniMind on the Hugging Face stack")
+    parser.add_argument(DEBUG_FLAG, action="store_true",
+                        help=f"show the traceback of an error (also: {DEBUG_ENV}=1); without it an error is one line")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="continue a prompt, streaming tokens")
@@ -233,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("train", help="run a stage recipe (same as python -m minimind_hf.train)")
+    p = sub.add_parser("train", help="run a stage recipe (same as python -m minimind_hf.train); --help lists the keys",
+                       add_help=False)  # --help reaches cmd_train: the recipe keys, or with a recipe all of its stage's
     p.add_argument("recipe_args", nargs=argparse.REMAINDER, help="recipe.yaml [--field value ...]")
     p.set_defaults(func=cmd_train)
 
@@ -300,11 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors("minimind")
 def main(argv: list[str] | None = None) -> int:
     import minimind_hf  # noqa: F401  (registers the Auto classes)
 
+    from .options_file import expand_config
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["eval"]:  # `train` reads its recipe's --config itself (TRL's parser)
+        argv = expand_config(argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "train":  # argparse keeps a leading option (`minimind train --help`) out of REMAINDER
+        args.recipe_args = unknown + args.recipe_args
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     return int(args.func(args) or 0)
 
 

@@ -11,6 +11,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 
+def json_error_text(err: json.JSONDecodeError) -> str:
+    """``Expecting ',' delimiter at column 12``; ``Unterminated string starting at column 9`` (the decoder's own
+    message may already end in "at")."""
+    where = "column" if err.msg.endswith(" at") else "at column"
+    return f"{err.msg} {where} {err.colno}"
+
+
 def read_jsonl(
     path: str | os.PathLike[str],
     *,
@@ -42,7 +49,7 @@ def read_jsonl(
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise error(f"{path}:{line_no}: not valid JSON ({err.msg} at column {err.colno})") from None
+                raise error(f"{path}:{line_no}: not valid JSON ({json_error_text(err)})") from None
             if not isinstance(row, dict):
                 raise error(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
             yield line_no, row

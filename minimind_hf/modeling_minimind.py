@@ -378,6 +378,17 @@ class MiniMindPreTrainedModel(PreTrainedModel):
     _supports_flash_attn_2 = True
     _supports_attention_backend = True
 
+    if hasattr(PreTrainedModel, "is_activation_checkpointing"):  # transformers >= 5.24
+
+        @property
+        def is_gradient_checkpointing(self) -> bool:
+            """Whether activation checkpointing is on, under its pre-5.24 name, answered through the new API.
+
+            transformers 5.24 renamed the property ``is_activation_checkpointing`` and made the old name warn;
+            PEFT's ``get_peft_model`` still reads the old one on the model it wraps (to decide whether the
+            inputs must carry gradients). A MiniMind answers it without going through the deprecated alias."""
+            return self.is_activation_checkpointing
+
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
         if isinstance(module, nn.Linear):

@@ -95,7 +95,8 @@ def translation_messages(
 ) -> list[dict[str, str]]:
     """Build the chat for translating ``en``; with ``zh`` the assistant answer is appended.
 
-    ``prompt_id`` indexes :data:`TRANSLATION_PROMPTS` (use :func:`pick_prompt` for a stable mix).
+    ``prompt_id`` indexes :data:`TRANSLATION_PROMPTS` (use :func:`pick_prompt` for a stable mix). ``system`` is a
+    name of :data:`SYSTEM_PROMPTS` (``"finance"``) or the text itself, as everywhere (:func:`resolve_system_prompt`).
     """
     if not isinstance(en, str) or not en.strip():
         raise ValueError("translation_messages: the English source must be a non-empty string")
@@ -104,6 +105,7 @@ def translation_messages(
             f"translation_messages: prompt_id {prompt_id} is out of range 0..{len(TRANSLATION_PROMPTS) - 1}"
         )
     messages: list[dict[str, str]] = []
+    system = resolve_system_prompt(system)
     if system:
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": TRANSLATION_PROMPTS[prompt_id].format(en=en.strip())})

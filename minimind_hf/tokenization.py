@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -45,6 +47,83 @@ CHAT_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+
+
+# Chat text with control-token look-alikes in it. The chat template's own markers are control tokens; text inside
+# a message that spells one ("<|im_end|>") is text, as pretraining tokenizes it (split_special_tokens). A chat is
+# rendered with a placeholder for each message's content, the rendering is split at the placeholders, and the
+# template's pieces and the contents are tokenized apart: the contents with split_special_tokens. Byte-level BPE
+# pre-tokenizes at the template's "\n" and special tokens anyway, so an ordinary chat gets exactly the ids of
+# apply_chat_template (tests/test_chat_control_tokens.py checks it).
+_HOLE = "\ue000{}\ue001"
+_HOLES = re.compile("\ue000(\\d+)\ue001")
+
+
+def hole_messages(messages: list[dict]) -> tuple[list[dict], list[str]]:
+    """``(messages, contents)``: the messages with a placeholder for each content (see :func:`split_chat_pieces`),
+    and the contents in order."""
+    contents, holed = [], []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            if "\ue000" in content or "\ue001" in content:
+                raise ValueError("a chat message holds the private-use characters U+E000/U+E001, which the "
+                                 "tokenizer's chat rendering reserves")
+            message = {**message, "content": _HOLE.format(len(contents))}
+            contents.append(content)
+        holed.append(message)
+    return holed, contents
+
+
+def render_chat_pieces(tokenizer: Any, messages: list[dict], add_generation_prompt: bool = False,
+                       ) -> tuple[str, list[str]]:
+    """``(rendering, contents)``: the chat template's text with a placeholder where each message's content goes,
+    and the contents in order."""
+    holed, contents = hole_messages(messages)
+    return tokenizer.apply_chat_template(holed, tokenize=False, add_generation_prompt=add_generation_prompt), contents
+
+
+def split_chat_pieces(text: str, contents: list[str]) -> list[tuple[str, bool]]:
+    """``[(text, is_content), ...]`` of a rendering from :func:`render_chat_pieces` (or a part of one)."""
+    pieces, position = [], 0
+    for match in _HOLES.finditer(text):
+        pieces.append((text[position:match.start()], False))
+        pieces.append((contents[int(match.group(1))], True))
+        position = match.end()
+    pieces.append((text[position:], False))
+    return [(piece, is_content) for piece, is_content in pieces if piece]
+
+
+def encode_chat_pieces(tokenizer: Any, pieced: list[list[tuple[str, bool]]]) -> list[list[list[int]]]:
+    """Token ids of each piece of each list of pieces: template text with its control tokens, message contents
+    with control-token text split (two tokenizer calls in all)."""
+    ids: dict[bool, list[list[int]]] = {}
+    for is_content in (False, True):
+        texts = [text for pieces in pieced for text, content in pieces if content is is_content]
+        ids[is_content] = tokenizer(texts, add_special_tokens=False, split_special_tokens=is_content,
+                                    verbose=False)["input_ids"] if texts else []
+    taken = {False: 0, True: 0}
+    out = []
+    for pieces in pieced:
+        row = []
+        for _, is_content in pieces:
+            row.append(ids[is_content][taken[is_content]])
+            taken[is_content] += 1
+        out.append(row)
+    return out
+
+
+def chat_ids(tokenizer: Any, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
+    """The token ids of a chat, as ``apply_chat_template(..., tokenize=True)`` gives them, except that text in a
+    message spelling a control token stays text. The one way the project tokenizes a chat prompt (evaluation,
+    command line, server)."""
+    return chat_ids_batch(tokenizer, [messages], add_generation_prompt)[0]
+
+
+def chat_ids_batch(tokenizer: Any, chats: list[list[dict]], add_generation_prompt: bool = True) -> list[list[int]]:
+    """:func:`chat_ids` of many chats in two tokenizer calls."""
+    pieced = [split_chat_pieces(*render_chat_pieces(tokenizer, messages, add_generation_prompt)) for messages in chats]
+    return [[token for piece in row for token in piece] for row in encode_chat_pieces(tokenizer, pieced)]
 
 
 def iter_jsonl_texts(files: Iterable[str | Path], field: str = "text", max_chars: int | None = None) -> Iterator[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,8 @@ def test_babylm_writer_and_the_recipe(tmp_path, monkeypatch):
     out = tmp_path / "data" / "babylm"
     assert babylm.main([str(SAMPLE / "pretrain.jsonl"), str(out), "--validation",
                         str(SAMPLE / "pretrain.validation.jsonl")]) == 0
-    assert len((out / "train_10M" / "sample.train").read_text().splitlines()) == 569
+    documents = len((SAMPLE / "pretrain.jsonl").read_text(encoding="utf-8").splitlines())
+    assert documents > 500 and len((out / "train_10M" / "sample.train").read_text().splitlines()) == documents
     assert (out / "dev" / "sample.dev").exists() and (out / "test" / "sample.test").exists()
     monkeypatch.chdir(tmp_path)
     stage_args, training_args = parse_args([str(ROOT / "recipes" / "babylm" / "pretrain.yaml")])
@@ -122,7 +124,7 @@ def test_explicit_epochs_beat_the_recipes_max_steps(tmp_path):
     assert args.max_steps == 7  # both on the command line: max_steps decides, as in transformers
 
 
-def test_test_files_are_scored_once_at_the_end(tmp_path):
+def test_test_files_are_scored_once_at_the_end(tmp_path, caplog):
     root = _babylm(tmp_path)
     (root / "test").mkdir()
     (root / "test" / "t.test").write_text("a test document\nanother test document\n" * 4, encoding="utf-8")
@@ -132,7 +134,10 @@ def test_test_files_are_scored_once_at_the_end(tmp_path):
             "--test_files", str(root / "test"), "--cache_dir", str(tmp_path / "cache"), "--block_size", "8",
             "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--per_device_train_batch_size", "2",
             "--report_to", "none", "--tokenizer_name_or_path", str(_saved_byte_tokenizer(tmp_path))]
-    summary = run(*parse_args(argv))
+    with caplog.at_level(logging.INFO, logger="minimind_hf.data.splits"):
+        summary = run(*parse_args(argv))
+    test_lines = [r.getMessage() for r in caplog.records if "t.test" in r.getMessage()]
+    assert len(test_lines) == 1 and test_lines[0].startswith("pretrain test data: ")  # not "train data"
     metrics = json.loads((out / COMPLETE_MARKER).read_text())["metrics"]
     assert metrics == summary["metrics"]
     assert metrics["test_perplexity"] == pytest.approx(torch.tensor(metrics["test_loss"]).exp().item(), rel=1e-4)

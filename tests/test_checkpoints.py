@@ -130,3 +130,69 @@ def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp
     assert loaded.apply_chat_template(chat, add_generation_prompt=True) == tokenizer.apply_chat_template(
         chat, add_generation_prompt=True
     )
+
+
+def test_auto_means_one_thing_for_training_loading_and_benchmarks(monkeypatch):
+    """``auto``: bf16 where the device computes it natively. The training arguments autocast in it, the benchmarks
+    default to it, and the loader keeps CPU weights in float32 (bf16 there is a training autocast)."""
+    import argparse
+    import sys
+    from pathlib import Path
+
+    from minimind_hf import checkpoints
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from common import settle_arguments
+
+    for native in (True, False):
+        monkeypatch.setattr(checkpoints, "cpu_has_native_bf16", lambda native=native: native)
+        assert checkpoints.auto_precision("cpu") == ("bf16" if native else "fp32")
+        assert resolve_dtype("auto", "cpu") == torch.float32
+        for weights, expected in ((False, "bf16" if native else "fp32"), (True, "fp32")):
+            args = argparse.Namespace(device="cpu", quick=False, dtype=None, threads=None)
+            settle_arguments(args, {}, {}, {}, weights=weights)
+            assert args.dtype == expected
+
+
+def _run_with_adapter(root, seed):
+    """A run folder as `make` leaves it: out/sft and out/lora, the adapter recording its base as "out/sft"
+    (relative to the directory the run was started in)."""
+    from minimind_hf.checkpoints import record_adapter_base
+
+    torch.manual_seed(seed)
+    MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).save_pretrained(root / "out" / "sft")
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False)
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(root / "out" / "sft"), config)
+    lora.peft_config["default"].base_model_name_or_path = "out/sft"
+    lora.save_pretrained(root / "out" / "lora")
+    record_adapter_base(root / "out" / "lora", base=root / "out" / "sft")
+    return root / "out" / "lora"
+
+
+def test_an_adapter_loads_on_its_own_runs_base_not_the_current_directorys(tmp_path, monkeypatch):
+    """Evaluating another run's out/lora from this run's folder must not merge it into this run's out/sft
+    (same shapes, so nothing else would complain)."""
+    theirs = _run_with_adapter(tmp_path / "their-run", seed=1)
+    _run_with_adapter(tmp_path / "this-run", seed=2)
+    monkeypatch.chdir(tmp_path / "this-run")
+    loaded = load_checkpoint(theirs, dtype="float32")
+    assert loaded.base == str(tmp_path / "their-run" / "out" / "sft")
+    expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "their-run" / "out" / "sft"),
+                                         theirs).eval()
+    assert (_logits(loaded.model) - _logits(expected)).abs().max() < 1e-5
+
+
+def test_a_base_that_is_not_the_one_the_adapter_was_trained_on_is_refused(tmp_path, monkeypatch):
+    theirs = _run_with_adapter(tmp_path / "their-run", seed=1)
+    torch.manual_seed(5)  # their base replaced by another model of the same shape
+    MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).save_pretrained(tmp_path / "their-run" / "out" / "sft")
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(theirs)
+    message = str(info.value)
+    assert str(theirs) in message and str(tmp_path / "their-run" / "out" / "sft") in message
+    assert "not the base this adapter was trained on" in message
+    other = tmp_path / "other"
+    torch.manual_seed(6)
+    MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).save_pretrained(other)
+    with pytest.raises(ValueError, match="not the base this adapter was trained on"):
+        load_checkpoint(theirs, base=other)  # an explicit base is checked too

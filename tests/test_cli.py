@@ -18,7 +18,7 @@ def test_generate_streams_the_greedy_continuation(checkpoint, tokenizer, tiny_mo
     assert main(["generate", str(checkpoint), "Hello", "--max-new-tokens", "5"]) == 0
     printed = capsys.readouterr().out.strip("\n")
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
-    expected = tiny_model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=2)
+    expected = tiny_model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=[2, 0])
     assert printed == tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
 
 
@@ -67,7 +67,7 @@ def test_generate_writes_one_file_per_temperature(checkpoint, tokenizer, tiny_mo
     assert sorted(p.name for p in out.iterdir()) == ["temperature_0.5.txt", "temperature_0.txt"]
     greedy = (out / "temperature_0.txt").read_text()
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
-    expected = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=2)
+    expected = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=[2, 0])
     assert greedy.startswith("prompt: Hello\n") and "decoding: greedy" in greedy
     assert greedy.rstrip("\n").endswith("Hello" + tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True))
     sampled = (out / "temperature_0.5.txt").read_text()
@@ -100,3 +100,17 @@ def test_plain_temperature_sampling_matches_softmax_sampling(tiny_model):
     support = (counts > 0).sum().item()
     assert support > 50  # a top-k of 50 (transformers 4's default) would cap this at 50
     assert (counts - probs).abs().max().item() < 0.03
+
+
+def test_info_on_an_adapter_folder(checkpoint, tmp_path, capsys):
+    """`minimind info out/lora` describes the adapter and its base instead of failing on a folder without config.json."""
+    from minimind_hf.training.lora import wrap_with_lora
+
+    base = AutoModelForCausalLM.from_pretrained(checkpoint)
+    adapter = tmp_path / "lora"
+    wrap_with_lora(base, r=4, alpha=8).save_pretrained(adapter)
+    assert main(["info", str(adapter)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "peft-adapter" and info["base_model"] == str(checkpoint)
+    assert info["adapter"]["r"] == 4 and info["adapter_parameters"] > 0
+    assert info["parameters"] == sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(checkpoint).parameters())

@@ -186,6 +186,35 @@ def test_splits_are_disjoint_across_all_files(built):
         assert normalise_en(line) not in held_out
 
 
+def test_held_out_rows_have_no_near_duplicate_or_reference_in_training(built, capsys):
+    from data_tools.corpus.leaks import check_data_dir
+
+    overlap = check_data_dir(built)
+    assert set(overlap) == {"sft.validation.jsonl", "sft.test.jsonl", "lora.validation.jsonl", "lora.test.jsonl"}
+    assert sum(o["rows"] for o in overlap.values()) > 0
+    for o in overlap.values():
+        assert o["english_in_train"] == o["near_duplicate_in_train"] == o["reference_is_a_train_target"] == 0
+    stats = json.loads((built / "stats.json").read_text(encoding="utf-8"))
+    assert set(stats["heldout_overlap"]) == {"general.validation", "general.test", "finance.validation", "finance.test"}
+    notes = stats["tally"]["notes"]["splits"]
+    assert notes["groups"] > 0 and "suspect_references" in notes
+    card = (built / "card.md").read_text(encoding="utf-8")
+    assert "### Held-out checks" in card and "suspect reference" in card
+    assert cli_main(["check-splits", "--data", str(built)]) == 0
+    assert json.loads(capsys.readouterr().out) == overlap
+
+
+def test_check_splits_names_the_bad_line(tmp_path):
+    from data_tools.corpus.leaks import check_data_dir
+
+    (tmp_path / "sft.jsonl").write_text("", encoding="utf-8")
+    (tmp_path / "lora.jsonl").write_text('{"en": "a", "zh": "甲"}\n{"text": "no pair"}\n', encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"lora\.jsonl:2: neither"):
+        check_data_dir(tmp_path)
+    with pytest.raises(CorpusError, match="no sft.jsonl, lora.jsonl"):
+        check_data_dir(tmp_path / "missing")
+
+
 def test_simplified_sources_are_converted_and_only_fill_gaps(built):
     pairs = {}
     for name in ("sft.test.jsonl", "lora.jsonl", "lora.validation.jsonl", "lora.test.jsonl"):

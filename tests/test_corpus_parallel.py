@@ -25,8 +25,17 @@ from data_tools.corpus.parallel import (
     to_traditional,
 )
 from data_tools.corpus.records import Pair
+from data_tools.corpus.splits import (
+    FINANCE,
+    GENERAL,
+    SplitShares,
+    assign_split,
+    bucket,
+    coarse_en,
+    group_splits,
+    zh_key,
+)
 from data_tools.stats import Stats
-from data_tools.corpus.splits import FINANCE, GENERAL, SplitShares, assign_split, bucket
 
 
 def P(en: str, zh: str, script: str = "hant") -> Pair:
@@ -208,6 +217,38 @@ def test_held_out_buckets_nest_across_domains():
     general_test = [s for s in (f"Nested split check {i}" for i in range(5000)) if assign_split(s, GENERAL) == "test"]
     assert general_test  # the check below is over a non-empty set
     assert all(assign_split(s, FINANCE) == "test" for s in general_test)
+
+
+def test_coarse_keys_fold_articles_plurals_and_punctuation():
+    assert coarse_en("Account Types") == coarse_en("account type") == "account type"
+    assert coarse_en("The nominal rate") == coarse_en("Nominal rate.") == "nominal rate"
+    assert coarse_en("Entries") == coarse_en("an entry") and coarse_en("Taxes") == coarse_en("tax")
+    assert coarse_en("Class") == "class" and coarse_en("Status") == "status"  # not plurals
+    assert coarse_en("The") == "the"  # a text of articles alone keeps its key
+    assert zh_key("每期的利率。") == zh_key("每期的 利率") == "每期的利率"
+
+
+def test_near_duplicates_and_shared_references_take_one_split():
+    shares = SplitShares(validation=250, test=250)  # large held-out shares, so the check sees many groups
+    pairs = []
+    for i in range(400):
+        pairs.append((f"Account type {i}", f"帳戶類型 {i}", False))
+        pairs.append((f"The account types {i}.", f"帳戶的類型 {i}", False))  # an article- and plural-level variant
+        pairs.append((f"Kind of ledger {i}", f"帳戶類型{i}。", False))  # another English, the same reference
+    # the old rule (a hash of each English text alone) puts variants of one item in different splits
+    assert any(assign_split(pairs[k][0], shares) != assign_split(pairs[k + 1][0], shares) for k in range(0, 1200, 3))
+    grouped = group_splits(pairs, shares, shares)
+    assert grouped.groups == 400
+    for k in range(0, 1200, 3):
+        assert grouped.splits[k] == grouped.splits[k + 1] == grouped.splits[k + 2]
+    # "帳戶類型 i" is the reference of two different English texts: suspect, so its group only trains
+    assert grouped.suspect == [True, False, True] * 400
+    assert set(grouped.splits) == {"train"}
+    held = sum(assign_split(f"account type {i}", shares) != "train" for i in range(400))
+    assert held > 100 and grouped.suspect_held_out == 2 * held and grouped.moved_to_train == 3 * held
+    # without the shared reference, groups are held out at the usual shares
+    clean = group_splits([p for k, p in enumerate(pairs) if k % 3 != 2], shares, shares)
+    assert not any(clean.suspect) and Counter(clean.splits)["train"] == 2 * (400 - held)
 
 
 def test_semantic_filter_drops_misaligned_pairs():

@@ -146,7 +146,7 @@ def test_identical_strings_score_100_and_unrelated_score_low():
     same = translation_scores(refs, refs)
     assert same["bleu"] == pytest.approx(100.0)
     assert same["chrf"] == pytest.approx(100.0)
-    assert same["chrf++"] == pytest.approx(100.0)
+    assert "chrf++" not in same  # word bigrams mean nothing for unsegmented Chinese
     assert "tok:zh" in same["signatures"]["bleu"]
     unrelated = translation_scores(["蘋果香蕉橘子", "今天天氣晴朗", "我們去看電影吧"], refs)
     assert unrelated["bleu"] < 5 and unrelated["chrf"] < 10
@@ -181,6 +181,49 @@ def test_scores_carry_the_script_check_for_chinese_targets_only():
     assert zh["script"]["simplified_output_rate"] == 1.0
     en = translation_scores(["the bank"], ["the bank"], target_lang="en")
     assert "script" not in en and "tok:13a" in en["signatures"]["bleu"]
+
+
+def test_traditional_share_counts_only_outputs_that_contain_chinese():
+    """Empty and English outputs are not Traditional: the share is over outputs holding CJK, and the
+    empty / no-CJK / untranslated shares stand beside it."""
+    from minimind_hf.evaluation.quality import output_health
+    from minimind_hf.evaluation.report import comparison_table
+
+    sources = ["Net income", "Tax rates", "Interest", "Open the file"]
+    references = ["淨收入", "稅率", "利息", "開啟檔案"]
+    outputs = ["Net income", "Tax Rates", "", "Open the file"]
+    english = translation_scores(outputs, references, sources=sources)
+    assert english["traditional_share"] is None  # no output holds Chinese: nothing to measure
+    health = output_health(outputs, sources, references)
+    assert health["empty_share"] == 0.25 and health["no_cjk_share"] == 0.75 and health["chinese_share"] == 0.0
+    assert health["untranslated_share"] == 0.75
+    mixed_outputs = ["淨收入", "税率", "", "Open the file"]
+    mixed = translation_scores(mixed_outputs, references, sources=sources)
+    assert mixed["traditional_share"] == 0.5  # 淨收入 of {淨收入, 税率}
+    health = output_health(mixed_outputs, sources, references)
+    assert health["chinese_share"] == 0.5 and health["no_cjk_share"] == 0.25
+    table = comparison_table([{"label": "m", "translation": dict(english, health=health)}])
+    assert "100.0%" not in table and "Traditional (of Chinese outputs)" in table and "no CJK" in table
+
+
+def test_chinese_scores_do_not_depend_on_spaces_between_characters():
+    """chrF++ counts a whole unsegmented Chinese sentence as one word, so spacing it changes the score;
+    chrF and BLEU with the zh tokenizer do not move. The reported Chinese figures are the second kind."""
+    from minimind_hf.evaluation.report import comparison_table, floors_table
+    from minimind_hf.evaluation.summary import results_markdown
+
+    refs = ["每期的利率。", "按一下儲存。"]
+    joined = translation_scores(refs, refs, sources=["The rate per period.", "Click Save."])
+    spaced = translation_scores([" ".join(r) for r in refs], refs, sources=["The rate per period.", "Click Save."])
+    figures = [k for k, v in joined.items() if isinstance(v, float)]
+    assert {"chrf", "bleu"} <= set(figures)
+    assert {k: round(spaced[k], 6) for k in figures} == {k: round(joined[k], 6) for k in figures}
+    result = {"label": "m", "translation": joined}
+    assert "chrF++" not in comparison_table([result])
+    assert "chrF++" not in floors_table(dict(result, translation=dict(joined, floors={})))
+    joined["generation"], joined["file"] = {"system": None}, "t.jsonl"
+    summary = {"device": "cpu", "date": "today", "stage_wall_s": 60, "stages": {}, "evaluations": {"e": dict(result, stage="sft")}}
+    assert "chrF++" not in results_markdown(summary) and "| chrF | BLEU |" in results_markdown(summary)
 
 
 # --------------------------------------------------------------------------- COMET guard
@@ -225,6 +268,22 @@ def test_translate_is_batch_size_invariant_under_greedy_decoding(lively_model, t
     assert four == one
     assert tokenizer.padding_side == "right"  # left padding was only borrowed
     assert translate(lively_model, tokenizer, [], show_progress=False) == []
+
+
+def test_translate_is_batch_size_invariant_with_the_default_length_cap(lively_model, tokenizer):
+    """The evaluation's default ``length_ratio`` caps each row at its own source's length, not at the
+    longest source of its batch: batch 1, 7 and 32 give the same outputs."""
+    from minimind_hf.evaluation.run import EvalArguments
+
+    defaults = EvalArguments()
+    rows = (SOURCES + ["Tax", "Open the file", "A long sentence about the net present value of a series of bonds."]) * 2
+    outputs = {
+        size: translate(lively_model, tokenizer, rows, batch_size=size, max_new_tokens=defaults.max_new_tokens,
+                        length_ratio=defaults.length_ratio, show_progress=False)
+        for size in (1, 7, 32)
+    }
+    assert all(outputs[1]) and len(set(outputs[1])) > 1
+    assert outputs[7] == outputs[1] and outputs[32] == outputs[1]
 
 
 class _ScriptedModel(torch.nn.Module):
@@ -366,13 +425,13 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, data_files, tokenizer):
     assert -1 <= tr["semantic"]["score"] <= 1 and tr["semantic"]["separation"]["pairs"] == 3
     assert tr["generation"]["decoding"] == "greedy" and tr["generation"]["length_ratio"] == 3.0
     row = json.loads(lines[0])
-    assert {"chrf", "chrf++", "semantic", "flags", "hypothesis"} <= set(row)
-    assert len(saved["best_examples"]) == 2 and saved["best_examples"][0]["chrf++"] >= saved["worst_examples"][0]["chrf++"]
+    assert {"chrf", "semantic", "flags", "hypothesis"} <= set(row) and "chrf++" not in row
+    assert len(saved["best_examples"]) == 2 and saved["best_examples"][0]["chrf"] >= saved["worst_examples"][0]["chrf"]
 
     markdown = (checkpoint / "eval.md").read_text(encoding="utf-8")
     assert "| checkpoint | val loss | val ppl | chrF |" in markdown
     assert "## Against the floors" in markdown and "English source copied" in markdown
-    assert "## Course bars" in markdown and "## Worst (sentence chrF++)" in markdown
+    assert "## Course bars" in markdown and "## Worst (sentence chrF)" in markdown
     assert f"{saved['validation']['perplexity']:.2f}" in markdown and "每期的利率。" in markdown
     assert "COMET skipped" in markdown
 
@@ -446,10 +505,26 @@ def test_comet_from_the_environment_is_checked_before_any_work(checkpoint, data_
 
 def test_plot_comparison_draws_one_group_per_checkpoint(tmp_path):
     results = [
-        {"label": name, "translation": {"chrf": chrf, "chrf++": chrf - 2, "bleu": bleu, "n": 200}}
+        {"label": name, "translation": {"chrf": chrf, "bleu": bleu, "n": 200}}
         for name, chrf, bleu in [("pretrain", 3.1, 0.2), ("sft", 21.5, 6.3), ("lora", 25.0, 8.8)]
     ]
     path = plot_comparison(results + [{"label": "no-test", "translation": None}], tmp_path / "plots" / "cmp.png")
     assert path.read_bytes().startswith(PNG_MAGIC) and path.stat().st_size > 5000
     with pytest.raises(ValueError, match="no result has translation scores"):
         plot_comparison([{"label": "x", "translation": None}], tmp_path / "none.png")
+
+
+def test_perplexity_windows_follow_the_block_size_the_checkpoint_trained_at(checkpoint, tmp_path):
+    """A model pretrained at 64 tokens is scored in 64-token windows (its run_recipe.json says so), not 512:
+    past its training length a model is not measured on what it learned."""
+    text = " ".join(["The rate of interest per period is applied to the balance."] * 20)
+    validation = _write_jsonl(tmp_path / "long.jsonl", [{"text": text}])
+    (checkpoint / "run_recipe.json").write_text(json.dumps({"stage": "pretrain", "data": {"block_size": 64}}))
+    result = evaluate_checkpoint(checkpoint, {"validation": validation}, check_generation=False, show_progress=False)
+    assert result["validation"]["block_size"] == 64 and result["validation"]["block_size_from"] == "run_recipe.json"
+    (checkpoint / "run_recipe.json").write_text(json.dumps({"stage": "sft", "training": {"max_length": 96}}))
+    result = evaluate_checkpoint(checkpoint, {"validation": validation}, check_generation=False, show_progress=False)
+    assert result["validation"]["block_size"] == 96
+    given = evaluate_checkpoint(checkpoint, {"validation": validation}, block_size=32, check_generation=False,
+                                show_progress=False)
+    assert given["validation"]["block_size"] == 32 and given["validation"]["block_size_from"] == "argument"

@@ -118,3 +118,13 @@ def test_course_bars_say_not_measured_without_comet():
     assert "| pretrain | pretrain | validation perplexity < 15 on the pretraining validation text | 12 | met |" in table
     assert "| sft | sft | COMET > 0.6 on the general test set | – | not measured (no COMET checkpoint given) |" in table
     assert "| 0.71 | met |" in table and "| 0.5 | not met |" in table
+
+
+def test_a_course_bar_applies_only_on_its_own_test_set():
+    """The SFT bar is on the general test set: SFT scored on the finance test set is not held to it."""
+    results = [{"label": "sft-general", "stage": "sft", "translation": {"comet": 0.61, "file": "data/sample/sft.test.jsonl"}},
+               {"label": "sft-finance", "stage": "sft", "translation": {"comet": 0.3, "file": "data/sample/lora.test.jsonl"}}]
+    table = course_bars_table(results)
+    assert "| sft-general | sft | COMET > 0.6 on the general test set | 0.61 | met |" in table
+    assert ("| sft-finance | sft | – | – | no bar on `lora.test.jsonl` (the sft bar, COMET > 0.6, is on the general "
+            "test set) |") in table

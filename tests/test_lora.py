@@ -524,3 +524,23 @@ def test_dropout_matches_peft_in_training_mode():
     peft_model.eval()
     ref.eval()
     assert_same(ref(**inputs).logits, peft_model(**inputs).logits, what="eval-mode logits")
+
+
+def test_wrapping_in_lora_raises_no_deprecation_warning():
+    """PEFT reads ``is_gradient_checkpointing`` on the model it wraps; transformers 5.24 deprecated that name.
+    The model answers it through ``is_activation_checkpointing``, and both flags agree."""
+    import warnings
+
+    from minimind_hf import MiniMindConfig, MiniMindForCausalLM
+    from minimind_hf.training.lora import wrap_with_lora
+
+    model = MiniMindForCausalLM(MiniMindConfig.from_preset("tiny"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
+        wrapped = wrap_with_lora(model, r=4, alpha=8)
+        assert model.is_gradient_checkpointing is False
+        checkpointing = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        checkpointing()
+        assert model.is_gradient_checkpointing is True
+    assert any(p.requires_grad for p in wrapped.parameters())

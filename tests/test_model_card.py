@@ -8,13 +8,9 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from minimind_hf.hub.model_card import (
-    CARD_FACTS,
-    card_for_push,
-    data_licences,
-    record_evaluation,
-    render_card,
-)
+from minimind_hf.data.layout import CARD_FACTS
+from minimind_hf.hub.card_text import render_card
+from minimind_hf.hub.model_card import card_for_push, data_licences, record_evaluation
 from minimind_hf.training.runner import parse_args, run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,18 +81,18 @@ def test_eval_updates_the_cards_scores(stages):
     assert {"chrf", "bleu", "perplexity"} <= set(metrics)
     assert metrics["chrf"][0]["name"] == "sft.test" and metrics["perplexity"][0]["name"] == "pretrain.validation"
     evaluation = json.loads((stages / "eval" / "eval.json").read_text())
-    assert metrics["chrf"][1]["value"] == round(evaluation["translation"]["chrf++"], 4)
+    assert metrics["chrf"][1]["value"] == round(evaluation["translation"]["chrf"], 4)
     assert "| sft.test | none | 4 |" in card.text and "Not evaluated yet" not in card.text
 
 
 def test_a_second_evaluation_of_the_same_set_replaces_the_first(tmp_path):
     (tmp_path / CARD_FACTS).write_text(json.dumps({"name": "m", "stage": "sft", "evaluations": []}))
-    result = {"translation": {"file": "x/test.jsonl", "n": 3, "chrf++": 1.0, "bleu": 0.5, "generation": {}},
+    result = {"translation": {"file": "x/test.jsonl", "n": 3, "chrf": 1.0, "bleu": 0.5, "generation": {}},
               "created": "2026-12-02T00:00:00"}
     record_evaluation(tmp_path, result)
-    record_evaluation(tmp_path, {**result, "translation": {**result["translation"], "chrf++": 2.0}})
+    record_evaluation(tmp_path, {**result, "translation": {**result["translation"], "chrf": 2.0}})
     evaluations = json.loads((tmp_path / CARD_FACTS).read_text())["evaluations"]
-    assert [e["chrf++"] for e in evaluations] == [2.0]
+    assert [e["chrf"] for e in evaluations] == [2.0]
 
 
 def test_push_card_fills_the_hub_names():
@@ -120,3 +116,46 @@ def card_for_push_from(facts: dict, repo_id: str, **kwargs) -> str:
 def test_data_licences_come_from_the_data_card():
     licences = {r["source"]: r["licence"] for r in data_licences([str(ROOT / "data" / "sample" / "sft.jsonl")])}
     assert licences["libreoffice-help"] == "MPL-2.0" and licences["gnucash-ui"] == "GPL-2+"
+
+
+def test_the_card_reads_the_stage_from_its_recorded_facts_not_its_name():
+    """A stage the renderer has never heard of is described by the facts its row of the stage table recorded."""
+    facts = {"name": "m", "stage": "newstage", "stage_description": "a stage added to the table later",
+             "use_system_prompt": "finance", "parent": None, "kind": "model", "evaluations": []}
+    card = render_card(facts)
+    assert "**newstage**: a stage added to the table later." in card
+    assert "Started from randomly initialised weights." in card and 'system="finance"' in card
+
+
+def test_each_stage_row_carries_what_is_recorded_about_it():
+    from minimind_hf.training.stages import STAGES
+
+    assert all(stage.description for stage in STAGES.values())
+    assert STAGES["lora"].argument_groups == ("lora",) and STAGES["pretrain"].argument_groups == ()
+
+def test_the_cards_snippet_without_the_package_loads_the_tokenizer_without_custom_code(stages):
+    """The 'without this package' snippet's tokenizer call, run where minimind_hf is not importable, with no
+    terminal to answer a trust_remote_code prompt: it loads the saved fast tokenizer with its chat template."""
+    import os
+    import subprocess
+    import sys
+
+    text = _card(stages / "pretrain").text
+    without = text[text.index("Without the package"):]
+    call = next(line for line in without.splitlines() if line.startswith("tok = "))
+    assert call == 'tok = PreTrainedTokenizerFast.from_pretrained("pretrain")'  # the card names its own folder
+    code = ("import sys; sys.modules['minimind_hf'] = None\nfrom transformers import PreTrainedTokenizerFast\n"
+            f"{call}\nprint(len(tok), tok.chat_template is not None, tok.eos_token)")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            stdin=subprocess.DEVNULL, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=stages)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6400", "True", "<|im_end|>"]
+    assert "custom code" not in result.stdout + result.stderr
+
+
+def test_translation_messages_resolves_a_system_prompt_name():
+    from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, translation_messages
+
+    assert translation_messages("The rate.", system="finance")[0] == {"role": "system", "content": FINANCE_SYSTEM_PROMPT}
+    assert translation_messages("The rate.", system="Be brief.")[0]["content"] == "Be brief."

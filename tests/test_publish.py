@@ -1,4 +1,4 @@
-"""Tests for ``data_tools.publish`` (once ``data_tools.hub``): pushing the corpus to the Hub, offline.
+"""Tests for ``data_tools.publish``: pushing the corpus to the Hub, offline.
 
 ``HfApi`` is replaced by :class:`FakeHub` and ``DatasetDict.push_to_hub`` by its recorder; the fake keeps
 what would have been uploaded in a local folder laid out like the Hub repository, so the pushed configs
@@ -362,24 +362,17 @@ def test_dry_run_reports_plan_without_network_or_token(
     assert {path: path.stat().st_mtime_ns for path in data_dir.iterdir()} == before  # nothing written
 
 
-@pytest.mark.parametrize("module", ["data_tools.publish", "data_tools.hub"])  # the old name still works
-def test_module_entry_point_dry_run(tmp_path: Path, module: str) -> None:
+def test_module_entry_point_dry_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))  # no stored login either
     result = subprocess.run(
-        [sys.executable, "-m", module, "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE),
+        [sys.executable, "-m", "data_tools.publish", "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE),
          "--dry-run"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stdout and "sft_test" in result.stdout
     assert not (FIXTURE / "hf_link.txt").exists()
-
-
-def test_the_old_module_name_is_the_same_module() -> None:
-    import data_tools.hub
-
-    assert data_tools.hub is publish and data_tools.hub.plan_push is publish.plan_push
 
 
 # --- the card -------------------------------------------------------------------------------------
@@ -442,8 +435,9 @@ def test_split_types_are_aligned_when_castable(data_dir: Path) -> None:
 BAD_FILES = [
     ("sft.jsonl", 2, '{"conversations": [\n', "not valid JSON"),
     ("lora.jsonl", 3, "[1, 2]\n", "expected a JSON object"),
-    ("pretrain.jsonl", 1, '{"txt": "typo in the key"}\n', "needs the keys"),
-    ("dpo.jsonl", 2, '{"chosen": []}\n', "needs the keys"),
+    ("pretrain.jsonl", 1, '{"txt": "typo in the key"}\n', 'not a pretrain record: missing field "text"'),
+    ("dpo.jsonl", 2, '{"chosen": []}\n', "not a dpo record"),
+    ("sft.jsonl", 1, '{"conversations": [{"role": "user", "content": "hi"}]}\n', "not a sft record"),
     ("lora.test.jsonl", 1, b"\xff\xfe not utf-8\n", "not UTF-8"),
 ]
 
@@ -566,3 +560,18 @@ def test_public_makes_an_existing_repo_public(data_dir: Path, fake_hub: FakeHub,
     assert names.index("create_repo") < names.index("update_repo_settings") < names.index("upload_file")
     assert not fake_hub.named("upload_folder")
     assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir, "--public", "--private") == 2
+
+
+def test_a_fresh_clone_pushes_the_committed_sample_without_data_dir(
+    tmp_path: Path, no_stored_login: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's command on a fresh clone (no `make data` yet): data/ holds only the sample, which is pushed."""
+    monkeypatch.setattr(publish, "HfApi", _explode)
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "data" / "sample", tmp_path / "data" / "sample")
+    assert run_cli("push", "--repo-id", REPO_ID, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("data: data/sample (the committed sample") and "sft.jsonl" in out
+    (tmp_path / "empty").mkdir()
+    assert run_cli("push", "--repo-id", REPO_ID, "--dry-run", "--data-dir", tmp_path / "empty") == 2
+    assert "--data-dir data/sample" in capsys.readouterr().err

@@ -33,7 +33,7 @@ from minimind_hf.training.safety import (
     TrainingStopped,
     check_checkpoint,
     exit_status,
-    select_checkpoint,
+    select_resume_point,
 )
 from minimind_hf.training.safety.fingerprint import compare, recipe_of
 from minimind_hf.training.safety.preflight import checkpoint_bytes
@@ -143,9 +143,9 @@ def test_no_good_checkpoint_refuses_unless_fresh_start(copy_of):
         _truncate(out / f"checkpoint-{step}" / "optimizer.pt")
     with pytest.raises(RunRefused, match=r"(?s)no checkpoint that can be resumed.*checkpoint-4: optimizer.pt.*"
                                          r"checkpoint-2: optimizer.pt.*--fresh_start true"):
-        select_checkpoint(out)
+        select_resume_point(out)
     assert (out / "checkpoint-4").is_dir() and not (out / BROKEN_DIR).exists()  # nothing moved on a refusal
-    assert select_checkpoint(out, fresh_start=True) is None
+    assert select_resume_point(out, fresh_start=True) is None
     assert sorted(p.name for p in (out / BROKEN_DIR).iterdir()) == ["checkpoint-2", "checkpoint-4"]
 
 
@@ -260,8 +260,8 @@ def test_exit_statuses():
 
 # ---- 3. one run per output folder -----------------------------------------------------------------------
 
-_HOLD = "import sys, time; from minimind_hf.training.safety import OutputDirLock; OutputDirLock(sys.argv[1]).acquire(); " \
-        "print('held', flush=True); time.sleep(120)"
+_HOLD = ("import sys, time; from minimind_hf.training.safety import OutputDirLock; "
+         "OutputDirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)")
 
 
 def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path):

@@ -17,7 +17,8 @@ from minimind_hf.training.trainers import MiniMindTrainer, NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "train"
-RECIPES = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recipes" / "tiny").glob("*.yaml"))
+RECIPES = sorted(p for scale in ("tiny", "small", "full") for p in (ROOT / "recipes" / scale).glob("*.yaml")
+                 if p.stem in ("pretrain", "sft", "lora", "dpo"))
 
 
 def _args(stage, out, *extra):
@@ -66,14 +67,17 @@ def test_overrides_beat_the_recipe(monkeypatch):
 @pytest.mark.parametrize("precision", ["auto", "fp32", "bf16"])
 def test_precision_auto_follows_the_cpu(precision, native_bf16, monkeypatch):
     """``auto`` is bf16 exactly where the CPU multiplies bf16 in hardware; an explicit precision always wins."""
-    from minimind_hf.training import recipe
+    from minimind_hf import checkpoints
 
     monkeypatch.chdir(ROOT)
-    monkeypatch.setattr(recipe.torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(recipe, "cpu_has_native_bf16", lambda: native_bf16)
-    _, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--precision", precision])
-    assert training_args.bf16 is (precision == "bf16" or (precision == "auto" and native_bf16))
-    assert training_args.fp16 is False and training_args.use_cpu is True
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(checkpoints, "cpu_has_native_bf16", lambda: native_bf16)
+    for recipe in ("recipes/tiny/pretrain.yaml", "recipes/tiny/dpo.yaml"):  # TrainingArguments and TRL's DPOConfig
+        _, training_args = parse_args([recipe, "--precision", precision])
+        assert training_args.bf16 is (precision == "bf16" or (precision == "auto" and native_bf16))
+        assert training_args.fp16 is False and training_args.use_cpu is True
+        assert training_args.ran_precision == ("bf16" if training_args.bf16 else "fp32")
+    assert checkpoints.auto_precision("cpu") == ("bf16" if native_bf16 else "fp32")
 
 
 def test_pretrain_outputs(pretrained):
@@ -139,6 +143,8 @@ def test_sft_lora_dpo_chain(pretrained, tmp_path):
 
     lora = run(*_args("lora", tmp_path / "lora", "--model_name_or_path", str(tmp_path / "sft"), "--max_length", "128"))
     assert (tmp_path / "lora" / "adapter_config.json").exists()
+    base_record = json.loads((tmp_path / "lora" / "adapter_base.json").read_text())  # the base's fingerprint
+    assert base_record["saved_from"] == str((tmp_path / "sft").resolve()) and base_record["fingerprint"]["weights"]
     from peft import PeftModel
 
     adapter = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
@@ -178,19 +184,15 @@ def test_dpo_pairs_whose_prompt_fills_max_length_are_counted_not_dropped_in_sile
                              "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"))
     train = summary["data"]["train"]
     assert train["dropped"]["prompt_fills_max_length"] == 1 and train["rows_out"] == 7
-    assert "1 of 8 train rows dropped: the prompt alone fills max_length 64" in caplog.text
+    assert "1 of 8 train rows dropped at max_length 64: 1 prompt fills max length" in caplog.text
 
 
-def test_seq_length_is_a_deprecated_alias_of_max_length(tmp_path):
-    """Old recipes keep working: `seq_length` (recipe or command line) sets `max_length`, with a warning."""
+def test_an_unknown_recipe_key_is_named_with_its_file(tmp_path):
+    """`seq_length`, the retired name of `max_length`, is refused like any other unknown key, naming the file."""
     recipe = tmp_path / "old-sft.yaml"
-    recipe.write_text((ROOT / "recipes" / "tiny" / "sft.yaml").read_text().replace("max_length: 256", "seq_length: 96"))
-    with pytest.warns(FutureWarning, match="`seq_length` is deprecated, write `max_length` instead"):
-        _, training_args = parse_args([str(recipe), "--output_dir", str(tmp_path / "out")])
-    assert training_args.max_length == 96
-    with pytest.warns(FutureWarning, match="seq_length"):
-        _, training_args = _args("lora", tmp_path / "x", "--model_name_or_path", "out/sft", "--seq_length", "64")
-    assert training_args.max_length == 64
+    recipe.write_text((ROOT / "recipes" / "tiny" / "sft.yaml").read_text() + "seq_length: 96\n")
+    with pytest.raises(ValueError, match=r"old-sft.yaml: unknown recipe keys \['seq_length'\]"):
+        parse_args([str(recipe), "--output_dir", str(tmp_path / "out")])
 
 
 def test_the_stage_table_decides_every_difference():
@@ -203,7 +205,7 @@ def test_the_stage_table_decides_every_difference():
     from minimind_hf.training.stages import STAGES
 
     assert list(STAGES) == ["pretrain", "sft", "lora", "dpo"]
-    assert STAGES["pretrain"].arguments is TrainingArguments and STAGES["dpo"].arguments is DPOConfig
+    assert issubclass(STAGES["pretrain"].arguments, TrainingArguments) and issubclass(STAGES["dpo"].arguments, DPOConfig)
     assert STAGES["sft"].arguments is STAGES["lora"].arguments is ChatTrainingArguments
     assert STAGES["dpo"].trainer.reports_perplexity is False and STAGES["sft"].trainer.reports_perplexity is True
     assert STAGES["dpo"].collator is None
@@ -215,6 +217,26 @@ def test_the_stage_table_decides_every_difference():
     assert stage_args.model.model_name_or_path == "out/sft" and stage_args.lora.lora_r == 16
     with pytest.raises(ValueError, match="prompt_id"):
         _args("lora", "out/x", "--model_name_or_path", "out/sft", "--prompt_id", "9")
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "dpo"])
+def test_best_checkpoint_whenever_there_is_validation_data(stage, tmp_path):
+    """The argument classes own the defaults: the best checkpoint by validation loss (DPO too) where validation data
+    exists, no evaluation where it does not, a cosine schedule to a tenth, TensorBoard; a recipe may still say no."""
+    extra = ("--model_name_or_path", "out/sft") if stage == "dpo" else ()
+    _, args = _args(stage, tmp_path, *extra)
+    assert args.load_best_model_at_end is True and args.metric_for_best_model in ("loss", "eval_loss")
+    assert args.greater_is_better is False and args.eval_strategy == "steps"
+    recipe = tmp_path / "no-validation.yaml"
+    written = (ROOT / "recipes" / "tiny" / f"{stage}.yaml").read_text().splitlines()
+    recipe.write_text("\n".join(line for line in written if not line.startswith("validation_files")) + "\n")
+    _, args = parse_args([str(recipe), "--output_dir", str(tmp_path), *extra])
+    assert args.load_best_model_at_end is False and args.eval_strategy == "no"
+    _, args = _args(stage, tmp_path, *extra, "--load_best_model_at_end", "false")
+    assert args.load_best_model_at_end is False and args.eval_strategy == "steps"
+    _, args = _args(stage, tmp_path, *extra, "--lr_scheduler_type", "cosine_with_min_lr", "--report_to", "tensorboard")
+    assert args.lr_scheduler_kwargs == {"min_lr_rate": 0.1} and args.report_to == ["tensorboard"]
+    assert args.logging_nan_inf_filter is False  # the runner's finite-loss guard stops instead
 
 
 def test_stage_needs_its_start_model(tmp_path):
@@ -311,3 +333,43 @@ def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
     after = seen["model"].state_dict()
     # step 2's update happened (weights moved from before it); steps 3 and 4 were skipped (no NaN anywhere)
     assert all(torch.isfinite(v).all() for v in after.values())
+
+
+def test_a_dpo_stage_that_makes_validation_worse_says_so(pretrained, tmp_path, caplog):
+    """Validating on the training pairs with chosen and rejected swapped: DPO that learns its pairs must make the
+    validation worse, and the stage says so in its log, its stage_complete.json and its model card."""
+    base, _ = pretrained
+    rows = [json.loads(line) for line in (DATA / "dpo.jsonl").read_text().splitlines()][:8]
+    swapped = [{"chosen": row["rejected"], "rejected": row["chosen"]} for row in rows]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    (tmp_path / "swapped.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in swapped))
+    with caplog.at_level("WARNING", logger="minimind_hf.training"):
+        summary = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(base), "--adapter_name_or_path", "",
+                             "--max_length", "128", "--train_files", str(tmp_path / "train.jsonl"),
+                             "--validation_files", str(tmp_path / "swapped.jsonl"), "--learning_rate", "5e-3",
+                             "--warmup_steps", "0", "--max_steps", "6", "--eval_steps", "3", "--save_steps", "6"))
+    assert summary["metrics"]["eval_loss"] > 0.7 and summary["metrics"]["eval_rewards/margins"] < 0
+    assert any("above ln 2" in w for w in summary["warnings"]) and any("margin" in w for w in summary["warnings"])
+    assert json.loads((tmp_path / "dpo" / COMPLETE_MARKER).read_text())["warnings"] == summary["warnings"]
+    assert "THE MODEL GOT WORSE -- dpo: validation loss" in caplog.text
+    assert "this stage's own validation says it made the model worse" in (tmp_path / "dpo" / "README.md").read_text()
+
+
+def test_validation_warnings_of_a_healthy_and_an_overfitted_stage():
+    from minimind_hf.training.regression import validation_warnings
+
+    history = [{"step": 100, "eval_loss": 6.5}, {"step": 200, "eval_loss": 6.3}]
+    assert validation_warnings("pretrain", history, {"eval_loss": 6.3}) == []
+    assert validation_warnings("sft", history, {"eval_loss": 6.9}) == [
+        "sft: validation loss rose from 6.5 (step 100) to 6.9 at the end: the stage overfitted its training data"]
+    healthy = {"eval_loss": 0.52, "eval_rewards/margins": 0.6, "eval_rewards/accuracies": 0.8}
+    assert validation_warnings("dpo", [{"step": 30, "eval_loss": 0.6}], healthy) == []
+    worse = {"eval_loss": 1.248, "eval_rewards/margins": -0.856, "eval_rewards/accuracies": 0.098}
+    assert len(validation_warnings("dpo", [{"step": 30, "eval_loss": 0.907}], worse)) == 4
+
+
+def test_a_failed_start_leaves_no_recipe_or_folder_behind(tmp_path):
+    out = tmp_path / "pretrain"
+    with pytest.raises((OSError, ValueError)):
+        run(*_args("pretrain", out, "--preset", "tiny", "--train_files", str(tmp_path / "missing.jsonl")))
+    assert not (out / "run_recipe.json").exists() and not out.exists()

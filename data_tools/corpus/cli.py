@@ -1,4 +1,4 @@
-"""``python -m data_tools.corpus {fetch,build,sample}``."""
+"""``python -m data_tools.corpus {fetch,build,sample,check-splits}``."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
+from minimind_hf.command_errors import one_line_errors
 
 
+@one_line_errors("python -m data_tools.corpus")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_tools.corpus", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -27,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p_sample = sub.add_parser("sample", help="cut the small committed sample from a full build")
     p_sample.add_argument("--src", type=Path, default=Path("data"))
     p_sample.add_argument("--out", type=Path, default=Path("data/sample"))
+    p_check = sub.add_parser("check-splits", help="how much of a built directory's held-out data training already saw")
+    p_check.add_argument("--data", type=Path, default=Path("data"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -52,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
             files = make_sample(args.src, args.out)
             print(json.dumps(files, indent=1))
+        elif args.command == "check-splits":
+            from data_tools.corpus.leaks import check_data_dir
+
+            print(json.dumps(check_data_dir(args.data), indent=1))
     except CorpusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,10 +1,11 @@
-"""Rank candidate translations with any OpenAI-compatible chat endpoint (the "ask a chatbot" step).
+"""Grade candidate translations with any OpenAI-compatible chat endpoint (the "ask a chatbot" step).
 
-``ChatJudge(url, model).rank(source, candidates)`` posts one ``/chat/completions`` request asking for
-a JSON ranking, best first, and returns a score per candidate (the best gets ``len - 1``, the worst
-``0``). Replies that are not a valid ranking are retried, then reported as :class:`JudgeError` with
-the reply quoted — never silently turned into a score. Only the standard library is used (``urllib``);
-an API key, when needed, comes from ``$OPENAI_API_KEY`` and is never logged.
+``ChatJudge(url, model).grade(source, reference, candidates)`` posts one ``/chat/completions`` request
+showing the source and the reference translation and asking for a JSON list of absolute grades, 0-100,
+one per candidate, each on its own (never a rank: five poor candidates must all score low, so that the
+reference can replace them). Replies that are not such a list are retried, then reported as
+:class:`JudgeError` with the reply quoted, never silently turned into a score. Only the standard
+library is used (``urllib``); an API key, when needed, comes from ``$OPENAI_API_KEY`` and is never logged.
 """
 
 from __future__ import annotations
@@ -17,31 +18,33 @@ import urllib.request
 from collections.abc import Sequence
 
 SYSTEM = ("You are an expert English to Traditional Chinese (Taiwan) translator and reviewer. "
-          "Rank translations from best to worst for accuracy, fluency and Taiwanese terminology.")
+          "Grade each translation on its own for accuracy, fluency, Traditional script and Taiwanese terminology.")
 
 
 class JudgeError(RuntimeError):
     """The endpoint failed, or its reply was not a ranking of the candidates."""
 
 
-def ranking_prompt(source: str, candidates: Sequence[str]) -> str:
-    lines = [f"English source:\n{source}", "", "Candidate translations:"]
+def grading_prompt(source: str, reference: str, candidates: Sequence[str]) -> str:
+    lines = [f"English source:\n{source}", "", f"Reference translation:\n{reference}", "", "Candidate translations:"]
     lines += [f"[{i}] {text}" for i, text in enumerate(candidates)]
-    lines += ["", f'Reply with JSON only: {{"ranking": [...]}} listing all {len(candidates)} candidate '
-              "numbers, best first."]
+    lines += ["", "Grade every candidate from 0 to 100 on its own, not against the other candidates: 100 means as "
+              "good as the reference, 0 means wrong, untranslated, not in Traditional Chinese, or not a translation.",
+              f'Reply with JSON only: {{"scores": [...]}} with {len(candidates)} numbers, in candidate order.']
     return "\n".join(lines)
 
 
-def parse_ranking(reply: str, n: int) -> list[int]:
-    """The candidate indices, best first, from a reply such as ``{"ranking": [2, 0, 1]}``."""
+def parse_scores(reply: str, n: int) -> list[float]:
+    """The grades, in candidate order, from a reply such as ``{"scores": [80, 15, 40]}``."""
     match = re.search(r"\{.*\}", reply, flags=re.S)
     try:
-        ranking = json.loads(match.group(0))["ranking"] if match else None
+        scores = json.loads(match.group(0))["scores"] if match else None
     except (json.JSONDecodeError, KeyError, TypeError):
-        ranking = None
-    if not isinstance(ranking, list) or sorted(ranking) != list(range(n)):
-        raise JudgeError(f"the judge's reply is not a ranking of candidates 0..{n - 1}: {reply[:300]!r}")
-    return [int(i) for i in ranking]
+        scores = None
+    if (not isinstance(scores, list) or len(scores) != n
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 100 for x in scores)):
+        raise JudgeError(f"the judge's reply is not {n} grades between 0 and 100: {reply[:300]!r}")
+    return [float(x) for x in scores]
 
 
 class ChatJudge:
@@ -70,18 +73,13 @@ class ChatJudge:
         except (KeyError, IndexError, TypeError) as err:
             raise JudgeError(f"{self.endpoint}: not a chat completion: {str(payload)[:300]}") from err
 
-    def rank(self, source: str, candidates: Sequence[str]) -> list[float]:
-        """A score per candidate: ``len(candidates) - 1`` for the best, ``0`` for the worst."""
-        prompt = ranking_prompt(source, candidates)
+    def grade(self, source: str, reference: str, candidates: Sequence[str]) -> list[float]:
+        """An absolute grade, 0-100, per candidate."""
+        prompt = grading_prompt(source, reference, candidates)
         error: JudgeError | None = None
         for _ in range(self.retries + 1):
             try:
-                ranking = parse_ranking(self._ask(prompt), len(candidates))
+                return parse_scores(self._ask(prompt), len(candidates))
             except JudgeError as err:
                 error = err
-                continue
-            scores = [0.0] * len(candidates)
-            for place, index in enumerate(ranking):
-                scores[index] = float(len(candidates) - 1 - place)
-            return scores
         raise error  # type: ignore[misc]

@@ -2,20 +2,24 @@
 
 Every source sentence ends in exactly one bucket of :class:`SelectionStats`: ``kept`` (a pair was
 written), or a ``dropped`` reason — ``margin_below_threshold`` (best and worst score alike: no
-preference signal), ``single_distinct_candidate`` (every candidate was the same text) or
+preference signal), ``no_finished_candidate`` (the length cap cut every candidate off),
+``single_distinct_candidate`` (one distinct non-empty text, and not a poor one the reference could replace) or
 ``duplicate_pair`` (the same prompt, chosen and rejected already written). When even the best
 candidate scores below ``poor_threshold`` the reference translation becomes ``chosen`` (counted as
-``reference_as_chosen``): a pair should teach the model something better than its own best guess.
+``reference_as_chosen``): a pair should teach the model something better than its own best guess. That
+holds for a lone distinct candidate too (the others cut off, or all the same text).
 """
 
 from __future__ import annotations
 
+import hashlib
 import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from data_tools.corpus.splits import coarse_en
 from minimind_hf.prompts import translation_messages
 
 
@@ -47,15 +51,19 @@ class SelectionStats:
 def select_pair(candidates: Sequence[Candidate], reference: str, min_margin: float,
                 poor_threshold: float) -> tuple[Candidate, Candidate] | str:
     """``(chosen, rejected)`` or the reason no pair is made (see the module docstring)."""
+    if not candidates:
+        return "no_finished_candidate"
     distinct: dict[str, Candidate] = {}
     for cand in candidates:
         text = cand.text.strip()
         if text and (text not in distinct or cand.score > distinct[text].score):
             distinct[text] = cand
     ranked = sorted(distinct.values(), key=lambda c: c.score, reverse=True)
-    if len(ranked) < 2:
+    if not ranked:
         return "single_distinct_candidate"
     best, worst = ranked[0], ranked[-1]
+    if len(ranked) == 1 and (best.score >= poor_threshold or reference.strip() in distinct):
+        return "single_distinct_candidate"
     if best.score < poor_threshold and reference.strip() not in distinct:
         best = Candidate(reference.strip(), float("inf"), origin="reference")
     elif best.score - worst.score < min_margin:
@@ -99,3 +107,26 @@ def make_pairs(rows: Sequence[dict], scored: Sequence[Sequence[Candidate]], *, m
             **({"id": row["id"]} if "id" in row else {}),
         })
     return records, stats
+
+
+def holdout_rows(rows: Sequence[dict], n: int) -> list[int]:
+    """Indices of at least ``n`` rows (fewer only if there are not enough) held out for validation pairs.
+
+    Rows are taken by groups of the same coarse English key (:func:`data_tools.corpus.splits.coarse_en`:
+    near-duplicates stay together), groups in the order of a hash of their key, so the choice is the same
+    on every run and the training pairs never see a near-duplicate of a validation source."""
+    if n <= 0:
+        return []
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(coarse_en(row["en"]), []).append(i)
+
+    def order(key: str) -> bytes:
+        return hashlib.blake2b(key.encode("utf-8"), digest_size=8, person=b"mm-dpo-val").digest()
+
+    held: list[int] = []
+    for key in sorted(groups, key=order):
+        if len(held) >= n:
+            break
+        held.extend(groups[key])
+    return sorted(held)

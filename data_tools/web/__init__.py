@@ -20,17 +20,33 @@ Every step counts what it kept and dropped, and why, in a :class:`~data_tools.st
 :mod:`.datatrove_steps` offers the same steps as datatrove pipeline blocks.
 """
 
-from ..stats import Stats, StepStats
-from .clean import clean_text
-from .dedup import dedup_texts, dedup_topics, exact_key, minhash_signature
-from .extract import decode_html, html_to_text
-from .langid import detect_language, is_english_text
-from .pii import replace_pii, replace_pii_counted
-from .pipeline import WebPipelineConfig, process_file, run_pipeline, write_jsonl
-from .read import HtmlPage, read_html_pages
-from .steps import WebDocument
+from importlib import import_module
+from typing import Any
 
-PipelineStats, StageStats = Stats, StepStats  # the names this package used before data_tools.stats
+# The names below are imported from their modules on first use (PEP 562), not when the package is: running a
+# module of this package as a command (``python -m data_tools.web.dedup``) must not import that module first.
+_HOMES = {
+    "Stats": "..stats", "StepStats": "..stats", "PipelineStats": "..stats", "StageStats": "..stats",
+    "clean_text": ".clean",
+    "dedup_texts": ".dedup", "dedup_topics": ".dedup", "exact_key": ".dedup", "minhash_signature": ".dedup",
+    "decode_html": ".extract", "html_to_text": ".extract",
+    "detect_language": ".langid", "is_english_text": ".langid",
+    "replace_pii": ".pii", "replace_pii_counted": ".pii",
+    "WebPipelineConfig": ".pipeline", "process_file": ".pipeline", "run_pipeline": ".pipeline",
+    "write_jsonl": ".pipeline",
+    "HtmlPage": ".read", "read_html_pages": ".read",
+    "WebDocument": ".steps",
+}
+_RENAMED = {"PipelineStats": "Stats", "StageStats": "StepStats"}  # the names this package used before data_tools.stats
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_HOMES[name], __name__), _RENAMED.get(name, name))
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "HtmlPage",

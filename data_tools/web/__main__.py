@@ -17,7 +17,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from minimind_hf.atomic_files import atomic_write, atomic_write_text
+from minimind_hf.atomic_files import atomic_write, atomic_write_text, check_can_write
+from minimind_hf.command_errors import one_line_errors
 
 from .dedup import MinHashParams
 from .extract import EXTRACTORS
@@ -127,6 +128,7 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+@one_line_errors("python -m data_tools.web")
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
     parser = make_parser()
@@ -136,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [str(p) for p in args.warc if not p.is_file()]
     if missing:
         parser.error(f"--warc: file(s) not found: {', '.join(missing)}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
     stats_path = args.stats or args.output.with_name(args.output.name + ".stats.json")
+    for path in (args.output, stats_path, args.text_output, args.rejected):
+        if path is not None:
+            check_can_write(path)  # before reading anything: an unwritable output fails now, in one line
 
     with ExitStack() as files:
         # temporary names until the run ends: an interrupted run leaves no half-written output in place

@@ -270,4 +270,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from minimind_hf.command_errors import one_line_errors  # here: importing minimind_hf loads transformers
+
+    raise SystemExit(one_line_errors("python -m data_tools.web.dedup")(main)())

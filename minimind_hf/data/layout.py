@@ -13,6 +13,8 @@ from pathlib import Path
 
 #: The training stages, in pipeline order; :data:`minimind_hf.training.stages.STAGES` has one row per name.
 STAGE_NAMES: tuple[str, ...] = ("pretrain", "sft", "lora", "dpo")
+#: The record kind (:data:`minimind_hf.data.checks.RECORD_KINDS`) of each stage's files.
+STAGE_RECORD_KINDS: dict[str, str] = {"pretrain": "pretrain", "sft": "chat", "lora": "chat", "dpo": "dpo"}
 #: Splits of a stage's data; ``train`` is the plain ``<stage>.jsonl``.
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 #: Written into a stage's output folder when it has finished: its summary, and the marker a rerun skips on.
@@ -24,6 +26,9 @@ CARD_FILE = "README.md"
 CARD_FACTS = "model_card.json"
 #: A data folder's card, in the order they are looked for.
 DATA_CARDS: tuple[str, ...] = ("card.md", "README.md")
+#: A training sequence's length in tokens where none is given: the pretraining block (``block_size``) and the longest
+#: chat (``max_length``) alike; every recipe sets its own.
+DEFAULT_SEQUENCE_LENGTH = 512
 #: The run folder of the pipeline; each stage writes ``<RUN_DIR>/<stage>``.
 RUN_DIR = "out"
 

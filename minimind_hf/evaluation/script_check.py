@@ -142,29 +142,35 @@ def script_check(outputs: Iterable[str]) -> dict[str, float | int | str | list[s
     """Measure how Traditional a list of Chinese outputs is.
 
     Returns ``simplified_output_rate`` (fraction of outputs with at least one Simplified-only
-    character), ``simplified_char_rate`` (Simplified-only characters / CJK characters),
+    character), ``traditional_share`` (fraction of the outputs that contain Chinese with no
+    Simplified-only character; ``None`` when no output contains Chinese: an empty or English output is
+    not Traditional), ``simplified_char_rate`` (Simplified-only characters / CJK characters),
     ``cjk_share`` (CJK characters / alphabetic characters, pooled over all outputs), the raw
     counts, up to 20 most frequent offending characters and the ``method`` used.
     """
     simplified, method = simplified_only_characters()
-    n_outputs = n_flagged = n_cjk = n_alpha = n_simplified = 0
+    n_outputs = n_flagged = n_cjk = n_alpha = n_simplified = n_chinese = 0
     counts: dict[str, int] = {}
     for text in outputs:
         n_outputs += 1
-        flagged = False
+        flagged = chinese = False
         for c in text:
             if c.isalpha():
                 n_alpha += 1
             if is_cjk(c):
                 n_cjk += 1
+                chinese = True
                 if c in simplified:
                     n_simplified += 1
                     counts[c] = counts.get(c, 0) + 1
                     flagged = True
         n_flagged += flagged
+        n_chinese += chinese
     top = sorted(counts, key=lambda c: (-counts[c], c))[:20]
     return {
         "simplified_output_rate": n_flagged / n_outputs if n_outputs else 0.0,
+        "traditional_share": (n_chinese - n_flagged) / n_chinese if n_chinese else None,
+        "outputs_with_cjk": n_chinese,
         "simplified_char_rate": n_simplified / n_cjk if n_cjk else 0.0,
         "cjk_share": n_cjk / n_alpha if n_alpha else 0.0,
         "outputs": n_outputs,

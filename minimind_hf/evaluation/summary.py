@@ -20,8 +20,10 @@ from typing import Any
 
 import torch
 
+from ..command_errors import one_line_errors
 from ..data.layout import COMPLETE_MARKER, STAGE_NAMES
-from .report import COURSE_BARS, course_bars_table
+from ..training.plotting import loss_points
+from .report import COURSE_BARS, _percent, course_bars_table
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -68,6 +70,10 @@ def results_markdown(summary: dict[str, Any]) -> str:
     lines += [f"- device: {summary['device']}", f"- date: {summary['date']}",
               f"- wall time of the stages: {summary['stage_wall_s'] / 60:.1f} min"
               + (f"; whole run: {summary['total_wall_s'] / 60:.1f} min" if summary.get("total_wall_s") else ""), ""]
+    warnings = [w for info in summary["stages"].values() for w in info.get("warnings") or []]
+    if warnings:
+        lines += ["**Warning: a stage's own validation says it made the model worse:**", ""]
+        lines += [f"- {warning}" for warning in warnings] + [""]
     lines += ["## Stages", "", "| stage | steps | wall | validation loss | validation perplexity | data |",
               "|---|---:|---:|---:|---:|---|"]
     for stage, info in summary["stages"].items():
@@ -84,23 +90,25 @@ def results_markdown(summary: dict[str, Any]) -> str:
                       f"median margin {_fmt(pairs['margin'].get('median'), '.1f')}; dropped {pairs['dropped'] or 'none'}."]
     for test, rows in _test_rows(summary["evaluations"]).items():
         lines += ["", f"## `{test}`", "",
-                  "| evaluation | stage | system | chrF | chrF++ | BLEU | semantic | COMET | Traditional | looping | "
-                  "untranslated | length ratio |", "|---|---|---|" + "---:|" * 9]
+                  "| evaluation | stage | system | chrF | BLEU | semantic | COMET | Traditional (of Chinese outputs) | "
+                  "empty | no CJK | looping | untranslated | length ratio |", "|---|---|---|" + "---:|" * 10]
         for name, result in rows:
             tr = result["translation"]
             health = tr.get("health", {})
             lines.append(
-                f"| {name} | {result.get('stage') or '–'} | {tr['generation'].get('system') or '–'} | {tr['chrf']:.2f} | "
-                f"{tr['chrf++']:.2f} | {tr['bleu']:.2f} | {_fmt((tr.get('semantic') or {}).get('score'), '.3f')} | "
-                f"{_fmt(tr.get('comet'), '.4f')} | {_fmt(100 * tr['traditional_share'], '.1f')}% | "
-                f"{_fmt(100 * health.get('looping_share', 0), '.1f')}% | {_fmt(100 * health.get('untranslated_share', 0), '.1f')}% | "
+                f"| {name} | {result.get('stage') or '–'} | {tr['generation'].get('system') or '–'} | "
+                f"{tr['chrf']:.2f} | "
+                f"{tr['bleu']:.2f} | {_fmt((tr.get('semantic') or {}).get('score'), '.3f')} | "
+                f"{_fmt(tr.get('comet'), '.4f')} | {_percent(tr.get('traditional_share'))} | "
+                f"{_percent(health.get('empty_share'))} | {_percent(health.get('no_cjk_share'))} | "
+                f"{_percent(health.get('looping_share'))} | {_percent(health.get('untranslated_share'))} | "
                 f"{_fmt(health.get('length_ratio'))} |")
         floors = rows[0][1]["translation"].get("floors") or {}
         if "copy_source" in floors:
             copy = floors["copy_source"]
             shuffled = [r["translation"]["floors"]["shuffled_references"]["chrf"] for _, r in rows]
-            lines += ["", f"Floors on this test set: the English source copied scores chrF {copy['chrf']:.2f} / chrF++ "
-                          f"{copy['chrf++']:.2f} / BLEU {copy['bleu']:.2f}; each model's outputs against shuffled "
+            lines += ["", f"Floors on this test set: the English source copied scores chrF {copy['chrf']:.2f} / "
+                          f"BLEU {copy['bleu']:.2f}; each model's outputs against shuffled "
                           f"references score chrF {min(shuffled):.2f}-{max(shuffled):.2f}.",
                       f"Decoding: {rows[0][1]['translation']['generation']}."]
     if summary["evaluations"]:
@@ -110,7 +118,7 @@ def results_markdown(summary: dict[str, Any]) -> str:
 
 
 def plot_tests(summary: dict[str, Any], out_dir: Path) -> list[Path]:
-    """A bar chart per test set: chrF and chrF++ of each evaluation, with the copy-source floor dashed."""
+    """A bar chart per test set: chrF and BLEU of each evaluation, with the copy-source floor dashed."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -120,9 +128,9 @@ def plot_tests(summary: dict[str, Any], out_dir: Path) -> list[Path]:
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()
         names = [name for name, _ in rows]
-        for j, key in enumerate(("chrf", "chrf++")):
+        for j, (key, label) in enumerate((("chrf", "chrF"), ("bleu", "BLEU"))):
             values = [r["translation"][key] for _, r in rows]
-            bars = ax.bar([i + (j - 0.5) * 0.38 for i in range(len(rows))], values, 0.38, label=key.replace("chrf", "chrF"))
+            bars = ax.bar([i + (j - 0.5) * 0.38 for i in range(len(rows))], values, 0.38, label=label)
             ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], fontsize=7, padding=2)
         floors = rows[0][1]["translation"].get("floors") or {}
         if "copy_source" in floors:
@@ -157,10 +165,10 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     FigureCanvasAgg(fig)
     for i, (stage, history) in enumerate(histories.items(), 1):
         ax = fig.add_subplot(1, len(histories), i)
-        for key, style in (("loss", "-"), ("eval_loss", "o-")):
-            points = [(h["step"], h[key]) for h in history if key in h]
-            if points:
-                ax.plot(*zip(*points), style, ms=3, label=key.replace("_", " "))
+        curves = loss_points(history)  # the runner's own reader of a log history
+        for key, style, label in (("train", "-", "loss"), ("validation", "o-", "eval loss")):
+            if curves[key]:
+                ax.plot(*zip(*curves[key], strict=True), style, ms=3, label=label)
         ax.set_title(stage)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
@@ -189,6 +197,7 @@ def summarise(run_dir: str | Path, output: str | Path, command: str | None = Non
     return summary
 
 
+@one_line_errors("python -m minimind_hf.evaluation.summary")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="the folder the stages wrote into (out)")

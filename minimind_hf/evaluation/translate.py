@@ -17,9 +17,10 @@ from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..prompts import translation_messages
-from ..tokenization import IM_END
+from ..tokenization import IM_END, chat_ids_batch
 
 END_OF_TURN = IM_END
 
@@ -38,16 +39,20 @@ def _stop_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, system: str | None = None) -> list[str]:
-    """The chat-template text that asks the model to translate each source."""
-    return [
-        tokenizer.apply_chat_template(
-            translation_messages(src, prompt_id=prompt_id, system=system),
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-        for src in sources
-    ]
+def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0,
+                  system: str | None = None) -> list[list[int]]:
+    """The token ids of the chat that asks the model to translate each source (text in a source that spells a
+    control token stays text: :func:`minimind_hf.tokenization.chat_ids`)."""
+    return chat_ids_batch(tokenizer, [translation_messages(src, prompt_id=prompt_id, system=system) for src in sources])
+
+
+def _left_padded(tokenizer: Any, rows: list[list[int]], device: Any) -> dict[str, torch.Tensor]:
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        return tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt").to(device)
+    finally:
+        tokenizer.padding_side = padding_side
 
 
 def _generation_config(model: Any, stop_ids: list[int], pad_id: int, max_new_tokens: int, num_beams: int,
@@ -78,6 +83,18 @@ def length_cap(source_tokens: int, ratio: float | None, max_new_tokens: int) -> 
     return max(1, min(max_new_tokens, math.ceil(ratio * source_tokens) + 8))
 
 
+class _RowCaps(StoppingCriteria):
+    """Per-row stop: a row is finished once it holds its own number of new tokens, so that a short source
+    stops at its own :func:`length_cap` whatever else shares its batch."""
+
+    def __init__(self, prompt_length: int, caps: Sequence[int]):
+        self.prompt_length = prompt_length
+        self.caps = torch.tensor(list(caps))
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        return (input_ids.shape[1] - self.prompt_length) >= self.caps.to(input_ids.device)
+
+
 @torch.inference_mode()
 def generate_translations(
     model: Any,
@@ -92,13 +109,18 @@ def generate_translations(
     num_return_sequences: int = 1,
     length_ratio: float | None = None,
     show_progress: bool = True,
+    with_ended: bool = False,
     **generate_kwargs: Any,
-) -> list[list[str]]:
-    """``num_return_sequences`` translations of every source (a list per source, in order).
+) -> list[list[str]] | list[list[tuple[str, bool]]]:
+    """``num_return_sequences`` translations of every source (a list per source, in order); with
+    ``with_ended`` each is a ``(text, ended)`` pair, ``ended`` False where the length cap cut the answer
+    before it emitted an end token.
 
     Prompts are sorted by length and generated in left-padded batches; with ``length_ratio`` each
-    batch may generate at most :func:`length_cap` of its longest source. Extra keyword arguments go to
-    ``model.generate`` (``temperature``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``, ...).
+    row may generate at most :func:`length_cap` of its own source (a per-row stopping criterion ends it
+    there, and its tokens are cut there), so the output of a row does not depend on the batch size. Extra keyword
+    arguments go to ``model.generate`` (``temperature``, ``top_p``, ``repetition_penalty``, ``no_repeat_ngram_size``,
+    ...).
     """
     if isinstance(sources, str):
         raise TypeError("translate: pass a list of source sentences, not a single string")
@@ -109,7 +131,7 @@ def generate_translations(
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
     config, other_kwargs = _generation_config(model, stop_ids, pad_id, max_new_tokens, num_beams, do_sample,
                                               {**generate_kwargs, "num_return_sequences": num_return_sequences})
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+    lengths = [len(ids) for ids in prompts]
     source_lengths = [len(ids) for ids in tokenizer(list(sources), add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
     device = next(model.parameters()).device
@@ -122,22 +144,26 @@ def generate_translations(
         progress = tqdm(total=len(prompts), desc="translate", unit="sent", disable=not show_progress)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False).to(
-                device
-            )
-            config.max_new_tokens = length_cap(max(source_lengths[i] for i in idx), length_ratio, max_new_tokens)
+            enc = _left_padded(tokenizer, [prompts[i] for i in idx], device)
+            # one cap per generated row (each source's rows are adjacent when num_return_sequences > 1)
+            caps = [length_cap(source_lengths[i], length_ratio, max_new_tokens)
+                    for i in idx for _ in range(num_return_sequences)]
+            config.max_new_tokens = max(caps)
+            stopping = other_kwargs.get("stopping_criteria")
+            if num_beams == 1 and min(caps) < max(caps):  # beam search keeps its rows in beams: only cut them
+                stopping = StoppingCriteriaList([*(stopping or []), _RowCaps(enc["input_ids"].shape[1], caps)])
             generated = model.generate(
                 input_ids=enc["input_ids"],
                 attention_mask=enc["attention_mask"],
                 generation_config=config,
-                **other_kwargs,
+                **{**other_kwargs, **({"stopping_criteria": stopping} if stopping is not None else {})},
             )
             new_tokens = generated[:, enc["input_ids"].shape[1] :].tolist()
             for row, ids in enumerate(new_tokens):
+                ids = ids[: caps[row]]
                 cut = next((k for k, t in enumerate(ids) if t in stop_ids), len(ids))
-                outputs[idx[row // num_return_sequences]].append(
-                    tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
-                )
+                text = tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
+                outputs[idx[row // num_return_sequences]].append((text, cut < len(ids)) if with_ended else text)
             progress.update(len(idx))
         progress.close()
     finally:
@@ -208,7 +234,7 @@ def check_cached_generation(
     tokenizer.padding_side = "left"
     model.eval()
     try:
-        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        enc = _left_padded(tokenizer, prompts, device)
         out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
                              eos_token_id=stop_ids, pad_token_id=pad_id, temperature=None, top_p=None, top_k=None)
         start = enc["input_ids"].shape[1]

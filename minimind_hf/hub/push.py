@@ -37,7 +37,8 @@ from .model_card import card_for_push, is_hub_id
 logger = logging.getLogger(__name__)
 
 IGNORED = ("checkpoint-*", "checkpoint-*/*", "runs", "runs/*", "training_args.bin", "*.pt", "*.pth",
-           "optimizer*", "scheduler*", "rng_state*", "README.md", ".*")
+           "optimizer*", "scheduler*", "rng_state*", "README.md", ".*",
+           "adapter_base.json")  # the base's local path and fingerprint: meaningful on this machine only
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -121,8 +122,9 @@ def push_model(plan: ModelPushPlan, token: str, api: HfApi | None = None) -> str
         api.create_branch(plan.repo_id, branch=plan.revision, repo_type="model", exist_ok=True, token=token)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in plan.files.items()]
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in plan.contents.items()]
-    api.create_commit(plan.repo_id, operations=operations, commit_message=f"Upload {plan.checkpoint.name} ({plan.kind})",
-                      repo_type="model", revision=plan.revision, token=token)
+    api.create_commit(plan.repo_id, operations=operations,
+                      commit_message=f"Upload {plan.checkpoint.name} ({plan.kind})", repo_type="model",
+                      revision=plan.revision, token=token)
     logger.info("uploaded %d files", len(operations))
     return plan.url
 
@@ -133,9 +135,11 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--private", action="store_true", help="create the repository as private")
     parser.add_argument("--base-model", default=None,
                         help="Hub name of the parent model (the card's base_model; required for an adapter)")
-    parser.add_argument("--datasets", nargs="*", default=None, help="Hub names of the training data (the card's datasets)")
+    parser.add_argument("--datasets", nargs="*", default=None,
+                        help="Hub names of the training data (the card's datasets)")
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
-    parser.add_argument("--dry-run", action="store_true", help="check and print what would be pushed; no network, no token")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check and print what would be pushed; no network, no token")
     return parser
 
 

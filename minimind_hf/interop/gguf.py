@@ -80,7 +80,8 @@ def gguf_tensors(model) -> dict[str, torch.Tensor]:
     """The model's weights under llama.cpp's names, queries and keys in the interleaved rotary order."""
     config = model.config
     state = model.state_dict()
-    tensors = {"token_embd.weight": state["model.embed_tokens.weight"], "output_norm.weight": state["model.norm.weight"]}
+    tensors = {"token_embd.weight": state["model.embed_tokens.weight"],
+               "output_norm.weight": state["model.norm.weight"]}
     for layer in range(config.num_hidden_layers):
         for ours, theirs in _LAYER_TENSORS.items():
             weight = state[f"model.layers.{layer}.{ours}"]
@@ -128,7 +129,8 @@ def export_gguf(model, tokenizer, path: str | os.PathLike[str], *, dtype: str = 
     tensors = gguf_tensors(model)
     tokens, types, merges = _tokenizer_vocab(tokenizer)
     if len(tokens) > config.vocab_size:
-        raise GGUFExportError(f"the tokenizer has {len(tokens)} tokens but the model's vocab_size is {config.vocab_size}")
+        raise GGUFExportError(f"the tokenizer has {len(tokens)} tokens but the model's vocab_size is "
+                              f"{config.vocab_size}")
     # llama.cpp wants one token string per embedding row; rows the tokenizer never emits get placeholders
     for i in range(len(tokens), config.vocab_size):
         tokens.append(f"[PAD{i}]")
@@ -213,7 +215,8 @@ def compare_with_llama_cpp(path: str | os.PathLike[str], model, tokenizer, promp
                                              tokenize=False)
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
-            out = model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+            out = model.generate(input_ids=torch.tensor([ids]),
+                                 attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                                  max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
                                  eos_token_id=sorted(stops))
             logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float().numpy()

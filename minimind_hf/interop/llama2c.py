@@ -11,7 +11,9 @@ from ..modeling_minimind import MiniMindForCausalLM
 from .original import _torch_load, load_original
 
 
-def load_llama2c(checkpoint: str | Path | dict[str, Any], model_args: dict[str, Any] | None = None) -> MiniMindForCausalLM:
+def load_llama2c(
+    checkpoint: str | Path | dict[str, Any], model_args: dict[str, Any] | None = None
+) -> MiniMindForCausalLM:
     """A MiniMind from a llama2.c / course ``.pt``: ``{"model_args": {dim, n_layers, n_heads, n_kv_heads,
     vocab_size, multiple_of, norm_eps, max_seq_len, ...}, "model": state dict}`` (or a bare state dict plus
     ``model_args``)."""

@@ -36,9 +36,12 @@ _COURSE_RENAMES = [
     (r"^layers\.(\d+)\.attention_norm\.weight$", r"model.layers.\1.input_layernorm.weight"),
     (r"^layers\.(\d+)\.ffn_norm\.weight$", r"model.layers.\1.post_attention_layernorm.weight"),
     (r"^layers\.(\d+)\.feed_forward\.gate\.weight$", r"model.layers.\1.mlp.gate.weight"),
-    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w1\.weight$", r"model.layers.\1.mlp.shared_experts.0.gate_proj.weight"),
-    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w2\.weight$", r"model.layers.\1.mlp.shared_experts.0.down_proj.weight"),
-    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w3\.weight$", r"model.layers.\1.mlp.shared_experts.0.up_proj.weight"),
+    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w1\.weight$",
+     r"model.layers.\1.mlp.shared_experts.0.gate_proj.weight"),
+    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w2\.weight$",
+     r"model.layers.\1.mlp.shared_experts.0.down_proj.weight"),
+    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w3\.weight$",
+     r"model.layers.\1.mlp.shared_experts.0.up_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w1\.weight$", r"model.layers.\1.mlp.experts.\2.gate_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w2\.weight$", r"model.layers.\1.mlp.experts.\2.down_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w3\.weight$", r"model.layers.\1.mlp.experts.\2.up_proj.weight"),
@@ -211,7 +214,8 @@ def _torch_load(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: torch.load(weights_only=True) could not read it ({type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}); re-save it as a dict of tensors") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a state dict or a dict with 'model' and 'model_args', got {type(loaded).__name__}")
+        raise ValueError(f"{path}: expected a state dict or a dict with 'model' and 'model_args', "
+                         f"got {type(loaded).__name__}")
     return loaded
 
 
@@ -290,7 +294,8 @@ def infer_minimind_config(state_dict: dict[str, torch.Tensor], layout: str) -> M
     experts = {int(m.group(1)) for key in state if (m := re.match(r"model\.layers\.0\.mlp\.experts\.(\d+)\.", key))}
     width_key = "model.layers.0.mlp.experts.0.gate_proj.weight" if experts else "model.layers.0.mlp.gate_proj.weight"
     fields: dict[str, Any] = dict(hidden_size=hidden, num_hidden_layers=layers, vocab_size=vocab,
-                                  num_attention_heads=q.shape[0] // head_dim, num_key_value_heads=k.shape[0] // head_dim,
+                                  num_attention_heads=q.shape[0] // head_dim,
+                                  num_key_value_heads=k.shape[0] // head_dim,
                                   intermediate_size=state[width_key].shape[0])
     lm_head = state.get("lm_head.weight")
     fields["tie_word_embeddings"] = lm_head is None or torch.equal(lm_head, embed)
@@ -298,7 +303,8 @@ def infer_minimind_config(state_dict: dict[str, torch.Tensor], layout: str) -> M
         if experts:
             fields.update(use_moe=True, num_experts=len(experts))
         return minimind3_config(fields)
-    shared = {int(m.group(1)) for key in state if (m := re.match(r"model\.layers\.0\.mlp\.shared_experts\.(\d+)\.", key))}
+    shared_key = re.compile(r"model\.layers\.0\.mlp\.shared_experts\.(\d+)\.")
+    shared = {int(m.group(1)) for key in state if (m := shared_key.match(key))}
     if experts:
         fields.update(use_moe=True, n_routed_experts=len(experts), n_shared_experts=len(shared))
     return MiniMindConfig(**fields)

@@ -33,6 +33,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..prompts import SYSTEM_PROMPTS, TRANSLATION_PROMPTS, translation_messages
+from ..tokenization import chat_ids
 from .batching import BatchingEngine, GenerationRequest
 from .schemas import APIError, ChatCompletionRequest, CompletionRequest, TranslateRequest, error_body
 
@@ -58,8 +59,7 @@ class _LockedTokenizer:
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         with self._lock:
-            return list(self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                            return_dict=True)["input_ids"])
+            return chat_ids(self._tokenizer, messages, add_generation_prompt=True)  # control-token text stays text
 
     def text_ids(self, text: str) -> list[int]:
         with self._lock:

@@ -8,22 +8,36 @@ every value can be overridden on the command line (TRL's ``TrlParser``, :mod:`.r
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import logging
+import os
 from dataclasses import dataclass, field
+from typing import Any
 
+import torch
 from transformers import TrainingArguments
+from trl import DPOConfig
 
-from ..data.layout import COMPLETE_MARKER, STAGE_NAMES
+from ..checkpoints import auto_precision
+from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH, STAGE_NAMES
 from ..prompts import parse_prompt_id
 from .cpu_budget import DEFAULT_FRACTIONS
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES
 
+logger = logging.getLogger("minimind_hf.training")
+
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+#: Where the default cosine schedule ends, as a fraction of the peak learning rate.
+MIN_LR_RATE = 0.1
 
 __all__ = [
     "ARGUMENT_GROUPS",
     "PRECISIONS",
     "ChatTrainingArguments",
     "DataArguments",
+    "StageDPOConfig",
+    "StageTrainingArguments",
     "LoraArguments",
     "ModelArguments",
     "RunArguments",
@@ -33,13 +47,13 @@ __all__ = [
 
 @dataclass
 class RunArguments:
-    """Which stage, at which precision, and the runner's guards."""
+    """Which stage, and the runner's guards."""
 
     stage: str = field(metadata={"help": "one of pretrain, sft, lora, dpo"})
-    precision: str = field(default="auto", metadata={"help": "auto (bf16 where supported), bf16, fp16 or fp32"})
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
-    fresh_start: bool = field(default=False, metadata={"help": "start over: the old checkpoints are moved aside, not resumed"})
+    fresh_start: bool = field(default=False, metadata={
+        "help": "start over: the old checkpoints are moved aside, not resumed"})
     max_cpu_seconds: float | None = field(default=None, metadata={
         "help": "stop after this many CPU seconds of training, saving at budget_fractions of it (training.cpu_budget)"})
     budget_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS), metadata={
@@ -50,8 +64,6 @@ class RunArguments:
     def __post_init__(self) -> None:
         if self.stage not in STAGE_NAMES:
             raise ValueError(f"stage must be one of {STAGE_NAMES}, got {self.stage!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be auto, bf16, fp16 or fp32, got {self.precision!r}")
 
 
 @dataclass
@@ -63,11 +75,14 @@ class DataArguments:
     validation_files: list[str] | None = field(default=None, metadata={"help": "validation files (same forms)"})
     test_files: list[str] | None = field(default=None, metadata={
         "help": "test files (same forms), evaluated once after training: test_loss, test_perplexity"})
-    cache_dir: str | None = field(default=None, metadata={"help": "where tokenised data is cached (default: datasets')"})
+    cache_dir: str | None = field(default=None, metadata={
+        "help": "where tokenised data is cached (default: datasets')"})
     validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
-    block_size: int = field(default=512, metadata={"help": "pretrain: packed sequence length"})
-    system_prompt: str | None = field(default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"})
-    system_prompt_fraction: float = field(default=1.0, metadata={"help": "give the system turn to this share of rows only (stable per row)"})
+    block_size: int = field(default=DEFAULT_SEQUENCE_LENGTH, metadata={"help": "pretrain: packed sequence length"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "system turn for parallel rows ('finance' = the finance prompt)"})
+    system_prompt_fraction: float = field(default=1.0, metadata={
+        "help": "give the system turn to this share of rows only (stable per row)"})
     prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
     skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
@@ -82,12 +97,16 @@ class DataArguments:
 class ModelArguments:
     """The model a stage starts from (TRL's ``ModelConfig`` topic)."""
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "starting checkpoint (pretrain: none = from scratch)"})
+    model_name_or_path: str | None = field(default=None, metadata={
+        "help": "starting checkpoint (pretrain: none = from scratch)"})
     preset: str = field(default="minimind-26m", metadata={"help": "MiniMindConfig preset for a model from scratch"})
-    model_config_overrides: str | None = field(default=None, metadata={"help": "JSON of MiniMindConfig fields to override"})
+    model_config_overrides: str | None = field(default=None, metadata={
+        "help": "JSON of MiniMindConfig fields to override"})
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa or flash_attention_2"})
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "default: the model's, else the shipped one"})
-    adapter_name_or_path: str | None = field(default=None, metadata={"help": "dpo: a LoRA adapter merged into the start model"})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={
+        "help": "default: the model's, else the shipped one"})
+    adapter_name_or_path: str | None = field(default=None, metadata={
+        "help": "dpo: a LoRA adapter merged into the start model"})
 
 
 @dataclass
@@ -103,10 +122,78 @@ class LoraArguments:
 
 
 @dataclass
-class ChatTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` of the chat stages (SFT, LoRA), with the longest chat under TRL's name."""
+class _StageDefaults:
+    """What every stage's training arguments share, the defaults the recipes used to repeat: ``precision``, settled
+    into ``bf16`` / ``fp16`` / ``use_cpu`` before the library checks them, a cosine schedule down to a tenth of the
+    learning rate, evaluation every ``eval_steps``, TensorBoard logs, no gradient checkpointing and no NaN filter
+    (the runner's finite-loss guard stops on a NaN instead). Best-checkpoint selection is settled by
+    :func:`settle_for_data`, which knows whether there is validation data."""
 
-    max_length: int = field(default=512, metadata={"help": "sft/lora: longest chat in tokens (was: seq_length)"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 where the device computes it natively: minimind_hf.checkpoints.auto_precision), "
+                "bf16, fp16 or fp32"})
+    lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "learning-rate schedule"})
+    lr_scheduler_kwargs: dict | str | None = field(default=None, metadata={
+        "help": "arguments of the schedule (cosine_with_min_lr: min_lr_rate 0.1 unless given)"})
+    eval_strategy: str = field(default="steps", metadata={"help": "steps (off where there is no validation data)"})
+    load_best_model_at_end: bool | None = field(default=None, metadata={
+        "help": "keep the checkpoint with the lowest validation loss (default: whenever there is validation data)"})
+    report_to: None | str | list[str] = field(default_factory=lambda: ["tensorboard"], metadata={
+        "help": "loggers; wandb is added when WANDB_PROJECT is set and wandb is installed"})
+    logging_nan_inf_filter: bool = field(default=False, metadata={
+        "help": "the runner stops on a non-finite loss; the Trainer's filter would average it away"})
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.lr_scheduler_type == "cosine_with_min_lr" and not self.lr_scheduler_kwargs:
+            self.lr_scheduler_kwargs = {"min_lr_rate": MIN_LR_RATE}
+        ran = auto_precision() if self.precision == "auto" else self.precision
+        self.bf16, self.fp16 = ran == "bf16", ran == "fp16"  # explicit: TRL's configs default to bf16 on any device
+        if not torch.cuda.is_available():
+            self.use_cpu = True  # a CPU-only machine: gloo workers under a multi-process launch
+        if os.environ.get("WANDB_PROJECT"):
+            report = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to or [])
+            if importlib.util.find_spec("wandb") is None:
+                logger.warning("WANDB_PROJECT is set but wandb is not installed; logging to %s only", report)
+            elif "wandb" not in report and "none" not in report:
+                self.report_to = sorted({*report, "wandb"})
+        super().__post_init__()
+
+    @property
+    def ran_precision(self) -> str:
+        """The precision the run computes in: ``bf16``, ``fp16`` or ``fp32`` (``auto`` settled)."""
+        return "bf16" if self.bf16 else "fp16" if self.fp16 else "fp32"
+
+
+@dataclass
+class StageTrainingArguments(_StageDefaults, TrainingArguments):
+    """``TrainingArguments`` of the pretraining stage, with the project's defaults."""
+
+
+@dataclass
+class ChatTrainingArguments(StageTrainingArguments):
+    """Training arguments of the chat stages (SFT, LoRA), with the longest chat under TRL's name."""
+
+    max_length: int = field(default=DEFAULT_SEQUENCE_LENGTH, metadata={"help": "sft/lora: longest chat in tokens"})
+
+
+@dataclass
+class StageDPOConfig(_StageDefaults, DPOConfig):
+    """TRL's ``DPOConfig`` with the project's defaults (the same as every other stage's)."""
+
+
+def settle_for_data(training_args: Any, has_validation: bool) -> Any:
+    """The training arguments with evaluation and best-checkpoint selection settled by the data: both on whenever
+    there is validation data (``load_best_model_at_end`` unset), evaluation off where there is none."""
+    changes: dict[str, Any] = {}
+    if training_args.load_best_model_at_end is None:
+        changes["load_best_model_at_end"] = has_validation
+    if not has_validation and training_args.eval_strategy != "no":
+        changes["eval_strategy"] = "no"
+    if not changes:
+        return training_args
+    return dataclasses.replace(training_args, **changes)
 
 
 ARGUMENT_GROUPS = (RunArguments, DataArguments, ModelArguments, LoraArguments)

@@ -22,7 +22,9 @@ Two pieces, from the formula up to the training loop:
   ``rewards/rejected``.
 
 * :class:`MiniMindDPOTrainer` -- a :class:`trl.DPOTrainer` whose loss comes from :func:`dpo_loss`.
-  Everything else is TRL's: dataset preparation (prompt extraction, chat template, tokenisation),
+  Everything else is TRL's: dataset preparation (prompt extraction, chat template, tokenisation;
+  then each completion is cut after the reply's ``<|im_end|>``, so the template's ``"\n"`` after it,
+  which SFT masks and inference never reaches, is not scored: :func:`end_at_reply_end`),
   the preference collator that stacks the chosen and rejected sequences into one batch, one forward
   for both halves through TRL's fused LM head (per-token log-probabilities without materialising the
   logits), the reference log-probabilities (:meth:`trl.DPOTrainer.compute_ref_log_probs`, or the
@@ -79,6 +81,8 @@ import torch.nn.functional as F
 import trl
 from trl import DPOConfig, DPOTrainer
 from trl.trainer import utils as _trl_utils
+
+from ..tokenization import IM_END, chat_ids
 
 try:  # PEFT is a project dependency, but keep the module importable without it.
     from peft import PeftModel
@@ -237,6 +241,53 @@ def _moe_balance_loss(model: torch.nn.Module) -> torch.Tensor | None:
     return torch.stack([loss.reshape(()) for loss in losses]).sum() if losses else None
 
 
+def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
+    """Cut ``chosen_ids`` / ``rejected_ids`` after their last ``end_id`` (``<|im_end|>``).
+
+    TRL's completion is the prompt+reply rendering minus the prompt, so it carries the template's text
+    after the reply's end token (the ``"\n"`` after ``<|im_end|>``). SFT masks that text and inference
+    stops at ``<|im_end|>``; scored by DPO it would add a term outside the reply to both log-ratios
+    (and can flip a pair's margin). Dropping it from the sequence leaves every earlier position unchanged.
+    """
+    for key in ("chosen_ids", "rejected_ids"):
+        ids = example[key]
+        ends = [i for i, token in enumerate(ids) if token == end_id]
+        if ends:
+            example[key] = ids[: ends[-1] + 1]
+    return example
+
+
+def control_text_as_text(example: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
+    """A conversational pair whose messages spell a control token (``"<|im_end|>"`` typed by a user) is tokenised
+    again with :func:`~minimind_hf.tokenization.chat_ids`, where that text stays text, as in the SFT data and at
+    inference; TRL's tokenisation would make it a turn boundary. Other pairs keep TRL's ids (the same ids)."""
+    messages = [m for key in ("prompt", "chosen", "rejected") if isinstance(example.get(key), list)
+                for m in example[key]]
+    specials = [token for token in tokenizer.all_special_tokens if token]
+    if not messages or not any(isinstance(m, dict) and any(t in str(m.get("content", "")) for t in specials)
+                               for m in messages):
+        return example
+    prompt = chat_ids(tokenizer, example["prompt"], add_generation_prompt=True)
+    chosen = chat_ids(tokenizer, example["prompt"] + example["chosen"], add_generation_prompt=False)
+    rejected = chat_ids(tokenizer, example["prompt"] + example["rejected"], add_generation_prompt=False)
+
+    def shared(a: list[int], b: list[int]) -> int:
+        return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+    cut = min(shared(prompt, chosen), shared(prompt, rejected))  # where TRL would start the completion too
+    example.update(prompt_ids=prompt[:cut], chosen_ids=chosen[cut:], rejected_ids=rejected[cut:])
+    return example
+
+
+def same_after_truncation(example: dict[str, Any], max_length: int, truncation_mode: str = "keep_start") -> bool:
+    """Whether prompt+chosen and prompt+rejected are the same token sequence once cut at ``max_length``
+    the way TRL's collator cuts them (``keep_start``: the first ``max_length`` tokens; ``keep_end``: the
+    last)."""
+    cut = slice(None, max_length) if truncation_mode == "keep_start" else slice(-max_length, None)
+    prompt = example["prompt_ids"]
+    return (prompt + example["chosen_ids"])[cut] == (prompt + example["rejected_ids"])[cut]
+
+
 def _check_config(args: DPOConfig) -> None:
     """Refuse DPOConfig options that TRL applies inside its own loss, which this trainer replaces."""
     if len(args.loss_type) != 1 or args.loss_type[0] not in LOSS_TYPES:
@@ -288,6 +339,38 @@ class MiniMindDPOTrainer(DPOTrainer):
             ref_model.requires_grad_(False)
             ref_model.eval()
         super().__init__(model, ref_model=ref_model, args=args, **kwargs)
+
+    def _prepare_dataset(self, dataset: Any, processing_class: Any, args: DPOConfig, dataset_name: str) -> Any:
+        """TRL's tokenisation, then each completion cut after the reply's end token (:func:`end_at_reply_end`),
+        then the pairs that truncation at ``max_length`` makes identical dropped (:func:`same_after_truncation`).
+
+        What is dropped is counted in ``self.dropped_rows[dataset_name]`` (a map-style dataset only):
+        ``prompt_fills_max_length`` (TRL's own filter) and ``identical_after_truncation``. Such a pair has
+        equal chosen and rejected log-ratios, so it would count as a failure in ``rewards/accuracies``
+        and teach nothing."""
+        sized = hasattr(dataset, "__len__")
+        given = len(dataset) if sized else None
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        tokenizer = getattr(processing_class, "tokenizer", processing_class)
+        kwargs = {"desc": f"Keeping control-token text in {dataset_name} messages as text"} if sized else {}
+        dataset = dataset.map(control_text_as_text, fn_kwargs={"tokenizer": tokenizer}, **kwargs)
+        if args.max_length is not None and args.truncation_mode == "keep_start":  # TRL's filter, on the new ids
+            dataset = dataset.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
+        end_id = tokenizer.convert_tokens_to_ids(IM_END)
+        if end_id is not None and end_id != tokenizer.unk_token_id:
+            kwargs = {"desc": f"Ending {dataset_name} completions at {IM_END}"} if sized else {}
+            dataset = dataset.map(end_at_reply_end, fn_kwargs={"end_id": end_id}, **kwargs)
+        if sized:
+            kept = len(dataset)
+        if args.max_length is not None:
+            kwargs = {"desc": f"Dropping {dataset_name} pairs made identical by max_length"} if sized else {}
+            dataset = dataset.filter(lambda example: not same_after_truncation(example, args.max_length,
+                                                                               args.truncation_mode), **kwargs)
+        if sized:
+            dropped = {"prompt_fills_max_length": given - kept, "identical_after_truncation": kept - len(dataset)}
+            counted = {k: v for k, v in dropped.items() if v}
+            self.dropped_rows = {**getattr(self, "dropped_rows", {}), dataset_name: counted}
+        return dataset
 
     def compute_loss(
         self,

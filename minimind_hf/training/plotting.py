@@ -34,7 +34,7 @@ def plot_loss_curve(log_history: list[dict[str, Any]], path: str | Path, title: 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for name, style in (("train", "-"), ("validation", "o-")):
         if points[name]:
-            steps, losses = zip(*points[name])
+            steps, losses = zip(*points[name], strict=True)
             ax.plot(steps, losses, style, label=f"{name} loss", markersize=4)
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token)" if "dpo" not in title.lower() else "DPO loss")

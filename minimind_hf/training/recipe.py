@@ -1,11 +1,10 @@
 """Reading a stage recipe: one flat YAML file plus command-line overrides, in TRL's ``TrlParser`` conventions.
 
-The YAML is read once, here. Before the values reach the argument dataclasses a few names are settled: the
-installed name of gradient checkpointing (transformers 5.24 calls it ``activation_checkpointing``), the
-project's deprecated keys (:data:`DEPRECATED_KEYS`, each with a ``FutureWarning`` naming its new key), the
-length of training (an explicit ``--num_train_epochs`` replaces a recipe's ``max_steps``; ``--max_steps`` on
-the command line beats both), and the precision flags (``bf16`` / ``fp16`` set explicitly either way — ``auto`` is bf16 on a bf16 GPU or
-a CPU with native bf16, else fp32 — and ``use_cpu`` on a machine without CUDA).
+The YAML is read once, here, and its values go to the argument classes as written, which own their defaults and
+settle ``precision`` themselves (:mod:`.arguments`). Only what the installed library spells differently is
+translated: gradient checkpointing (transformers 5.24 calls it ``activation_checkpointing``; off unless asked
+for) and length-grouped sampling (``train_sampling_strategy`` since 5.24). An explicit ``--num_train_epochs`` on
+the command line replaces a recipe's ``max_steps`` (``--max_steps`` on the command line beats both).
 """
 
 from __future__ import annotations
@@ -13,19 +12,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 import yaml
 from trl import TrlParser
 
 logger = logging.getLogger("minimind_hf.training")
-
-DEPRECATED_KEYS = {"seq_length": "max_length"}
-"""Recipe keys the project renamed: old name -> new name (the chat sequence length took TRL's name)."""
-
 
 def _split_recipe(argv: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
     """``(recipe mapping, argv without --config FILE, recipe path)``: the YAML is read here, once."""
@@ -102,21 +95,6 @@ def _drop_flag(argv: list[str], key: str) -> list[str]:
     return argv[:at] + argv[at + 2 :]
 
 
-def _rename_deprecated(recipe: dict[str, Any], argv: list[str], where: str) -> list[str]:
-    """Old keys of :data:`DEPRECATED_KEYS` mean their new names (a value given under the new name wins),
-    with a warning that says which key to write instead."""
-    for old, new in DEPRECATED_KEYS.items():
-        flag = f"--{old}"
-        on_cli = [arg for arg in argv if arg == flag or arg.startswith(flag + "=")]
-        if old not in recipe and not on_cli:
-            continue
-        warnings.warn(f"{where}: `{old}` is deprecated, write `{new}` instead", FutureWarning, stacklevel=4)
-        if old in recipe:
-            recipe.setdefault(new, recipe.pop(old))
-        argv = [f"--{new}{arg[len(flag):]}" if arg in on_cli else arg for arg in argv]
-    return argv
-
-
 def _settle_training_length(recipe: dict[str, Any], argv: list[str], where: str) -> None:
     """An explicit ``--num_train_epochs`` beats a recipe's ``max_steps`` (which transformers would otherwise
     let win in silence); ``--max_steps`` on the command line still beats both."""
@@ -128,21 +106,6 @@ def _settle_training_length(recipe: dict[str, Any], argv: list[str], where: str)
         logger.warning("%s: --num_train_epochs on the command line replaces the recipe's max_steps %s",
                        where, recipe["max_steps"])
         recipe.pop("max_steps")
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 autocast is emulated
-    and slower than fp32."""
-    return any(getattr(torch.cpu, name, lambda: False)()
-               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
-def _device_supports_bf16() -> bool:
-    """``precision: auto`` means bf16 here: a bf16 GPU, or without CUDA a CPU with native bf16 (its loss curve
-    agrees with fp32's: benchmarks/loss_agreement.py)."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return cpu_has_native_bf16()
 
 
 def parse_recipe(
@@ -166,32 +129,12 @@ def parse_recipe(
         return cli if cli is not None else recipe.get(key)
 
     args_class = training_arguments(value("stage"))
-    argv = _rename_deprecated(recipe, argv, recipe_path or "the command line")
     argv = _normalise_checkpointing(recipe, argv, args_class)
     argv = _normalise_sampling(recipe, argv, args_class)
-    if "logging_nan_inf_filter" not in recipe and "--logging_nan_inf_filter" not in argv:
-        # the runner's finite-loss guard stops on a NaN/inf loss; the Trainer's filter, which would average one
-        # away in the logged loss, costs two host syncs per step
-        recipe["logging_nan_inf_filter"] = False
     _settle_training_length(recipe, argv, recipe_path or "the command line")
-    precision = value("precision") or "auto"
-    extra: list[str] = []
-    # explicit either way: TRL's configs default to bf16=True, which a CPU cannot run
-    use_bf16 = precision == "bf16" or (precision == "auto" and _device_supports_bf16())
-    extra += ["--bf16", str(use_bf16).lower(), "--fp16", str(precision == "fp16").lower()]
-    if not torch.cuda.is_available() and "--use_cpu" not in argv:
-        extra += ["--use_cpu", "true"]  # CPU-only machine: gloo workers under a multi-process launch
-    if os.environ.get("WANDB_PROJECT") and "--report_to" not in argv:
-        try:
-            import wandb  # noqa: F401
-
-            report = value("report_to") or ["tensorboard"]
-            report = [report] if isinstance(report, str) else list(report)
-            extra += ["--report_to", *sorted(set(report) | {"wandb"})]
-        except ImportError:
-            logger.warning("WANDB_PROJECT is set but wandb is not installed; logging to TensorBoard only")
     parser = TrlParser((*groups, args_class))
     unknown = parser.set_defaults_with_config(**recipe)
     if unknown:
-        raise ValueError(f"{recipe_path}: unknown recipe keys {unknown[::2]}; see `minimind train --help`")
-    return list(parser.parse_args_into_dataclasses(args=argv + extra))
+        keys = [key.lstrip("-") for key in unknown[::2]]
+        raise ValueError(f"{recipe_path}: unknown recipe keys {keys}; `minimind train --help` lists the keys")
+    return list(parser.parse_args_into_dataclasses(args=argv))

@@ -27,15 +27,23 @@ from ..atomic_files import atomic_write_text
 from ..checkpoints import check_tokenizer_fits, load_checkpoint
 from ..configuration_minimind import MiniMindConfig
 from ..data.layout import COMPLETE_MARKER, LOSS_CURVE
+from ..data.splits import split_log_names
 from ..hub.model_card import write_stage_card
 from ..modeling_minimind import MiniMindForCausalLM
 from ..tokenization import load_tokenizer, save_tokenizer
-from .arguments import ARGUMENT_GROUPS, StageArguments
+from .arguments import (
+    ARGUMENT_GROUPS,
+    StageArguments,
+    StageTrainingArguments,
+    settle_for_data,
+)
 from .cpu_budget import CpuBudgetCallback
 from .plotting import plot_loss_curve
+from .regression import validation_warnings
 from .recipe import parse_recipe
 from .safety import RunGuard, exit_status, load_finished
 from .stages import STAGES
+from .vocabulary import vocabulary_overrides
 
 logger = logging.getLogger("minimind_hf.training")
 
@@ -47,10 +55,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     argv = list(sys.argv[1:] if argv is None else argv)
 
     def arguments_class(stage: str | None) -> type[TrainingArguments]:
-        return STAGES[stage].arguments if stage in STAGES else TrainingArguments
+        return STAGES[stage].arguments if stage in STAGES else StageTrainingArguments
 
     run_args, data_args, model_args, lora_args, training_args = parse_recipe(argv, ARGUMENT_GROUPS, arguments_class)
-    return StageArguments(run_args, data_args, model_args, lora_args), training_args
+    stage_args = StageArguments(run_args, data_args, model_args, lora_args)
+    has_validation = bool(data_args.validation_files or data_args.validation_fraction)
+    if training_args.load_best_model_at_end and not has_validation:
+        raise ValueError(f"stage {stage_args.stage}: load_best_model_at_end needs validation_files or "
+                         "validation_fraction")
+    return stage_args, settle_for_data(training_args, has_validation)
 
 
 def _load_model(stage_args: StageArguments):
@@ -59,9 +72,10 @@ def _load_model(stage_args: StageArguments):
     if model_args.model_name_or_path is None:  # pretraining from scratch
         overrides = model_args.model_config_overrides or {}
         overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
+        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
+        overrides = vocabulary_overrides(model_args.preset, overrides, tokenizer)
         model = MiniMindForCausalLM(MiniMindConfig.from_preset(model_args.preset, **overrides))
         model.config._attn_implementation = model_args.attn_implementation
-        tokenizer = load_tokenizer(model_args.tokenizer_name_or_path)
         check_tokenizer_fits(model, tokenizer)
         return model, tokenizer
     adapter = model_args.adapter_name_or_path
@@ -100,9 +114,11 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
 
 
 def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], data_stats: dict[str, Any]) -> None:
-    """TRL's DPO trainer filters out pairs whose prompt alone fills ``max_length`` (no completion token would be
-    left to learn from); count them in the split's stats and say so, as the project's own builders do."""
+    """The DPO trainer drops pairs whose prompt alone fills ``max_length`` (no completion token would be left to
+    learn from) and pairs that truncation at ``max_length`` makes identical (chosen = rejected: no preference
+    left); count them in the split's stats and say so, as the project's own builders do."""
     held = {"train": trainer.train_dataset, "validation": trainer.eval_dataset}
+    reasons = getattr(trainer, "dropped_rows", {})
     for split, before in given.items():
         after = held[split]
         if before is None or after is None or not hasattr(before, "__len__") or not hasattr(after, "__len__"):
@@ -110,22 +126,24 @@ def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], d
         lost = len(before) - len(after)
         if lost <= 0:
             continue
+        why = reasons.get("train" if split == "train" else "eval") or {"prompt_fills_max_length": lost}
         stats = data_stats.setdefault(split, {})
-        stats.setdefault("dropped", {})["prompt_fills_max_length"] = lost
+        stats.setdefault("dropped", {}).update(why)
         stats["rows_out"] = len(after)
-        logger.warning("stage %s: %d of %d %s rows dropped: the prompt alone fills max_length %s "
-                       "(raise max_length to keep them)", name, lost, len(before), split,
-                       getattr(trainer.args, "max_length", None))
+        logger.warning("stage %s: %d of %d %s rows dropped at max_length %s: %s (raise max_length to keep them)",
+                       name, lost, len(before), split, getattr(trainer.args, "max_length", None),
+                       ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in why.items()))
 
 
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
-    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or ``(None, None)``."""
+    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or
+    ``(None, None)``."""
     if not stage_args.data.test_files:
         return None, None
     data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,
                                validation_fraction=0.0)
     test_args = dataclasses.replace(stage_args, data=data)
-    with training_args.main_process_first(desc="tokenising the test set"):
+    with training_args.main_process_first(desc="tokenising the test set"), split_log_names(train="test"):
         dataset, stats = STAGES[stage_args.stage].dataset(test_args, training_args, tokenizer)
     return dataset["train"], stats["train"]
 
@@ -160,9 +178,6 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     if stage_args.run.skip_if_done and marker.exists():
         logger.info("stage %s already finished in %s; skipping (delete %s to retrain)", name, output_dir, marker)
         return json.loads(marker.read_text())
-    data = stage_args.data
-    if training_args.load_best_model_at_end and not (data.validation_files or data.validation_fraction):
-        raise ValueError(f"stage {name}: load_best_model_at_end needs validation_files or validation_fraction")
     last = guard.resume_checkpoint()  # the newest good one; broken ones are moved aside
     set_seed(training_args.seed)
     start = time.time()
@@ -180,9 +195,8 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
                 len(validation) if validation is not None else 0)
 
     if stage_args.run.max_cpu_seconds:
-
-        callbacks = [*(callbacks or []), CpuBudgetCallback(stage_args.run.max_cpu_seconds, stage_args.run.budget_fractions)]
-
+        budget = CpuBudgetCallback(stage_args.run.max_cpu_seconds, stage_args.run.budget_fractions)
+        callbacks = [*(callbacks or []), budget]
     kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
                                   processing_class=tokenizer, callbacks=callbacks)
     if collator is not None:
@@ -222,10 +236,13 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "data": data_stats,
             "loss_curve": str(plot) if plot else None,
+            "warnings": validation_warnings(name, trainer.state.log_history, metrics),
         }
         atomic_write_text(marker, json.dumps(summary, indent=2, default=str) + "\n")
-        write_stage_card(summary, stage_args, training_args, trainer.model, tokenizer)
+        write_stage_card(summary, stage, stage_args, training_args, trainer.model, tokenizer)
         logger.info("stage %s done in %.0fs: %s", name, summary["wall_time_s"], summary["metrics"])
+        for warning in summary["warnings"]:
+            logger.warning("THE MODEL GOT WORSE -- %s", warning)
     return summary
 
 

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from transformers import Trainer, TrainingArguments, default_data_collator
-from trl import DPOConfig
 
 from ..data import (
     BuiltDataset,
@@ -22,7 +21,12 @@ from ..data import (
 )
 from ..data.layout import STAGE_NAMES
 from ..prompts import resolve_system_prompt
-from .arguments import ChatTrainingArguments, StageArguments
+from .arguments import (
+    ChatTrainingArguments,
+    StageArguments,
+    StageDPOConfig,
+    StageTrainingArguments,
+)
 from .lora import wrap_with_lora
 from .trainers import MiniMindTrainer, StageDPOTrainer
 
@@ -49,7 +53,7 @@ def _chat_data(stage_args: StageArguments, training_args: ChatTrainingArguments,
                              num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
 
 
-def _preference_data(stage_args: StageArguments, training_args: DPOConfig, tokenizer) -> BuiltDataset:
+def _preference_data(stage_args: StageArguments, training_args: StageDPOConfig, tokenizer) -> BuiltDataset:
     data = stage_args.data
     return build_dpo_dataset(data.train_files, data.validation_files,
                              system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
@@ -80,23 +84,48 @@ def _wrap_lora(model, stage_args: StageArguments):
                           target_modules=lora.lora_target_modules)
 
 
+def _nothing_more(stage_args: StageArguments) -> dict[str, Any]:
+    return {}
+
+
+def _block_size(stage_args: StageArguments) -> dict[str, Any]:
+    return {"block_size": stage_args.data.block_size}
+
+
+def _lora_settings(stage_args: StageArguments) -> dict[str, Any]:
+    lora = stage_args.lora
+    return {"lora_r": lora.lora_r, "lora_alpha": lora.lora_alpha, "lora_dropout": lora.lora_dropout,
+            "lora_target_modules": list(lora.lora_target_modules)}
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One row of :data:`STAGES`: what sets a stage apart from the others."""
+    """One row of :data:`STAGES`: what sets a stage apart from the others, and what is recorded about it (the model
+    card and the run fingerprint read these fields, so neither branches on stage names)."""
 
     arguments: type[TrainingArguments]  # the training-arguments class its recipe fills
     dataset: Callable[[StageArguments, Any, Any], BuiltDataset]  # (stage args, training args, tokenizer)
     collator: Callable[[Any], Any] | None  # tokenizer -> collator; None: the trainer's own
     trainer: type[Trainer]
     prepare_model: Callable[[Any, StageArguments], Any]  # applied to the loaded start model
+    description: str  # what the stage made, for the model card
+    recorded: Callable[[StageArguments], dict[str, Any]] = _nothing_more  # its own settings beside the training args
+    argument_groups: tuple[str, ...] = ()  # groups it reads beyond run / data / model (the fingerprint holds them)
+    use_system_prompt: str | None = None  # the system prompt its model is meant to be prompted with
 
 
 STAGES: dict[str, Stage] = {
-    "pretrain": Stage(TrainingArguments, _pretrain_data, lambda tokenizer: _packed_blocks, MiniMindTrainer,
-                      _as_loaded),
-    "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded),
-    "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora),
-    "dpo": Stage(DPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded),
+    "pretrain": Stage(StageTrainingArguments, _pretrain_data, lambda tokenizer: _packed_blocks, MiniMindTrainer,
+                      _as_loaded, "pretrained from scratch (next-token prediction on packed documents)",
+                      recorded=_block_size),
+    "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded,
+                 "supervised fine-tuning on translation chats (loss on the assistant replies only)"),
+    "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora,
+                  "a LoRA adapter for finance-domain translation (PEFT)", recorded=_lora_settings,
+                  argument_groups=("lora",), use_system_prompt="finance"),
+    "dpo": Stage(StageDPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded,
+                 "direct preference optimisation of the SFT model with its LoRA adapter merged",
+                 use_system_prompt="finance"),
 }
 
 assert tuple(STAGES) == STAGE_NAMES, "minimind_hf.data.layout.STAGE_NAMES lists the rows of STAGES, in order"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import torch
 from transformers import Trainer
 
+from ..checkpoints import ADAPTER_CONFIG, record_adapter_base
 from .dpo import MiniMindDPOTrainer
 from .labelled_loss import labelled_positions_loss
 
@@ -97,6 +100,16 @@ class _StageTrainerMixin:
         finally:
             if config is not None:
                 config.use_cache = training_value
+        self._record_adapter_base(Path(output_dir or self.args.output_dir))
+
+    def _record_adapter_base(self, output_dir: Path) -> None:
+        """Beside a saved adapter, the fingerprint of the base it was trained on (``adapter_base.json``), so that
+        loading it on another model of the same shape is refused (:mod:`minimind_hf.checkpoints`)."""
+        if not self.args.should_save or not (output_dir / ADAPTER_CONFIG).is_file():
+            return
+        recorded = json.loads((output_dir / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+        base = Path(recorded) if recorded and (Path(recorded) / "config.json").is_file() else None
+        record_adapter_base(output_dir, base=base)  # base None: found from the adapter as the loader finds it
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         self._raise_if_nonfinite()
@@ -107,7 +120,41 @@ class _StageTrainerMixin:
 
 
 class MiniMindTrainer(_StageTrainerMixin, Trainer):
-    """``transformers.Trainer`` for pretraining, SFT and LoRA."""
+    """``transformers.Trainer`` for pretraining, SFT and LoRA, with the MoE balance loss weighted as configured.
+
+    MiniMind's forward adds the MoE balance loss (a per-batch mean, weighted by ``aux_loss_alpha``) to the
+    cross-entropy, as transformers' Mixtral and Qwen-MoE add theirs. Its ``**kwargs`` take ``num_items_in_batch``,
+    so the Trainer treats the whole loss as normalised over the accumulated, all-process batch: it does not
+    divide it by the gradient accumulation steps and, with ``average_tokens_across_devices``, multiplies it by the
+    process count. Right for the cross-entropy (a token sum over that count), that would weight the balance loss
+    by accumulation steps x processes. :meth:`compute_loss` corrects the balance term alone, so that after
+    accumulation and DDP's gradient average it counts once per optimizer step, as on one process without
+    accumulation."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        aux = outputs.get("aux_loss") if isinstance(outputs, dict) else None
+        if aux is not None and model.training and aux.requires_grad and outputs.get("loss") is not None \
+                and self.label_smoother is None and self.compute_loss_func is None:  # the model's loss holds aux
+            applied, wanted = self._balance_loss_weights(num_items_in_batch)
+            if applied != wanted:
+                loss = loss + (wanted - applied) * aux.to(loss.device)
+        return (loss, outputs) if return_outputs else loss
+
+    def _balance_loss_weights(self, num_items_in_batch) -> tuple[float, float]:
+        """``(applied, wanted)``: the factor the Trainer puts on the model's loss in :meth:`compute_loss`, and
+        the one the balance loss needs there (``1 / accumulation steps`` where ``training_step`` will not
+        divide the loss by them, else 1)."""
+        by_items = self.model_accepts_loss_kwargs and num_items_in_batch is not None
+        applied = 1.0
+        if self.args.average_tokens_across_devices and by_items:  # as Trainer.compute_loss scales it
+            tp_size = self.get_tp_size() if hasattr(self, "get_tp_size") else 1
+            applied = float(self.accelerator.num_processes // tp_size if self.args.n_gpu <= 1 else self.args.n_gpu)
+        scaled_for_ga = getattr(self, "loss_is_scaled_for_ga", None)
+        if scaled_for_ga is None:  # as Trainer.training_step decides it
+            scaled_for_ga = by_items
+        steps = getattr(self, "current_gradient_accumulation_steps", None) or self.args.gradient_accumulation_steps
+        return applied, (1.0 / steps if scaled_for_ga else 1.0)
 
 
 class StageDPOTrainer(_StageTrainerMixin, MiniMindDPOTrainer):

@@ -4,7 +4,7 @@
 |---|---|
 | 0 | done (or already done: the stage was skipped) |
 | 75 | stopped by SIGTERM / SIGINT after saving a checkpoint; run the same command again to continue |
-| 3 | refused before training: another run holds the folder, the recipe changed, no good checkpoint, or a preflight check failed |
+| 3 | refused before training: the folder is held, the recipe changed, no good checkpoint, or a preflight failed |
 | 1 | any other error (a Python traceback) |
 
 75 is ``EX_TEMPFAIL`` of ``sysexits.h``: "try again later", what a scheduler's requeue logic looks for.

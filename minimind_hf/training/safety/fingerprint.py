@@ -8,8 +8,8 @@ schedule, seed, world size -- and :func:`compare` lists every change. A file who
 recorded is not hashed again.
 
 Two kinds of change: :data:`EXTENDABLE` keys (``max_steps``, ``num_train_epochs``) may change on a resume
--- training longer is a normal thing to ask for -- and are reported in a warning, as is a setting only one side records (a newer version's new field); any
-other change refuses the resume, unless the user asks for a fresh start.
+-- training longer is a normal thing to ask for -- and are reported in a warning, as is a setting only one side
+records (a newer version's new field); any other change refuses the resume, unless the user asks for a fresh start.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ def recipe_of(stage_args: Any, training_args: Any, world_size: int, previous: di
     else:
         model_part["start_files"] = _model_files(model.model_name_or_path, known)
         model_part["adapter_files"] = _model_files(model.adapter_name_or_path, known)
-    tokenizer_dir = model.tokenizer_name_or_path or (DEFAULT_TOKENIZER_DIR if model.model_name_or_path is None else None)
+    from_scratch = model.model_name_or_path is None
+    tokenizer_dir = model.tokenizer_name_or_path or (DEFAULT_TOKENIZER_DIR if from_scratch else None)
     data = stage_args.data
     recipe = {
         "version": VERSION,
@@ -146,8 +147,10 @@ def recipe_of(stage_args: Any, training_args: Any, world_size: int, previous: di
         "training": {key: _plain(getattr(training_args, key)) for key in TRAINING_KEYS if hasattr(training_args, key)},
         "world_size": world_size,
     }
-    if stage_args.stage == "lora":
-        recipe["lora"] = {key: _plain(value) for key, value in vars(stage_args.lora).items()}
+    from ..stages import STAGES
+
+    for group in STAGES[stage_args.stage].argument_groups:  # LoRA's adapter settings
+        recipe[group] = {key: _plain(value) for key, value in vars(getattr(stage_args, group)).items()}
     return recipe
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -19,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from ...atomic_files import atomic_write_text
-from .checkpoint_check import CheckpointReport, list_checkpoints, select_checkpoint
 from .errors import RunRefused, TrainingStopped
 from .fingerprint import RECIPE_NAME, compare, load_recipe, recipe_of
 from .lock import OutputDirLock
 from .preflight import check_free_space, check_writable
 from .ranks import is_main, on_main_then_share, world_size
+from .resume_point import CheckpointReport, list_checkpoints, select_resume_point
 from .signals import StopOnSignal
 
 logger = logging.getLogger("minimind_hf.training")
@@ -49,6 +50,8 @@ class RunGuard:
 
     # ---- entering: folder writable, lock, recipe
     def __enter__(self) -> RunGuard:
+        self._folder_was_there = self.output_dir.exists()
+        self._recipe_was_there = (self.output_dir / RECIPE_NAME).exists()
         on_main_then_share(lambda: check_writable(self.output_dir))
         if is_main():
             self._lock = OutputDirLock(self.output_dir)
@@ -63,10 +66,23 @@ class RunGuard:
     def _acquire_lock(self) -> None:
         self._lock.acquire()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type=None, *exc) -> None:
         self.signals.uninstall()
         if self._lock is not None:
             self._lock.release()
+        if exc_type is not None and is_main():
+            self._undo_failed_start()
+
+    def _undo_failed_start(self) -> None:
+        """A run that failed before leaving any state (no checkpoint, not finished) leaves nothing behind: not the
+        recipe it recorded, nor the folder it created (when that holds nothing else)."""
+        if self._has_state():
+            return
+        if not self._recipe_was_there:
+            (self.output_dir / RECIPE_NAME).unlink(missing_ok=True)
+        if not self._folder_was_there:
+            with contextlib.suppress(OSError):  # not empty: something else was written there; keep it
+                self.output_dir.rmdir()
 
     def _has_state(self) -> bool:
         return bool(list_checkpoints(self.output_dir)) or (self.output_dir / self.finished_marker).exists()
@@ -109,10 +125,10 @@ class RunGuard:
         return on_main_then_share(lambda: check_free_space(self.output_dir, model, self.training_args.optim))
 
     def resume_checkpoint(self) -> str | None:
-        """The newest good checkpoint to resume from, or ``None`` (see :func:`select_checkpoint`)."""
+        """The newest good checkpoint to resume from, or ``None`` (see :func:`select_resume_point`)."""
         require_optimizer = not self.training_args.save_only_model
         self.resume = on_main_then_share(
-            lambda: select_checkpoint(self.output_dir, self.fresh_start, require_optimizer=require_optimizer))
+            lambda: select_resume_point(self.output_dir, self.fresh_start, require_optimizer=require_optimizer))
         return str(self.resume.path) if self.resume is not None else None
 
     def resume_is_finished(self) -> bool:

@@ -39,7 +39,8 @@ def _describe(holder: dict) -> str:
     if not holder:
         return "a process that left no details"
     since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(holder["started"])) if "started" in holder else "?"
-    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} (since {since}: {holder.get('command', '?')})"
+    command = holder.get("command", "?")
+    return f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} (since {since}: {command})"
 
 
 class OutputDirLock:

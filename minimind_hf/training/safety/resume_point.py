@@ -3,7 +3,7 @@
 A kill during a save (SIGKILL, OOM, a node lost) leaves the newest checkpoint half-written: a truncated
 ``model.safetensors``, an ``optimizer.pt`` cut short, no ``trainer_state.json``. ``transformers`` picks
 the newest folder by its step number alone and then crashes inside ``safetensors`` or ``torch.load``.
-:func:`select_checkpoint` checks the newest first -- the trainer state parses and names its step, the
+:func:`select_resume_point` checks the newest first -- the trainer state parses and names its step, the
 weights and optimizer state are there, every safetensors file is fully covered by its header, every
 torch file is a zip archive whose members pass their CRC-32 -- and moves a bad one aside to
 ``output_dir/broken-checkpoints/`` (nothing is deleted), then tries the previous one.
@@ -33,7 +33,14 @@ _WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "model.safetensors
             "adapter_model.bin")
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 
-__all__ = ["BROKEN_DIR", "CheckpointReport", "check_checkpoint", "list_checkpoints", "move_aside", "select_checkpoint"]
+__all__ = [
+    "BROKEN_DIR",
+    "CheckpointReport",
+    "check_checkpoint",
+    "list_checkpoints",
+    "move_aside",
+    "select_resume_point",
+]
 
 
 @dataclass
@@ -109,7 +116,8 @@ def check_checkpoint(path: str | os.PathLike, require_optimizer: bool = True) ->
     if index.is_file():
         defect, data = _check_json(index)
         shards = set((data or {}).get("weight_map", {}).values()) if not defect else set()
-        report.defects += [defect] if defect else [f"shard {s} is missing" for s in sorted(shards) if not (path / s).is_file()]
+        missing = [f"shard {s} is missing" for s in sorted(shards) if not (path / s).is_file()]
+        report.defects += [defect] if defect else missing
     has_optimizer = any(n in ("optimizer.pt", "optimizer.bin") or n.endswith("-optimizer.pt") for n in names) or any(
         p.is_dir() and (p.name.startswith("optimizer") or p.name.startswith("global_step")) for p in path.iterdir()
     ) if path.is_dir() else False
@@ -142,7 +150,7 @@ def move_aside(path: Path, output_dir: Path) -> Path:
     return target
 
 
-def select_checkpoint(output_dir: str | os.PathLike, fresh_start: bool = False,
+def select_resume_point(output_dir: str | os.PathLike, fresh_start: bool = False,
                       require_optimizer: bool = True) -> CheckpointReport | None:
     """The newest good checkpoint of ``output_dir`` (``None``: there is none, start from step 0).
 

@@ -1,0 +1,47 @@
+"""The README is reference: its Python quick start runs, and the repository paths it names exist."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+REPO_PATH = re.compile(r"`((?:minimind_hf|recipes|data_tools|benchmarks|scripts|tests|locks|results)/[^`\s]*)`")
+
+
+def test_the_python_blocks_compile():
+    assert len(PYTHON_BLOCKS) >= 2
+    for block in PYTHON_BLOCKS:
+        compile(block, "README.md", "exec")
+
+
+def test_using_the_model_runs_as_written(tmp_path, monkeypatch):
+    """The "Using the model" block, on a tiny model saved where the block expects ``out/dpo``."""
+    from minimind_hf import MiniMindConfig, MiniMindForCausalLM
+    from minimind_hf.tokenization import load_tokenizer, save_tokenizer
+
+    block = next(b for b in PYTHON_BLOCKS if 'from_pretrained("out/dpo")' in b)
+    saved = tmp_path / "out" / "dpo"
+    MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).save_pretrained(saved)
+    save_tokenizer(load_tokenizer(), saved)
+    monkeypatch.chdir(tmp_path)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(block, "README.md", "exec"), {"__name__": "readme"})
+    lines = printed.getvalue().splitlines()
+    expected = re.search(r"print\(sum\(p\.numel\(\) for p in model\.parameters\(\)\)\)\s+#\s*(\d+)", block)
+    assert expected and lines[0] == expected.group(1)  # the parameter count the README states
+    assert len(lines) >= 2  # the translation line (a tiny untrained model: any text)
+
+
+@pytest.mark.parametrize("path", sorted(set(REPO_PATH.findall(README))))
+def test_the_paths_it_names_exist(path):
+    if any(mark in path for mark in ("<", "*", "{", "SCALE", "...")):
+        pytest.skip("a pattern, not a path")
+    assert (ROOT / path.rstrip("/").split(":")[0]).exists(), f"README.md names {path}, which does not exist"
