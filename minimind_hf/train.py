@@ -3,7 +3,7 @@
 import sys
 
 from .command_errors import one_line_errors
-from .training.runner import main
+from .training.runner import build_datasets, main, parse_args  # noqa: F401  (their names before the move)
 from .training.safety import exit_status
 
 if __name__ == "__main__":

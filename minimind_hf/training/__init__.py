@@ -10,5 +10,7 @@
 * :mod:`.dpo` -- the DPO loss and the TRL trainer that uses it;
 * :mod:`.grpo` -- GRPO's config, prompts and TRL trainer; :mod:`.rewards` -- its rewards, plain functions;
 * :mod:`.plotting` -- the loss curve (and GRPO's reward curve);
+* :mod:`.cpu_budget` -- stop after a budget of CPU seconds, with checkpoints at fractions of it;
+* :mod:`.labelled_loss` -- the loss with the output layer computed only where a label is;
 * :mod:`.safety` -- resume, stop, lock, refuse a changed recipe.
 """

@@ -23,6 +23,7 @@ from ..checkpoints import auto_precision
 from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH, STAGE_NAMES
 from ..prompts import parse_prompt_id
 from . import rewards as _rewards
+from .cpu_budget import DEFAULT_FRACTIONS
 from .lora import DEFAULT_ALPHA, DEFAULT_DROPOUT, DEFAULT_R, DEFAULT_TARGET_MODULES
 
 logger = logging.getLogger("minimind_hf.training")
@@ -55,6 +56,12 @@ class RunArguments:
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
     fresh_start: bool = field(default=False, metadata={
         "help": "start over: the old checkpoints are moved aside, not resumed"})
+    max_cpu_seconds: float | None = field(default=None, metadata={
+        "help": "stop after this many CPU seconds of training, saving at budget_fractions of it (training.cpu_budget)"})
+    budget_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS), metadata={
+        "help": "with max_cpu_seconds: save a checkpoint when these fractions of the budget are spent"})
+    labelled_logits_only: bool = field(default=False, metadata={
+        "help": "compute the output layer only where a label is (training.labelled_loss); same loss, less work"})
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_NAMES:

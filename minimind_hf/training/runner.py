@@ -38,6 +38,7 @@ from .arguments import (
     StageTrainingArguments,
     settle_for_data,
 )
+from .cpu_budget import CpuBudgetCallback
 from .grpo import check_grpo_start
 from .plotting import plot_loss_curve, plot_reward_curve
 from .regression import validation_warnings
@@ -197,6 +198,9 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
                 len(validation) if validation is not None else 0)
 
+    if stage_args.run.max_cpu_seconds:
+        budget = CpuBudgetCallback(stage_args.run.max_cpu_seconds, stage_args.run.budget_fractions)
+        callbacks = [*(callbacks or []), budget]
     kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
                                   processing_class=tokenizer, callbacks=callbacks)
     if collator is not None:
@@ -204,6 +208,10 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     trainer = stage.trainer(**kwargs)
     _count_rows_the_trainer_dropped(name, trainer, {"train": train, "validation": validation}, data_stats)
     trainer.check_finite_loss = stage_args.run.check_finite_loss
+    if stage_args.run.labelled_logits_only and getattr(getattr(model, "config", None), "use_moe", False):
+        raise ValueError("labelled_logits_only computes the cross-entropy alone and would drop the MoE balance "
+                         "loss: leave it off for a MoE preset")
+    trainer.labelled_logits_only = stage_args.run.labelled_logits_only
     trainer.add_callback(guard.signals)
 
     if last:

@@ -13,6 +13,7 @@ from transformers import Trainer
 from ..checkpoints import ADAPTER_CONFIG, record_adapter_base
 from .dpo import MiniMindDPOTrainer
 from .grpo import MiniMindGRPOTrainer
+from .labelled_loss import labelled_positions_loss
 
 __all__ = ["MiniMindTrainer", "NonFiniteLossError", "StageDPOTrainer", "StageGRPOTrainer"]
 
@@ -34,6 +35,7 @@ class _StageTrainerMixin:
     """
 
     check_finite_loss: bool = True
+    labelled_logits_only: bool = False  # training loss through labelled_positions_loss
     reports_perplexity: bool = True  # the validation loss is a language-model loss (not DPO's)
     _nonfinite: torch.Tensor | None = None  # device flag: a non-finite loss was seen
     _first_bad: tuple[torch.Tensor, torch.Tensor] | None = None  # (step, loss) of the first one
@@ -51,6 +53,14 @@ class _StageTrainerMixin:
             "stopped before the update, no weights were written. Lower the learning rate, check the data, "
             f"or resume from the last checkpoint in {self.args.output_dir}"
         )
+
+    def _uses_labelled_loss(self, model, inputs, return_outputs: bool) -> bool:
+        return bool(self.labelled_logits_only and model.training and not return_outputs and "labels" in inputs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self._uses_labelled_loss(model, inputs, return_outputs):
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        return labelled_positions_loss(model, inputs, num_items_in_batch, self.args.label_smoothing_factor)
 
     def training_step(self, model, inputs, *args, **kwargs):
         loss = super().training_step(model, inputs, *args, **kwargs)
@@ -127,6 +137,8 @@ class MiniMindTrainer(_StageTrainerMixin, Trainer):
     accumulation."""
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if self._uses_labelled_loss(model, inputs, return_outputs):  # a dense model (the runner refuses MoE here)
+            return labelled_positions_loss(model, inputs, num_items_in_batch, self.args.label_smoothing_factor)
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         aux = outputs.get("aux_loss") if isinstance(outputs, dict) else None
         if aux is not None and model.training and aux.requires_grad and outputs.get("loss") is not None \
