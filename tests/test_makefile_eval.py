@@ -44,8 +44,9 @@ def test_the_finance_comparison_evaluates_sft_lora_and_dpo_with_one_prompt(scale
     finance = [c for c in commands if "out/lora" in _checkpoints(c)]
     assert len(finance) == 1, commands
     (args,) = finance
-    # one command, one prompt: the SFT -> LoRA -> DPO gains are the stages', not a prompt change
-    assert _checkpoints(args) == ["out/sft", "out/lora", "out/dpo"]
+    # one command, one prompt: the SFT -> LoRA -> DPO (-> GRPO and its control) gains are the stages', not a
+    # prompt change
+    assert _checkpoints(args) == ["out/sft", "out/lora", "out/dpo", "out/grpo", "out/grpo-control"]
     assert _option(args, "--system") == "finance" and _option(args, "--test").endswith("lora.test.jsonl")
     # any other evaluation on the finance test set is its own named row, with its own prompt recorded
     others = [c for c in commands if c is not args and (_option(c, "--test") or "").endswith("lora.test.jsonl")]
