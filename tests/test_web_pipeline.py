@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from data_tools.stats import Stats, StepStats
 from data_tools.web.__main__ import main
 from data_tools.web.filters import GopherQualityFilter
 from data_tools.web.pipeline import WebPipelineConfig, process_file, run_pipeline, write_jsonl
-from data_tools.stats import Stats, StepStats
 from data_tools.web.write import PageToWrite, write_warc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warc"
@@ -54,7 +54,7 @@ def page(paragraphs: list[str], nav: str = "Home About Contact", lang: str = "en
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>t</title></head><body>'
         f"<nav><a href='/'>{nav}</a></nav><main><article><h1>Inflation</h1>{body}</article></main>"
         f"<footer>Copyright 2024</footer></body></html>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def planted_pages() -> list[PageToWrite]:
@@ -94,8 +94,19 @@ def test_pipeline_on_planted_cases(planted_warc):
     assert [d.url for d in run.documents] == ["http://example.org/en", "http://example.org/zh"]
     s = {name: st for name, st in run.stats.steps.items()}
     assert list(s) == [
-        "read", "extract", "clean", "language", "gopher_repetition", "gopher_quality", "fineweb_quality",
-        "c4_quality", "badwords", "pii", "minhash", "exact_dedup", "near_dedup",
+        "read",
+        "extract",
+        "clean",
+        "language",
+        "gopher_repetition",
+        "gopher_quality",
+        "fineweb_quality",
+        "c4_quality",
+        "badwords",
+        "pii",
+        "minhash",
+        "exact_dedup",
+        "near_dedup",
     ]
     assert s["read"].seen == 10 and s["read"].kept == 7
     assert s["read"].dropped == {"warcinfo_record": 1, "not_html": 1, "http_404": 1}
@@ -138,15 +149,24 @@ def test_trafilatura_extractor_gives_the_same_decisions(planted_warc):
 
 def test_workers_do_not_change_the_output(planted_warc, tmp_path):
     second = tmp_path / "second.warc.gz"
-    write_warc(second, [PageToWrite("http://example.org/zh-again", page(ZH, nav="首頁")),
-                        PageToWrite("http://example.org/en2", page(EN2)),
-                        PageToWrite("http://example.org/en-reordered", page(EN[2:] + EN[:2]))])  # near duplicate
+    write_warc(
+        second,
+        [
+            PageToWrite("http://example.org/zh-again", page(ZH, nav="首頁")),
+            PageToWrite("http://example.org/en2", page(EN2)),
+            PageToWrite("http://example.org/en-reordered", page(EN[2:] + EN[:2])),
+        ],
+    )  # near duplicate
     one = run_pipeline([planted_warc, second], workers=1)
     two = run_pipeline([planted_warc, second], workers=2)
     assert [d.to_record() for d in one.documents] == [d.to_record() for d in two.documents]
     counts = lambda run: [{k: v for k, v in st.items() if k != "seconds"} for st in run.stats.to_dict()["stages"]]  # noqa: E731
     assert counts(one) == counts(two)
-    assert [d.url for d in one.documents] == ["http://example.org/en", "http://example.org/zh", "http://example.org/en2"]
+    assert [d.url for d in one.documents] == [
+        "http://example.org/en",
+        "http://example.org/zh",
+        "http://example.org/en2",
+    ]
 
 
 def test_real_crawl_counts():
@@ -215,9 +235,26 @@ def test_cli(planted_warc, tmp_path, capsys):
 
 def test_cli_options(planted_warc, tmp_path, capsys):
     out, stats_path = tmp_path / "o.jsonl", tmp_path / "s.json"
-    argv = ["--warc", str(planted_warc), "--output", str(out), "--stats", str(stats_path), "--no-progress",
-            "--langs", "en,fr", "--disable", "badwords", "--set", "gopher_quality.min_doc_words=2",
-            "--set", "gopher_quality.min_stop_words=null", "--no-near-dedup", "--extractor", "trafilatura"]
+    argv = [
+        "--warc",
+        str(planted_warc),
+        "--output",
+        str(out),
+        "--stats",
+        str(stats_path),
+        "--no-progress",
+        "--langs",
+        "en,fr",
+        "--disable",
+        "badwords",
+        "--set",
+        "gopher_quality.min_doc_words=2",
+        "--set",
+        "gopher_quality.min_stop_words=null",
+        "--no-near-dedup",
+        "--extractor",
+        "trafilatura",
+    ]
     assert main(argv) == 0
     urls = [json.loads(line)["url"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert "http://example.org/zh" not in urls and "http://example.org/fr" in urls
@@ -252,8 +289,17 @@ def test_cli_missing_file(tmp_path, capsys):
 def test_hw1_options_limit_text_output_and_summary(planted_warc, tmp_path, capsys):
     """--limit N reads N WARC records (HW1's --num_records); --text-output writes one document per line."""
     out, text = tmp_path / "o.jsonl", tmp_path / "o.txt"
-    argv = ["--warc", str(planted_warc), "--output", str(out), "--text-output", str(text), "--no-progress",
-            "--pii-placeholder", "phone=[PHONE]"]
+    argv = [
+        "--warc",
+        str(planted_warc),
+        "--output",
+        str(out),
+        "--text-output",
+        str(text),
+        "--no-progress",
+        "--pii-placeholder",
+        "phone=[PHONE]",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

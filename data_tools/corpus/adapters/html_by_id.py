@@ -40,7 +40,11 @@ def page_segments(path: Path | str, id_pattern: str = r"^(par|hd)_id") -> dict[t
         return {}
     # scripts, and the macOS variant of system-dependent text (LibreOffice keeps both the macOS and
     # the default wording in a "switchinline" span; only the default one is kept)
-    for bad in [e for e in root.iter() if isinstance(e.tag, str) and (e.tag in _SKIP_TAGS or "MAC" in (e.get("class") or "").split())]:
+    for bad in [
+        e
+        for e in root.iter()
+        if isinstance(e.tag, str) and (e.tag in _SKIP_TAGS or "MAC" in (e.get("class") or "").split())
+    ]:
         if bad.getparent() is not None:
             bad.drop_tree()
     out: dict[tuple[str, int], str] = {}

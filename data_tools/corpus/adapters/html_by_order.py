@@ -30,7 +30,15 @@ def _section_key(el: etree._Element) -> str:
             return anc.get("id")
         if anc.tag in ("div", "section"):
             first = anc.find(".//a[@name]")
-            if first is not None and anc.get("class", "") in ("section", "chapter", "sect1", "sect2", "sect3", "appendix", "preface"):
+            if first is not None and anc.get("class", "") in (
+                "section",
+                "chapter",
+                "sect1",
+                "sect2",
+                "sect3",
+                "appendix",
+                "preface",
+            ):
                 return first.get("name")
     return ""
 
@@ -54,7 +62,9 @@ def page_blocks(path: Path | str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _align(en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally: Stats) -> Iterator[tuple[str, str, str]]:
+def _align(
+    en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally: Stats
+) -> Iterator[tuple[str, str, str]]:
     if [b[1] for b in en] == [b[1] for b in zh]:
         tally.note(STEP, "pages_aligned_whole")
         for (sec, _, e), (_, _, z) in zip(en, zh):

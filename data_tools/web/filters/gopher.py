@@ -165,7 +165,12 @@ class GopherRepetitionFilter(DocumentFilter):
     max_dup_para_char_frac: float | None = 0.20
     top_ngram_max_char_frac: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
     dup_ngram_max_char_frac: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
     )
 
     def reason(self, text: str, lang: str = "en") -> str | None:
