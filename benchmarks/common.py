@@ -49,7 +49,10 @@ def device_info(device: str) -> dict[str, Any]:
     if device == "cuda":
         name = torch.cuda.get_device_name()
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores"
+        name = (
+            f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads, "
+            f"{os.cpu_count()} cores"
+        )
     return {
         "device": name,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -134,7 +137,7 @@ def interleaved(rows: dict[str, Callable[[], None]], rounds: int, steps: int, de
 
 def paired_ratio(samples: dict[str, list[float]], name: str, baseline: str) -> float:
     """Median over rounds of ``time(baseline) / time(name)``: > 1 means ``name`` is faster."""
-    return statistics.median(b / a for a, b in zip(samples[name], samples[baseline]))
+    return statistics.median(b / a for a, b in zip(samples[name], samples[baseline], strict=True))
 
 
 def format_table(columns: Sequence[tuple[str, str]], records: Sequence[dict[str, Any]]) -> str:

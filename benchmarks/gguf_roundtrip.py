@@ -66,7 +66,8 @@ def main(argv=None) -> int:
         f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}\n"
     )
     print(
-        "| model | dtype | file | identical greedy tokens | tokenization equal | max logit diff | llama.cpp reply (first prompt) |"
+        "| model | dtype | file | identical greedy tokens | tokenization equal | max logit diff "
+        "| llama.cpp reply (first prompt) |"
     )
     print("|---|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -40,12 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
-from common import (
+from common import (  # noqa: E402
     format_table,
     interleaved,
     load_average,
     matmul_tflops,
-    paired_ratio,  # noqa: E402
+    paired_ratio,
     settle_arguments,
     write_json,
 )
@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     info["matmul_tflops"] = peak
     print(
         f"device: {info['device']}; {args.dtype}; measured {args.dtype} matmul {peak:.2f} TFLOP/s; "
-        f"load average {info['load_average']}; torch {info['torch']}, transformers {info['transformers']}; {info['date']}"
+        f"load average {info['load_average']}; torch {info['torch']}, transformers {info['transformers']}; "
+        f"{info['date']}"
     )
     records = []
     for preset in args.presets:

@@ -169,7 +169,7 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
     plain_s = statistics.median(paired.plain_times)
     quiet = [r["step"] for r in rows if r["log"] == r["evaluate"] == r["save"] == 0.0]
     runner_s = statistics.median(quiet)
-    ratios = [r["step"] / p for r, p in zip(rows, paired.plain_times)]
+    ratios = [r["step"] / p for r, p in zip(rows, paired.plain_times, strict=True)]
     log_cost = [r["log"] for r in rows if r["log"]]
     eval_cost = [r["evaluate"] for r in rows if r["evaluate"]]
     save_cost = [r["save"] for r in rows if r["save"]]

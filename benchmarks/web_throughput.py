@@ -144,7 +144,7 @@ def compare_extractors(samples: dict[str, list[tuple[str, str]]]) -> list[dict]:
             start = time.perf_counter()
             outputs = [html_to_text(html, extractor) for html, _ in items]
             seconds = time.perf_counter() - start
-            for out, (_, ref) in zip(outputs, items):
+            for out, (_, ref) in zip(outputs, items, strict=True):
                 empty += not out
                 scores.append(prf(out, ref))
             n = len(items)

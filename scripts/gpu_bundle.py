@@ -46,7 +46,7 @@ DATA_FILES = (
 def locked_versions(lock: Path, names: tuple[str, ...]) -> dict[str, str]:
     """``name -> version`` for ``names`` from a ``pip freeze``-style lock; a missing one is an error."""
     pins = {}
-    for number, line in enumerate(lock.read_text(encoding="utf-8").splitlines(), 1):
+    for line in lock.read_text(encoding="utf-8").splitlines():
         match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
         if match:
             pins[match.group(1).lower().replace("_", "-")] = match.group(2)

@@ -79,7 +79,8 @@ def test_shipped_source_list_is_complete():
         ("artefacts: {a: {registry: ftp}}\nsources: []\n", "'registry' must be one of"),
         ("artefacts: {a: {registry: apt, package: p, version: '1'}}\nsources: []\n", "missing 'sha256'"),
         (
-            "artefacts: {}\nsources:\n  - {name: s, role: parallel, adapter: gettext, files: [{artefact: nope, glob: x}]}\n",
+            "artefacts: {}\nsources:\n"
+            "  - {name: s, role: parallel, adapter: gettext, files: [{artefact: nope, glob: x}]}\n",
             "unknown artefact 'nope'",
         ),
         ("artefacts: {}\nsources:\n  - {name: s, role: other, adapter: gettext}\n", "'role' must be one of"),
@@ -298,7 +299,8 @@ def test_optional_source_without_files_is_skipped(tmp_path):
     text = text.replace(
         "sources:\n",
         "  gone: {registry: local, path: /nonexistent/locale, licence: x}\nsources:\n"
-        "  - {name: gone-catalogs, role: parallel, adapter: gettext, optional: true, files: [{artefact: gone, glob: '*.mo'}]}\n",
+        "  - {name: gone-catalogs, role: parallel, adapter: gettext, optional: true, "
+        "files: [{artefact: gone, glob: '*.mo'}]}\n",
         1,
     )
     (tmp_path / "s.yaml").write_text(text, encoding="utf-8")

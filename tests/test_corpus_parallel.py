@@ -205,7 +205,7 @@ def test_split_is_stable_and_ignores_case_and_punctuation():
     sentences = [f"Sentence number {i} about something." for i in range(2000)]
     first = [assign_split(s) for s in sentences]
     assert first == [assign_split(s) for s in sentences]  # same result on every call
-    assert all(assign_split(s.upper().rstrip(".") + "!!") == sp for s, sp in zip(sentences, first))
+    assert all(assign_split(s.upper().rstrip(".") + "!!") == sp for s, sp in zip(sentences, first, strict=True))
     assert bucket("Hello, World") == bucket("hello world")
 
 

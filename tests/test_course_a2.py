@@ -44,7 +44,10 @@ def _reference_attention(x, wq, wk, wv, wo, n_heads, n_kv, theta):
         for h in range(n_heads):
             g = h // group
             qh = q[t][h * d : (h + 1) * d]
-            scores = [sum(a * b for a, b in zip(qh, k[s][g * d : (g + 1) * d])) / math.sqrt(d) for s in range(t + 1)]
+            scores = [
+                sum(a * b for a, b in zip(qh, k[s][g * d : (g + 1) * d], strict=True)) / math.sqrt(d)
+                for s in range(t + 1)
+            ]
             top = max(scores)
             weights = [math.exp(s - top) for s in scores]
             total = sum(weights)
@@ -102,7 +105,7 @@ def test_course_dpo_loss_on_fixed_values():
     beta = 0.5
 
     def mean(row, m):
-        return sum(v for v, keep in zip(row, m) if keep) / sum(m)
+        return sum(v for v, keep in zip(row, m, strict=True) if keep) / sum(m)
 
     losses = []
     for pair in range(2):

@@ -1,4 +1,5 @@
-"""Tests for minimind_hf.training.dpo and minimind_hf.course.dpo_loss: the DPO loss, the course-style adapter and MiniMindDPOTrainer.
+"""Tests for minimind_hf.training.dpo and minimind_hf.course.dpo_loss: the DPO loss, the course-style adapter and
+MiniMindDPOTrainer.
 
 The loss is checked against numbers worked out by hand, the adapter against the loss, and the trainer
 against TRL's own DPOTrainer on the same batch; then the reference-model variants (frozen copy,
@@ -425,7 +426,7 @@ def test_trainer_loss_gradients_and_metrics_equal_trl(
     newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
     trl_batch = first_batch(theirs)
     for ours_row, ours_mask, trl_row, trl_mask in zip(
-        batch["input_ids"], batch["completion_mask"], trl_batch["input_ids"], trl_batch["completion_mask"]
+        batch["input_ids"], batch["completion_mask"], trl_batch["input_ids"], trl_batch["completion_mask"], strict=True
     ):
         assert trl_row[trl_mask.bool()].tolist() == ours_row[ours_mask.bool()].tolist() + newline
     lengths_differ = (batch["completion_mask"].sum(1)[:4] != batch["completion_mask"].sum(1)[4:]).any()
@@ -743,7 +744,7 @@ def test_pairs_made_identical_by_truncation_are_dropped_and_counted(tmp_path, to
     assert trainer.dropped_rows["train"] == {"identical_after_truncation": 1}
     batch = first_batch(trainer)
     chosen, rejected = batch["input_ids"].chunk(2)
-    assert all(not torch.equal(c, r) for c, r in zip(chosen, rejected))
+    assert all(not torch.equal(c, r) for c, r in zip(chosen, rejected, strict=True))
 
 
 def test_control_token_text_in_a_pair_stays_text(tmp_path, tokenizer, pristine_model):

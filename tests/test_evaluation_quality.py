@@ -106,7 +106,7 @@ def test_candidates_and_the_length_cap(tiny_model, tokenizer):
     capped = generate_translations(
         tiny_model, tokenizer, sources, max_new_tokens=40, length_ratio=0.5, show_progress=False
     )
-    for full, short, src in zip(greedy, capped, sources):
+    for _full, short, src in zip(greedy, capped, sources, strict=True):
         n = len(tokenizer(src)["input_ids"])
         assert len(tokenizer(short[0], add_special_tokens=False)["input_ids"]) <= length_cap(n, 0.5, 40) + 1
     sampled = generate_translations(

@@ -160,7 +160,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     ids = torch.randint(0, 6400, (2, 9))
     plain(input_ids=ids, labels=ids).loss.backward()
     ckpt(input_ids=ids, labels=ids).loss.backward()
-    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters(), strict=True):
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
 
 

@@ -211,7 +211,7 @@ def _wait_for_steps(proc, n: int, log: list[str]) -> None:
         seen += "'loss'" in line
         if seen >= n:
             return
-    raise AssertionError("the run ended before step %d:\n%s" % (n, "".join(log[-30:])))
+    raise AssertionError(f"the run ended before step {n}:\n" + "".join(log[-30:]))
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def test_chat_template_renders_chatml(tokenizer):
 def test_assistant_mask_covers_reply_and_im_end(tokenizer):
     messages = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "你好"}]
     out = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
-    marked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    marked = [t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
     assert tokenizer.decode(marked) == "你好<|im_end|>"
 
 

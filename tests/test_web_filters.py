@@ -16,8 +16,10 @@ from data_tools.web.filters import (
 )
 from data_tools.web.filters.text import count_sentences, ends_with_terminal_punctuation, split_words
 
-GOOD_EN = """Bond prices and interest rates move in opposite directions, and this is one of the first ideas that a new investor has to learn.
-When market rates rise, the fixed coupon of an existing bond becomes less attractive, so its price falls until its yield matches the market.
+GOOD_EN = """Bond prices and interest rates move in opposite directions, and this is one of the first ideas \
+that a new investor has to learn.
+When market rates rise, the fixed coupon of an existing bond becomes less attractive, so its price falls \
+until its yield matches the market.
 When rates fall, the opposite happens and the price of the bond goes up.
 The size of the change depends on the duration of the bond, which measures how long it takes to be repaid.
 A bond with a long duration reacts more strongly to a change in rates than a bond with a short duration.
@@ -105,7 +107,7 @@ SENTENCES = GOOD_EN.split("\n")
         ("\n".join([SENTENCES[0] * 3] + SENTENCES[1:5] + [SENTENCES[0] * 3]), {}, "dup_line_char_frac"),
         (GOOD_EN + " " + "interest rates " * 60, {}, "top_2gram_char_frac"),
         (
-            " ".join(["w%d" % i for i in range(200)]) + " " + " ".join(["w%d" % i for i in range(60)]),
+            " ".join([f"w{i}" for i in range(200)]) + " " + " ".join([f"w{i}" for i in range(60)]),
             {},
             "dup_5gram_char_frac",
         ),

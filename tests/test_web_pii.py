@@ -147,7 +147,7 @@ integers = st.integers(0, 9_999_999_999).map(str)
 grouped = st.integers(0, 10**12).map(lambda x: f"{x:,}")
 decimals = st.floats(0, 1e6, allow_nan=False).map(lambda x: f"{x:.3f}")
 percents = st.integers(0, 100).map(lambda x: f"{x}%")
-versions = st.tuples(st.integers(0, 20), st.integers(0, 99), st.integers(0, 99)).map(lambda t: "v%d.%d.%d" % t)
+versions = st.tuples(st.integers(0, 20), st.integers(0, 99), st.integers(0, 99)).map(lambda t: "v{}.{}.{}".format(*t))
 ordinary = st.one_of(years, dates, times, prices, integers, grouped, decimals, percents, versions)
 
 

@@ -21,15 +21,19 @@ EN = [
     "Central banks try to keep inflation low and stable, often close to two percent a year.",
     "To slow inflation down, a central bank can raise its policy rate, which makes borrowing more expensive.",
     "Higher borrowing costs cool spending and investment, and with time the pressure on prices eases.",
-    "Savers should compare the interest they earn with the inflation rate to see whether their money grows in real terms.",
+    "Savers should compare the interest they earn with the inflation rate "
+    "to see whether their money grows in real terms.",
     "For questions write to research.desk@example-bank.com or call (555) 201-7788 during office hours.",
 ]
 EN2 = [
     "A stock split increases the number of shares a company has without changing what the company is worth.",
-    "After a two-for-one split, each shareholder owns twice as many shares, and each share trades at about half the price.",
+    "After a two-for-one split, each shareholder owns twice as many shares, "
+    "and each share trades at about half the price.",
     "Companies often split their shares when the price has risen so far that small investors find it hard to buy them.",
-    "The split itself does not create value, but some studies find that the announcement is read as a sign of confidence.",
-    "A reverse split does the opposite and is sometimes used to keep a share price above the minimum that an exchange requires.",
+    "The split itself does not create value, but some studies find that the announcement "
+    "is read as a sign of confidence.",
+    "A reverse split does the opposite and is sometimes used to keep a share price "
+    "above the minimum that an exchange requires.",
 ]
 ZH = [
     "通貨膨脹是衡量一般物價水準在一年內上漲速度的指標。",
@@ -44,7 +48,8 @@ FR = [
     "Quand l'inflation est élevée, la même somme d'argent achète moins de biens et de services qu'avant.",
     "Les banques centrales essaient de maintenir une inflation basse et stable, souvent proche de deux pour cent.",
     "Pour ralentir l'inflation, une banque centrale peut relever son taux directeur, ce qui rend le crédit plus cher.",
-    "Des coûts d'emprunt plus élevés refroidissent les dépenses et l'investissement, et la pression sur les prix diminue.",
+    "Des coûts d'emprunt plus élevés refroidissent les dépenses et l'investissement, "
+    "et la pression sur les prix diminue.",
 ]
 
 
@@ -84,7 +89,7 @@ def check_stage_chain(stats: Stats) -> None:
     stages = list(stats.steps.values())
     for st in stages:
         assert st.seen == st.kept + st.n_dropped, st.name
-    for prev, nxt in zip(stages, stages[1:]):
+    for prev, nxt in zip(stages, stages[1:], strict=False):
         assert nxt.seen == prev.kept, (prev.name, nxt.name)
 
 

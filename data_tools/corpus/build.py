@@ -364,12 +364,12 @@ def _count_tokens(texts: list[tuple[str, str, str]]) -> dict[str, int]:
         batch.append(text)
         langs.append(lang)
         if len(batch) == 512:
-            for l, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"]):
-                counts[l] += len(ids)
+            for batch_lang, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"], strict=True):
+                counts[batch_lang] += len(ids)
             batch, langs = [], []
     if batch:
-        for l, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"]):
-            counts[l] += len(ids)
+        for batch_lang, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"], strict=True):
+            counts[batch_lang] += len(ids)
     return dict(counts)
 
 

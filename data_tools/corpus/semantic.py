@@ -49,7 +49,7 @@ class SemanticFilter:
             batch = pairs[start : start + self.batch_size]
             scored = [p for p in batch if len(p.en.split()) >= self.min_words]
             sims = (
-                dict(zip(map(id, scored), self.scores([p.en for p in scored], [p.zh for p in scored])))
+                dict(zip(map(id, scored), self.scores([p.en for p in scored], [p.zh for p in scored]), strict=True))
                 if scored
                 else {}
             )

@@ -5,8 +5,8 @@ through :func:`minimind_hf.checkpoints.load_checkpoint`), first checks that cach
 uncached model, measures perplexity on a validation file and translates a test file, then writes
 ``eval.json``, ``eval.md``, ``eval.png`` and ``eval_translations.jsonl`` next to the checkpoint (or into
 ``output_dir``), and adds the scores to the checkpoint's model card (``README.md``, see
-:mod:`minimind_hf.hub.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command line is
-also built from.
+:mod:`minimind_hf.hub.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command
+line is also built from.
 """
 
 from __future__ import annotations

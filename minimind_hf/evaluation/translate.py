@@ -5,7 +5,8 @@ rendered by the chat template with the generation prompt. Prompts are sorted by 
 the LEFT (so every prompt ends right where generation starts) and generated in batches; only the
 new tokens are decoded, cut at the first ``<|im_end|>``.
 
-:func:`check_cached_generation` checks, before any figure is trusted, that cached greedy generation follows the uncached model.
+:func:`check_cached_generation` checks, before any figure is trusted, that cached greedy generation follows the
+uncached model.
 """
 
 from __future__ import annotations

@@ -88,7 +88,7 @@ def read_html_by_id(
         tally.note(STEP, "pages")
         en_seg = page_segments(en_path, id_pattern)
         zh_seg = page_segments(zh_path, id_pattern)
-        for key in en_seg.keys() - zh_seg.keys():
+        for _missing in en_seg.keys() - zh_seg.keys():
             tally.drop(STEP, "id_missing_in_zh")
         for key in sorted(en_seg.keys() & zh_seg.keys()):
             tally.keep(STEP)

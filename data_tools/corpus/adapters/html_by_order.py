@@ -67,7 +67,7 @@ def _align(
 ) -> Iterator[tuple[str, str, str]]:
     if [b[1] for b in en] == [b[1] for b in zh]:
         tally.note(STEP, "pages_aligned_whole")
-        for (sec, _, e), (_, _, z) in zip(en, zh):
+        for (sec, _, e), (_, _, z) in zip(en, zh, strict=True):
             yield sec, e, z
         return
     tally.note(STEP, "pages_aligned_by_section")
@@ -84,7 +84,7 @@ def _align(
         if not sec or zblocks is None or [b[1] for b in eblocks] != [b[1] for b in zblocks]:
             tally.drop(STEP, "section_not_aligned", len(eblocks))
             continue
-        for (_, _, e), (_, _, z) in zip(eblocks, zblocks):
+        for (_, _, e), (_, _, z) in zip(eblocks, zblocks, strict=True):
             yield sec, e, z
 
 
@@ -97,7 +97,8 @@ def read_html_by_order(
     script: Script = "hant",
     tally: Stats | None = None,
 ) -> Iterator[Pair]:
-    """Pair the pages ``en_root/en_glob`` with their translation, named by replacing ``rename[0]`` with ``rename[1]``."""
+    """Pair the pages ``en_root/en_glob`` with their translation, named by replacing ``rename[0]`` with
+    ``rename[1]``."""
     en_root, zh_root = Path(en_root), Path(zh_root)
     tally = tally if tally is not None else Stats()
     en_pages = sorted(en_root.glob(en_glob))
