@@ -49,7 +49,10 @@ def device_info(device: str) -> dict[str, Any]:
     if device == "cuda":
         name = torch.cuda.get_device_name()
     else:
-        name = f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads, {os.cpu_count()} cores"
+        name = (
+            f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads, "
+            f"{os.cpu_count()} cores"
+        )
     return {
         "device": name,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -62,8 +65,10 @@ def device_info(device: str) -> dict[str, Any]:
 
 def describe(info: dict[str, Any]) -> str:
     """The line a benchmark prints first: where and with what it ran."""
-    return (f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
-            f"transformers {info['transformers']}; {info['date']}")
+    return (
+        f"device: {info['device']}; load average {info['load_average']}; torch {info['torch']}, "
+        f"transformers {info['transformers']}; {info['date']}"
+    )
 
 
 def repo_path(path: str | Path) -> str:
@@ -72,8 +77,9 @@ def repo_path(path: str | Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def settle_arguments(args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any],
-                     weights: bool = False) -> tuple[str, dict[str, Any]]:
+def settle_arguments(
+    args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any], weights: bool = False
+) -> tuple[str, dict[str, Any]]:
     """After parsing: the device, the defaults of its size (``quick`` with ``--quick``) for every argument left unset,
     the dtype, the CPU threads; returns ``(device, device_info(device))``. An unset ``--dtype`` means what ``auto``
     means to the project: the training precision (``minimind_hf.checkpoints.auto_precision``: bf16 where the device
@@ -118,7 +124,7 @@ def interleaved(rows: dict[str, Callable[[], None]], rounds: int, steps: int, de
     names = list(rows)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             synchronize(device)
             start = time.perf_counter()
@@ -131,7 +137,7 @@ def interleaved(rows: dict[str, Callable[[], None]], rounds: int, steps: int, de
 
 def paired_ratio(samples: dict[str, list[float]], name: str, baseline: str) -> float:
     """Median over rounds of ``time(baseline) / time(name)``: > 1 means ``name`` is faster."""
-    return statistics.median(b / a for a, b in zip(samples[name], samples[baseline]))
+    return statistics.median(b / a for a, b in zip(samples[name], samples[baseline], strict=True))
 
 
 def format_table(columns: Sequence[tuple[str, str]], records: Sequence[dict[str, Any]]) -> str:
@@ -148,8 +154,7 @@ def format_table(columns: Sequence[tuple[str, str]], records: Sequence[dict[str,
             return f"{value:,}"
         return str(value)
 
-    lines = ["| " + " | ".join(header for _, header in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
+    lines = ["| " + " | ".join(header for _, header in columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     lines += ["| " + " | ".join(cell(record.get(key)) for key, _ in columns) + " |" for record in records]
     return "\n".join(lines)
 

@@ -30,23 +30,50 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
+from common import format_table, interleaved, load_average, paired_ratio, settle_arguments, write_json  # noqa: E402
 from transformers import CompileConfig  # noqa: E402
 
-from common import format_table, interleaved, load_average, paired_ratio, settle_arguments, write_json  # noqa: E402
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
 from minimind_hf.interop.llama import to_llama  # noqa: E402
 
-CPU_DEFAULT = dict(presets=["mini"], batch_sizes=[1, 32], prompt_len=32, new_tokens=32, rounds=3,
-                   caches=["dynamic", "static"], sentences=32)
-GPU_DEFAULT = dict(presets=["minimind-26m", "minimind-104m"], batch_sizes=[1, 32], prompt_len=128, new_tokens=128,
-                   rounds=5, caches=["dynamic", "static", "static+compile"], sentences=256)
-QUICK = dict(presets=["tiny"], batch_sizes=[1, 4], prompt_len=8, new_tokens=4, rounds=2, caches=["dynamic", "static"],
-             sentences=4)
+CPU_DEFAULT = dict(
+    presets=["mini"],
+    batch_sizes=[1, 32],
+    prompt_len=32,
+    new_tokens=32,
+    rounds=3,
+    caches=["dynamic", "static"],
+    sentences=32,
+)
+GPU_DEFAULT = dict(
+    presets=["minimind-26m", "minimind-104m"],
+    batch_sizes=[1, 32],
+    prompt_len=128,
+    new_tokens=128,
+    rounds=5,
+    caches=["dynamic", "static", "static+compile"],
+    sentences=256,
+)
+QUICK = dict(
+    presets=["tiny"],
+    batch_sizes=[1, 4],
+    prompt_len=8,
+    new_tokens=4,
+    rounds=2,
+    caches=["dynamic", "static"],
+    sentences=4,
+)
 
 
 def generate_call(model, ids: torch.Tensor, new_tokens: int, cache: str, out: dict, key: str):
-    options = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, num_beams=1,
-                   pad_token_id=0, eos_token_id=None)
+    options = dict(
+        max_new_tokens=new_tokens,
+        min_new_tokens=new_tokens,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=0,
+        eos_token_id=None,
+    )
     if cache.startswith("static"):
         options["cache_implementation"] = "static"
     if cache == "static+compile":
@@ -86,8 +113,14 @@ def measure_generate(preset: str, args, device: str) -> list[dict]:
             for name in ("minimind", "llama"):
                 key = f"{name} {cache}"
                 seconds = statistics.median(samples[key])
-                record = {"preset": preset, "batch": batch, "model": name, "cache": cache,
-                          "ms": 1000 * seconds, "tokens_per_s": batch * args.new_tokens / seconds}
+                record = {
+                    "preset": preset,
+                    "batch": batch,
+                    "model": name,
+                    "cache": cache,
+                    "ms": 1000 * seconds,
+                    "tokens_per_s": batch * args.new_tokens / seconds,
+                }
                 if name == "minimind":
                     record["vs_llama"] = paired_ratio(samples, key, f"llama {cache}")
                     record["same_tokens"] = bool(torch.equal(outputs[key], outputs[f"llama {cache}"]))
@@ -114,8 +147,10 @@ def measure_translate(args, device: str) -> list[dict]:
 
     def call(name, m):
         def run() -> None:
-            results[name] = translate(m, tokenizer, sources, batch_size=16, max_new_tokens=args.translate_tokens,
-                                      show_progress=False)
+            results[name] = translate(
+                m, tokenizer, sources, batch_size=16, max_new_tokens=args.translate_tokens, show_progress=False
+            )
+
         return run
 
     calls = {"minimind": call("minimind", model), "llama": call("llama", llama)}
@@ -123,8 +158,13 @@ def measure_translate(args, device: str) -> list[dict]:
     rows = []
     for name in calls:
         seconds = statistics.median(samples[name])
-        row = {"model": name, "checkpoint": args.model or f"untrained {args.presets[0]}", "sentences": len(sources),
-               "s": seconds, "sentences_per_s": len(sources) / seconds}
+        row = {
+            "model": name,
+            "checkpoint": args.model or f"untrained {args.presets[0]}",
+            "sentences": len(sources),
+            "s": seconds,
+            "sentences_per_s": len(sources) / seconds,
+        }
         if name == "minimind":
             row["vs_llama"] = paired_ratio(samples, "minimind", "llama")
             row["same_output"] = results["minimind"] == results["llama"]
@@ -133,8 +173,11 @@ def measure_translate(args, device: str) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--presets", nargs="+")
     parser.add_argument("--batch-sizes", nargs="+", type=int)
@@ -153,23 +196,50 @@ def main(argv: list[str] | None = None) -> dict:
     device, info = settle_arguments(args, QUICK, GPU_DEFAULT, CPU_DEFAULT, weights=True)
     if args.quick:
         args.translate_tokens = 8
-    print(f"device: {info['device']}; {args.dtype}; load average {info['load_average']}; torch {info['torch']}, "
-          f"transformers {info['transformers']}; {info['date']}")
+    print(
+        f"device: {info['device']}; {args.dtype}; load average {info['load_average']}; torch {info['torch']}, "
+        f"transformers {info['transformers']}; {info['date']}"
+    )
     generate_rows = []
     for preset in args.presets:
         rows = measure_generate(preset, args, device)
         generate_rows += rows
-        print(f"\ngenerate, {preset}: prompt {args.prompt_len} + {args.new_tokens} new tokens, greedy, "
-              f"{args.rounds} rounds; load average {load_average()}")
-        print(format_table([("batch", "batch"), ("model", "model"), ("cache", "cache"), ("ms", "ms"),
-                            ("tokens_per_s", "new tokens/s"), ("vs_llama", "vs Llama"), ("same_tokens", "same tokens")],
-                           rows))
+        print(
+            f"\ngenerate, {preset}: prompt {args.prompt_len} + {args.new_tokens} new tokens, greedy, "
+            f"{args.rounds} rounds; load average {load_average()}"
+        )
+        print(
+            format_table(
+                [
+                    ("batch", "batch"),
+                    ("model", "model"),
+                    ("cache", "cache"),
+                    ("ms", "ms"),
+                    ("tokens_per_s", "new tokens/s"),
+                    ("vs_llama", "vs Llama"),
+                    ("same_tokens", "same tokens"),
+                ],
+                rows,
+            )
+        )
     translate_rows = measure_translate(args, device)
-    print(f"\ntranslate (minimind eval's path), {translate_rows[0]['sentences']} sentences of the LoRA test split, "
-          f"batch 16, at most {args.translate_tokens} new tokens, {translate_rows[0]['checkpoint']}; "
-          f"load average {load_average()}")
-    print(format_table([("model", "model"), ("s", "s"), ("sentences_per_s", "sentences/s"), ("vs_llama", "vs Llama"),
-                        ("same_output", "same output")], translate_rows))
+    print(
+        f"\ntranslate (minimind eval's path), {translate_rows[0]['sentences']} sentences of the LoRA test split, "
+        f"batch 16, at most {args.translate_tokens} new tokens, {translate_rows[0]['checkpoint']}; "
+        f"load average {load_average()}"
+    )
+    print(
+        format_table(
+            [
+                ("model", "model"),
+                ("s", "s"),
+                ("sentences_per_s", "sentences/s"),
+                ("vs_llama", "vs Llama"),
+                ("same_output", "same output"),
+            ],
+            translate_rows,
+        )
+    )
     payload = {"info": info, "args": vars(args), "generate": generate_rows, "translate": translate_rows}
     write_json(args.json, payload)
     return payload

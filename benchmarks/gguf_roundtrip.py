@@ -61,9 +61,14 @@ def main(argv=None) -> int:
     prompts = [row["en"] for _, row in read_jsonl(args.test)][: args.prompts]
     system = resolve_system_prompt(args.system)
     reports = []
-    print(f"{len(prompts)} prompts from {args.test}, greedy, up to {args.max_new_tokens} new tokens; "
-          f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}\n")
-    print("| model | dtype | file | identical greedy tokens | tokenization equal | max logit diff | llama.cpp reply (first prompt) |")
+    print(
+        f"{len(prompts)} prompts from {args.test}, greedy, up to {args.max_new_tokens} new tokens; "
+        f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}\n"
+    )
+    print(
+        "| model | dtype | file | identical greedy tokens | tokenization equal | max logit diff "
+        "| llama.cpp reply (first prompt) |"
+    )
     print("|---|---|---:|---:|---:|---:|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for label, model, tokenizer in _models(args):
@@ -74,14 +79,18 @@ def main(argv=None) -> int:
                     print(f"| {label} | {dtype} | refused | — | — | — | {err} |")
                     reports.append({"model": label, "dtype": dtype, "refused": str(err)})
                     break
-                report = compare_with_llama_cpp(path, model, tokenizer, prompts, max_new_tokens=args.max_new_tokens,
-                                                system=system)
+                report = compare_with_llama_cpp(
+                    path, model, tokenizer, prompts, max_new_tokens=args.max_new_tokens, system=system
+                )
                 size = path.stat().st_size
                 tokenization = sum(r["tokenization_equal"] for r in report["rows"])
                 diff = max(r["max_abs_logit_diff"] for r in report["rows"])
                 reply = report["rows"][0]["text"].replace("|", "\\|").replace("\n", " ")[:60]
-                print(f"| {label} | {dtype} | {size / 2**20:.1f} MiB | {report['equal']}/{report['prompts']} | "
-                      f"{tokenization}/{report['prompts']} | {diff:.2e} | {reply} |", flush=True)
+                print(
+                    f"| {label} | {dtype} | {size / 2**20:.1f} MiB | {report['equal']}/{report['prompts']} | "
+                    f"{tokenization}/{report['prompts']} | {diff:.2e} | {reply} |",
+                    flush=True,
+                )
                 reports.append({"model": label, "dtype": dtype, "bytes": size, **report})
     if args.json:
         Path(args.json).write_text(json.dumps(reports, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

@@ -31,7 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
-
 from common import describe, device_info, format_table, repo_path, write_json  # noqa: E402
 
 VARIANTS = {
@@ -56,9 +55,29 @@ def train_one(recipe: str, variant: str, steps: int, overrides: list[str], out: 
         def on_train_end(self, args, state, control, **kwargs):
             self.log_history = list(state.log_history)
 
-    argv = [recipe, *VARIANTS[variant], "--output_dir", str(out / "run"), "--max_steps", str(steps),
-            "--skip_if_done", "false", "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no",
-            "--load_best_model_at_end", "false", "--report_to", "none", "--disable_tqdm", "true", *overrides]
+    argv = [
+        recipe,
+        *VARIANTS[variant],
+        "--output_dir",
+        str(out / "run"),
+        "--max_steps",
+        str(steps),
+        "--skip_if_done",
+        "false",
+        "--logging_steps",
+        "1",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--load_best_model_at_end",
+        "false",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        *overrides,
+    ]
     stage_args, training_args = stage_runner.parse_args(argv)
     if variant == "seed":
         training_args.seed += 1  # initial weights and, unless the recipe sets data_seed, the data order
@@ -111,15 +130,21 @@ def plot(runs: list[dict], window: int, skip: int, tolerance: float, path: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), dpi=120, sharex=True,
-                                      gridspec_kw={"height_ratios": [2, 1]})
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(8, 6.5), dpi=120, sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     for i, run in enumerate(runs):
         colour = f"C{i}"  # one colour per variant in both panels
         steps = range(1, len(run["losses"]) + 1)
         top.plot(steps, smooth(run["losses"], window), label=run["variant"], linewidth=1.2, color=colour)
         if "gaps" in run:
-            bottom.plot(range(skip + 1, skip + 1 + len(run["gaps"])), [100 * g for g in run["gaps"]],
-                        label=run["variant"], linewidth=1, color=colour)
+            bottom.plot(
+                range(skip + 1, skip + 1 + len(run["gaps"])),
+                [100 * g for g in run["gaps"]],
+                label=run["variant"],
+                linewidth=1,
+                color=colour,
+            )
     top.set_ylabel(f"training loss ({window}-step mean)")
     top.set_title(title)
     top.grid(alpha=0.3)
@@ -136,9 +161,21 @@ def plot(runs: list[dict], window: int, skip: int, tolerance: float, path: Path,
     plt.close(fig)
 
 
-def _run_child(recipe: str, variant: str, steps: int, overrides: list[str], threads: int | None, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, __file__, "--recipe", recipe, "--child", variant, "--steps", str(steps),
-           "--child-out", str(out)]
+def _run_child(
+    recipe: str, variant: str, steps: int, overrides: list[str], threads: int | None, out: Path
+) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        __file__,
+        "--recipe",
+        recipe,
+        "--child",
+        variant,
+        "--steps",
+        str(steps),
+        "--child-out",
+        str(out),
+    ]
     if threads:
         cmd += ["--threads", str(threads)]
     log = open(out / "log.txt", "w")
@@ -147,12 +184,18 @@ def _run_child(recipe: str, variant: str, steps: int, overrides: list[str], thre
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="anything after -- goes to the recipe as overrides")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="anything after -- goes to the recipe as overrides"
+    )
     parser.add_argument("--recipe", default=str(ROOT / "recipes" / "tiny" / "pretrain.yaml"))
     parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--variants", nargs="+", default=["fp32", "bf16", "compile", "seed"], choices=list(VARIANTS),
-                        help="the first is the reference")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["fp32", "bf16", "compile", "seed"],
+        choices=list(VARIANTS),
+        help="the first is the reference",
+    )
     parser.add_argument("--window", type=int, default=20, help="moving-average window of the training loss")
     parser.add_argument("--tolerance", type=float, default=0.02, help="largest relative gap of the smoothed loss")
     parser.add_argument("--eval-tolerance", type=float, default=0.01, help="largest relative gap of the eval loss")
@@ -172,8 +215,19 @@ def main(argv: list[str] | None = None) -> dict:
         return result
     if args.quick:
         args.steps, args.window = 12, 3
-        overrides = ["--preset", "tiny", "--block_size", "64", "--per_device_train_batch_size", "4",
-                     "--max_eval_samples", "8", "--warmup_steps", "2", *overrides]
+        overrides = [
+            "--preset",
+            "tiny",
+            "--block_size",
+            "64",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_eval_samples",
+            "8",
+            "--warmup_steps",
+            "2",
+            *overrides,
+        ]
     threads = args.threads or max((os.cpu_count() or 1) // args.jobs, 1)
     if not torch.cuda.is_available():
         torch.set_num_threads(threads)
@@ -187,8 +241,13 @@ def main(argv: list[str] | None = None) -> dict:
         while pending and len(running) < args.jobs:
             variant = pending.pop(0)
             (work / variant).mkdir()
-            running.append((variant, _run_child(args.recipe, variant, args.steps, overrides, threads, work / variant),
-                            work / variant))
+            running.append(
+                (
+                    variant,
+                    _run_child(args.recipe, variant, args.steps, overrides, threads, work / variant),
+                    work / variant,
+                )
+            )
         time.sleep(1)
         for item in list(running):
             variant, proc, folder = item
@@ -202,33 +261,76 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  {variant}: done in {runs[variant]['wall_s']:.0f} s", flush=True)
     ordered = [runs[v] for v in args.variants]
     reference, skip = ordered[0], max(args.steps // 10, 1)
-    rows = [{"variant": reference["variant"], "final_train_loss": smooth(reference["losses"], args.window)[-1],
-             "eval_loss": reference["eval_loss"], "train_runtime_s": reference["train_runtime_s"]}]
+    rows = [
+        {
+            "variant": reference["variant"],
+            "final_train_loss": smooth(reference["losses"], args.window)[-1],
+            "eval_loss": reference["eval_loss"],
+            "train_runtime_s": reference["train_runtime_s"],
+        }
+    ]
     for run in ordered[1:]:
         stats = compare(reference, run, args.window, skip)
         run["gaps"] = stats.pop("gaps")
-        agrees = (stats["max_gap_pct"] is not None and stats["max_gap_pct"] <= 100 * args.tolerance
-                  and (stats["eval_gap_pct"] is None or abs(stats["eval_gap_pct"]) <= 100 * args.eval_tolerance))
-        rows.append({"variant": run["variant"], "eval_loss": run["eval_loss"],
-                     "train_runtime_s": run["train_runtime_s"], "agrees": agrees, **stats})
+        agrees = (
+            stats["max_gap_pct"] is not None
+            and stats["max_gap_pct"] <= 100 * args.tolerance
+            and (stats["eval_gap_pct"] is None or abs(stats["eval_gap_pct"]) <= 100 * args.eval_tolerance)
+        )
+        rows.append(
+            {
+                "variant": run["variant"],
+                "eval_loss": run["eval_loss"],
+                "train_runtime_s": run["train_runtime_s"],
+                "agrees": agrees,
+                **stats,
+            }
+        )
     name = f"loss_agreement_{Path(args.recipe).parent.name}_{Path(args.recipe).stem}"
     out = Path(args.out) if args.out else ROOT / "out" / "bench"
     png = out / f"{name}.png"
-    plot(ordered, args.window, skip, args.tolerance, png,
-         f"{repo_path(args.recipe)}: {args.steps} steps ({info['device'].split(',')[0]})")
-    print(f"{repo_path(args.recipe)}, {args.steps} steps, reference {reference['variant']}; gaps of the "
-          f"{args.window}-step mean training loss after step {skip}; tolerance {100 * args.tolerance:g}% "
-          f"(train) and {100 * args.eval_tolerance:g}% (final eval loss)")
-    print(format_table(
-        [("variant", "variant"), ("final_train_loss", "train loss (end)"), ("eval_loss", "eval loss"),
-         ("max_gap_pct", "max gap %"), ("max_gap_step", "at step"), ("mean_gap_pct", "mean gap %"),
-         ("eval_gap_pct", "eval gap %"), ("train_runtime_s", "train s"), ("agrees", "agrees")],
-        rows,
-    ))
+    plot(
+        ordered,
+        args.window,
+        skip,
+        args.tolerance,
+        png,
+        f"{repo_path(args.recipe)}: {args.steps} steps ({info['device'].split(',')[0]})",
+    )
+    print(
+        f"{repo_path(args.recipe)}, {args.steps} steps, reference {reference['variant']}; gaps of the "
+        f"{args.window}-step mean training loss after step {skip}; tolerance {100 * args.tolerance:g}% "
+        f"(train) and {100 * args.eval_tolerance:g}% (final eval loss)"
+    )
+    print(
+        format_table(
+            [
+                ("variant", "variant"),
+                ("final_train_loss", "train loss (end)"),
+                ("eval_loss", "eval loss"),
+                ("max_gap_pct", "max gap %"),
+                ("max_gap_step", "at step"),
+                ("mean_gap_pct", "mean gap %"),
+                ("eval_gap_pct", "eval gap %"),
+                ("train_runtime_s", "train s"),
+                ("agrees", "agrees"),
+            ],
+            rows,
+        )
+    )
     print(f"wrote {png}")
-    payload = {"info": info, "recipe": repo_path(args.recipe), "steps": args.steps, "window": args.window,
-               "tolerance": args.tolerance, "eval_tolerance": args.eval_tolerance, "threads": threads,
-               "jobs": args.jobs, "rows": rows, "losses": {r["variant"]: r["losses"] for r in ordered}}
+    payload = {
+        "info": info,
+        "recipe": repo_path(args.recipe),
+        "steps": args.steps,
+        "window": args.window,
+        "tolerance": args.tolerance,
+        "eval_tolerance": args.eval_tolerance,
+        "threads": threads,
+        "jobs": args.jobs,
+        "rows": rows,
+        "losses": {r["variant"]: r["losses"] for r in ordered},
+    }
     write_json(str(out / f"{name}.json"), payload)
     return payload
 

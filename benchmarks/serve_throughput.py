@@ -61,8 +61,9 @@ def main(argv=None) -> int:
     sources = [row["en"] for _, row in read_jsonl(test)][: args.requests]
 
     def ask(source: str):
-        return client.chat.completions.create(model="bench", messages=translation_messages(source), temperature=0,
-                                              max_tokens=args.max_tokens)
+        return client.chat.completions.create(
+            model="bench", messages=translation_messages(source), temperature=0, max_tokens=args.max_tokens
+        )
 
     ask(sources[0])  # warm-up
     rows = []
@@ -76,11 +77,15 @@ def main(argv=None) -> int:
                 replies = list(pool.map(ask, sources))
         seconds = time.perf_counter() - start
         tokens = sum(r.usage.completion_tokens for r in replies)
-        rows.append((way, seconds, tokens, served.engine.batch_sizes[before:], [r.choices[0].message.content for r in replies]))
+        rows.append(
+            (way, seconds, tokens, served.engine.batch_sizes[before:], [r.choices[0].message.content for r in replies])
+        )
     server.should_exit = True
     served.close()
-    print(f"{label}, {len(sources)} greedy requests of up to {args.max_tokens} tokens, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}\n")
+    print(
+        f"{label}, {len(sources)} greedy requests of up to {args.max_tokens} tokens, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d')}\n"
+    )
     print("| requests | wall | completion tokens / s | batch sizes |\n|---|---:|---:|---|")
     for way, seconds, tokens, sizes, _ in rows:
         print(f"| {way} | {seconds:.2f} s | {tokens / seconds:.0f} | {', '.join(map(str, sizes))} |")

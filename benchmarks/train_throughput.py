@@ -40,21 +40,59 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
+from common import (  # noqa: E402
+    format_table,
+    interleaved,
+    load_average,
+    matmul_tflops,
+    paired_ratio,
+    settle_arguments,
+    write_json,
+)
 
-from common import (format_table, interleaved, load_average, matmul_tflops, paired_ratio,  # noqa: E402
-                    settle_arguments, write_json)
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
 
-CPU_DEFAULT = dict(presets=["mini"], seq_lens=[256], batch_size=8, rounds=5, steps=2,
-                   variants=["minimind:sdpa", "minimind:eager", "minimind:sdpa+fused", "llama:sdpa", "llama:eager",
-                             "llama:sdpa+fused"])
-GPU_DEFAULT = dict(presets=["minimind-26m", "minimind-3", "minimind-104m", "minimind-moe-145m"], seq_lens=[512, 1024],
-                   batch_size=32, rounds=5, steps=5,
-                   variants=["minimind:sdpa", "minimind:eager", "minimind:flash_attention_2", "minimind:sdpa+fused",
-                             "minimind:sdpa+fused+liger", "minimind:sdpa+compile+fused", "llama:sdpa",
-                             "llama:sdpa+fused", "llama:sdpa+compile+fused"])
-QUICK = dict(presets=["tiny", "tiny-moe"], seq_lens=[32], batch_size=2, rounds=2, steps=1,
-             variants=["minimind:sdpa", "minimind:eager", "minimind:sdpa+fused", "llama:sdpa"])
+CPU_DEFAULT = dict(
+    presets=["mini"],
+    seq_lens=[256],
+    batch_size=8,
+    rounds=5,
+    steps=2,
+    variants=[
+        "minimind:sdpa",
+        "minimind:eager",
+        "minimind:sdpa+fused",
+        "llama:sdpa",
+        "llama:eager",
+        "llama:sdpa+fused",
+    ],
+)
+GPU_DEFAULT = dict(
+    presets=["minimind-26m", "minimind-3", "minimind-104m", "minimind-moe-145m"],
+    seq_lens=[512, 1024],
+    batch_size=32,
+    rounds=5,
+    steps=5,
+    variants=[
+        "minimind:sdpa",
+        "minimind:eager",
+        "minimind:flash_attention_2",
+        "minimind:sdpa+fused",
+        "minimind:sdpa+fused+liger",
+        "minimind:sdpa+compile+fused",
+        "llama:sdpa",
+        "llama:sdpa+fused",
+        "llama:sdpa+compile+fused",
+    ],
+)
+QUICK = dict(
+    presets=["tiny", "tiny-moe"],
+    seq_lens=[32],
+    batch_size=2,
+    rounds=2,
+    steps=1,
+    variants=["minimind:sdpa", "minimind:eager", "minimind:sdpa+fused", "llama:sdpa"],
+)
 
 
 def matmul_weights_per_token(config: MiniMindConfig) -> int:
@@ -77,10 +115,17 @@ def parse_variant(spec: str) -> dict:
     attn, *options = (rest or "sdpa").split("+")
     unknown = set(options) - {"compile", "fused", "liger"}
     if model not in ("minimind", "llama") or attn not in ("eager", "sdpa", "flash_attention_2") or unknown:
-        raise SystemExit(f"bad variant {spec!r}: MODEL:ATTENTION[+compile][+fused][+liger], MODEL minimind or llama, "
-                         "ATTENTION eager, sdpa or flash_attention_2")
-    return {"model": model, "attn": attn, "compile": "compile" in options, "fused": "fused" in options,
-            "liger": "liger" in options}
+        raise SystemExit(
+            f"bad variant {spec!r}: MODEL:ATTENTION[+compile][+fused][+liger], MODEL minimind or llama, "
+            "ATTENTION eager, sdpa or flash_attention_2"
+        )
+    return {
+        "model": model,
+        "attn": attn,
+        "compile": "compile" in options,
+        "fused": "fused" in options,
+        "liger": "liger" in options,
+    }
 
 
 def why_not(variant: dict, config: MiniMindConfig, device: str) -> str | None:
@@ -146,8 +191,14 @@ def measure(preset: str, seq_len: int, args, device: str, peak_tflops: float) ->
     records, steps = [], {}
     for spec in args.variants:
         variant = parse_variant(spec)
-        record = {"preset": preset, "params": sum(p.numel() for p in source.parameters()), "seq_len": seq_len,
-                  "batch": args.batch_size, "variant": spec, "flops_per_token": fpt}
+        record = {
+            "preset": preset,
+            "params": sum(p.numel() for p in source.parameters()),
+            "seq_len": seq_len,
+            "batch": args.batch_size,
+            "variant": spec,
+            "flops_per_token": fpt,
+        }
         reason = why_not(variant, config, device)
         if reason:
             records.append({**record, "skipped": reason})
@@ -185,8 +236,11 @@ def measure(preset: str, seq_len: int, args, device: str, peak_tflops: float) ->
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 2)[2])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--presets", nargs="+")
     parser.add_argument("--seq-lens", nargs="+", type=int)
@@ -194,12 +248,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--variants", nargs="+", help="MODEL:ATTENTION[+compile][+fused][+liger] ...")
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--steps", type=int, help="timed steps of a row per round")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps of each row first (compiling happens here)")
-    parser.add_argument("--dtype", choices=["fp32", "bf16"],
-                        help="bf16: autocast; default: the runner's precision auto (bf16 on a bf16 GPU or a CPU with "
-                             "AMX / AVX-512 BF16, else fp32)")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps of each row first (compiling happens here)"
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=["fp32", "bf16"],
+        help="bf16: autocast; default: the runner's precision auto (bf16 on a bf16 GPU or a CPU with "
+        "AMX / AVX-512 BF16, else fp32)",
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice)")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one step per round: checks the benchmark runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny sizes, one step per round: checks the benchmark runs"
+    )
     parser.add_argument("--json", help="write the rows here")
     args = parser.parse_args(argv)
     device, info = settle_arguments(args, QUICK, GPU_DEFAULT, CPU_DEFAULT)
@@ -208,21 +269,35 @@ def main(argv: list[str] | None = None) -> list[dict]:
     peak_dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     peak = matmul_tflops(device, peak_dtype, size=256 if args.quick else None)
     info["matmul_tflops"] = peak
-    print(f"device: {info['device']}; {args.dtype}; measured {args.dtype} matmul {peak:.2f} TFLOP/s; "
-          f"load average {info['load_average']}; torch {info['torch']}, transformers {info['transformers']}; {info['date']}")
+    print(
+        f"device: {info['device']}; {args.dtype}; measured {args.dtype} matmul {peak:.2f} TFLOP/s; "
+        f"load average {info['load_average']}; torch {info['torch']}, transformers {info['transformers']}; "
+        f"{info['date']}"
+    )
     records = []
     for preset in args.presets:
         for seq_len in args.seq_lens:
             rows = measure(preset, seq_len, args, device, peak)
             records += rows
-            print(f"\n{preset} ({rows[0]['params']:,} parameters), batch {args.batch_size} x seq {seq_len}, "
-                  f"{rows[0]['flops_per_token'] / 1e6:.1f} MFLOP/token, {args.rounds} rounds x {args.steps} steps; "
-                  f"load average {load_average()}")
-            print(format_table(
-                [("variant", "variant"), ("ms_per_step", "ms/step"), ("tokens_per_s", "tokens/s"),
-                 ("mfu_pct", "MFU %"), ("peak_gib", "peak GiB"), ("vs_llama", "vs Llama"), ("skipped", "skipped")],
-                rows,
-            ))
+            print(
+                f"\n{preset} ({rows[0]['params']:,} parameters), batch {args.batch_size} x seq {seq_len}, "
+                f"{rows[0]['flops_per_token'] / 1e6:.1f} MFLOP/token, {args.rounds} rounds x {args.steps} steps; "
+                f"load average {load_average()}"
+            )
+            print(
+                format_table(
+                    [
+                        ("variant", "variant"),
+                        ("ms_per_step", "ms/step"),
+                        ("tokens_per_s", "tokens/s"),
+                        ("mfu_pct", "MFU %"),
+                        ("peak_gib", "peak GiB"),
+                        ("vs_llama", "vs Llama"),
+                        ("skipped", "skipped"),
+                    ],
+                    rows,
+                )
+            )
     write_json(args.json, {"info": info, "args": vars(args), "rows": records})
     return records
 

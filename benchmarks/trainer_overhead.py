@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
+from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from transformers import TrainerCallback, get_scheduler  # noqa: E402
 
-from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from minimind_hf.training import runner as stage_runner  # noqa: E402
 
 
@@ -46,19 +46,30 @@ class PlainLoop:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.params = params
         self.optimizer = torch.optim.AdamW(
-            params, lr=training_args.learning_rate, betas=(training_args.adam_beta1, training_args.adam_beta2),
-            eps=training_args.adam_epsilon, weight_decay=training_args.weight_decay,
+            params,
+            lr=training_args.learning_rate,
+            betas=(training_args.adam_beta1, training_args.adam_beta2),
+            eps=training_args.adam_epsilon,
+            weight_decay=training_args.weight_decay,
         )
         self.scheduler = get_scheduler(
-            training_args.lr_scheduler_type, self.optimizer, num_warmup_steps=training_args.warmup_steps,
-            num_training_steps=training_args.max_steps, scheduler_specific_kwargs=training_args.lr_scheduler_kwargs,
+            training_args.lr_scheduler_type,
+            self.optimizer,
+            num_warmup_steps=training_args.warmup_steps,
+            num_training_steps=training_args.max_steps,
+            scheduler_specific_kwargs=training_args.lr_scheduler_kwargs,
         )
         if collator is None:
             dataset, collate = train_dataset.with_format("torch"), None
         else:
             dataset, collate = train_dataset, collator
-        self.loader = torch.utils.data.DataLoader(dataset, batch_size=training_args.per_device_train_batch_size,
-                                                  shuffle=True, drop_last=True, collate_fn=collate)
+        self.loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=training_args.per_device_train_batch_size,
+            shuffle=True,
+            drop_last=True,
+            collate_fn=collate,
+        )
         self.batches = iter(self.loader)
         self.max_grad_norm = training_args.max_grad_norm
         self.autocast = torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bool(training_args.bf16))
@@ -126,8 +137,22 @@ class PairedSteps(TrainerCallback):
 def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
     out = Path(tempfile.mkdtemp(prefix="trainer_overhead_"))
     every = max(steps // 2, 1)
-    argv = [recipe, "--output_dir", str(out / "run"), "--max_steps", str(steps), "--skip_if_done", "false",
-            "--eval_steps", str(every), "--save_steps", str(every), "--disable_tqdm", "true", *overrides]
+    argv = [
+        recipe,
+        "--output_dir",
+        str(out / "run"),
+        "--max_steps",
+        str(steps),
+        "--skip_if_done",
+        "false",
+        "--eval_steps",
+        str(every),
+        "--save_steps",
+        str(every),
+        "--disable_tqdm",
+        "true",
+        *overrides,
+    ]
     stage_args, training_args = stage_runner.parse_args(argv)
     written_args = stage_runner.parse_args([recipe, "--output_dir", str(out / "unused"), *overrides])[1]
     device = "cpu" if training_args.use_cpu or not torch.cuda.is_available() else "cuda"
@@ -144,7 +169,7 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
     plain_s = statistics.median(paired.plain_times)
     quiet = [r["step"] for r in rows if r["log"] == r["evaluate"] == r["save"] == 0.0]
     runner_s = statistics.median(quiet)
-    ratios = [r["step"] / p for r, p in zip(rows, paired.plain_times)]
+    ratios = [r["step"] / p for r, p in zip(rows, paired.plain_times, strict=True)]
     log_cost = [r["log"] for r in rows if r["log"]]
     eval_cost = [r["evaluate"] for r in rows if r["evaluate"]]
     save_cost = [r["save"] for r in rows if r["save"]]
@@ -159,7 +184,9 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
     n_evals = n // max(written_args.eval_steps or n, 1) if written_args.eval_strategy != "no" else 0
     n_saves = n // max(written_args.save_steps or n, 1) if written_args.save_strategy != "no" else 0
     step_overhead = statistics.median(ratios) - 1
-    projected = (n * step_overhead * plain_s + n_logs * per_log + n_evals * per_eval + n_saves * per_save) / (n * plain_s)
+    projected = (n * step_overhead * plain_s + n_logs * per_log + n_evals * per_eval + n_saves * per_save) / (
+        n * plain_s
+    )
     return {
         "recipe": repo_path(recipe),
         "stage": stage_args.stage,
@@ -175,15 +202,21 @@ def measure(recipe: str, steps: int, warmup: int, overrides: list[str]) -> dict:
         "ms_per_log": 1000 * per_log,
         "ms_per_evaluate": 1000 * per_eval,
         "ms_per_save": 1000 * per_save,
-        "recipe_as_written": {"max_steps": n, "logs": n_logs, "evaluations": n_evals, "checkpoints": n_saves,
-                              "projected_overhead_pct": 100 * projected},
+        "recipe_as_written": {
+            "max_steps": n,
+            "logs": n_logs,
+            "evaluations": n_evals,
+            "checkpoints": n_saves,
+            "projected_overhead_pct": 100 * projected,
+        },
         "run_wall_s": wall,
     }
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="anything after -- goes to the recipe as overrides")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="anything after -- goes to the recipe as overrides"
+    )
     parser.add_argument("--recipe", default=str(ROOT / "recipes" / "tiny" / "pretrain.yaml"))
     parser.add_argument("--steps", type=int, default=40, help="stage-runner steps (each paired with a plain step)")
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the figures")
@@ -194,8 +227,19 @@ def main(argv: list[str] | None = None) -> dict:
     overrides = [o for o in overrides if o != "--"]
     if args.quick:
         args.steps, args.warmup = 8, 2
-        overrides = ["--preset", "tiny", "--block_size", "64", "--per_device_train_batch_size", "4",
-                     "--max_eval_samples", "8", "--report_to", "none", *overrides]
+        overrides = [
+            "--preset",
+            "tiny",
+            "--block_size",
+            "64",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_eval_samples",
+            "8",
+            "--report_to",
+            "none",
+            *overrides,
+        ]
     if args.threads:
         torch.set_num_threads(args.threads)
     logging.getLogger("minimind_hf.training").setLevel(logging.WARNING)
@@ -204,24 +248,42 @@ def main(argv: list[str] | None = None) -> dict:
     result = measure(args.recipe, args.steps, args.warmup, overrides)
     result["load_average_after"] = load_average()
     written = result["recipe_as_written"]
-    print(f"{result['recipe']} ({result['stage']}), {result['steps_paired']} paired steps after {args.warmup} "
-          f"warm-up, {result['tokens_per_step']:.0f} tokens per step")
-    print(format_table(
-        [("what", "what"), ("ms", "ms"), ("tokens_per_s", "tokens/s"), ("overhead", "vs plain")],
-        [
-            {"what": "plain PyTorch loop, per step", "ms": result["ms_per_plain_step"],
-             "tokens_per_s": result["plain_tokens_per_s"]},
-            {"what": "stage runner, per step (no log/eval/save)", "ms": result["ms_per_runner_step"],
-             "tokens_per_s": result["runner_tokens_per_s"], "overhead": f"{result['step_overhead_pct']:+.1f}%"},
-            {"what": "stage runner, one log line", "ms": result["ms_per_log"]},
-            {"what": "stage runner, one evaluation", "ms": result["ms_per_evaluate"]},
-            {"what": "stage runner, one checkpoint", "ms": result["ms_per_save"]},
-            {"what": f"all {result['steps_paired']} paired steps", "overhead": f"{result['window_overhead_pct']:+.1f}%"},
-            {"what": (f"recipe as written ({written['max_steps']} steps, {written['logs']} logs, "
-                      f"{written['evaluations']} evals, {written['checkpoints']} checkpoints), projected"),
-             "overhead": f"{written['projected_overhead_pct']:+.1f}%"},
-        ],
-    ))
+    print(
+        f"{result['recipe']} ({result['stage']}), {result['steps_paired']} paired steps after {args.warmup} "
+        f"warm-up, {result['tokens_per_step']:.0f} tokens per step"
+    )
+    print(
+        format_table(
+            [("what", "what"), ("ms", "ms"), ("tokens_per_s", "tokens/s"), ("overhead", "vs plain")],
+            [
+                {
+                    "what": "plain PyTorch loop, per step",
+                    "ms": result["ms_per_plain_step"],
+                    "tokens_per_s": result["plain_tokens_per_s"],
+                },
+                {
+                    "what": "stage runner, per step (no log/eval/save)",
+                    "ms": result["ms_per_runner_step"],
+                    "tokens_per_s": result["runner_tokens_per_s"],
+                    "overhead": f"{result['step_overhead_pct']:+.1f}%",
+                },
+                {"what": "stage runner, one log line", "ms": result["ms_per_log"]},
+                {"what": "stage runner, one evaluation", "ms": result["ms_per_evaluate"]},
+                {"what": "stage runner, one checkpoint", "ms": result["ms_per_save"]},
+                {
+                    "what": f"all {result['steps_paired']} paired steps",
+                    "overhead": f"{result['window_overhead_pct']:+.1f}%",
+                },
+                {
+                    "what": (
+                        f"recipe as written ({written['max_steps']} steps, {written['logs']} logs, "
+                        f"{written['evaluations']} evals, {written['checkpoints']} checkpoints), projected"
+                    ),
+                    "overhead": f"{written['projected_overhead_pct']:+.1f}%",
+                },
+            ],
+        )
+    )
     write_json(args.json, {"info": info, "result": result})
     return result
 

@@ -45,8 +45,11 @@ from data_tools.web.write import PageToWrite, write_warc
 PACKAGES = ("libreoffice-help-en-us", "python3.11-doc")
 SOURCES = {
     # name: (directory inside the unpacked packages, URL prefix, XPath of the main content)
-    "libreoffice-help": ("usr/share/libreoffice/help/en-US", "https://help.libreoffice.org/7.4/en-US/",
-                         "//*[@id='DisplayArea']"),
+    "libreoffice-help": (
+        "usr/share/libreoffice/help/en-US",
+        "https://help.libreoffice.org/7.4/en-US/",
+        "//*[@id='DisplayArea']",
+    ),
     "python-docs": ("usr/share/doc/python3.11/html", "https://docs.python.org/3.11/", "//*[@role='main']"),
 }
 IANA_FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "warc" / "iana-subset.warc.gz"
@@ -141,20 +144,24 @@ def compare_extractors(samples: dict[str, list[tuple[str, str]]]) -> list[dict]:
             start = time.perf_counter()
             outputs = [html_to_text(html, extractor) for html, _ in items]
             seconds = time.perf_counter() - start
-            for out, (_, ref) in zip(outputs, items):
+            for out, (_, ref) in zip(outputs, items, strict=True):
                 empty += not out
                 scores.append(prf(out, ref))
             n = len(items)
-            rows.append({
-                "source": source, "extractor": extractor, "pages": n,
-                "ms_per_page": 1000 * seconds / n,
-                "precision": sum(s[0] for s in scores) / n,
-                "recall": sum(s[1] for s in scores) / n,
-                "f1": sum(s[2] for s in scores) / n,
-                "median_f1": statistics.median(s[2] for s in scores),
-                "empty": empty,
-                "lines_per_page": sum(o.count("\n") + 1 for o in outputs if o) / max(n - empty, 1),
-            })
+            rows.append(
+                {
+                    "source": source,
+                    "extractor": extractor,
+                    "pages": n,
+                    "ms_per_page": 1000 * seconds / n,
+                    "precision": sum(s[0] for s in scores) / n,
+                    "recall": sum(s[1] for s in scores) / n,
+                    "f1": sum(s[2] for s in scores) / n,
+                    "median_f1": statistics.median(s[2] for s in scores),
+                    "empty": empty,
+                    "lines_per_page": sum(o.count("\n") + 1 for o in outputs if o) / max(n - empty, 1),
+                }
+            )
     return rows
 
 
@@ -228,8 +235,12 @@ def stage_throughput(whole: Path, shards: list[Path], workers: int) -> list[dict
     run = run_pipeline(shards, config, workers=workers)
     sec = time.perf_counter() - start
     n = run.summary["html_responses"]
-    add(f"end to end, {workers} processes", n, sec,
-        f"{len(shards)} shards; {n / sec / workers:.1f} docs/s per core; kept {run.summary['documents_kept']}")
+    add(
+        f"end to end, {workers} processes",
+        n,
+        sec,
+        f"{len(shards)} shards; {n / sec / workers:.1f} docs/s per core; kept {run.summary['documents_kept']}",
+    )
     return rows
 
 
@@ -269,9 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         print("| source | extractor | pages | ms/page | precision | recall | F1 | median F1 | empty | lines/page |")
         print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
-            print(f"| {r['source']} | {r['extractor']} | {r['pages']} | {r['ms_per_page']:.1f} "
-                  f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['median_f1']:.3f} "
-                  f"| {r['empty']} | {r['lines_per_page']:.1f} |")
+            print(
+                f"| {r['source']} | {r['extractor']} | {r['pages']} | {r['ms_per_page']:.1f} "
+                f"| {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['median_f1']:.3f} "
+                f"| {r['empty']} | {r['lines_per_page']:.1f} |"
+            )
         print()
 
     if args.part in ("all", "stages"):

@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data_tools.babylm", description=__doc__.split("\n\n")[0])
     parser.add_argument("train", type=Path, help="pretraining jsonl ({'text'} per line)")
     parser.add_argument("output", type=Path, help="directory to write train_10M/, dev/ and test/ into")
-    parser.add_argument("--validation", type=Path, help="jsonl split into dev and test (default: the last tenth of train)")
+    parser.add_argument(
+        "--validation", type=Path, help="jsonl split into dev and test (default: the last tenth of train)"
+    )
     parser.add_argument("--name", default="sample", help="file stem inside each directory (default: sample)")
     args = parser.parse_args(argv)
     train = read_documents(args.train)
@@ -74,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         cut = len(train) - max(2, len(train) // 10)
         train, held_out = train[:cut], train[cut:]
     counts = write_babylm(train, held_out, args.output, args.name)
-    print(f"wrote {args.output}: train_10M {counts['train_10M']}, dev {counts['dev']}, test {counts['test']} documents "
-          f"({counts['flattened']} had line breaks turned into spaces)")
+    print(
+        f"wrote {args.output}: train_10M {counts['train_10M']}, dev {counts['dev']}, test {counts['test']} documents "
+        f"({counts['flattened']} had line breaks turned into spaces)"
+    )
     return 0
 
 

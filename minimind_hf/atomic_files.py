@@ -55,15 +55,16 @@ def _remove_dead_temporaries(path: Path) -> None:
     """Temporaries of ``path`` left by writers that were killed (their pid no longer runs)."""
     prefix = f".{path.name}.tmp-"
     for leftover in path.parent.glob(f"{glob.escape(prefix)}*"):
-        pid = leftover.name[len(prefix):]
+        pid = leftover.name[len(prefix) :]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
-                 **open_kwargs: Any) -> Iterator[IO]:
+def atomic_write(
+    path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", **open_kwargs: Any
+) -> Iterator[IO]:
     """Open a temporary file for writing; on a clean exit it replaces ``path``, on an error it is removed."""
     if not mode.startswith(("w", "x")):
         raise ValueError(f"atomic_write writes a whole file; mode {mode!r} is not a write mode")

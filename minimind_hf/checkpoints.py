@@ -62,8 +62,9 @@ def default_device() -> str:
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower
     than fp32."""
-    return any(getattr(torch.cpu, name, lambda: False)()
-               for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return any(
+        getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
 
 
 def auto_precision(device: str | None = None) -> str:
@@ -157,8 +158,11 @@ def record_adapter_base(adapter: str | os.PathLike[str], base: str | os.PathLike
     adapter = Path(adapter)
     recorded = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     base_dir = Path(base) if base is not None else Path(_find_base(adapter, recorded)[0])
-    record = {"base_model_name_or_path": recorded, "saved_from": str(base_dir.resolve()),
-              "fingerprint": base_fingerprint(base_dir)}
+    record = {
+        "base_model_name_or_path": recorded,
+        "saved_from": str(base_dir.resolve()),
+        "fingerprint": base_fingerprint(base_dir),
+    }
     path = adapter / ADAPTER_BASE
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
@@ -232,8 +236,13 @@ def adapter_base(adapter: Path, recorded: str | None) -> str:
     """The base model of a PEFT adapter (see the module doc for where it is looked for and how it is checked)."""
     base, record = _find_base(Path(adapter), recorded)
     if record is None and Path(base).is_dir():
-        logger.warning("%s has no %s (saved outside the stage runner): loading it on %s without checking that "
-                       "this is the base it was trained on", adapter, ADAPTER_BASE, base)
+        logger.warning(
+            "%s has no %s (saved outside the stage runner): loading it on %s without checking that "
+            "this is the base it was trained on",
+            adapter,
+            ADAPTER_BASE,
+            base,
+        )
     return base
 
 

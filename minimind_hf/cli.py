@@ -1,15 +1,15 @@
 """The ``minimind`` command: generate, translate, train, eval, export, import, serve, push, tokenizer, info.
 
-    minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
-    minimind translate out/sft "The interest rate per period."
-    minimind train recipes/tiny/pretrain.yaml --max_steps 50
-    minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
-    minimind export out/sft --to llama out/sft-llama
-    minimind import stories42M.pt out/stories42m --tokenizer tokenizer.model
-    minimind export out/dpo out/dpo.gguf --to gguf --gguf-dtype f16
-    minimind serve out/dpo --port 8000
-    minimind push out/dpo --repo-id USER/minimind-dpo --base-model USER/minimind-sft
-    minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
+minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
+minimind translate out/sft "The interest rate per period."
+minimind train recipes/tiny/pretrain.yaml --max_steps 50
+minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
+minimind export out/sft --to llama out/sft-llama
+minimind import stories42M.pt out/stories42m --tokenizer tokenizer.model
+minimind export out/dpo out/dpo.gguf --to gguf --gguf-dtype f16
+minimind serve out/dpo --port 8000
+minimind push out/dpo --repo-id USER/minimind-dpo --base-model USER/minimind-sft
+minimind tokenizer train data/pretrain.jsonl --output minimind_hf/tokenizer
 """
 
 from __future__ import annotations
@@ -39,26 +39,39 @@ def _generation_kwargs(args: argparse.Namespace, tokenizer, temperature: float |
 
     temperature = args.temperature if temperature is None else temperature
     sample = temperature > 0
-    kwargs = dict(max_new_tokens=args.max_new_tokens, do_sample=sample, repetition_penalty=args.repetition_penalty,
-                  pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_token_ids(tokenizer))
+    kwargs = dict(
+        max_new_tokens=args.max_new_tokens,
+        do_sample=sample,
+        repetition_penalty=args.repetition_penalty,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=stop_token_ids(tokenizer),
+    )
     if sample:
-        kwargs.update(temperature=temperature, top_k=args.top_k if args.top_k is not None else 0,
-                      top_p=args.top_p if args.top_p is not None else 1.0)
+        kwargs.update(
+            temperature=temperature,
+            top_k=args.top_k if args.top_k is not None else 0,
+            top_p=args.top_p if args.top_p is not None else 1.0,
+        )
     return kwargs
 
 
 def _settings(args: argparse.Namespace, temperature: float) -> dict:
     """What decided a generation, as written into its file."""
-    settings = {"model": args.model, "temperature": temperature, "decoding": "sampling" if temperature > 0 else "greedy",
-                "max_new_tokens": args.max_new_tokens, "repetition_penalty": args.repetition_penalty,
-                "seed": args.seed, "chat": bool(args.chat or args.system)}
+    settings = {
+        "model": args.model,
+        "temperature": temperature,
+        "decoding": "sampling" if temperature > 0 else "greedy",
+        "max_new_tokens": args.max_new_tokens,
+        "repetition_penalty": args.repetition_penalty,
+        "seed": args.seed,
+        "chat": bool(args.chat or args.system),
+    }
     if temperature > 0:
         settings.update(top_k=args.top_k, top_p=args.top_p)
     return settings
 
 
-EMPTY_NOTE = ("(empty: the model ended at once -- its first token was a stop token -- or produced only "
-              "special tokens)")
+EMPTY_NOTE = "(empty: the model ended at once -- its first token was a stop token -- or produced only special tokens)"
 
 
 def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str:
@@ -93,7 +106,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     model, tokenizer = _load(args.model)
     if args.chat or args.system:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
-            {"role": "user", "content": args.prompt}]
+            {"role": "user", "content": args.prompt}
+        ]
         ids = torch.tensor([chat_ids(tokenizer, messages)])  # text that spells a control token stays text
     else:
         ids = tokenizer(args.prompt, return_tensors="pt")["input_ids"]
@@ -109,8 +123,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
             path = out_dir / f"temperature_{temperature:g}.txt"
             settings = "\n".join(f"{key}: {value}" for key, value in _settings(args, temperature).items())
             empty = "" if text.strip() else f"generation: {EMPTY_NOTE}\n"
-            path.write_text(f"prompt: {args.prompt}\n{settings}\n{empty}\n--- prompt + generation ---\n"
-                            f"{args.prompt}{text}\n", encoding="utf-8")
+            path.write_text(
+                f"prompt: {args.prompt}\n{settings}\n{empty}\n--- prompt + generation ---\n{args.prompt}{text}\n",
+                encoding="utf-8",
+            )
             print(f"wrote {path}")
     return 0
 
@@ -160,8 +176,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"wrote a GGUF file ({args.gguf_dtype}) for llama.cpp / ollama to {out}")
         return 0
     if model.config.use_moe:
-        raise SystemExit(f"minimind export: {args.model}: a MoE MiniMind has no Llama equivalent; "
-                         "only dense checkpoints export to Llama or GGUF")
+        raise SystemExit(
+            f"minimind export: {args.model}: a MoE MiniMind has no Llama equivalent; "
+            "only dense checkpoints export to Llama or GGUF"
+        )
     out = export_llama(model, args.output, tokenizer)
     print(f"wrote a LlamaForCausalLM checkpoint to {out}")
     return 0
@@ -171,8 +189,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     from .interop.importer import import_checkpoint
 
     config = json.loads(args.config) if args.config else None
-    what, out = import_checkpoint(args.checkpoint, args.output, tokenizer=args.tokenizer, to=args.to, base=args.base,
-                                  config=config)
+    what, out = import_checkpoint(
+        args.checkpoint, args.output, tokenizer=args.tokenizer, to=args.to, base=args.base, config=config
+    )
     print(f"imported {what}: {out}")
     return 0
 
@@ -182,9 +201,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .serving import serve
     except ImportError as err:
         raise SystemExit(f"minimind serve needs the serve extra (pip install 'minimind-hf[serve]'): {err}") from err
-    serve(args.model, adapter=args.adapter, host=args.host, port=args.port, served_model_name=args.served_model_name,
-          device=args.device, dtype=args.dtype, max_model_len=args.max_model_len, max_batch_size=args.max_batch_size,
-          batch_wait_ms=args.batch_wait_ms)
+    serve(
+        args.model,
+        adapter=args.adapter,
+        host=args.host,
+        port=args.port,
+        served_model_name=args.served_model_name,
+        device=args.device,
+        dtype=args.dtype,
+        max_model_len=args.max_model_len,
+        max_batch_size=args.max_batch_size,
+        batch_wait_ms=args.batch_wait_ms,
+    )
     return 0
 
 
@@ -205,7 +233,11 @@ def cmd_tokenizer_report(args: argparse.Namespace) -> int:
     report = {}
     for name, path, field in (("en", args.parallel, "en"), ("zh-TW", args.parallel, "zh")):
         texts = [row[field] for _, row in read_jsonl(path)]
-        report[name] = {"texts": len(texts), "chars": sum(map(len, texts)), "tokens_per_char": round(tokens_per_char(tokenizer, texts), 4)}
+        report[name] = {
+            "texts": len(texts),
+            "chars": sum(map(len, texts)),
+            "tokens_per_char": round(tokens_per_char(tokenizer, texts), 4),
+        }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0
 
@@ -219,23 +251,40 @@ def cmd_info(args: argparse.Namespace) -> int:
     info: dict = {}
     if loaded.kind == "peft-adapter":
         adapter = model.peft_config[model.active_adapter]
-        info.update(kind="peft-adapter", base_model=loaded.base,
-                    adapter={"peft_type": str(adapter.peft_type.value), "r": adapter.r, "lora_alpha": adapter.lora_alpha,
-                             "target_modules": sorted(adapter.target_modules or [])},
-                    adapter_parameters=sum(p.numel() for n, p in model.named_parameters() if "lora_" in n))
+        info.update(
+            kind="peft-adapter",
+            base_model=loaded.base,
+            adapter={
+                "peft_type": str(adapter.peft_type.value),
+                "r": adapter.r,
+                "lora_alpha": adapter.lora_alpha,
+                "target_modules": sorted(adapter.target_modules or []),
+            },
+            adapter_parameters=sum(p.numel() for n, p in model.named_parameters() if "lora_" in n),
+        )
         model = model.get_base_model()
     config = model.config
     total = sum(p.numel() for p in model.parameters()) - info.get("adapter_parameters", 0)  # the base model's
-    print(json.dumps({"model_type": config.model_type, "parameters": total, **info, **config.to_diff_dict()},
-                     indent=2, default=str))
+    print(
+        json.dumps(
+            {"model_type": config.model_type, "parameters": total, **info, **config.to_diff_dict()},
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 
 def _add_sampling(parser: argparse.ArgumentParser, several_temperatures: bool = False) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=128)
     if several_temperatures:
-        parser.add_argument("--temperature", type=float, nargs="+", default=[0.0],
-                            help="0 = greedy; several values give one generation each (e.g. --temperature 0 0.5)")
+        parser.add_argument(
+            "--temperature",
+            type=float,
+            nargs="+",
+            default=[0.0],
+            help="0 = greedy; several values give one generation each (e.g. --temperature 0 0.5)",
+        )
     else:
         parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     parser.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens (default: all)")
@@ -246,8 +295,11 @@ def _add_sampling(parser: argparse.ArgumentParser, several_temperatures: bool = 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minimind", description="MiniMind on the Hugging Face stack")
-    parser.add_argument(DEBUG_FLAG, action="store_true",
-                        help=f"show the traceback of an error (also: {DEBUG_ENV}=1); without it an error is one line")
+    parser.add_argument(
+        DEBUG_FLAG,
+        action="store_true",
+        help=f"show the traceback of an error (also: {DEBUG_ENV}=1); without it an error is one line",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("generate", help="continue a prompt, streaming tokens")
@@ -255,8 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt")
     p.add_argument("--chat", action="store_true", help="wrap the prompt as a user turn (chat template)")
     p.add_argument("--system", default=None, help="a system turn (implies --chat)")
-    p.add_argument("--output-dir", default=None,
-                   help="also write each generation to DIR/temperature_<t>.txt with the prompt and settings")
+    p.add_argument(
+        "--output-dir",
+        default=None,
+        help="also write each generation to DIR/temperature_<t>.txt with the prompt and settings",
+    )
     _add_sampling(p, several_temperatures=True)
     p.set_defaults(func=cmd_generate)
 
@@ -267,21 +322,28 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling(p)
     p.set_defaults(func=cmd_translate)
 
-    p = sub.add_parser("train", help="run a stage recipe (same as python -m minimind_hf.train); --help lists the keys",
-                       add_help=False)  # --help reaches cmd_train: the recipe keys, or with a recipe all of its stage's
+    p = sub.add_parser(
+        "train", help="run a stage recipe (same as python -m minimind_hf.train); --help lists the keys", add_help=False
+    )  # --help reaches cmd_train: the recipe keys, or with a recipe all of its stage's
     p.add_argument("recipe_args", nargs=argparse.REMAINDER, help="recipe.yaml [--field value ...]")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="write a checkpoint in another layout")
     p.add_argument("model")
     p.add_argument("output")
-    p.add_argument("--to", default="llama", choices=["llama", "gguf"],
-                   help="llama: a LlamaForCausalLM directory; gguf: one file for llama.cpp / ollama")
+    p.add_argument(
+        "--to",
+        default="llama",
+        choices=["llama", "gguf"],
+        help="llama: a LlamaForCausalLM directory; gguf: one file for llama.cpp / ollama",
+    )
     p.add_argument("--gguf-dtype", default="f16", choices=["f32", "f16"], help="weight type of a GGUF file")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="write an original checkpoint (llama2.c .pt, MiniMind2/3 .pth, LoRA .pth) as HF")
-    p.add_argument("checkpoint", help="a llama2.c / course .pt, a MiniMind2 or MiniMind-3 .pth, or an original LoRA .pth")
+    p.add_argument(
+        "checkpoint", help="a llama2.c / course .pt, a MiniMind2 or MiniMind-3 .pth, or an original LoRA .pth"
+    )
     p.add_argument("output")
     p.add_argument("--tokenizer", default=None, help="SentencePiece tokenizer.model or a tokenizer directory")
     p.add_argument("--to", default="minimind", choices=["minimind", "llama"])

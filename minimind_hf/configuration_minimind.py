@@ -12,6 +12,7 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+
 def llama2c_intermediate_size(dim: int, multiple_of: int, ffn_dim_multiplier: float | None = None) -> int:
     """llama2.c's / Llama 2's SwiGLU width: ``int(2 * 4 * dim / 3)`` (times ``ffn_dim_multiplier``) rounded
     up to a multiple of ``multiple_of``. MiniMind's own rule is this with ``multiple_of=64``."""
@@ -31,8 +32,13 @@ def minimind3_intermediate_size(hidden_size: int) -> int:
 # ceil(768 * pi / 64) * 64 = 2432, rms_norm_eps 1e-6, per-head q_norm / k_norm, rope_theta 1e6, vocab 6400; MoE:
 # num_experts 4, num_experts_per_tok 1, no shared expert, norm_topk_prob, router_aux_loss_coef 5e-4.
 _MINIMIND3 = dict(
-    hidden_size=768, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
-    intermediate_size=minimind3_intermediate_size(768), rms_norm_eps=1e-6, qk_norm=True,
+    hidden_size=768,
+    num_hidden_layers=8,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    intermediate_size=minimind3_intermediate_size(768),
+    rms_norm_eps=1e-6,
+    qk_norm=True,
 )
 
 # Named sizes. ``tiny`` is for tests, ``mini`` (1.6M) for the CPU recipes; the others are the original MiniMind2 sizes.
@@ -44,24 +50,46 @@ PRESETS: dict[str, dict[str, Any]] = {
     "minimind-26m": dict(hidden_size=512, num_hidden_layers=8),
     "minimind-104m": dict(hidden_size=768, num_hidden_layers=16),
     "minimind-moe-145m": dict(
-        hidden_size=640, num_hidden_layers=8, use_moe=True, n_routed_experts=4, n_shared_experts=1,
+        hidden_size=640,
+        num_hidden_layers=8,
+        use_moe=True,
+        n_routed_experts=4,
+        n_shared_experts=1,
         num_experts_per_tok=2,
     ),
     # COMP4901B HW1's "Baby LLaMA2" 42M, llama2.c's stories42M shape: dim 512, 8 layers, 8 heads (no GQA),
     # the 32,000-piece Llama 2 SentencePiece vocabulary, FFN int(2 * 4 * 512 / 3) = 1365 rounded up to a
     # multiple of 32 = 1376, rotary base 1e4, 1024 positions.
     "llama2-42m": dict(
-        hidden_size=512, num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=8, vocab_size=32000,
-        intermediate_size=llama2c_intermediate_size(512, 32), rope_theta=1e4, max_position_embeddings=1024,
+        hidden_size=512,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        vocab_size=32000,
+        intermediate_size=llama2c_intermediate_size(512, 32),
+        rope_theta=1e4,
+        max_position_embeddings=1024,
     ),
     "minimind-3": dict(_MINIMIND3),
     "minimind-3-moe": dict(
-        _MINIMIND3, use_moe=True, n_routed_experts=4, n_shared_experts=0, num_experts_per_tok=1,
-        renormalize_single_expert=True, aux_loss_alpha=5e-4, seq_aux=False,
+        _MINIMIND3,
+        use_moe=True,
+        n_routed_experts=4,
+        n_shared_experts=0,
+        num_experts_per_tok=1,
+        renormalize_single_expert=True,
+        aux_loss_alpha=5e-4,
+        seq_aux=False,
     ),
     "tiny-moe": dict(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, use_moe=True,
-        n_routed_experts=4, n_shared_experts=1, num_experts_per_tok=2,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        use_moe=True,
+        n_routed_experts=4,
+        n_shared_experts=1,
+        num_experts_per_tok=2,
     ),
 }
 
@@ -184,8 +212,15 @@ class MiniMindConfig(PretrainedConfig):
     def check_sizes(self) -> None:
         """Raise ``ValueError`` naming the first inconsistent size."""
         problems = []
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                     "num_attention_heads", "num_key_value_heads", "max_position_embeddings"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 problems.append(f"{name} must be a positive integer, got {value!r}")
@@ -227,7 +262,7 @@ class MiniMindConfig(PretrainedConfig):
         return super().from_dict(config_dict, **kwargs)
 
     @classmethod
-    def from_preset(cls, name: str, **overrides: Any) -> "MiniMindConfig":
+    def from_preset(cls, name: str, **overrides: Any) -> MiniMindConfig:
         """A named size: one of :data:`PRESETS` (``tiny``, ``mini``, ``minimind-26m``, ``minimind-104m``,
         ``minimind-moe-145m``, ``llama2-42m``, ``minimind-3``, ``minimind-3-moe``, ``tiny-moe``)."""
         if name not in PRESETS:

@@ -46,8 +46,15 @@ def fit_generation_to_tokenizer(model: Any, tokenizer: Any, where: str = "the mo
     tokenizer, so sampling one would only ever produce nothing."""
     extra = undecodable_ids(model, tokenizer)
     if extra and getattr(model, "generation_config", None) is not None:
-        logger.warning("%s has %d vocabulary rows but its tokenizer only %d pieces: ids %d..%d cannot be decoded "
-                       "and are never generated", where, model.config.vocab_size, len(tokenizer), extra[0], extra[-1])
+        logger.warning(
+            "%s has %d vocabulary rows but its tokenizer only %d pieces: ids %d..%d cannot be decoded "
+            "and are never generated",
+            where,
+            model.config.vocab_size,
+            len(tokenizer),
+            extra[0],
+            extra[-1],
+        )
         suppressed = set(model.generation_config.suppress_tokens or [])
         model.generation_config.suppress_tokens = sorted(suppressed | set(extra))
     return extra

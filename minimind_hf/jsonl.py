@@ -32,10 +32,17 @@ def read_jsonl(
     ``(line_number, None)`` so that callers can count them; ``progress`` is the description of a byte
     progress bar (shown on a terminal only).
     """
-    with open(path, "rb") as handle, tqdm(
-        total=os.path.getsize(path), unit="B", unit_scale=True, desc=progress, leave=False,
-        disable=True if progress is None else None,
-    ) as bar:
+    with (
+        open(path, "rb") as handle,
+        tqdm(
+            total=os.path.getsize(path),
+            unit="B",
+            unit_scale=True,
+            desc=progress,
+            leave=False,
+            disable=True if progress is None else None,
+        ) as bar,
+    ):
         for line_no, raw in enumerate(handle, 1):
             bar.update(len(raw))
             try:

@@ -16,7 +16,7 @@ def expand_config(argv: list[str]) -> list[str]:
     at = argv.index("--config")
     if at + 1 >= len(argv):
         raise SystemExit("--config needs a YAML file of options")
-    path, rest = argv[at + 1], argv[:at] + argv[at + 2:]
+    path, rest = argv[at + 1], argv[:at] + argv[at + 2 :]
     try:
         with open(path, encoding="utf-8") as handle:
             options = yaml.safe_load(handle) or {}

@@ -43,7 +43,9 @@ def bpe_merges(pieces: list[tuple[str, float]]) -> list[tuple[str, str]]:
     vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
     merges: list[tuple[str, str, float]] = []
     for piece, score in pieces:
-        local = [(piece[:i], piece[i:], score) for i in range(1, len(piece)) if piece[:i] in vocab and piece[i:] in vocab]
+        local = [
+            (piece[:i], piece[i:], score) for i in range(1, len(piece)) if piece[:i] in vocab and piece[i:] in vocab
+        ]
         merges.extend(sorted(local, key=lambda m: (vocab[m[0]], vocab[m[1]])))
     merges.sort(key=lambda m: m[2], reverse=True)  # stable: ties keep piece order
     return [(left, right) for left, right, _ in merges]
@@ -73,11 +75,17 @@ def convert_sentencepiece(path: str | Path, model_max_length: int | None = None)
         steps.append(normalizers.Prepend("▁"))
     steps.append(normalizers.Replace(" ", "▁"))
     tokenizer.normalizer = normalizers.Sequence(steps)
-    tokenizer.decoder = decoders.Sequence([
-        decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
-        *([decoders.Strip(content=" ", left=1)] if norm.add_dummy_prefix else []),
-    ])
-    specials = [AddedToken(p.piece, normalized=False, special=True) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)]
+    tokenizer.decoder = decoders.Sequence(
+        [
+            decoders.Replace("▁", " "),
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            *([decoders.Strip(content=" ", left=1)] if norm.add_dummy_prefix else []),
+        ]
+    )
+    specials = [
+        AddedToken(p.piece, normalized=False, special=True) for p in proto.pieces if p.type in (_UNKNOWN, _CONTROL)
+    ]
     tokenizer.add_special_tokens(specials)
     user = [AddedToken(p.piece, normalized=False) for p in proto.pieces if p.type == _USER_DEFINED]
     if user:

@@ -67,16 +67,21 @@ def hole_messages(messages: list[dict]) -> tuple[list[dict], list[str]]:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
             if "\ue000" in content or "\ue001" in content:
-                raise ValueError("a chat message holds the private-use characters U+E000/U+E001, which the "
-                                 "tokenizer's chat rendering reserves")
+                raise ValueError(
+                    "a chat message holds the private-use characters U+E000/U+E001, which the "
+                    "tokenizer's chat rendering reserves"
+                )
             message = {**message, "content": _HOLE.format(len(contents))}
             contents.append(content)
         holed.append(message)
     return holed, contents
 
 
-def render_chat_pieces(tokenizer: Any, messages: list[dict], add_generation_prompt: bool = False,
-                       ) -> tuple[str, list[str]]:
+def render_chat_pieces(
+    tokenizer: Any,
+    messages: list[dict],
+    add_generation_prompt: bool = False,
+) -> tuple[str, list[str]]:
     """``(rendering, contents)``: the chat template's text with a placeholder where each message's content goes,
     and the contents in order."""
     holed, contents = hole_messages(messages)
@@ -87,7 +92,7 @@ def split_chat_pieces(text: str, contents: list[str]) -> list[tuple[str, bool]]:
     """``[(text, is_content), ...]`` of a rendering from :func:`render_chat_pieces` (or a part of one)."""
     pieces, position = [], 0
     for match in _HOLES.finditer(text):
-        pieces.append((text[position:match.start()], False))
+        pieces.append((text[position : match.start()], False))
         pieces.append((contents[int(match.group(1))], True))
         position = match.end()
     pieces.append((text[position:], False))
@@ -100,8 +105,11 @@ def encode_chat_pieces(tokenizer: Any, pieced: list[list[tuple[str, bool]]]) -> 
     ids: dict[bool, list[list[int]]] = {}
     for is_content in (False, True):
         texts = [text for pieces in pieced for text, content in pieces if content is is_content]
-        ids[is_content] = tokenizer(texts, add_special_tokens=False, split_special_tokens=is_content,
-                                    verbose=False)["input_ids"] if texts else []
+        ids[is_content] = (
+            tokenizer(texts, add_special_tokens=False, split_special_tokens=is_content, verbose=False)["input_ids"]
+            if texts
+            else []
+        )
     taken = {False: 0, True: 0}
     out = []
     for pieces in pieced:
@@ -156,8 +164,9 @@ def wrap_tokenizer(tokenizer: Tokenizer, model_max_length: int = 32768) -> PreTr
     """Give a raw ``tokenizers.Tokenizer`` the project's special tokens, chat template and input names."""
     for expected_id, token in enumerate(SPECIAL_TOKENS):
         if tokenizer.token_to_id(token) != expected_id:
-            raise ValueError(f"tokenizer: special token {token} must have id {expected_id}, "
-                             f"has {tokenizer.token_to_id(token)}")
+            raise ValueError(
+                f"tokenizer: special token {token} must have id {expected_id}, has {tokenizer.token_to_id(token)}"
+            )
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=IM_START,

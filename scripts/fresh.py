@@ -152,9 +152,14 @@ def is_fresh(command: list[str]) -> tuple[bool, str]:
         return False, f"{output} changed since that run"
     current = _inputs_state(inputs, out, recorded.get("inputs", {}))
     if _without_mtimes(current) != _without_mtimes(recorded.get("inputs", {})):
-        changed = sorted(set(current) ^ set(recorded.get("inputs", {})) | {
-            p for p in set(current) & set(recorded.get("inputs", {}))
-            if _without_mtimes({p: current[p]}) != _without_mtimes({p: recorded["inputs"][p]})})
+        changed = sorted(
+            set(current) ^ set(recorded.get("inputs", {}))
+            | {
+                p
+                for p in set(current) & set(recorded.get("inputs", {}))
+                if _without_mtimes({p: current[p]}) != _without_mtimes({p: recorded["inputs"][p]})
+            }
+        )
         return False, f"inputs changed: {', '.join(changed[:3])}{' ...' if len(changed) > 3 else ''}"
     return True, ""
 
@@ -165,8 +170,12 @@ def record(command: list[str], inputs_state: dict[str, Any]) -> Path | None:
     if output is None or not Path(output).exists():
         return None
     stamp = stamp_path(output)
-    state = {"version": VERSION, "command": command, "inputs": inputs_state,
-             "output": _state(Path(output), None, {}, hashed=False)}
+    state = {
+        "version": VERSION,
+        "command": command,
+        "inputs": inputs_state,
+        "output": _state(Path(output), None, {}, hashed=False),
+    }
     tmp = stamp.with_name(stamp.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, stamp)
@@ -175,7 +184,7 @@ def record(command: list[str], inputs_state: dict[str, Any]) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[argv.index("--") + 1:] if "--" in argv else argv
+    command = argv[argv.index("--") + 1 :] if "--" in argv else argv
     if not command:
         print("usage: python scripts/fresh.py -- COMMAND [ARGS ...]", file=sys.stderr)
         return 2

@@ -30,15 +30,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MISSING_ON_BARE_CUDA = ("datasets", "pyarrow", "dill", "multiprocess", "xxhash", "fsspec", "trl")
 DATA_FILES = (
-    "pretrain.jsonl", "pretrain.validation.jsonl", "sft.jsonl", "sft.validation.jsonl", "sft.test.jsonl",
-    "lora.jsonl", "lora.validation.jsonl", "lora.test.jsonl", "dpo.jsonl", "dpo.validation.jsonl",
+    "pretrain.jsonl",
+    "pretrain.validation.jsonl",
+    "sft.jsonl",
+    "sft.validation.jsonl",
+    "sft.test.jsonl",
+    "lora.jsonl",
+    "lora.validation.jsonl",
+    "lora.test.jsonl",
+    "dpo.jsonl",
+    "dpo.validation.jsonl",
 )
 
 
 def locked_versions(lock: Path, names: tuple[str, ...]) -> dict[str, str]:
     """``name -> version`` for ``names`` from a ``pip freeze``-style lock; a missing one is an error."""
     pins = {}
-    for number, line in enumerate(lock.read_text(encoding="utf-8").splitlines(), 1):
+    for line in lock.read_text(encoding="utf-8").splitlines():
         match = re.match(r"^([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
         if match:
             pins[match.group(1).lower().replace("_", "-")] = match.group(2)
@@ -49,13 +57,28 @@ def locked_versions(lock: Path, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platform: str) -> list[Path]:
-    command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-               "--python-version", python_version, "--platform", platform, "--dest", str(dest),
-               *(f"{name}=={version}" for name, version in pins.items())]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--platform",
+        platform,
+        "--dest",
+        str(dest),
+        *(f"{name}=={version}" for name, version in pins.items()),
+    ]
     subprocess.run(command, check=True)
     wheels = sorted(dest.glob("*.whl"))
     if len(wheels) != len(pins):
-        raise SystemExit(f"pip downloaded {len(wheels)} wheel(s) for {len(pins)} package(s): {[w.name for w in wheels]}")
+        raise SystemExit(
+            f"pip downloaded {len(wheels)} wheel(s) for {len(pins)} package(s): {[w.name for w in wheels]}"
+        )
     return wheels
 
 
@@ -78,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the built corpus (make data)")
     parser.add_argument("--lock", type=Path, default=ROOT / "locks" / "default.lock.txt")
     parser.add_argument("--packages", nargs="+", default=list(MISSING_ON_BARE_CUDA))
-    parser.add_argument("--python-version", default=f"{sys.version_info.major}.{sys.version_info.minor}",
-                        help="the GPU machine's Python (wheels are built per version)")
+    parser.add_argument(
+        "--python-version",
+        default=f"{sys.version_info.major}.{sys.version_info.minor}",
+        help="the GPU machine's Python (wheels are built per version)",
+    )
     parser.add_argument("--platform", default="manylinux_2_28_x86_64")
     parser.add_argument("--pretrain-fraction", type=float, default=1.0, help="carry only this share of pretrain.jsonl")
     parser.add_argument("--max-mib", type=float, default=64.0, help="stop when the bundle is larger")
@@ -113,9 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{size / 2**20:9.1f} MiB  {name}")
     print(f"{total / 2**20:9.1f} MiB  {bundle} (xz)")
     if total > args.max_mib * 2**20:
-        print(f"the bundle is {total / 2**20:.1f} MiB, above --max-mib {args.max_mib:g}: carry less pretraining "
-              f"text (--pretrain-fraction), or leave out a package the machine already has (--packages)",
-              file=sys.stderr)
+        print(
+            f"the bundle is {total / 2**20:.1f} MiB, above --max-mib {args.max_mib:g}: carry less pretraining "
+            f"text (--pretrain-fraction), or leave out a package the machine already has (--packages)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -41,8 +41,12 @@ def _stage_layout():
 
 
 _layout = _stage_layout()
-COMPLETE_MARKER, LOSS_CURVE, RUN_DIR, STAGE_NAMES = (_layout.COMPLETE_MARKER, _layout.LOSS_CURVE, _layout.RUN_DIR,
-                                                     _layout.STAGE_NAMES)
+COMPLETE_MARKER, LOSS_CURVE, RUN_DIR, STAGE_NAMES = (
+    _layout.COMPLETE_MARKER,
+    _layout.LOSS_CURVE,
+    _layout.RUN_DIR,
+    _layout.STAGE_NAMES,
+)
 stage_dir = _layout.stage_dir
 
 
@@ -90,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     steps: dict[str, float] = {}
     if not args.skip_install:
         if not args.bundle.is_file():
-            raise SystemExit(f"{args.bundle}: no bundle (make it with `python scripts/gpu_bundle.py` where a network is)")
+            raise SystemExit(
+                f"{args.bundle}: no bundle (make it with `python scripts/gpu_bundle.py` where a network is)"
+            )
         work = ROOT / ".bundle" / "unpacked"
         shutil.rmtree(work, ignore_errors=True)
         wheels = unpack(args.bundle, work)
@@ -117,8 +123,13 @@ def main(argv: list[str] | None = None) -> int:
             if (stage_dir(stage, ROOT / RUN_DIR) / name).is_file():
                 (results / stage).mkdir(exist_ok=True)
                 shutil.copy2(stage_dir(stage, ROOT / RUN_DIR) / name, results / stage / name)
-    summary = {"command": " ".join(command), "scale": args.scale, "exit_status": process.returncode,
-               "seconds": {k: round(v, 1) for k, v in steps.items()}, "wall_seconds": round(time.time() - started, 1)}
+    summary = {
+        "command": " ".join(command),
+        "scale": args.scale,
+        "exit_status": process.returncode,
+        "seconds": {k: round(v, 1) for k, v in steps.items()},
+        "wall_seconds": round(time.time() - started, 1),
+    }
     (results / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     if process.returncode:

@@ -45,8 +45,11 @@ with module.atomic_write(sys.argv[2]) as handle:
 
 def test_sigkill_mid_write_leaves_the_previous_file_in_place(tmp_path):
     path = atomic_write_text(tmp_path / "data.jsonl", "complete\n")
-    child = subprocess.Popen([sys.executable, "-c", _WRITER, str(ROOT / "minimind_hf" / "atomic_files.py"), str(path)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(ROOT / "minimind_hf" / "atomic_files.py"), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout.readline().strip() == "writing"
     assert temporary_name(path).name.startswith(".data.jsonl.tmp-")
     child.send_signal(signal.SIGKILL)
@@ -65,8 +68,11 @@ def _stage_files(folder: Path) -> dict[str, bytes]:
 
 
 def _card_without_timing(folder: Path) -> list[str]:
-    return [line for line in (folder / "card.md").read_text(encoding="utf-8").splitlines()
-            if not line.startswith("Build time:")]
+    return [
+        line
+        for line in (folder / "card.md").read_text(encoding="utf-8").splitlines()
+        if not line.startswith("Build time:")
+    ]
 
 
 def test_corpus_build_interrupted_then_rerun_is_byte_identical(tmp_path, monkeypatch):
@@ -119,8 +125,9 @@ def test_an_interrupted_download_leaves_nothing_in_the_cache(tmp_path, monkeypat
     (tmp_path / "bin" / "apt-get").write_text(_DYING_APT)
     (tmp_path / "bin" / "apt-get").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    art = Artefact(name="demo", registry="apt", package="demo", version="1.0-1",
-                   sha256=hashlib.sha256(b"pinned").hexdigest())
+    art = Artefact(
+        name="demo", registry="apt", package="demo", version="1.0-1", sha256=hashlib.sha256(b"pinned").hexdigest()
+    )
     with pytest.raises(CorpusError):
         download(art, tmp_path / "cache")
     assert list((tmp_path / "cache" / "apt").glob("*.deb")) == []  # no truncated file for the rerun to reject
@@ -134,8 +141,21 @@ def test_an_interrupted_download_leaves_nothing_in_the_cache(tmp_path, monkeypat
 def _web(warc: Path, out: Path) -> int:
     from data_tools.web.__main__ import main
 
-    return main(["--warc", str(warc), "--output", str(out / "cleaned.jsonl"), "--rejected", str(out / "rejected.jsonl"),
-                 "--stats", str(out / "stats.json"), "--no-progress", "--workers", "1"])
+    return main(
+        [
+            "--warc",
+            str(warc),
+            "--output",
+            str(out / "cleaned.jsonl"),
+            "--rejected",
+            str(out / "rejected.jsonl"),
+            "--stats",
+            str(out / "stats.json"),
+            "--no-progress",
+            "--workers",
+            "1",
+        ]
+    )
 
 
 def test_web_pipeline_interrupted_then_rerun_is_byte_identical(tmp_path, monkeypatch, capsys):

@@ -45,8 +45,9 @@ def test_raw_text_directories_and_files(tmp_path):
     assert stats["blank_lines"] == 1 and stats["rows_in"] == 3
     single = load_jsonl_dataset(root / "dev" / "dev.txt", kind="pretrain", cache_dir=tmp_path / "c")
     assert single["text"] == ["held out text", "more held out text"]
-    built, stats = build_pretrain_dataset(make_byte_tokenizer(), root / "train_10M", root / "dev", block_size=8,
-                                          cache_dir=tmp_path / "c")
+    built, stats = build_pretrain_dataset(
+        make_byte_tokenizer(), root / "train_10M", root / "dev", block_size=8, cache_dir=tmp_path / "c"
+    )
     assert set(built) == {"train", "validation"} and stats["validation"]["rows_out"] == 2
     # 18 + 14 + 35 bytes of text, each document followed by <|endoftext|>
     assert stats["train"]["tokens"] == 18 + 14 + 35 + 3
@@ -65,8 +66,12 @@ def test_raw_text_errors_name_the_line(tmp_path):
 
 def test_babylm_writer_and_the_recipe(tmp_path, monkeypatch):
     out = tmp_path / "data" / "babylm"
-    assert babylm.main([str(SAMPLE / "pretrain.jsonl"), str(out), "--validation",
-                        str(SAMPLE / "pretrain.validation.jsonl")]) == 0
+    assert (
+        babylm.main(
+            [str(SAMPLE / "pretrain.jsonl"), str(out), "--validation", str(SAMPLE / "pretrain.validation.jsonl")]
+        )
+        == 0
+    )
     documents = len((SAMPLE / "pretrain.jsonl").read_text(encoding="utf-8").splitlines())
     assert documents > 500 and len((out / "train_10M" / "sample.train").read_text().splitlines()) == documents
     assert (out / "dev" / "sample.dev").exists() and (out / "test" / "sample.test").exists()
@@ -78,8 +83,14 @@ def test_babylm_writer_and_the_recipe(tmp_path, monkeypatch):
 
 def test_llama2_42m_preset():
     config = MiniMindConfig.from_preset("llama2-42m")
-    assert (config.hidden_size, config.num_hidden_layers, config.num_attention_heads, config.num_key_value_heads,
-            config.vocab_size, config.intermediate_size) == (512, 8, 8, 8, 32000, 1376)
+    assert (
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.num_attention_heads,
+        config.num_key_value_heads,
+        config.vocab_size,
+        config.intermediate_size,
+    ) == (512, 8, 8, 8, 32000, 1376)
     with torch.device("meta"):
         assert sum(p.numel() for p in MiniMindForCausalLM(config).parameters()) == 41_689_600
 
@@ -98,18 +109,42 @@ def _lr_per_step(argv: list[str], steps: int) -> list[float]:
 
 
 def test_warmup_then_constant_step_by_step(tmp_path):
-    argv = [str(ROOT / "recipes" / "babylm" / "pretrain.yaml"), "--output_dir", str(tmp_path), "--report_to", "none",
-            "--learning_rate", "1e-3", "--warmup_steps", "4", "--max_steps", "10"]
+    argv = [
+        str(ROOT / "recipes" / "babylm" / "pretrain.yaml"),
+        "--output_dir",
+        str(tmp_path),
+        "--report_to",
+        "none",
+        "--learning_rate",
+        "1e-3",
+        "--warmup_steps",
+        "4",
+        "--max_steps",
+        "10",
+    ]
     rates = _lr_per_step(argv, 10)
     assert rates == pytest.approx([0.0, 2.5e-4, 5e-4, 7.5e-4] + [1e-3] * 6)
 
 
 def test_warmup_as_a_fraction_of_the_run(tmp_path):
     """transformers 5 takes the warmup ratio as a float warmup_steps (warmup_ratio on 4.x)."""
-    argv = [str(ROOT / "recipes" / "babylm" / "pretrain.yaml"), "--output_dir", str(tmp_path), "--report_to", "none",
-            "--learning_rate", "1e-3", "--max_steps", "10"]
+    argv = [
+        str(ROOT / "recipes" / "babylm" / "pretrain.yaml"),
+        "--output_dir",
+        str(tmp_path),
+        "--report_to",
+        "none",
+        "--learning_rate",
+        "1e-3",
+        "--max_steps",
+        "10",
+    ]
     _, probe = parse_args(argv)
-    fraction = ["--warmup_steps", "0.2"] if not hasattr(probe, "warmup_ratio") else ["--warmup_ratio", "0.2", "--warmup_steps", "0"]
+    fraction = (
+        ["--warmup_steps", "0.2"]
+        if not hasattr(probe, "warmup_ratio")
+        else ["--warmup_ratio", "0.2", "--warmup_steps", "0"]
+    )
     rates = _lr_per_step(argv + fraction, 10)
     assert rates == pytest.approx([0.0, 5e-4] + [1e-3] * 8)
 
@@ -129,11 +164,35 @@ def test_test_files_are_scored_once_at_the_end(tmp_path, caplog):
     (root / "test").mkdir()
     (root / "test" / "t.test").write_text("a test document\nanother test document\n" * 4, encoding="utf-8")
     out = tmp_path / "out"
-    argv = [str(ROOT / "recipes" / "tiny" / "pretrain.yaml"), "--output_dir", str(out), "--preset", "tiny",
-            "--train_files", str(root / "train_10M"), "--validation_files", str(root / "dev"),
-            "--test_files", str(root / "test"), "--cache_dir", str(tmp_path / "cache"), "--block_size", "8",
-            "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--per_device_train_batch_size", "2",
-            "--report_to", "none", "--tokenizer_name_or_path", str(_saved_byte_tokenizer(tmp_path))]
+    argv = [
+        str(ROOT / "recipes" / "tiny" / "pretrain.yaml"),
+        "--output_dir",
+        str(out),
+        "--preset",
+        "tiny",
+        "--train_files",
+        str(root / "train_10M"),
+        "--validation_files",
+        str(root / "dev"),
+        "--test_files",
+        str(root / "test"),
+        "--cache_dir",
+        str(tmp_path / "cache"),
+        "--block_size",
+        "8",
+        "--max_steps",
+        "2",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--report_to",
+        "none",
+        "--tokenizer_name_or_path",
+        str(_saved_byte_tokenizer(tmp_path)),
+    ]
     with caplog.at_level(logging.INFO, logger="minimind_hf.data.splits"):
         summary = run(*parse_args(argv))
     test_lines = [r.getMessage() for r in caplog.records if "t.test" in r.getMessage()]

@@ -77,8 +77,15 @@ def test_cached_greedy_generate_equals_uncached_loop(shape, attn):
     model = _model(shape, attn)
     ids, mask = _left_padded_batch()
     steps = 12  # 9 + 12 tokens: past YaRN's original 16-token context
-    cached = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=steps, do_sample=False,
-                            use_cache=True, pad_token_id=0, eos_token_id=None)
+    cached = model.generate(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=steps,
+        do_sample=False,
+        use_cache=True,
+        pad_token_id=0,
+        eos_token_id=None,
+    )
     assert torch.equal(cached, _uncached_greedy(model, ids, mask, steps))
 
 
@@ -89,17 +96,34 @@ def test_seeded_sampling_is_identical_with_and_without_cache(shape):
     runs = []
     for use_cache in (True, False):
         torch.manual_seed(123)
-        runs.append(model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10, do_sample=True,
-                                   temperature=1.0, top_k=50, use_cache=use_cache, pad_token_id=0,
-                                   eos_token_id=None))
+        runs.append(
+            model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=10,
+                do_sample=True,
+                temperature=1.0,
+                top_k=50,
+                use_cache=use_cache,
+                pad_token_id=0,
+                eos_token_id=None,
+            )
+        )
     assert torch.equal(runs[0], runs[1])
 
 
 def test_beam_search_cached_equals_uncached():
     model = _model("dense")
     ids, mask = _left_padded_batch()
-    kw = dict(input_ids=ids, attention_mask=mask, max_new_tokens=8, num_beams=3, do_sample=False,
-              pad_token_id=0, eos_token_id=None)
+    kw = dict(
+        input_ids=ids,
+        attention_mask=mask,
+        max_new_tokens=8,
+        num_beams=3,
+        do_sample=False,
+        pad_token_id=0,
+        eos_token_id=None,
+    )
     assert torch.equal(model.generate(use_cache=True, **kw), model.generate(use_cache=False, **kw))
 
 
@@ -111,10 +135,12 @@ def test_logits_with_a_cache_equal_llama(attn):
     prefix = 5
     pos = _positions(mask)
     with torch.no_grad():
-        ours = model(input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], position_ids=pos[:, :prefix],
-                     use_cache=True)
-        theirs = llama(input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], position_ids=pos[:, :prefix],
-                       use_cache=True)
+        ours = model(
+            input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], position_ids=pos[:, :prefix], use_cache=True
+        )
+        theirs = llama(
+            input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], position_ids=pos[:, :prefix], use_cache=True
+        )
         ours_cache, theirs_cache = getattr(ours, CACHE_NAME), getattr(theirs, CACHE_NAME)
         assert isinstance(ours_cache, Cache) and ours_cache.get_seq_length() == prefix
         rest = dict(input_ids=ids[:, prefix:], attention_mask=mask, position_ids=pos[:, prefix:])
@@ -183,8 +209,11 @@ def test_the_projects_calls_raise_no_deprecation_warning(tmp_path, tokenizer):
             translate(model, tokenizer, ["The rate."], batch_size=1, max_new_tokens=3, show_progress=False)
     finally:
         logger.removeHandler(handler)
-    deprecations = [f"{w.filename}:{w.lineno}: {w.message}" for w in caught
-                    if issubclass(w.category, (DeprecationWarning, FutureWarning)) and "deprecat" in str(w.message)]
+    deprecations = [
+        f"{w.filename}:{w.lineno}: {w.message}"
+        for w in caught
+        if issubclass(w.category, (DeprecationWarning, FutureWarning)) and "deprecat" in str(w.message)
+    ]
     deprecations += [m for m in handler.messages if "deprecat" in m]
     assert not deprecations, deprecations
 
@@ -219,7 +248,8 @@ def test_eval_command_exits_non_zero_when_generation_is_broken(tmp_path, tokeniz
     test = tmp_path / "test.jsonl"
     test.write_text('{"en": "The rate.", "zh": "利率。"}\n', encoding="utf-8")
     forward = MiniMindModel.forward
-    monkeypatch.setattr(MiniMindModel, "forward",
-                        lambda self, *a, cache=None, past_key_values=None, **kw: forward(self, *a, **kw))
+    monkeypatch.setattr(
+        MiniMindModel, "forward", lambda self, *a, cache=None, past_key_values=None, **kw: forward(self, *a, **kw)
+    )
     assert main(["eval", str(tmp_path / "ckpt"), "--test", str(test), "--max-new-tokens", "4"]) == 1
     assert "cached greedy generation differs" in capsys.readouterr().err

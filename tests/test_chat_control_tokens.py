@@ -29,8 +29,9 @@ def test_ordinary_chats_are_tokenized_exactly_as_the_template_tokenizes_them(tok
     chats = [row["conversations"] for row in rows] + [translation_messages("The rate.", system="You translate.")]
     for messages in chats:
         for generation_prompt in (False, True):
-            expected = tokenizer.apply_chat_template(messages, add_generation_prompt=generation_prompt,
-                                                     tokenize=True, return_dict=True)["input_ids"]
+            expected = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=generation_prompt, tokenize=True, return_dict=True
+            )["input_ids"]
             assert chat_ids(tokenizer, messages, add_generation_prompt=generation_prompt) == list(expected)
 
 

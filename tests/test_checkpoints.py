@@ -112,11 +112,13 @@ def test_the_commands_load_adapters_through_the_same_loader(adapter, capsys):
     assert main(["translate", str(adapter), "The rate.", "--max-new-tokens", "3"]) == 0
     printed = capsys.readouterr().out.strip("\n")
     model, tok = load_checkpoint(adapter, dtype="float32")[:2]
-    ids = tok.apply_chat_template(translation_messages("The rate."), add_generation_prompt=True, return_tensors="pt",
-                                  return_dict=True)["input_ids"]
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, pad_token_id=0,
-                         eos_token_id=2)
-    assert printed == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    ids = tok.apply_chat_template(
+        translation_messages("The rate."), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )["input_ids"]
+    out = model.generate(
+        ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, pad_token_id=0, eos_token_id=2
+    )
+    assert printed == tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp_path, tokenizer):
@@ -177,8 +179,9 @@ def test_an_adapter_loads_on_its_own_runs_base_not_the_current_directorys(tmp_pa
     monkeypatch.chdir(tmp_path / "this-run")
     loaded = load_checkpoint(theirs, dtype="float32")
     assert loaded.base == str(tmp_path / "their-run" / "out" / "sft")
-    expected = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "their-run" / "out" / "sft"),
-                                         theirs).eval()
+    expected = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tmp_path / "their-run" / "out" / "sft"), theirs
+    ).eval()
     assert (_logits(loaded.model) - _logits(expected)).abs().max() < 1e-5
 
 

@@ -19,7 +19,7 @@ def test_generate_streams_the_greedy_continuation(checkpoint, tokenizer, tiny_mo
     printed = capsys.readouterr().out.strip("\n")
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
     expected = tiny_model.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=0, eos_token_id=[2, 0])
-    assert printed == tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
+    assert printed == tokenizer.decode(expected[0, ids.shape[1] :], skip_special_tokens=True)
 
 
 def test_translate_uses_the_chat_prompt(checkpoint, tokenizer, monkeypatch):
@@ -29,8 +29,12 @@ def test_translate_uses_the_chat_prompt(checkpoint, tokenizer, monkeypatch):
     prompts = []
     monkeypatch.setattr(cli, "_stream", lambda model, tok, ids, kwargs: prompts.append(tok.decode(ids[0])))
     assert main(["translate", str(checkpoint), "The rate.", "Another one.", "--finance"]) == 0
-    expected = [tokenizer.apply_chat_template(translation_messages(s, system=FINANCE_SYSTEM_PROMPT), tokenize=False,
-                                              add_generation_prompt=True) for s in ("The rate.", "Another one.")]
+    expected = [
+        tokenizer.apply_chat_template(
+            translation_messages(s, system=FINANCE_SYSTEM_PROMPT), tokenize=False, add_generation_prompt=True
+        )
+        for s in ("The rate.", "Another one.")
+    ]
     assert prompts == expected
 
 
@@ -51,7 +55,8 @@ def test_info_and_tokenizer_report(checkpoint, tmp_path, capsys):
     assert main(["info", str(checkpoint)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model_type"] == "minimind" and info["parameters"] == sum(
-        p.numel() for p in AutoModelForCausalLM.from_pretrained(checkpoint).parameters())
+        p.numel() for p in AutoModelForCausalLM.from_pretrained(checkpoint).parameters()
+    )
     pairs = tmp_path / "p.jsonl"
     pairs.write_text(json.dumps({"en": "The interest rate.", "zh": "利率。"}, ensure_ascii=False) + "\n")
     assert main(["tokenizer", "report", str(pairs)]) == 0
@@ -62,14 +67,33 @@ def test_info_and_tokenizer_report(checkpoint, tmp_path, capsys):
 def test_generate_writes_one_file_per_temperature(checkpoint, tokenizer, tiny_model, tmp_path, capsys):
     """HW1's deliverable: greedy and temperature 0.5 from the same prefix, each in a file with its settings."""
     out = tmp_path / "generations"
-    assert main(["generate", str(checkpoint), "Hello", "--max-new-tokens", "6", "--temperature", "0", "0.5",
-                 "--output-dir", str(out), "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(checkpoint),
+                "Hello",
+                "--max-new-tokens",
+                "6",
+                "--temperature",
+                "0",
+                "0.5",
+                "--output-dir",
+                str(out),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["temperature_0.5.txt", "temperature_0.txt"]
     greedy = (out / "temperature_0.txt").read_text()
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
     expected = tiny_model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=[2, 0])
     assert greedy.startswith("prompt: Hello\n") and "decoding: greedy" in greedy
-    assert greedy.rstrip("\n").endswith("Hello" + tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True))
+    assert greedy.rstrip("\n").endswith(
+        "Hello" + tokenizer.decode(expected[0, ids.shape[1] :], skip_special_tokens=True)
+    )
     sampled = (out / "temperature_0.5.txt").read_text()
     assert "temperature: 0.5" in sampled and "top_k: None" in sampled and "top_p: None" in sampled
 
@@ -94,8 +118,9 @@ def test_plain_temperature_sampling_matches_softmax_sampling(tiny_model):
     with torch.no_grad():
         probs = torch.softmax(tiny_model(input_ids=ids).logits[0, -1] / 0.5, -1)
     torch.manual_seed(0)
-    drawn = tiny_model.generate(ids.repeat(4000, 1), max_new_tokens=1, do_sample=True, temperature=0.5, top_k=0,
-                                top_p=1.0, pad_token_id=0)[:, -1]
+    drawn = tiny_model.generate(
+        ids.repeat(4000, 1), max_new_tokens=1, do_sample=True, temperature=0.5, top_k=0, top_p=1.0, pad_token_id=0
+    )[:, -1]
     counts = torch.bincount(drawn, minlength=probs.numel()).float() / 4000
     support = (counts > 0).sum().item()
     assert support > 50  # a top-k of 50 (transformers 4's default) would cap this at 50
@@ -103,7 +128,8 @@ def test_plain_temperature_sampling_matches_softmax_sampling(tiny_model):
 
 
 def test_info_on_an_adapter_folder(checkpoint, tmp_path, capsys):
-    """`minimind info out/lora` describes the adapter and its base instead of failing on a folder without config.json."""
+    """`minimind info out/lora` describes the adapter and its base instead of failing on a folder without
+    config.json."""
     from minimind_hf.training.lora import wrap_with_lora
 
     base = AutoModelForCausalLM.from_pretrained(checkpoint)

@@ -19,8 +19,9 @@ def _run(*argv, env=None, cwd=ROOT):
     environment = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
     if "MINIMIND_DEBUG" not in (env or {}):
         environment.pop("MINIMIND_DEBUG", None)
-    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=environment, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *argv], capture_output=True, text=True, env=environment, cwd=cwd, timeout=300
+    )
 
 
 def test_the_decorator_gives_one_line_and_debug_gives_the_traceback(capsys, monkeypatch):
@@ -31,8 +32,10 @@ def test_the_decorator_gives_one_line_and_debug_gives_the_traceback(capsys, monk
     monkeypatch.delenv("MINIMIND_DEBUG", raising=False)
     assert main([]) == EXIT_ERROR
     err = capsys.readouterr().err.splitlines()
-    assert err == ["prog: error: No such file or directory: data/x.jsonl",
-                   "prog: (run with --debug or MINIMIND_DEBUG=1 for the traceback)"]
+    assert err == [
+        "prog: error: No such file or directory: data/x.jsonl",
+        "prog: (run with --debug or MINIMIND_DEBUG=1 for the traceback)",
+    ]
     with pytest.raises(FileNotFoundError):
         main(["--debug"])
     monkeypatch.setenv("MINIMIND_DEBUG", "1")

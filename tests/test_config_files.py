@@ -15,8 +15,20 @@ def test_a_config_file_becomes_options_and_the_command_line_wins(tmp_path):
     config = tmp_path / "eval.yaml"
     config.write_text("limit: 40\nmax_new_tokens: 48\nsystem: finance\nflags: [a, b]\nquiet: true\nloud: false\n")
     argv = expand_config(["eval", "out/sft", "--config", str(config), "--limit", "5"])
-    assert argv == ["eval", "out/sft", "--max-new-tokens", "48", "--system", "finance", "--flags", "a", "b",
-                    "--quiet", "--limit", "5"]
+    assert argv == [
+        "eval",
+        "out/sft",
+        "--max-new-tokens",
+        "48",
+        "--system",
+        "finance",
+        "--flags",
+        "a",
+        "b",
+        "--quiet",
+        "--limit",
+        "5",
+    ]
     assert expand_config(["eval", "out/sft"]) == ["eval", "out/sft"]
 
 

@@ -14,8 +14,17 @@ from minimind_hf.interop.original import (
     load_original,
 )
 
-COURSE_ARGS = dict(dim=64, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=6400, hidden_dim=None,
-                   norm_eps=1e-5, max_seq_len=128, rope_theta=1e4)
+COURSE_ARGS = dict(
+    dim=64,
+    n_layers=2,
+    n_heads=4,
+    n_kv_heads=2,
+    vocab_size=6400,
+    hidden_dim=None,
+    norm_eps=1e-5,
+    max_seq_len=128,
+    rope_theta=1e4,
+)
 
 
 def _course_state_dict(seed=0, moe=False):
@@ -30,10 +39,15 @@ def _course_state_dict(seed=0, moe=False):
     sd["output.weight"] = sd["tok_embeddings.weight"]
     for i in range(2):
         p = f"layers.{i}."
-        sd |= {p + "attention.wq.weight": w(dim, dim), p + "attention.wk.weight": w(kv_dim, dim),
-               p + "attention.wv.weight": w(kv_dim, dim), p + "attention.wo.weight": w(dim, dim),
-               p + "attention_norm.weight": 1 + w(dim), p + "ffn_norm.weight": 1 + w(dim),
-               p + "attention.mask": torch.zeros(1)}
+        sd |= {
+            p + "attention.wq.weight": w(dim, dim),
+            p + "attention.wk.weight": w(kv_dim, dim),
+            p + "attention.wv.weight": w(kv_dim, dim),
+            p + "attention.wo.weight": w(dim, dim),
+            p + "attention_norm.weight": 1 + w(dim),
+            p + "ffn_norm.weight": 1 + w(dim),
+            p + "attention.mask": torch.zeros(1),
+        }
         ffn = [p + "feed_forward."]
         if moe:
             sd[p + "feed_forward.gate.weight"] = w(4, dim)
@@ -109,10 +123,13 @@ def test_permutation_is_half_split_order():
 
 def test_course_moe_layout_loads():
     sd = _course_state_dict(moe=True)
-    model = load_original(sd, {**COURSE_ARGS, "use_moe": True, "n_routed_experts": 4, "n_shared_experts": True,
-                               "num_experts_per_tok": 2})
+    model = load_original(
+        sd, {**COURSE_ARGS, "use_moe": True, "n_routed_experts": 4, "n_shared_experts": True, "num_experts_per_tok": 2}
+    )
     assert model.config.use_moe and len(model.model.layers[0].mlp.shared_experts) == 1
-    assert torch.equal(model.model.layers[1].mlp.experts[3].down_proj.weight, sd["layers.1.feed_forward.experts.3.w2.weight"])
+    assert torch.equal(
+        model.model.layers[1].mlp.experts[3].down_proj.weight, sd["layers.1.feed_forward.experts.3.w2.weight"]
+    )
 
 
 def test_minimind2_layout_round_trip(tmp_path):
@@ -131,7 +148,12 @@ def test_minimind2_layout_round_trip(tmp_path):
 
 def test_course_config_mapping():
     config = config_from_original(COURSE_ARGS, "course")
-    assert (config.hidden_size, config.num_key_value_heads, config.rope_theta, config.intermediate_size) == (64, 2, 1e4, 192)
+    assert (config.hidden_size, config.num_key_value_heads, config.rope_theta, config.intermediate_size) == (
+        64,
+        2,
+        1e4,
+        192,
+    )
 
 
 def test_foreign_checkpoint_is_rejected():

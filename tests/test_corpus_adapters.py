@@ -73,11 +73,15 @@ def test_missing_catalog_names_the_file(tmp_path):
 
 def test_html_by_id_aligns_segments_and_counts_missing():
     tally = Stats()
-    pairs = list(read_html_by_id(FIX / "help" / "en-US", FIX / "help" / "zh-TW", "help", glob="text/**/*.html", tally=tally))
+    pairs = list(
+        read_html_by_id(FIX / "help" / "en-US", FIX / "help" / "zh-TW", "help", glob="text/**/*.html", tally=tally)
+    )
     by_en = {p.en: p.zh for p in pairs}
     assert by_en["Rate is the discount rate for a period."] == "Rate 是一個週期的貼現率。"
     # inline markup inside a segment is kept as text
-    assert by_en["Returns the present value of an investment based on a series of periodic cash flows and a discount rate."].startswith("根據")
+    assert by_en[
+        "Returns the present value of an investment based on a series of periodic cash flows and a discount rate."
+    ].startswith("根據")
     # a repeated id pairs by occurrence: first "Syntax" heading with the first translation
     assert by_en["Syntax"] == "語法" and by_en["Example"] == "範例"
     assert by_en["Navigation text"] == "導覽文字"  # any element whose id matches the pattern pairs
@@ -92,9 +96,14 @@ def test_html_by_id_missing_tree():
 
 def test_html_by_order_whole_and_by_section():
     tally = Stats()
-    pairs = list(read_html_by_order(FIX / "book", FIX / "book", "book", "*.en.html", (".en.html", ".zh-tw.html"), tally=tally))
+    pairs = list(
+        read_html_by_order(FIX / "book", FIX / "book", "book", "*.en.html", (".en.html", ".zh-tw.html"), tally=tally)
+    )
     by_en = {p.en: p.zh for p in pairs}
-    assert by_en["Now you are in the shell. The shell interprets your commands."] == "現在，你就在 shell 下。shell 解析你的指令。"
+    assert (
+        by_en["Now you are in the shell. The shell interprets your commands."]
+        == "現在，你就在 shell 下。shell 解析你的指令。"
+    )
     assert by_en["Open a terminal window to start working."] == "開啟一個終端機視窗開始工作。"  # CJK line break joined
     assert by_en["Type ls to list the files."] == "輸入 ls 列出檔案。"  # inline code kept, <pre> dropped
     # section s2 has an extra English paragraph: it cannot be aligned and is dropped, counted
@@ -177,7 +186,7 @@ def test_tagged_corpora_strip_tags():
     assert pd[0].text.split("\n") == ["迈向充满希望的新世纪——一九九八年新年讲话（附图片１张）", "中国政府发表讲话。"]
     brown = list(read_text_files([FIX / "text/brown_ca01"], "brown", "en", fmt="tagged", min_par_chars=5))
     lines = brown[0].text.split("\n")
-    assert lines[0].startswith("The Fulton County Grand Jury said Friday an investigation produced \" no evidence")
+    assert lines[0].startswith('The Fulton County Grand Jury said Friday an investigation produced " no evidence')
     assert lines[0].endswith("took place.")
     assert lines[1] == "It didn't say, however."
 
@@ -236,7 +245,10 @@ def test_hub_parallel_from_local_jsonl(tmp_path):
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in _opus_rows()), encoding="utf-8")
     tally = Stats()
     pairs = list(read_hub_parallel("json", "opus", data_files={"train": str(path)}, tally=tally))
-    assert [(p.en, p.zh) for p in pairs] == [("Good morning.", "早上好。"), ("The bank raised interest rates.", "银行提高了利率。")]
+    assert [(p.en, p.zh) for p in pairs] == [
+        ("Good morning.", "早上好。"),
+        ("The bank raised interest rates.", "银行提高了利率。"),
+    ]
     assert all(p.script == "hans" for p in pairs)
     assert tally.step("adapter.hub").dropped["missing_field"] == 1
 

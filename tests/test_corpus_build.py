@@ -22,8 +22,19 @@ from data_tools.corpus.sources import Artefact, load_sources
 from data_tools.corpus.textutil import normalise_en
 
 FIX = Path(__file__).parent / "fixtures" / "corpus"
-STAGE_FILES = ("pretrain.jsonl", "pretrain.validation.jsonl", "sft.jsonl", "sft.validation.jsonl", "sft.test.jsonl",
-               "lora.jsonl", "lora.validation.jsonl", "lora.test.jsonl", "dpo.jsonl", "dpo.validation.jsonl", "dpo.prompts.jsonl")
+STAGE_FILES = (
+    "pretrain.jsonl",
+    "pretrain.validation.jsonl",
+    "sft.jsonl",
+    "sft.validation.jsonl",
+    "sft.test.jsonl",
+    "lora.jsonl",
+    "lora.validation.jsonl",
+    "lora.test.jsonl",
+    "dpo.jsonl",
+    "dpo.validation.jsonl",
+    "dpo.prompts.jsonl",
+)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -49,7 +60,16 @@ def test_shipped_source_list_is_complete():
         if art.registry != "local":
             assert art.version and len(art.sha256) == 64, art.name
     adapters = {s.adapter for s in slist.sources}
-    assert {"gettext", "html_by_id", "html_by_order", "i18n_json", "cldr", "gnucash_accounts", "text", "hub"} <= adapters
+    assert {
+        "gettext",
+        "html_by_id",
+        "html_by_order",
+        "i18n_json",
+        "cldr",
+        "gnucash_accounts",
+        "text",
+        "hub",
+    } <= adapters
     assert all(not s.enabled for s in slist.sources if s.adapter == "hub")  # need a network
 
 
@@ -58,7 +78,11 @@ def test_shipped_source_list_is_complete():
     [
         ("artefacts: {a: {registry: ftp}}\nsources: []\n", "'registry' must be one of"),
         ("artefacts: {a: {registry: apt, package: p, version: '1'}}\nsources: []\n", "missing 'sha256'"),
-        ("artefacts: {}\nsources:\n  - {name: s, role: parallel, adapter: gettext, files: [{artefact: nope, glob: x}]}\n", "unknown artefact 'nope'"),
+        (
+            "artefacts: {}\nsources:\n"
+            "  - {name: s, role: parallel, adapter: gettext, files: [{artefact: nope, glob: x}]}\n",
+            "unknown artefact 'nope'",
+        ),
         ("artefacts: {}\nsources:\n  - {name: s, role: other, adapter: gettext}\n", "'role' must be one of"),
         ("sources:\n  - name: [unclosed\n", r"bad\.yaml:\d+: invalid YAML"),
     ],
@@ -98,8 +122,12 @@ def test_fetch_skips_download_when_cached_and_extracts_once(tmp_path):
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w") as zf:
         zf.writestr("zh_TW/messages.txt", "內容")
-    sha = _sdist(cache / "pypi" / "demo-1.0.tar.gz", {"demo-1.0/a.txt": b"hello", "demo-1.0/locales.zip": inner.getvalue()})
-    art = Artefact(name="demo", registry="pypi", package="demo", version="1.0", sha256=sha, unzip=("demo-1.0/locales.zip",))
+    sha = _sdist(
+        cache / "pypi" / "demo-1.0.tar.gz", {"demo-1.0/a.txt": b"hello", "demo-1.0/locales.zip": inner.getvalue()}
+    )
+    art = Artefact(
+        name="demo", registry="pypi", package="demo", version="1.0", sha256=sha, unzip=("demo-1.0/locales.zip",)
+    )
     root = fetch(art, cache)
     assert (root / "demo-1.0/a.txt").read_bytes() == b"hello"
     assert (root / "demo-1.0/locales.zip.d/zh_TW/messages.txt").read_text(encoding="utf-8") == "內容"
@@ -123,7 +151,9 @@ def test_deb_extraction_without_dpkg(tmp_path, monkeypatch):
     deb = tmp_path / "demo_1.0_all.deb"
     deb.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("data.tar.xz", body))
     monkeypatch.setattr("data_tools.corpus.fetch.shutil.which", lambda name: None)
-    art = Artefact(name="demo", registry="apt", package="demo", version="1.0", sha256=hashlib.sha256(deb.read_bytes()).hexdigest())
+    art = Artefact(
+        name="demo", registry="apt", package="demo", version="1.0", sha256=hashlib.sha256(deb.read_bytes()).hexdigest()
+    )
     root = extract(art, deb, tmp_path / "cache")
     assert (root / "usr/share/doc/demo/x.txt").read_text(encoding="utf-8") == "每期的利率。"
 
@@ -266,8 +296,13 @@ def test_committed_sample_is_present_and_valid():
 
 def test_optional_source_without_files_is_skipped(tmp_path):
     text = (FIX / "sources.yaml").read_text(encoding="utf-8").replace("path: ., licence", f"path: {FIX}, licence")
-    text = text.replace("sources:\n", "  gone: {registry: local, path: /nonexistent/locale, licence: x}\nsources:\n"
-                        "  - {name: gone-catalogs, role: parallel, adapter: gettext, optional: true, files: [{artefact: gone, glob: '*.mo'}]}\n", 1)
+    text = text.replace(
+        "sources:\n",
+        "  gone: {registry: local, path: /nonexistent/locale, licence: x}\nsources:\n"
+        "  - {name: gone-catalogs, role: parallel, adapter: gettext, optional: true, "
+        "files: [{artefact: gone, glob: '*.mo'}]}\n",
+        1,
+    )
     (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
     result = build(tmp_path / "cache", tmp_path / "out", tmp_path / "s.yaml", count_tokens=False)
     assert result.tally.step("skipped_sources").notes["gone-catalogs"] == 1
@@ -319,7 +354,11 @@ def test_stale_apt_index_is_refreshed_then_the_pin_downloads(tmp_path, fake_apt,
     subs = []
     path = download(art, tmp_path / "cache", subs)
     assert path.name == "demo_1.0-1_all.deb" and subs == []
-    assert Path(f"{fake_apt}.calls").read_text().split("\n")[:3] == ["download demo=1.0-1", "update", "download demo=1.0-1"]
+    assert Path(f"{fake_apt}.calls").read_text().split("\n")[:3] == [
+        "download demo=1.0-1",
+        "update",
+        "download demo=1.0-1",
+    ]
 
 
 def test_a_vanished_point_release_is_replaced_loudly_and_recorded(tmp_path, fake_apt, monkeypatch, capsys):
@@ -343,8 +382,17 @@ def test_substitutions_reach_the_data_card(built, tmp_path):
 
     stats = json.loads((built / "stats.json").read_text(encoding="utf-8"))
     assert stats["substituted_artefacts"] == []  # the fixture build took every pin as declared
-    stats["substituted_artefacts"] = [{"artefact": "demo", "package": "demo", "pinned": "1.0-1", "pinned_sha256": "ab" * 32,
-                                       "taken": "1.0-2", "taken_sha256": "cd" * 32, "file": "demo_1.0-2_all.deb"}]
+    stats["substituted_artefacts"] = [
+        {
+            "artefact": "demo",
+            "package": "demo",
+            "pinned": "1.0-1",
+            "pinned_sha256": "ab" * 32,
+            "taken": "1.0-2",
+            "taken_sha256": "cd" * 32,
+            "file": "demo_1.0-2_all.deb",
+        }
+    ]
     write_card(tmp_path / "card.md", stats, built)
     card = (tmp_path / "card.md").read_text(encoding="utf-8")
     assert "Substituted artefacts" in card and "| demo | demo | 1.0-1 | 1.0-2 | `" + "cd" * 32 + "` |" in card

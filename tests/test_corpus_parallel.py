@@ -61,7 +61,9 @@ def test_strip_accelerators(en, zh, want_en, want_zh):
 
 
 def test_strip_markup():
-    out = strip_markup(P("<b>Bold</b> and [[Help:Links|links]] &amp; '''more'''", "<b>粗體</b>與[[Help:Links|連結]] &amp; '''更多'''"))
+    out = strip_markup(
+        P("<b>Bold</b> and [[Help:Links|links]] &amp; '''more'''", "<b>粗體</b>與[[Help:Links|連結]] &amp; '''更多'''")
+    )
     assert (out.en, out.zh) == ("Bold and links & more", "粗體與連結 & 更多")
     assert strip_markup(P("%PRODUCTNAME Calc", "%PRODUCTNAME Calc 試算表")).en == "LibreOffice Calc"
     assert strip_markup(P("{{PLURAL:$1|one|many}} pages", "$1 頁")) == Drop("wikitext_template")
@@ -105,7 +107,9 @@ def test_check_scripts():
     assert check_scripts(P("Open the file", "ファイルを開く")) == Drop("zh_kana_or_hangul")
     assert check_scripts(P("開啟", "開啟")) == Drop("en_has_cjk")
     assert check_scripts(P("Привет мир", "你好世界")) == Drop("en_not_latin")
-    assert check_scripts(P("Use the GNU General Public License", "GNU General Public License 授權")) == Drop("zh_mostly_latin")
+    assert check_scripts(P("Use the GNU General Public License", "GNU General Public License 授權")) == Drop(
+        "zh_mostly_latin"
+    )
 
 
 def test_lengths_and_ratio():
@@ -152,7 +156,10 @@ def test_run_filters_counts_every_drop():
     ]
     tally = Stats()
     kept = list(run_filters(pairs, default_filters(), tally))
-    assert [(p.en, p.zh) for p in kept] == [("Open the selected file", "開啟選取的檔案"), ("Connect to server", "連線到伺服器")]
+    assert [(p.en, p.zh) for p in kept] == [
+        ("Open the selected file", "開啟選取的檔案"),
+        ("Connect to server", "連線到伺服器"),
+    ]
     assert tally.step("parallel.scripts").dropped["zh_no_cjk"] == 1
     assert tally.step("parallel.numbers").dropped["number_mismatch"] == 1
     assert tally.step("parallel.dedup").dropped["duplicate_pair"] == 1
@@ -198,7 +205,7 @@ def test_split_is_stable_and_ignores_case_and_punctuation():
     sentences = [f"Sentence number {i} about something." for i in range(2000)]
     first = [assign_split(s) for s in sentences]
     assert first == [assign_split(s) for s in sentences]  # same result on every call
-    assert all(assign_split(s.upper().rstrip(".") + "!!") == sp for s, sp in zip(sentences, first))
+    assert all(assign_split(s.upper().rstrip(".") + "!!") == sp for s, sp in zip(sentences, first, strict=True))
     assert bucket("Hello, World") == bucket("hello world")
 
 

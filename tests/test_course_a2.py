@@ -43,8 +43,11 @@ def _reference_attention(x, wq, wk, wv, wo, n_heads, n_kv, theta):
         concat = []
         for h in range(n_heads):
             g = h // group
-            qh = q[t][h * d:(h + 1) * d]
-            scores = [sum(a * b for a, b in zip(qh, k[s][g * d:(g + 1) * d])) / math.sqrt(d) for s in range(t + 1)]
+            qh = q[t][h * d : (h + 1) * d]
+            scores = [
+                sum(a * b for a, b in zip(qh, k[s][g * d : (g + 1) * d], strict=True)) / math.sqrt(d)
+                for s in range(t + 1)
+            ]
             top = max(scores)
             weights = [math.exp(s - top) for s in scores]
             total = sum(weights)
@@ -60,15 +63,31 @@ def _fixed(rows, cols, offset):
 @pytest.mark.parametrize("implementation", ["eager", "sdpa"])
 @pytest.mark.parametrize("hidden,n_heads,n_kv", [(4, 2, 2), (8, 2, 1)], ids=["A2-4dim-2heads", "head-size-4-gqa"])
 def test_attention_on_a_fixed_example(hidden, n_heads, n_kv, implementation):
-    config = MiniMindConfig(hidden_size=hidden, num_attention_heads=n_heads, num_key_value_heads=n_kv,
-                            num_hidden_layers=1, vocab_size=16, rope_theta=10000.0)
+    config = MiniMindConfig(
+        hidden_size=hidden,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv,
+        num_hidden_layers=1,
+        vocab_size=16,
+        rope_theta=10000.0,
+    )
     config._attn_implementation = implementation
     kv_dim = hidden // n_heads * n_kv
-    wq, wk, wv, wo = _fixed(hidden, hidden, 0.1), _fixed(kv_dim, hidden, 1.3), _fixed(kv_dim, hidden, 2.9), _fixed(hidden, hidden, 4.2)
+    wq, wk, wv, wo = (
+        _fixed(hidden, hidden, 0.1),
+        _fixed(kv_dim, hidden, 1.3),
+        _fixed(kv_dim, hidden, 2.9),
+        _fixed(hidden, hidden, 4.2),
+    )
     x = [[math.cos(0.5 * t + 0.9 * c) for c in range(hidden)] for t in range(3)]
     attention = MiniMindAttention(config, layer_idx=0).eval()
     with torch.no_grad():
-        for layer, w in ((attention.q_proj, wq), (attention.k_proj, wk), (attention.v_proj, wv), (attention.o_proj, wo)):
+        for layer, w in (
+            (attention.q_proj, wq),
+            (attention.k_proj, wk),
+            (attention.v_proj, wv),
+            (attention.o_proj, wo),
+        ):
             layer.weight.copy_(torch.tensor(w))
         hidden_states = torch.tensor([x])
         position_embeddings = MiniMindRotaryEmbedding(config)(hidden_states, torch.arange(3)[None])
@@ -86,7 +105,7 @@ def test_course_dpo_loss_on_fixed_values():
     beta = 0.5
 
     def mean(row, m):
-        return sum(v for v, keep in zip(row, m) if keep) / sum(m)
+        return sum(v for v, keep in zip(row, m, strict=True) if keep) / sum(m)
 
     losses = []
     for pair in range(2):

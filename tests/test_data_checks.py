@@ -10,7 +10,6 @@ from data_helpers import FIXTURES, GOOD_CHAT, chat, read_rows, write_jsonl
 from minimind_hf.data import DataFormatError, build_dpo_dataset, load_jsonl_dataset
 
 
-
 @pytest.mark.parametrize(
     "name, kind, line, reason",
     [

@@ -14,7 +14,6 @@ from minimind_hf.data import DataFormatError, build_pretrain_dataset, build_sft_
 from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 
-
 def test_bad_settings_are_rejected(byte_tok, tmp_path):
     for prompt_id in (len(TRANSLATION_PROMPTS), -1, "random", True):
         with pytest.raises(ValueError, match="prompt_id"):

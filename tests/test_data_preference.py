@@ -8,7 +8,6 @@ from minimind_hf.data import build_dpo_dataset
 from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, translation_messages
 
 
-
 def test_dpo_rows_split_prompt_and_replies(tmp_path):
     built, stats = build_dpo_dataset(FIXTURES / "dpo.jsonl", cache_dir=tmp_path)
     rows = read_rows(FIXTURES / "dpo.jsonl")

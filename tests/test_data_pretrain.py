@@ -9,7 +9,6 @@ from data_helpers import FIXTURES, make_docs, token_stream, write_jsonl
 from minimind_hf.data import SFTCollator, build_pretrain_dataset, build_sft_dataset, pretrain
 
 
-
 @pytest.mark.parametrize("batch_size", [1000, 3])
 def test_packing_keeps_every_token_but_the_tail(bpe_tok, tmp_path, monkeypatch, batch_size):
     monkeypatch.setattr(pretrain, "MAP_BATCH_SIZE", batch_size)  # 3 exercises blocks spanning map batches

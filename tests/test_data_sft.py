@@ -9,8 +9,13 @@ import torch
 from data_helpers import FIXTURES, MULTI_TURN, byte_ids, chat, ignored, read_rows, write_jsonl
 
 from minimind_hf.data import IGNORE_INDEX, SFTCollator, build_sft_dataset, encode_chat
-from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, TRANSLATION_PROMPTS, pick_prompt, takes_system_turn, translation_messages
-
+from minimind_hf.prompts import (
+    FINANCE_SYSTEM_PROMPT,
+    TRANSLATION_PROMPTS,
+    pick_prompt,
+    takes_system_turn,
+    translation_messages,
+)
 
 
 def test_single_turn_labels_exact(byte_tok):
@@ -173,8 +178,12 @@ def test_system_prompt_fraction_gives_a_stable_share_of_rows_the_system_turn(byt
     path = write_jsonl(tmp_path / "p.jsonl", pairs)
     with_system = []
     for _ in range(2):  # the same rows every build
-        built, _ = build_sft_dataset(byte_tok, path, system_prompt="SYS", system_prompt_fraction=0.3, cache_dir=tmp_path)
-        with_system.append([byte_tok.decode(r["input_ids"]).startswith("<|im_start|>system\nSYS") for r in built["train"]])
+        built, _ = build_sft_dataset(
+            byte_tok, path, system_prompt="SYS", system_prompt_fraction=0.3, cache_dir=tmp_path
+        )
+        with_system.append(
+            [byte_tok.decode(r["input_ids"]).startswith("<|im_start|>system\nSYS") for r in built["train"]]
+        )
     assert with_system[0] == with_system[1]
     assert 0.2 < sum(with_system[0]) / len(pairs) < 0.4
     assert [takes_system_turn(p["en"], 0.3) for p in pairs] == with_system[0]

@@ -11,7 +11,6 @@ from data_helpers import FIXTURES, chat, make_docs, read_rows, token_stream, wri
 from minimind_hf.data import build_pretrain_dataset, build_sft_dataset, pretrain, sft, splits
 
 
-
 def test_sft_validation_file_and_fraction(byte_tok, tmp_path):
     rows = [{"conversations": chat(("user", f"q{i}"), ("assistant", f"a{i}"))} for i in range(20)]
     path = write_jsonl(tmp_path / "s.jsonl", rows)

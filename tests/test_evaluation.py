@@ -222,7 +222,13 @@ def test_chinese_scores_do_not_depend_on_spaces_between_characters():
     assert "chrF++" not in comparison_table([result])
     assert "chrF++" not in floors_table(dict(result, translation=dict(joined, floors={})))
     joined["generation"], joined["file"] = {"system": None}, "t.jsonl"
-    summary = {"device": "cpu", "date": "today", "stage_wall_s": 60, "stages": {}, "evaluations": {"e": dict(result, stage="sft")}}
+    summary = {
+        "device": "cpu",
+        "date": "today",
+        "stage_wall_s": 60,
+        "stages": {},
+        "evaluations": {"e": dict(result, stage="sft")},
+    }
     assert "chrF++" not in results_markdown(summary) and "| chrF | BLEU |" in results_markdown(summary)
 
 
@@ -278,8 +284,15 @@ def test_translate_is_batch_size_invariant_with_the_default_length_cap(lively_mo
     defaults = EvalArguments()
     rows = (SOURCES + ["Tax", "Open the file", "A long sentence about the net present value of a series of bonds."]) * 2
     outputs = {
-        size: translate(lively_model, tokenizer, rows, batch_size=size, max_new_tokens=defaults.max_new_tokens,
-                        length_ratio=defaults.length_ratio, show_progress=False)
+        size: translate(
+            lively_model,
+            tokenizer,
+            rows,
+            batch_size=size,
+            max_new_tokens=defaults.max_new_tokens,
+            length_ratio=defaults.length_ratio,
+            show_progress=False,
+        )
         for size in (1, 7, 32)
     }
     assert all(outputs[1]) and len(set(outputs[1])) > 1
@@ -420,8 +433,16 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, data_files, tokenizer):
     lines = (checkpoint / "eval_translations.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["id"] for line in lines][0] == "calc-1" and len(lines) == 3
 
-    assert set(tr["health"]) >= {"empty_share", "looping_share", "untranslated_share", "over_long_share", "length_ratio"}
-    assert set(tr["floors"]) == {"copy_source", "shuffled_references"} and 0 <= tr["floors"]["copy_source"]["chrf"] <= 100
+    assert set(tr["health"]) >= {
+        "empty_share",
+        "looping_share",
+        "untranslated_share",
+        "over_long_share",
+        "length_ratio",
+    }
+    assert (
+        set(tr["floors"]) == {"copy_source", "shuffled_references"} and 0 <= tr["floors"]["copy_source"]["chrf"] <= 100
+    )
     assert -1 <= tr["semantic"]["score"] <= 1 and tr["semantic"]["separation"]["pairs"] == 3
     assert tr["generation"]["decoding"] == "greedy" and tr["generation"]["length_ratio"] == 3.0
     row = json.loads(lines[0])
@@ -525,6 +546,7 @@ def test_perplexity_windows_follow_the_block_size_the_checkpoint_trained_at(chec
     (checkpoint / "run_recipe.json").write_text(json.dumps({"stage": "sft", "training": {"max_length": 96}}))
     result = evaluate_checkpoint(checkpoint, {"validation": validation}, check_generation=False, show_progress=False)
     assert result["validation"]["block_size"] == 96
-    given = evaluate_checkpoint(checkpoint, {"validation": validation}, block_size=32, check_generation=False,
-                                show_progress=False)
+    given = evaluate_checkpoint(
+        checkpoint, {"validation": validation}, block_size=32, check_generation=False, show_progress=False
+    )
     assert given["validation"]["block_size"] == 32 and given["validation"]["block_size_from"] == "argument"

@@ -27,7 +27,9 @@ def test_untranslated_and_health_shares():
     references = ["開啟檔案", "儲存", "關閉"]
     hypotheses = ["Open the file", "", "關閉關閉關閉關閉關閉關閉關閉關閉關閉"]
     assert is_untranslated("Open the file", "Open the file", "開啟檔案")
-    assert is_untranslated("Save it", "Save", "儲存") and not is_untranslated("開啟 GnuCash", "Open GnuCash", "開啟 GnuCash")
+    assert is_untranslated("Save it", "Save", "儲存") and not is_untranslated(
+        "開啟 GnuCash", "Open GnuCash", "開啟 GnuCash"
+    )
     health = output_health(hypotheses, sources, references)
     assert health["untranslated_share"] == pytest.approx(1 / 3) and health["empty_share"] == pytest.approx(1 / 3)
     assert health["looping_share"] == pytest.approx(1 / 3) and health["over_long_share"] == pytest.approx(1 / 3)
@@ -66,11 +68,15 @@ def _jsonl(path, rows):
 
 
 def test_flores_and_wmt_layouts(tmp_path):
-    flores = _jsonl(tmp_path / "flores.jsonl", [{"id": 1, "sentence_eng_Latn": "Hello.", "sentence_zho_Hant": "你好。"}])
+    flores = _jsonl(
+        tmp_path / "flores.jsonl", [{"id": 1, "sentence_eng_Latn": "Hello.", "sentence_zho_Hant": "你好。"}]
+    )
     [pair], _, notes = load_test_pairs(flores)
     assert (pair["en"], pair["zh"], notes) == ("Hello.", "你好。", [])
-    wmt = _jsonl(tmp_path / "wmt.jsonl", [{"translation": {"en": "The software.", "zh": "软件。"}},
-                                           {"translation": {"en": "", "zh": "空"}}])
+    wmt = _jsonl(
+        tmp_path / "wmt.jsonl",
+        [{"translation": {"en": "The software.", "zh": "软件。"}}, {"translation": {"en": "", "zh": "空"}}],
+    )
     pairs, dropped, notes = load_test_pairs(wmt)
     assert pairs[0]["zh"] == "軟體。" and pairs[0]["zh_original"] == "软件。"  # s2twp: Taiwan vocabulary too
     assert dropped == {"empty_en_or_zh": 1} and "OpenCC s2twp" in notes[0]
@@ -97,13 +103,22 @@ def test_length_cap():
 def test_candidates_and_the_length_cap(tiny_model, tokenizer):
     sources = ["The rate.", "Open the file now please."]
     greedy = generate_translations(tiny_model, tokenizer, sources, max_new_tokens=40, show_progress=False)
-    capped = generate_translations(tiny_model, tokenizer, sources, max_new_tokens=40, length_ratio=0.5,
-                                   show_progress=False)
-    for full, short, src in zip(greedy, capped, sources):
+    capped = generate_translations(
+        tiny_model, tokenizer, sources, max_new_tokens=40, length_ratio=0.5, show_progress=False
+    )
+    for _full, short, src in zip(greedy, capped, sources, strict=True):
         n = len(tokenizer(src)["input_ids"])
         assert len(tokenizer(short[0], add_special_tokens=False)["input_ids"]) <= length_cap(n, 0.5, 40) + 1
-    sampled = generate_translations(tiny_model, tokenizer, sources, do_sample=True, num_return_sequences=3,
-                                    temperature=1.0, max_new_tokens=8, show_progress=False)
+    sampled = generate_translations(
+        tiny_model,
+        tokenizer,
+        sources,
+        do_sample=True,
+        num_return_sequences=3,
+        temperature=1.0,
+        max_new_tokens=8,
+        show_progress=False,
+    )
     assert [len(c) for c in sampled] == [3, 3]
 
 
@@ -122,9 +137,13 @@ def test_course_bars_say_not_measured_without_comet():
 
 def test_a_course_bar_applies_only_on_its_own_test_set():
     """The SFT bar is on the general test set: SFT scored on the finance test set is not held to it."""
-    results = [{"label": "sft-general", "stage": "sft", "translation": {"comet": 0.61, "file": "data/sample/sft.test.jsonl"}},
-               {"label": "sft-finance", "stage": "sft", "translation": {"comet": 0.3, "file": "data/sample/lora.test.jsonl"}}]
+    results = [
+        {"label": "sft-general", "stage": "sft", "translation": {"comet": 0.61, "file": "data/sample/sft.test.jsonl"}},
+        {"label": "sft-finance", "stage": "sft", "translation": {"comet": 0.3, "file": "data/sample/lora.test.jsonl"}},
+    ]
     table = course_bars_table(results)
     assert "| sft-general | sft | COMET > 0.6 on the general test set | 0.61 | met |" in table
-    assert ("| sft-finance | sft | – | – | no bar on `lora.test.jsonl` (the sft bar, COMET > 0.6, is on the general "
-            "test set) |") in table
+    assert (
+        "| sft-finance | sft | – | – | no bar on `lora.test.jsonl` (the sft bar, COMET > 0.6, is on the general "
+        "test set) |"
+    ) in table

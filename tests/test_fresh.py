@@ -74,8 +74,13 @@ def test_a_touched_but_identical_input_is_still_fresh(stage):
 
 def test_a_failed_run_records_nothing(stage):
     root, _ = stage
-    failing = [sys.executable, "-c", "import sys, os; os.makedirs('out/x', exist_ok=True); sys.exit(3)",
-               "--output", "out/x"]
+    failing = [
+        sys.executable,
+        "-c",
+        "import sys, os; os.makedirs('out/x', exist_ok=True); sys.exit(3)",
+        "--output",
+        "out/x",
+    ]
     assert fresh.main(["--", *failing]) == 3
     assert not (root / "out" / "x" / fresh.STAMP).exists()
 
@@ -84,8 +89,9 @@ def test_inputs_and_output_of_the_make_commands(stage):
     root, _ = stage
     (root / "out" / "sft").mkdir(parents=True)
     (root / "out" / "sft" / "config.json").write_text("{}")
-    inputs, output = fresh.inputs_and_output(["minimind", "eval", "out/sft", "--test", "data.jsonl", "--output",
-                                              "out/eval/sft"])
+    inputs, output = fresh.inputs_and_output(
+        ["minimind", "eval", "out/sft", "--test", "data.jsonl", "--output", "out/eval/sft"]
+    )
     assert inputs == ["out/sft", "data.jsonl"] and output == "out/eval/sft"
     assert fresh.stamp_path("out/pairs/dpo.jsonl") == Path("out/pairs/.dpo.jsonl.fresh.json")
 
@@ -101,8 +107,10 @@ def test_make_all_ends_with_the_stage_warnings(tmp_path, capsys):
     warning = "dpo: validation reward margin -0.8 is negative"
     (tmp_path / "dpo" / "stage_complete.json").write_text(json.dumps({"warnings": [warning]}))
     assert module.main([str(tmp_path)]) == 0
-    assert "WARNING: a stage's own validation says it made the model worse:\n  - dpo: validation reward margin -0.8" \
+    assert (
+        "WARNING: a stage's own validation says it made the model worse:\n  - dpo: validation reward margin -0.8"
         in capsys.readouterr().out
+    )
 
 
 def test_an_option_file_names_inputs_and_output(stage):

@@ -40,10 +40,10 @@ def test_left_padded_batch_equals_single_rows(tokenizer):
     batch = tokenizer(prompts, return_tensors="pt", padding=True)
     tokenizer.padding_side = "right"
     kw = dict(max_new_tokens=8, do_sample=False, eos_token_id=None, pad_token_id=0)
-    batched = model.generate(**batch, **kw)[:, batch["input_ids"].shape[1]:]
+    batched = model.generate(**batch, **kw)[:, batch["input_ids"].shape[1] :]
     for i, prompt in enumerate(prompts):
         single = tokenizer(prompt, return_tensors="pt")
-        alone = model.generate(**single, **kw)[:, single["input_ids"].shape[1]:]
+        alone = model.generate(**single, **kw)[:, single["input_ids"].shape[1] :]
         assert torch.equal(batched[i], alone[0])
 
 
@@ -89,4 +89,4 @@ def test_streamer_yields_the_generated_text(tokenizer):
     text = "".join(streamer)
     thread.join()
     full = model.generate(**inputs, generation_config=config)
-    assert text == tokenizer.decode(full[0, inputs["input_ids"].shape[1]:])
+    assert text == tokenizer.decode(full[0, inputs["input_ids"].shape[1] :])

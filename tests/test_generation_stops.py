@@ -16,8 +16,9 @@ def _favouring(token_id: int, vocab_size: int = 6400) -> MiniMindForCausalLM:
     """A tiny model whose every next token is ``token_id``: the layers add nothing to the residual stream, every
     token embeds to the same vector, and only ``token_id``'s lm_head row points along it."""
     torch.manual_seed(0)
-    model = MiniMindForCausalLM(MiniMindConfig.from_preset("tiny", vocab_size=vocab_size,
-                                                           tie_word_embeddings=False)).eval()
+    model = MiniMindForCausalLM(
+        MiniMindConfig.from_preset("tiny", vocab_size=vocab_size, tie_word_embeddings=False)
+    ).eval()
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith(("o_proj.weight", "down_proj.weight")):
@@ -60,8 +61,9 @@ def test_a_larger_vocabulary_than_the_tokenizer_is_never_sampled(tokenizer, tmp_
     assert "7000 vocabulary rows but its tokenizer only 6400 pieces" in caplog.text
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]
     out = model.generate(ids, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
-    assert out[0, ids.shape[1]:].max().item() < len(tokenizer)
+    assert out[0, ids.shape[1] :].max().item() < len(tokenizer)
     torch.manual_seed(0)
-    sampled = model.generate(ids, max_new_tokens=6, do_sample=True, temperature=1.0, top_k=0, pad_token_id=0,
-                             eos_token_id=None)
-    assert sampled[0, ids.shape[1]:].max().item() < len(tokenizer)
+    sampled = model.generate(
+        ids, max_new_tokens=6, do_sample=True, temperature=1.0, top_k=0, pad_token_id=0, eos_token_id=None
+    )
+    assert sampled[0, ids.shape[1] :].max().item() < len(tokenizer)

@@ -47,10 +47,16 @@ def test_gguf_file_reads_back(tmp_path, tiny_model, tokenizer, dtype):
     tolerance = 0 if dtype == "f32" else 1e-3
     q = torch.from_numpy(tensors["blk.1.attn_q.weight"].astype(np.float32))
     k = torch.from_numpy(tensors["blk.1.attn_k.weight"].astype(np.float32))
-    assert torch.allclose(half_split_rotary_rows(q, config.num_attention_heads),
-                          state["model.layers.1.self_attn.q_proj.weight"], atol=tolerance)
-    assert torch.allclose(half_split_rotary_rows(k, config.num_key_value_heads),
-                          state["model.layers.1.self_attn.k_proj.weight"], atol=tolerance)
+    assert torch.allclose(
+        half_split_rotary_rows(q, config.num_attention_heads),
+        state["model.layers.1.self_attn.q_proj.weight"],
+        atol=tolerance,
+    )
+    assert torch.allclose(
+        half_split_rotary_rows(k, config.num_key_value_heads),
+        state["model.layers.1.self_attn.k_proj.weight"],
+        atol=tolerance,
+    )
     down = tensors["blk.0.ffn_down.weight"]
     assert down.dtype == (np.float32 if dtype == "f32" else np.float16)
     assert tensors["output_norm.weight"].dtype == np.float32

@@ -34,8 +34,11 @@ def test_locked_versions_reads_pins_and_names_what_is_missing(tmp_path):
 
 def test_wheel_trees_zip_back_to_the_same_files(tmp_path):
     wheel = tmp_path / "demo-1.0-py3-none-any.whl"
-    files = {"demo/__init__.py": b"x = 1\n", "demo/data/table.bin": bytes(range(256)) * 10,
-             "demo-1.0.dist-info/RECORD": b"demo/__init__.py,,\n"}
+    files = {
+        "demo/__init__.py": b"x = 1\n",
+        "demo/data/table.bin": bytes(range(256)) * 10,
+        "demo-1.0.dist-info/RECORD": b"demo/__init__.py,,\n",
+    }
     with zipfile.ZipFile(wheel, "w") as archive:
         for name, data in files.items():
             archive.writestr(name, data)

@@ -25,8 +25,17 @@ spm = pytest.importorskip("sentencepiece")
 
 ROOT = Path(__file__).resolve().parents[1]
 # dim 80: int(2 * 4 * 80 / 3) = 213 rounds up to 224 with multiple_of 32, to 256 with MiniMind's 64
-MODEL_ARGS = dict(dim=80, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=400, multiple_of=32, norm_eps=1e-5,
-                  max_seq_len=64, dropout=0.0)
+MODEL_ARGS = dict(
+    dim=80,
+    n_layers=2,
+    n_heads=4,
+    n_kv_heads=2,
+    vocab_size=400,
+    multiple_of=32,
+    norm_eps=1e-5,
+    max_seq_len=64,
+    dropout=0.0,
+)
 
 
 def _llama2c_state(seed=0, vocab=400, dim=80, hidden=224, n_heads=4, n_kv=2):
@@ -40,11 +49,17 @@ def _llama2c_state(seed=0, vocab=400, dim=80, hidden=224, n_heads=4, n_kv=2):
     sd["output.weight"] = sd["tok_embeddings.weight"]  # llama2.c ties them
     for i in range(2):
         p = f"layers.{i}."
-        sd |= {p + "attention.wq.weight": w(dim, dim), p + "attention.wk.weight": w(kv, dim),
-               p + "attention.wv.weight": w(kv, dim), p + "attention.wo.weight": w(dim, dim),
-               p + "attention_norm.weight": 1 + w(dim), p + "ffn_norm.weight": 1 + w(dim),
-               p + "feed_forward.w1.weight": w(hidden, dim), p + "feed_forward.w2.weight": w(dim, hidden),
-               p + "feed_forward.w3.weight": w(hidden, dim)}
+        sd |= {
+            p + "attention.wq.weight": w(dim, dim),
+            p + "attention.wk.weight": w(kv, dim),
+            p + "attention.wv.weight": w(kv, dim),
+            p + "attention.wo.weight": w(dim, dim),
+            p + "attention_norm.weight": 1 + w(dim),
+            p + "ffn_norm.weight": 1 + w(dim),
+            p + "feed_forward.w1.weight": w(hidden, dim),
+            p + "feed_forward.w2.weight": w(dim, hidden),
+            p + "feed_forward.w3.weight": w(hidden, dim),
+        }
     return sd
 
 
@@ -75,15 +90,27 @@ def _train_sentencepiece(path: Path, vocab_size: int = 400) -> Path:
     texts = [json.loads(line)["text"] for line in (ROOT / "data" / "sample" / "pretrain.jsonl").open()]
     text = "\n".join(t for t in texts if t.isascii())[:6000]  # a few KB
     buffer = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(text.split("\n")), model_writer=buffer,
-                                   vocab_size=vocab_size, model_type="bpe", byte_fallback=True, character_coverage=1.0,
-                                   normalization_rule_name="identity", remove_extra_whitespaces=False, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(text.split("\n")),
+        model_writer=buffer,
+        vocab_size=vocab_size,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        minloglevel=2,
+    )
     path.write_bytes(buffer.getvalue())
     return path
 
 
-PROBES = ["Hello world,  this is   a test", " a leading space and ü, 中文, 🙂", "The bond yield\trose 3.5%.",
-          "Settlement occurs on T+2."]
+PROBES = [
+    "Hello world,  this is   a test",
+    " a leading space and ü, 中文, 🙂",
+    "The bond yield\trose 3.5%.",
+    "Settlement occurs on T+2.",
+]
 
 
 def test_sentencepiece_round_trips_the_same_ids(tmp_path):
@@ -113,8 +140,20 @@ def test_minimind_import_cli_then_generate(tmp_path, capsys):
     with torch.no_grad():
         assert (model(input_ids=ids).logits - _course_forward(sd, ids, n_heads=4, n_kv=2)).abs().max().item() < 1e-5
     assert cli_main(["generate", str(out), "The bond", "--max-new-tokens", "4"]) == 0
-    assert cli_main(["import", str(tmp_path / "ck.pt"), str(tmp_path / "llama"), "--tokenizer", str(model_file),
-                     "--to", "llama"]) == 0
+    assert (
+        cli_main(
+            [
+                "import",
+                str(tmp_path / "ck.pt"),
+                str(tmp_path / "llama"),
+                "--tokenizer",
+                str(model_file),
+                "--to",
+                "llama",
+            ]
+        )
+        == 0
+    )
     llama = AutoModelForCausalLM.from_pretrained(tmp_path / "llama").eval()
     assert type(llama).__name__ == "LlamaForCausalLM"
     with torch.no_grad():
@@ -135,8 +174,10 @@ def test_original_lora_imports_as_a_peft_adapter(tmp_path, saved_tiny):
         lora[f"{name}.lora.A.weight"] = torch.randn(rank, 64, generator=g) * 0.1
         lora[f"{name}.lora.B.weight"] = torch.randn(64, rank, generator=g) * 0.1
     torch.save(lora, tmp_path / "lora_finance.pth")
-    assert cli_main(["import", str(tmp_path / "lora_finance.pth"), str(tmp_path / "adapter"),
-                     "--base", str(saved_tiny)]) == 0
+    assert (
+        cli_main(["import", str(tmp_path / "lora_finance.pth"), str(tmp_path / "adapter"), "--base", str(saved_tiny)])
+        == 0
+    )
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(saved_tiny), tmp_path / "adapter").eval()
 
     # the original's forward: every square layer gives W x + B(A(x)), no scaling
@@ -145,15 +186,21 @@ def test_original_lora_imports_as_a_peft_adapter(tmp_path, saved_tiny):
     for name in square:
         layer = modules[name]
         a, b = lora[f"{name}.lora.A.weight"], lora[f"{name}.lora.B.weight"]
-        layer.forward = (lambda x, layer=layer, a=a, b=b: F.linear(x, layer.weight) + F.linear(F.linear(x, a), b))
+        layer.forward = lambda x, layer=layer, a=a, b=b: F.linear(x, layer.weight) + F.linear(F.linear(x, a), b)
     ids = torch.randint(3, 6400, (2, 10))
     with torch.no_grad():
         diff = (adapted(input_ids=ids).logits - reference(input_ids=ids).logits).abs().max().item()
         moved = (adapted(input_ids=ids).logits - base(input_ids=ids).logits).abs().max().item()
     assert diff < 1e-5 and moved > 1e-3
     with pytest.raises(ValueError, match="do not fit"):
-        import_original_lora({"model.layers.0.self_attn.q_proj.lora.A.weight": torch.zeros(4, 32),
-                              "model.layers.0.self_attn.q_proj.lora.B.weight": torch.zeros(64, 4)}, base, tmp_path / "y")
+        import_original_lora(
+            {
+                "model.layers.0.self_attn.q_proj.lora.A.weight": torch.zeros(4, 32),
+                "model.layers.0.self_attn.q_proj.lora.B.weight": torch.zeros(64, 4),
+            },
+            base,
+            tmp_path / "y",
+        )
 
 
 def _minimind3_forward(sd, ids, n_heads, n_kv, eps=1e-6, theta=1e6, experts=0):
@@ -166,19 +213,27 @@ def _minimind3_forward(sd, ids, n_heads, n_kv, eps=1e-6, theta=1e6, experts=0):
     cos, sin = torch.cat([angles.cos()] * 2, -1), torch.cat([angles.sin()] * 2, -1)
 
     def rope(x):  # [b, heads, s, d]
-        half = torch.cat((-x[..., hd // 2:], x[..., : hd // 2]), -1)
+        half = torch.cat((-x[..., hd // 2 :], x[..., : hd // 2]), -1)
         return x * cos + half * sin
 
     def mlp(x, p):
-        return (F.silu(x @ sd[p + "gate_proj.weight"].T) * (x @ sd[p + "up_proj.weight"].T)) @ sd[p + "down_proj.weight"].T
+        return (F.silu(x @ sd[p + "gate_proj.weight"].T) * (x @ sd[p + "up_proj.weight"].T)) @ sd[
+            p + "down_proj.weight"
+        ].T
 
     mask = torch.full((seq, seq), float("-inf")).triu(1)
     layers = 1 + max(int(k.split(".")[2]) for k in sd if k.startswith("model.layers."))
     for i in range(layers):
         p = f"model.layers.{i}."
         x = _rms(h, sd[p + "input_layernorm.weight"], eps)
-        q = _rms((x @ sd[p + "self_attn.q_proj.weight"].T).view(bsz, seq, n_heads, hd), sd[p + "self_attn.q_norm.weight"], eps)
-        k = _rms((x @ sd[p + "self_attn.k_proj.weight"].T).view(bsz, seq, n_kv, hd), sd[p + "self_attn.k_norm.weight"], eps)
+        q = _rms(
+            (x @ sd[p + "self_attn.q_proj.weight"].T).view(bsz, seq, n_heads, hd),
+            sd[p + "self_attn.q_norm.weight"],
+            eps,
+        )
+        k = _rms(
+            (x @ sd[p + "self_attn.k_proj.weight"].T).view(bsz, seq, n_kv, hd), sd[p + "self_attn.k_norm.weight"], eps
+        )
         v = (x @ sd[p + "self_attn.v_proj.weight"].T).view(bsz, seq, n_kv, hd)
         q, k, v = rope(q.transpose(1, 2)), rope(k.transpose(1, 2)), v.transpose(1, 2)
         k, v = k.repeat_interleave(n_heads // n_kv, 1), v.repeat_interleave(n_heads // n_kv, 1)
@@ -206,16 +261,25 @@ def test_minimind3_state_dict_imports(tmp_path, moe):
     sd = {"model.embed_tokens.weight": w(6400, hidden), "model.norm.weight": 1 + w(hidden)}
     for i in range(2):
         p = f"model.layers.{i}."
-        sd |= {p + "self_attn.q_proj.weight": w(heads * hd, hidden), p + "self_attn.k_proj.weight": w(kv * hd, hidden),
-               p + "self_attn.v_proj.weight": w(kv * hd, hidden), p + "self_attn.o_proj.weight": w(hidden, heads * hd),
-               p + "self_attn.q_norm.weight": 1 + w(hd), p + "self_attn.k_norm.weight": 1 + w(hd),
-               p + "input_layernorm.weight": 1 + w(hidden), p + "post_attention_layernorm.weight": 1 + w(hidden)}
+        sd |= {
+            p + "self_attn.q_proj.weight": w(heads * hd, hidden),
+            p + "self_attn.k_proj.weight": w(kv * hd, hidden),
+            p + "self_attn.v_proj.weight": w(kv * hd, hidden),
+            p + "self_attn.o_proj.weight": w(hidden, heads * hd),
+            p + "self_attn.q_norm.weight": 1 + w(hd),
+            p + "self_attn.k_norm.weight": 1 + w(hd),
+            p + "input_layernorm.weight": 1 + w(hidden),
+            p + "post_attention_layernorm.weight": 1 + w(hidden),
+        }
         mlps = [p + f"mlp.experts.{e}." for e in range(4)] if moe else [p + "mlp."]
         if moe:
             sd[p + "mlp.gate.weight"] = w(4, hidden)
         for m in mlps:
-            sd |= {m + "gate_proj.weight": w(width, hidden), m + "up_proj.weight": w(width, hidden),
-                   m + "down_proj.weight": w(hidden, width)}
+            sd |= {
+                m + "gate_proj.weight": w(width, hidden),
+                m + "up_proj.weight": w(width, hidden),
+                m + "down_proj.weight": w(hidden, width),
+            }
     sd["lm_head.weight"] = sd["model.embed_tokens.weight"]
     torch.save(sd, tmp_path / "pretrain_768.pth")
     tok = tmp_path / "tok"
@@ -239,6 +303,9 @@ def test_minimind3_presets():
             model = MiniMindForCausalLM(config)
         total = sum(p.numel() for p in model.parameters())
         experts = sum(p.numel() for n, p in model.named_parameters() if ".experts." in n)
-        counts[name] = (total, total - experts + experts // max(config.n_routed_experts, 1) if config.use_moe else total)
+        counts[name] = (
+            total,
+            total - experts + experts // max(config.n_routed_experts, 1) if config.use_moe else total,
+        )
     assert counts == {"minimind-3": (63_912_192, 63_912_192), "minimind-3-moe": (198_416_640, 63_936_768)}
     assert MiniMindConfig.from_preset("minimind-3").intermediate_size == 2432

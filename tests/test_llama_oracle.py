@@ -55,7 +55,9 @@ def test_logits_match_llama_with_kv_cache():
         theirs = llama(input_ids=ids[:, :prefix], attention_mask=mask[:, :prefix], use_cache=True)
         # the installed transformers' name for the cache argument and output (``cache`` from 5.24 on)
         ours2 = model(input_ids=ids[:, prefix:], attention_mask=mask, **{CACHE_NAME: getattr(ours, CACHE_NAME)}).logits
-        theirs2 = llama(input_ids=ids[:, prefix:], attention_mask=mask, **{CACHE_NAME: getattr(theirs, CACHE_NAME)}).logits
+        theirs2 = llama(
+            input_ids=ids[:, prefix:], attention_mask=mask, **{CACHE_NAME: getattr(theirs, CACHE_NAME)}
+        ).logits
         full = model(input_ids=ids, attention_mask=mask).logits
     assert (ours2 - theirs2).abs().max().item() < ATOL
     # the cached continuation equals the uncached forward on the unpadded rows
@@ -86,8 +88,18 @@ def test_round_trip_through_llama():
     ours, theirs = model.state_dict(), back.state_dict()
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
-    fields = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-              "num_key_value_heads", "rms_norm_eps", "rope_theta", "rope_yarn", "max_position_embeddings")
+    fields = (
+        "vocab_size",
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "rms_norm_eps",
+        "rope_theta",
+        "rope_yarn",
+        "max_position_embeddings",
+    )
     assert {f: getattr(back.config, f) for f in fields} == {f: getattr(model.config, f) for f in fields}
 
 

@@ -55,8 +55,13 @@ def llama() -> nn.Module:
     """A tiny stock Llama: the reference is not tied to MiniMind."""
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=64,
+        vocab_size=300,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
     )
     return LlamaForCausalLM(config).float().eval()
 
@@ -247,7 +252,11 @@ def test_target_names_match_like_peft_list_form(targets):
 def test_peft_config_has_the_reference_defaults():
     config = peft_config()
     assert str(config.task_type) in ("CAUSAL_LM", "TaskType.CAUSAL_LM")
-    assert (config.r, config.lora_alpha, config.lora_dropout) == (DEFAULT_R, DEFAULT_ALPHA, DEFAULT_DROPOUT) == (8, 16, 0.05)
+    assert (
+        (config.r, config.lora_alpha, config.lora_dropout)
+        == (DEFAULT_R, DEFAULT_ALPHA, DEFAULT_DROPOUT)
+        == (8, 16, 0.05)
+    )
     assert set(config.target_modules) == set(DEFAULT_TARGET_MODULES)
     assert config.bias == "none" and config.use_rslora is False and config.init_lora_weights is True
     ref_defaults = inspect.signature(apply_lora).parameters
@@ -262,8 +271,10 @@ def test_training_does_not_import_the_course_references():
     import subprocess
     import sys
 
-    code = ("import sys, minimind_hf.training.runner, minimind_hf.training.lora; "
-            "print(sorted(m for m in sys.modules if m.startswith('minimind_hf.course')))")
+    code = (
+        "import sys, minimind_hf.training.runner, minimind_hf.training.lora; "
+        "print(sorted(m for m in sys.modules if m.startswith('minimind_hf.course')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

@@ -19,13 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 def _eval_commands(scale: str) -> list[list[str]]:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    dry = subprocess.run(["make", "-n", "-B", "-o", ".venv/bin/.installed", "eval", f"SCALE={scale}"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "-B", "-o", ".venv/bin/.installed", "eval", f"SCALE={scale}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     commands = []
     for line in dry.replace("\\\n", " ").splitlines():  # a recipe line continued with a backslash is one command
         words = shlex.split(line)
         if "eval" in words and any(w.endswith("/minimind") for w in words):
-            commands.append(words[words.index("eval") + 1:])
+            commands.append(words[words.index("eval") + 1 :])
     assert commands, dry
     return commands
 

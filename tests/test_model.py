@@ -17,7 +17,12 @@ def test_presets_and_sizes():
     model = AutoModelForCausalLM.from_config(MiniMindConfig.from_preset("minimind-26m"))
     assert sum(p.numel() for p in model.parameters()) == 25_829_888
     config = MiniMindConfig.from_preset("minimind-moe-145m")
-    assert (config.hidden_size, config.n_routed_experts, config.n_shared_experts, config.num_experts_per_tok) == (640, 4, 1, 2)
+    assert (config.hidden_size, config.n_routed_experts, config.n_shared_experts, config.num_experts_per_tok) == (
+        640,
+        4,
+        1,
+        2,
+    )
     with pytest.raises(ValueError, match="unknown MiniMind preset"):
         MiniMindConfig.from_preset("gpt-5")
 
@@ -86,8 +91,13 @@ assert "minimind_hf" not in sys.modules
 torch.manual_seed(0)
 print(type(m).__name__, float(m(input_ids=torch.tensor([[5, 6, 7]])).logits.sum()))
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")})
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf")},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     name, total = out.stdout.split()
     with torch.no_grad():
@@ -96,8 +106,16 @@ print(type(m).__name__, float(m(input_ids=torch.tensor([[5, 6, 7]])).logits.sum(
 
 
 def test_checkpoint_of_another_architecture_is_named(tmp_path):
-    LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                 num_attention_heads=4, num_key_value_heads=2)).save_pretrained(tmp_path)
+    LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        )
+    ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="holds a 'llama' model, not MiniMind"):
         MiniMindForCausalLM.from_pretrained(tmp_path)
 
@@ -142,7 +160,7 @@ def test_gradient_checkpointing_gives_same_gradients():
     ids = torch.randint(0, 6400, (2, 9))
     plain(input_ids=ids, labels=ids).loss.backward()
     ckpt(input_ids=ids, labels=ids).loss.backward()
-    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
+    for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters(), strict=True):
         assert torch.allclose(a.grad, b.grad, atol=1e-6), name
 
 
@@ -170,8 +188,11 @@ def test_moe_routing_matches_dense_computation():
     x = torch.randn(2, 5, 64)
     idx, weight, _ = moe.gate(x)
     flat = x.reshape(-1, 64)
-    expected = torch.stack([
-        sum(weight[t, s] * moe.experts[int(idx[t, s])](flat[t]) for s in range(idx.shape[1]))
-        + moe.shared_experts[0](flat[t]) for t in range(flat.shape[0])
-    ]).view(2, 5, 64)
+    expected = torch.stack(
+        [
+            sum(weight[t, s] * moe.experts[int(idx[t, s])](flat[t]) for s in range(idx.shape[1]))
+            + moe.shared_experts[0](flat[t])
+            for t in range(flat.shape[0])
+        ]
+    ).view(2, 5, 64)
     assert torch.allclose(moe(x), expected, atol=1e-6)

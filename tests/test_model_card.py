@@ -18,11 +18,32 @@ DATA = ROOT / "tests" / "fixtures" / "train"
 
 
 def _stage(stage: str, out: Path, *extra: str) -> dict:
-    argv = [str(ROOT / "recipes" / "tiny" / f"{stage}.yaml"), "--output_dir", str(out),
-            "--train_files", str(DATA / f"{stage}.jsonl"), "--validation_files", str(DATA / f"{stage}.validation.jsonl"),
-            "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1",
-            "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--report_to", "none",
-            "--dataloader_num_workers", "0", *extra]
+    argv = [
+        str(ROOT / "recipes" / "tiny" / f"{stage}.yaml"),
+        "--output_dir",
+        str(out),
+        "--train_files",
+        str(DATA / f"{stage}.jsonl"),
+        "--validation_files",
+        str(DATA / f"{stage}.validation.jsonl"),
+        "--max_steps",
+        "2",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        *extra,
+    ]
     return run(*parse_args(argv))
 
 
@@ -72,9 +93,17 @@ def test_eval_updates_the_cards_scores(stages):
 
     checkpoint = stages / "pretrain"
     test_file = DATA / "sft.test.jsonl"
-    evaluate_checkpoint(checkpoint, {"test": str(test_file), "validation": str(DATA / "pretrain.validation.jsonl")},
-                        limit=4, max_new_tokens=4, semantic=False, check_generation=False, show_progress=False,
-                        device="cpu", output_dir=stages / "eval")
+    evaluate_checkpoint(
+        checkpoint,
+        {"test": str(test_file), "validation": str(DATA / "pretrain.validation.jsonl")},
+        limit=4,
+        max_new_tokens=4,
+        semantic=False,
+        check_generation=False,
+        show_progress=False,
+        device="cpu",
+        output_dir=stages / "eval",
+    )
     card = _card(checkpoint)
     index = card.data.to_dict()["model-index"][0]["results"]
     metrics = {m["type"]: (r["dataset"], m) for r in index for m in r["metrics"]}
@@ -87,8 +116,10 @@ def test_eval_updates_the_cards_scores(stages):
 
 def test_a_second_evaluation_of_the_same_set_replaces_the_first(tmp_path):
     (tmp_path / CARD_FACTS).write_text(json.dumps({"name": "m", "stage": "sft", "evaluations": []}))
-    result = {"translation": {"file": "x/test.jsonl", "n": 3, "chrf": 1.0, "bleu": 0.5, "generation": {}},
-              "created": "2026-12-02T00:00:00"}
+    result = {
+        "translation": {"file": "x/test.jsonl", "n": 3, "chrf": 1.0, "bleu": 0.5, "generation": {}},
+        "created": "2026-12-02T00:00:00",
+    }
     record_evaluation(tmp_path, result)
     record_evaluation(tmp_path, {**result, "translation": {**result["translation"], "chrf": 2.0}})
     evaluations = json.loads((tmp_path / CARD_FACTS).read_text())["evaluations"]
@@ -98,8 +129,14 @@ def test_a_second_evaluation_of_the_same_set_replaces_the_first(tmp_path):
 def test_push_card_fills_the_hub_names():
     text = render_card({"name": "sft", "stage": "sft", "parent": "out/pretrain"})
     assert "base_model" not in text.split("---")[1]  # a local parent is not a Hub id
-    card = ModelCard(card_for_push_from({"name": "sft", "stage": "sft", "parent": "out/pretrain"},
-                                        "me/minimind-sft", base_model="me/minimind-pretrain", datasets=["me/corpus"]))
+    card = ModelCard(
+        card_for_push_from(
+            {"name": "sft", "stage": "sft", "parent": "out/pretrain"},
+            "me/minimind-sft",
+            base_model="me/minimind-pretrain",
+            datasets=["me/corpus"],
+        )
+    )
     data = card.data.to_dict()
     assert data["base_model"] == "me/minimind-pretrain" and data["datasets"] == ["me/corpus"]
     assert 'from_pretrained("me/minimind-sft")' in card.text
@@ -120,8 +157,15 @@ def test_data_licences_come_from_the_data_card():
 
 def test_the_card_reads_the_stage_from_its_recorded_facts_not_its_name():
     """A stage the renderer has never heard of is described by the facts its row of the stage table recorded."""
-    facts = {"name": "m", "stage": "newstage", "stage_description": "a stage added to the table later",
-             "use_system_prompt": "finance", "parent": None, "kind": "model", "evaluations": []}
+    facts = {
+        "name": "m",
+        "stage": "newstage",
+        "stage_description": "a stage added to the table later",
+        "use_system_prompt": "finance",
+        "parent": None,
+        "kind": "model",
+        "evaluations": [],
+    }
     card = render_card(facts)
     assert "**newstage**: a stage added to the table later." in card
     assert "Started from randomly initialised weights." in card and 'system="finance"' in card
@@ -133,6 +177,7 @@ def test_each_stage_row_carries_what_is_recorded_about_it():
     assert all(stage.description for stage in STAGES.values())
     assert STAGES["lora"].argument_groups == ("lora",) and STAGES["pretrain"].argument_groups == ()
 
+
 def test_the_cards_snippet_without_the_package_loads_the_tokenizer_without_custom_code(stages):
     """The 'without this package' snippet's tokenizer call, run where minimind_hf is not importable, with no
     terminal to answer a trust_remote_code prompt: it loads the saved fast tokenizer with its chat template."""
@@ -141,14 +186,23 @@ def test_the_cards_snippet_without_the_package_loads_the_tokenizer_without_custo
     import sys
 
     text = _card(stages / "pretrain").text
-    without = text[text.index("Without the package"):]
+    without = text[text.index("Without the package") :]
     call = next(line for line in without.splitlines() if line.startswith("tok = "))
     assert call == 'tok = PreTrainedTokenizerFast.from_pretrained("pretrain")'  # the card names its own folder
-    code = ("import sys; sys.modules['minimind_hf'] = None\nfrom transformers import PreTrainedTokenizerFast\n"
-            f"{call}\nprint(len(tok), tok.chat_template is not None, tok.eos_token)")
+    code = (
+        "import sys; sys.modules['minimind_hf'] = None\nfrom transformers import PreTrainedTokenizerFast\n"
+        f"{call}\nprint(len(tok), tok.chat_template is not None, tok.eos_token)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                            stdin=subprocess.DEVNULL, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=stages)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        env={**env, "HF_HUB_OFFLINE": "1"},
+        cwd=stages,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["6400", "True", "<|im_end|>"]
     assert "custom code" not in result.stdout + result.stderr
@@ -157,5 +211,8 @@ def test_the_cards_snippet_without_the_package_loads_the_tokenizer_without_custo
 def test_translation_messages_resolves_a_system_prompt_name():
     from minimind_hf.prompts import FINANCE_SYSTEM_PROMPT, translation_messages
 
-    assert translation_messages("The rate.", system="finance")[0] == {"role": "system", "content": FINANCE_SYSTEM_PROMPT}
+    assert translation_messages("The rate.", system="finance")[0] == {
+        "role": "system",
+        "content": FINANCE_SYSTEM_PROMPT,
+    }
     assert translation_messages("The rate.", system="Be brief.")[0]["content"] == "Be brief."

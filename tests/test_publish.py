@@ -80,7 +80,7 @@ class FakeHub:
         if self.fail_on == name:
             raise RuntimeError(f"simulated Hub failure in {name}")
 
-    def __call__(self, token: Any = None, **kwargs: Any) -> "FakeHub":  # used as the HfApi class
+    def __call__(self, token: Any = None, **kwargs: Any) -> FakeHub:  # used as the HfApi class
         self.tokens.append(token)
         return self
 
@@ -222,8 +222,9 @@ def test_uploaded_readme_header_and_body(data_dir: Path, fake_hub: FakeHub, secr
     assert body == card_body
 
 
-def test_pushed_layout_loads_back_with_datasets(data_dir: Path, fake_hub: FakeHub, secret_token: str,
-                                                 tmp_path: Path) -> None:
+def test_pushed_layout_loads_back_with_datasets(
+    data_dir: Path, fake_hub: FakeHub, secret_token: str, tmp_path: Path
+) -> None:
     """The README configs and the parquet layout together form a dataset that load_dataset can read."""
     assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir) == 0
     rows = expected_rows(FIXTURE)
@@ -268,12 +269,14 @@ def test_push_with_injected_api(data_dir: Path, tmp_path: Path, monkeypatch: pyt
     url = publish.push(plan, "hf_dummy", api=fake)
     assert url.endswith(f"/datasets/{REPO_ID}")
     assert (data_dir / "hf_link.txt").read_text(encoding="utf-8") == url + "\n"
-    assert [call[0] for call in fake.calls] == (["create_repo", "upload_file"] + ["push_to_hub"] * len(plan.configs)
-                                                + ["upload_folder"])
+    assert [call[0] for call in fake.calls] == (
+        ["create_repo", "upload_file"] + ["push_to_hub"] * len(plan.configs) + ["upload_folder"]
+    )
 
 
-def test_login_checked_before_reading_data(data_dir: Path, fake_hub: FakeHub, no_stored_login: None,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_login_checked_before_reading_data(
+    data_dir: Path, fake_hub: FakeHub, no_stored_login: None, capsys: pytest.CaptureFixture[str]
+) -> None:
     (data_dir / "sft.jsonl").write_text("not json\n", encoding="utf-8")
     assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", data_dir) == 2
     err = capsys.readouterr().err
@@ -324,7 +327,10 @@ def test_missing_token_explains_login(
 
 
 def test_offline_mode_stops_before_network(
-    data_dir: Path, fake_hub: FakeHub, secret_token: str, monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+    fake_hub: FakeHub,
+    secret_token: str,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
@@ -366,9 +372,22 @@ def test_module_entry_point_dry_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf_home"))  # no stored login either
     result = subprocess.run(
-        [sys.executable, "-m", "data_tools.publish", "push", "--repo-id", REPO_ID, "--data-dir", str(FIXTURE),
-         "--dry-run"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "data_tools.publish",
+            "push",
+            "--repo-id",
+            REPO_ID,
+            "--data-dir",
+            str(FIXTURE),
+            "--dry-run",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert "dry run" in result.stdout and "sft_test" in result.stdout
@@ -419,9 +438,7 @@ def _write_jsonl(path: Path, records: list[Any]) -> None:
 def test_split_types_are_aligned_when_castable(data_dir: Path) -> None:
     _write_jsonl(data_dir / "lora.jsonl", [{"zh": "利率", "en": "rate", "id": "a"}])
     _write_jsonl(data_dir / "lora.validation.jsonl", [{"en": "yield", "zh": "殖利率", "id": None}])
-    _write_jsonl(
-        data_dir / "lora.test.jsonl", [{"en": "bond", "zh": "債券", "id": "c"}, {"en": "tax", "zh": "稅"}]
-    )
+    _write_jsonl(data_dir / "lora.test.jsonl", [{"en": "bond", "zh": "債券", "id": "c"}, {"en": "tax", "zh": "稅"}])
     plan = publish.plan_push(data_dir, REPO_ID)
     lora = plan.dataset_dict("lora")
     assert sorted(lora) == ["test", "train", "validation"]
@@ -444,8 +461,14 @@ BAD_FILES = [
 
 @pytest.mark.parametrize(("name", "line", "content", "message"), BAD_FILES)
 def test_malformed_line_names_file_and_line(
-    name: str, line: int, content: str | bytes, message: str, data_dir: Path, fake_hub: FakeHub,
-    secret_token: str, capsys: pytest.CaptureFixture[str],
+    name: str,
+    line: int,
+    content: str | bytes,
+    message: str,
+    data_dir: Path,
+    fake_hub: FakeHub,
+    secret_token: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = data_dir / name
     lines = path.read_bytes().splitlines(keepends=True)
@@ -495,26 +518,27 @@ def test_other_jsonl_files_are_reported_not_pushed(data_dir: Path) -> None:
     assert all(part.path.name != "notes.jsonl" for parts in plan.configs.values() for part in parts)
 
 
-@pytest.mark.parametrize(
-    "repo_id", ["no-namespace", "a/b/c", "user/bad name", "user/", "/name", "user/-x", "us--er/x"]
-)
-def test_bad_repo_id(repo_id: str, data_dir: Path, fake_hub: FakeHub, secret_token: str,
-                     capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("repo_id", ["no-namespace", "a/b/c", "user/bad name", "user/", "/name", "user/-x", "us--er/x"])
+def test_bad_repo_id(
+    repo_id: str, data_dir: Path, fake_hub: FakeHub, secret_token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_cli("push", "--repo-id", repo_id, "--data-dir", data_dir) == 2
     assert "--repo-id" in capsys.readouterr().err
     assert fake_hub.calls == []
 
 
-def test_missing_data_dir(tmp_path: Path, fake_hub: FakeHub, secret_token: str,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_data_dir(
+    tmp_path: Path, fake_hub: FakeHub, secret_token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "nowhere"
     assert run_cli("push", "--repo-id", REPO_ID, "--data-dir", missing) == 2
     assert "does not exist" in capsys.readouterr().err
     assert fake_hub.calls == []
 
 
-def test_no_stage_files(tmp_path: Path, fake_hub: FakeHub, secret_token: str,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_stage_files(
+    tmp_path: Path, fake_hub: FakeHub, secret_token: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "data"
     empty.mkdir()
     shutil.copy(FIXTURE / "card.md", empty / "card.md")

@@ -25,7 +25,7 @@ class FakeHub:
     def __init__(self, root: Path) -> None:
         self.root, self.calls, self.tokens, self.fail_on = root, [], [], None
 
-    def __call__(self, token: Any = None, **kwargs: Any) -> "FakeHub":  # used as the HfApi class
+    def __call__(self, token: Any = None, **kwargs: Any) -> FakeHub:  # used as the HfApi class
         self.tokens.append(token)
         return self
 
@@ -90,8 +90,22 @@ def adapter(trained, tmp_path) -> Path:
 
 
 def test_push_model_uploads_what_loads_and_the_card(trained, hub, secret_token, tmp_path):
-    assert cli(["push", str(trained), "--repo-id", REPO_ID, "--private", "--base-model", "someone/minimind-base",
-                "--datasets", "someone/corpus"]) == 0
+    assert (
+        cli(
+            [
+                "push",
+                str(trained),
+                "--repo-id",
+                REPO_ID,
+                "--private",
+                "--base-model",
+                "someone/minimind-base",
+                "--datasets",
+                "someone/corpus",
+            ]
+        )
+        == 0
+    )
     names = [c[0] for c in hub.calls]
     assert names == ["create_repo", "create_commit"]
     assert hub.calls[0][2]["private"] is True and hub.calls[0][2]["repo_type"] == "model"
@@ -105,7 +119,9 @@ def test_push_model_uploads_what_loads_and_the_card(trained, hub, secret_token, 
 
     back = AutoModelForCausalLM.from_pretrained(hub.root)  # what was pushed loads
     original = AutoModelForCausalLM.from_pretrained(trained)
-    assert all(torch.equal(a, b) for a, b in zip(back.state_dict().values(), original.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(back.state_dict().values(), original.state_dict().values(), strict=True)
+    )
 
 
 def test_adapter_needs_the_base_models_hub_name(adapter, hub, secret_token, capsys):

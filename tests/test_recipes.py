@@ -22,9 +22,26 @@ from minimind_hf.training.runner import parse_args, run
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
 SCALES = ("tiny", "small", "full")
-SHORT = ["--max_steps", "2", "--eval_steps", "2", "--save_steps", "2", "--logging_steps", "1",
-         "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "2",
-         "--gradient_accumulation_steps", "1", "--max_eval_samples", "4", "--report_to", "none"]
+SHORT = [
+    "--max_steps",
+    "2",
+    "--eval_steps",
+    "2",
+    "--save_steps",
+    "2",
+    "--logging_steps",
+    "1",
+    "--per_device_train_batch_size",
+    "2",
+    "--per_device_eval_batch_size",
+    "2",
+    "--gradient_accumulation_steps",
+    "1",
+    "--max_eval_samples",
+    "4",
+    "--report_to",
+    "none",
+]
 
 
 def committed_recipes() -> list[Path]:
@@ -91,9 +108,14 @@ def test_full_recipes_run(tmp_path):
 @pytest.mark.slow
 def test_babylm_recipe_runs(tmp_path, monkeypatch):
     data = tmp_path / "data" / "babylm"
-    assert babylm.main([str(SAMPLE / "pretrain.jsonl"), str(data), "--validation",
-                        str(SAMPLE / "pretrain.validation.jsonl")]) == 0
+    assert (
+        babylm.main(
+            [str(SAMPLE / "pretrain.jsonl"), str(data), "--validation", str(SAMPLE / "pretrain.validation.jsonl")]
+        )
+        == 0
+    )
     monkeypatch.chdir(tmp_path)  # the recipe's data/babylm/... paths
-    summary = _run_recipe(ROOT / "recipes" / "babylm" / "pretrain.yaml", tmp_path / "out", tmp_path,
-                          on_the_sample=False)
+    summary = _run_recipe(
+        ROOT / "recipes" / "babylm" / "pretrain.yaml", tmp_path / "out", tmp_path, on_the_sample=False
+    )
     assert "test_loss" in summary["metrics"]

@@ -40,16 +40,49 @@ from minimind_hf.training.safety.preflight import checkpoint_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "train"
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
-       "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+ENV = {
+    **os.environ,
+    "HF_HUB_OFFLINE": "1",
+    "OMP_NUM_THREADS": "1",
+    "PYTHONUNBUFFERED": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONPATH": str(ROOT),
+}
 
 
 def _argv(out, *extra, steps=4, save=2):
-    return [str(ROOT / "recipes" / "tiny" / "pretrain.yaml"), "--preset", "tiny", "--block_size", "64",
-            "--train_files", str(DATA / "pretrain.jsonl"), "--validation_files", str(DATA / "pretrain.validation.jsonl"),
-            "--output_dir", str(out), "--max_steps", str(steps), "--eval_steps", str(save), "--save_steps", str(save),
-            "--logging_steps", "1", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4",
-            "--report_to", "none", "--dataloader_num_workers", "0", "--disable_tqdm", "true", *extra]
+    return [
+        str(ROOT / "recipes" / "tiny" / "pretrain.yaml"),
+        "--preset",
+        "tiny",
+        "--block_size",
+        "64",
+        "--train_files",
+        str(DATA / "pretrain.jsonl"),
+        "--validation_files",
+        str(DATA / "pretrain.validation.jsonl"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        str(steps),
+        "--eval_steps",
+        str(save),
+        "--save_steps",
+        str(save),
+        "--logging_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
 
 
 def _run(out, *extra, **kw):
@@ -86,6 +119,7 @@ def copy_of(finished, tmp_path):
         target = tmp_path / name
         shutil.copytree(finished, target)
         return target
+
     return make
 
 
@@ -141,8 +175,11 @@ def test_no_good_checkpoint_refuses_unless_fresh_start(copy_of):
     _unfinish(out)
     for step in (2, 4):
         _truncate(out / f"checkpoint-{step}" / "optimizer.pt")
-    with pytest.raises(RunRefused, match=r"(?s)no checkpoint that can be resumed.*checkpoint-4: optimizer.pt.*"
-                                         r"checkpoint-2: optimizer.pt.*--fresh_start true"):
+    with pytest.raises(
+        RunRefused,
+        match=r"(?s)no checkpoint that can be resumed.*checkpoint-4: optimizer.pt.*"
+        r"checkpoint-2: optimizer.pt.*--fresh_start true",
+    ):
         select_resume_point(out)
     assert (out / "checkpoint-4").is_dir() and not (out / BROKEN_DIR).exists()  # nothing moved on a refusal
     assert select_resume_point(out, fresh_start=True) is None
@@ -174,7 +211,7 @@ def _wait_for_steps(proc, n: int, log: list[str]) -> None:
         seen += "'loss'" in line
         if seen >= n:
             return
-    raise AssertionError("the run ended before step %d:\n%s" % (n, "".join(log[-30:])))
+    raise AssertionError(f"the run ended before step {n}:\n" + "".join(log[-30:]))
 
 
 @pytest.fixture(scope="module")
@@ -226,11 +263,21 @@ def test_sigkill_at_a_random_moment_then_rerun_ends_identical(reference_12, tmp_
 def test_sigterm_to_a_two_process_ddp_run_saves_on_both_and_the_rerun_finishes(tmp_path):
     """accelerate launch (2 gloo processes): the processes agree on the step, save one checkpoint, stop."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "recipes" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2", "-m", "minimind_hf.train",
-           *_argv(out, "--per_device_train_batch_size", "2", steps=40, save=10)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "recipes" / "accelerate" / "cpu_ddp.yaml"),
+        "--num_processes",
+        "2",
+        "-m",
+        "minimind_hf.train",
+        *_argv(out, "--per_device_train_batch_size", "2", steps=40, save=10),
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     log: list[str] = []
     _wait_for_steps(proc, 4, log)
     os.killpg(proc.pid, signal.SIGTERM)  # what a terminal's Ctrl-C or Slurm does: the whole process group
@@ -260,15 +307,20 @@ def test_exit_statuses():
 
 # ---- 3. one run per output folder -----------------------------------------------------------------------
 
-_HOLD = ("import sys, time; from minimind_hf.training.safety import OutputDirLock; "
-         "OutputDirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)")
+_HOLD = (
+    "import sys, time; from minimind_hf.training.safety import OutputDirLock; "
+    "OutputDirLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(120)"
+)
 
 
 def test_lock_refuses_a_second_holder_and_takes_over_a_dead_ones(tmp_path):
     out = tmp_path / "shared"
     with OutputDirLock(out):
-        with pytest.raises(RunRefused, match=rf"{out} is in use by another run: pid {os.getpid()} on host "
-                                             rf"{os.uname().nodename} \(since .* UTC: "):
+        with pytest.raises(
+            RunRefused,
+            match=rf"{out} is in use by another run: pid {os.getpid()} on host "
+            rf"{os.uname().nodename} \(since .* UTC: ",
+        ):
             OutputDirLock(out).acquire()
     assert not (out / LOCK_NAME).exists()  # released
     (out / LOCK_NAME).write_text(json.dumps({"host": os.uname().nodename, "pid": 999999999, "started": 0}))
@@ -310,8 +362,14 @@ def test_minimind_train_returns_3_on_a_refusal(tmp_path, caplog):
 def test_lock_refusal_is_exit_status_3_from_the_command(tmp_path):
     out = tmp_path / "locked"
     with OutputDirLock(out):
-        result = subprocess.run([sys.executable, "-m", "minimind_hf.train", *_argv(out)], cwd=ROOT, env=ENV,
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "minimind_hf.train", *_argv(out)],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert result.returncode == EXIT_REFUSED, result.stderr[-2000:]
     assert f"pid {os.getpid()}" in result.stderr
 
@@ -332,27 +390,48 @@ def test_changed_data_content_preset_or_stage_refuses_listing_the_changes(tmp_pa
     run(*parse_args(argv()))  # finished; a resume or a skip of it must see the same recipe
     with data.open("a", encoding="utf-8") as handle:  # same name, other content
         handle.write(json.dumps({"text": "one more document"}) + "\n")
-    with pytest.raises(RunRefused, match=r"(?s)another recipe.*data\.train_files\[0\]\.sha256: .* -> .*"
-                                         r"data\.train_files\[0\]\.size: \d+ -> \d+.*--fresh_start true"):
+    with pytest.raises(
+        RunRefused,
+        match=r"(?s)another recipe.*data\.train_files\[0\]\.sha256: .* -> .*"
+        r"data\.train_files\[0\]\.size: \d+ -> \d+.*--fresh_start true",
+    ):
         run(*parse_args(argv()))
     with pytest.raises(RunRefused, match=r"model\.preset: \"tiny\" -> \"mini\""):
         run(*parse_args(argv("--preset", "mini")))
     recorded = json.loads((out / RECIPE_NAME).read_text())
-    sft = recipe_of(*parse_args([str(ROOT / "recipes" / "tiny" / "sft.yaml"), "--output_dir", str(out),
-                                 "--model_name_or_path", str(tmp_path)]), world_size=1)
+    sft = recipe_of(
+        *parse_args(
+            [
+                str(ROOT / "recipes" / "tiny" / "sft.yaml"),
+                "--output_dir",
+                str(out),
+                "--model_name_or_path",
+                str(tmp_path),
+            ]
+        ),
+        world_size=1,
+    )
     assert any(line.startswith('stage: "pretrain" -> "sft"') for line in compare(recorded, sft)[0])
     assert (out / "checkpoint-4").is_dir() and (out / COMPLETE_MARKER).exists()  # a refusal moves nothing
 
 
 def test_recipe_comparison_rules():
-    recorded = {"stage": "sft", "training": {"max_steps": 100, "learning_rate": 1e-3},
-                "data": {"train_files": [{"path": "a.jsonl", "size": 3, "mtime_ns": 1, "sha256": "x"}]}}
+    recorded = {
+        "stage": "sft",
+        "training": {"max_steps": 100, "learning_rate": 1e-3},
+        "data": {"train_files": [{"path": "a.jsonl", "size": 3, "mtime_ns": 1, "sha256": "x"}]},
+    }
     touched = {**recorded, "data": {"train_files": [{"path": "a.jsonl", "size": 3, "mtime_ns": 2, "sha256": "x"}]}}
     assert compare(recorded, touched) == ([], [])  # rewritten with the same bytes: the same data
-    newer = {**recorded, "training": {"max_steps": 200, "learning_rate": 1e-3},
-             "data": {**recorded["data"], "system_prompt_fraction": 1.0}}
-    assert compare(recorded, newer) == ([], ["data.system_prompt_fraction: (absent) -> 1.0",
-                                              "training.max_steps: 100 -> 200"])
+    newer = {
+        **recorded,
+        "training": {"max_steps": 200, "learning_rate": 1e-3},
+        "data": {**recorded["data"], "system_prompt_fraction": 1.0},
+    }
+    assert compare(recorded, newer) == (
+        [],
+        ["data.system_prompt_fraction: (absent) -> 1.0", "training.max_steps: 100 -> 200"],
+    )
     more = {**recorded, "data": {"train_files": recorded["data"]["train_files"] * 2}}
     assert compare(recorded, more)[0] == ["data.train_files.count: 1 -> 2"]
 
@@ -391,8 +470,11 @@ def test_too_little_disk_fails_before_the_first_step_with_the_numbers(tmp_path, 
     real = shutil.disk_usage
     monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: real(path)._replace(free=3 << 20))
     out = tmp_path / "full"
-    with pytest.raises(RunRefused, match=r"3\.0 MiB free on its file system, but one checkpoint needs about 6\.8 MiB "
-                                         r"\(weights 1\.9 MiB \+ optimizer state 3\.9 MiB"):
+    with pytest.raises(
+        RunRefused,
+        match=r"3\.0 MiB free on its file system, but one checkpoint needs about 6\.8 MiB "
+        r"\(weights 1\.9 MiB \+ optimizer state 3\.9 MiB",
+    ):
         _run(out)
     assert not list(out.glob("checkpoint-*"))
 

@@ -74,13 +74,20 @@ def server():
 def _greedy(model, tokenizer, messages=None, text=None, max_new_tokens=12) -> str:
     """The reference: one ``model.generate`` call on one prompt, decoded as the server decodes."""
     if messages is not None:
-        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)["input_ids"]
+        ids = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )["input_ids"]
     else:
         ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                         do_sample=False, pad_token_id=0, eos_token_id=[0, 2])
-    return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True, clean_up_tokenization_spaces=False)
+    out = model.generate(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        pad_token_id=0,
+        eos_token_id=[0, 2],
+    )
+    return tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
 def _chat(server, content, **kwargs):
@@ -116,10 +123,12 @@ def test_streamed_chat_equals_the_non_streamed_one(server):
 def test_completions_streamed_and_not(server):
     tokenizer = load_tokenizer()
     reply = server.client.completions.create(model=MODEL, prompt=["The bond", "Net"], max_tokens=8, temperature=0)
-    assert [c.text for c in reply.choices] == [_greedy(server.served.model, tokenizer, text=t, max_new_tokens=8)
-                                              for t in ("The bond", "Net")]
-    streamed = server.client.completions.create(model=MODEL, prompt="The bond", max_tokens=8, temperature=0,
-                                                stream=True)
+    assert [c.text for c in reply.choices] == [
+        _greedy(server.served.model, tokenizer, text=t, max_new_tokens=8) for t in ("The bond", "Net")
+    ]
+    streamed = server.client.completions.create(
+        model=MODEL, prompt="The bond", max_tokens=8, temperature=0, stream=True
+    )
     assert "".join(c.choices[0].text for c in streamed) == reply.choices[0].text
 
 
@@ -135,11 +144,12 @@ def test_concurrent_requests_are_batched_and_equal_single_answers(server):
 
 def test_max_tokens_and_stop(server):
     full = _chat(server, "Net income", max_tokens=12).choices[0].message.content
-    stop = full[len(full) // 2:][:2]
+    stop = full[len(full) // 2 :][:2]
     cut = _chat(server, "Net income", max_tokens=12, stop=[stop, "never-there"]).choices[0]
     assert cut.message.content == full[: full.index(stop)] and cut.finish_reason == "stop"
-    streamed = "".join(c.choices[0].delta.content or "" for c in _chat(server, "Net income", stop=stop, stream=True)
-                       if c.choices)
+    streamed = "".join(
+        c.choices[0].delta.content or "" for c in _chat(server, "Net income", stop=stop, stream=True) if c.choices
+    )
     assert streamed == cut.message.content
     short = _chat(server, "Net income", max_tokens=3)
     assert short.usage.completion_tokens == 3 and short.choices[0].finish_reason == "length"
@@ -158,11 +168,15 @@ def test_translate_uses_the_project_prompt(server):
     tokenizer = load_tokenizer()
     model = server.served.model
     status, plain = server.post("/v1/translate", {"text": "The interest rate.", "max_tokens": 10})
-    assert status == 200 and plain["translation"] == _greedy(model, tokenizer, translation_messages("The interest rate."),
-                                                             max_new_tokens=10)
-    status, finance = server.post("/v1/translate", {"text": "The interest rate.", "max_tokens": 10, "system": "finance"})
+    assert status == 200 and plain["translation"] == _greedy(
+        model, tokenizer, translation_messages("The interest rate."), max_new_tokens=10
+    )
+    status, finance = server.post(
+        "/v1/translate", {"text": "The interest rate.", "max_tokens": 10, "system": "finance"}
+    )
     assert status == 200 and finance["translation"] == _greedy(
-        model, tokenizer, translation_messages("The interest rate.", system=FINANCE_SYSTEM_PROMPT), max_new_tokens=10)
+        model, tokenizer, translation_messages("The interest rate.", system=FINANCE_SYSTEM_PROMPT), max_new_tokens=10
+    )
     status, error = server.post("/v1/translate", {"text": "x", "system": "legal"})
     assert status == 400 and error["error"]["param"] == "system"
 
@@ -180,8 +194,9 @@ def test_openai_style_errors_and_the_server_survives(server):
         json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "tools": []}).encode(): "tools",
         json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "n": 2}).encode(): "n",
         json.dumps({"model": MODEL, "messages": [{"role": "wizard", "content": "hi"}]}).encode(): "messages.0.role",
-        json.dumps({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 9}).encode():
-            "temperature",
+        json.dumps(
+            {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "temperature": 9}
+        ).encode(): "temperature",
     }
     for body, param in cases.items():
         status, answer = server.post("/v1/chat/completions", body)

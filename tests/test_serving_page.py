@@ -43,8 +43,22 @@ def served(tmp_path):
     port = _free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     log = open(tmp_path / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "minimind_hf.cli", "serve", str(tmp_path / "tiny"),
-                                "--port", str(port), "--device", "cpu"], stdout=log, stderr=subprocess.STDOUT, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "minimind_hf.cli",
+            "serve",
+            str(tmp_path / "tiny"),
+            "--port",
+            str(port),
+            "--device",
+            "cpu",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while True:
@@ -71,7 +85,9 @@ def _translate(url: str, text: str, system: str | None) -> str:
         return json.loads(response.read())["translation"]
 
 
-@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)")
+@pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER), reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)"
+)
 def test_page_streams_the_translation_in_a_browser(served, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
@@ -80,7 +96,13 @@ def test_page_streams_the_translation_in_a_browser(served, tmp_path):
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1100,700"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1100,700",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -94,11 +116,15 @@ def test_page_streams_the_translation_in_a_browser(served, tmp_path):
             if box.is_selected() != finance:
                 box.click()
             driver.find_element(By.ID, "translate").click()
-            WebDriverWait(driver, 120).until(lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error")))
+            WebDriverWait(driver, 120).until(
+                lambda d: d.find_element(By.ID, "status").text.startswith(("done", "error"))
+            )
             status = driver.find_element(By.ID, "status").text
             assert status.startswith("done"), status
             shown = driver.execute_script("return document.getElementById('output').textContent")
-            assert shown and shown == _translate(served, "The interest rate per period.", "finance" if finance else None)
+            assert shown and shown == _translate(
+                served, "The interest rate per period.", "finance" if finance else None
+            )
         driver.save_screenshot(str(tmp_path / "page.png"))
         if os.environ.get("MINIMIND_SCREENSHOT"):
             shutil.copy(tmp_path / "page.png", os.environ["MINIMIND_SCREENSHOT"])

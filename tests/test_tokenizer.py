@@ -5,8 +5,14 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
-from minimind_hf.tokenization import (CHAT_TEMPLATE, iter_jsonl_texts, load_tokenizer, save_tokenizer,
-                                      tokens_per_char, train_tokenizer)
+from minimind_hf.tokenization import (
+    CHAT_TEMPLATE,
+    iter_jsonl_texts,
+    load_tokenizer,
+    save_tokenizer,
+    tokens_per_char,
+    train_tokenizer,
+)
 
 
 def test_default_tokenizer_shape(tokenizer):
@@ -17,15 +23,23 @@ def test_default_tokenizer_shape(tokenizer):
     assert set(tokenizer("hi")) == {"input_ids", "attention_mask"}
 
 
-@pytest.mark.parametrize("text", ["Net present value (NPV) of 1,234.56 USD.", "淨現值（NPV）為新臺幣 1,234 元。", "简体中文也可以"])
+@pytest.mark.parametrize(
+    "text", ["Net present value (NPV) of 1,234.56 USD.", "淨現值（NPV）為新臺幣 1,234 元。", "简体中文也可以"]
+)
 def test_round_trip_text(tokenizer, text):
     assert tokenizer.decode(tokenizer(text)["input_ids"]) == text
 
 
 def test_chat_template_renders_chatml(tokenizer):
-    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}, {"role": "assistant", "content": "A"}]
+    messages = [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "U"},
+        {"role": "assistant", "content": "A"},
+    ]
     text = tokenizer.apply_chat_template(messages, tokenize=False)
-    assert text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
+    assert (
+        text == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n"
+    )
     prompt = tokenizer.apply_chat_template(messages[:2], tokenize=False, add_generation_prompt=True)
     assert prompt.endswith("<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n")
 
@@ -33,7 +47,7 @@ def test_chat_template_renders_chatml(tokenizer):
 def test_assistant_mask_covers_reply_and_im_end(tokenizer):
     messages = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "你好"}]
     out = tokenizer.apply_chat_template(messages, return_dict=True, return_assistant_tokens_mask=True)
-    marked = [t for t, m in zip(out["input_ids"], out["assistant_masks"]) if m]
+    marked = [t for t, m in zip(out["input_ids"], out["assistant_masks"], strict=True) if m]
     assert tokenizer.decode(marked) == "你好<|im_end|>"
 
 
@@ -54,8 +68,11 @@ def test_save_and_auto_load(tmp_path, tokenizer):
 
 def test_train_small_tokenizer(tmp_path):
     data = tmp_path / "t.jsonl"
-    rows = [{"text": "the interest rate per period " * 3}, {"conversations": [{"role": "user", "content": "利率"}]},
-            {"en": "asset", "zh": "資產"}]
+    rows = [
+        {"text": "the interest rate per period " * 3},
+        {"conversations": [{"role": "user", "content": "利率"}]},
+        {"en": "asset", "zh": "資產"},
+    ]
     data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows * 20))
     tok = train_tokenizer(iter_jsonl_texts([data]), vocab_size=300, show_progress=False)
     assert len(tok) <= 300 and tok.convert_tokens_to_ids("<|im_end|>") == 2

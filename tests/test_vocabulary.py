@@ -26,8 +26,15 @@ def test_an_explicit_vocab_size_other_than_the_tokenizer_is_refused(tokenizer):
 def test_pretraining_with_a_small_course_tokenizer_builds_that_vocabulary(bpe_tok, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     save_tokenizer(bpe_tok, tmp_path / "tok")
-    stage_args, _ = parse_args(["recipes/tiny/pretrain.yaml", "--tokenizer_name_or_path", str(tmp_path / "tok"),
-                                "--output_dir", str(tmp_path / "out")])
+    stage_args, _ = parse_args(
+        [
+            "recipes/tiny/pretrain.yaml",
+            "--tokenizer_name_or_path",
+            str(tmp_path / "tok"),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ]
+    )
     model, tokenizer = train_module._load_model(stage_args)
     assert model.config.vocab_size == len(tokenizer) == len(bpe_tok) < 6400
     stage_args.model.model_config_overrides = json.dumps({"vocab_size": 6400})

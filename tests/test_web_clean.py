@@ -43,7 +43,9 @@ def test_mojibake_repair_can_be_turned_off():
 text_with_junk = st.lists(
     st.one_of(
         st.text(st.characters(codec="utf-8"), max_size=5),
-        st.sampled_from(["\n", "\r\n", "\t", " ", "\u00a0", "\u200b", "\x00", "\x1f", "\x7f", "\x85", "Ã©", "，", "。"]),
+        st.sampled_from(
+            ["\n", "\r\n", "\t", " ", "\u00a0", "\u200b", "\x00", "\x1f", "\x7f", "\x85", "Ã©", "，", "。"]
+        ),
     ),
     max_size=40,
 ).map("".join)

@@ -62,10 +62,13 @@ def warc_dir(tmp_path) -> Path:
         ]
     )
     html = f"<html><body><nav>Menu</nav><article>{en}</article></body></html>".encode()
-    write_warc(folder / "c-planted.warc.gz", [
-        PageToWrite("http://example.org/a", html),
-        PageToWrite("http://example.org/a-copy", html),
-    ])
+    write_warc(
+        folder / "c-planted.warc.gz",
+        [
+            PageToWrite("http://example.org/a", html),
+            PageToWrite("http://example.org/a-copy", html),
+        ],
+    )
     return folder
 
 
@@ -77,7 +80,10 @@ def total(value) -> int:
 def run_datatrove(steps, tmp_path: Path) -> list[dict]:
     out = tmp_path / "collected.jsonl"
     LocalPipelineExecutor(
-        pipeline=[*steps, CollectJsonl(out)], tasks=1, workers=1, logging_dir=str(tmp_path / "logs"),
+        pipeline=[*steps, CollectJsonl(out)],
+        tasks=1,
+        workers=1,
+        logging_dir=str(tmp_path / "logs"),
     ).run()
     return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
 
@@ -126,7 +132,9 @@ def test_jsonl_writer_output(warc_dir, tmp_path):
 
     LocalPipelineExecutor(
         pipeline=[*web_pipeline(str(warc_dir)), JsonlWriter(str(tmp_path / "out"), compression=None)],
-        tasks=1, workers=1, logging_dir=str(tmp_path / "logs2"),
+        tasks=1,
+        workers=1,
+        logging_dir=str(tmp_path / "logs2"),
     ).run()
     lines = (tmp_path / "out" / "00000.jsonl").read_text(encoding="utf-8").splitlines()
     first = json.loads(lines[0])

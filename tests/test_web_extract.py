@@ -25,7 +25,7 @@ PAGE = f"""<!DOCTYPE html><html><head><title>Bond basics</title>
 <script>var x = {{a: 1}};</script><style>p {{color: red}}</style></head>
 <body><header><nav><ul><li><a href="/">Home</a></li><li><a href="/about">About us</a></li>
 <li><a href="/contact">Contact</a></li></ul></nav></header>
-<main><article><h1>How bond prices move</h1>{''.join(f'<p>{p}</p>' for p in ARTICLE)}</article></main>
+<main><article><h1>How bond prices move</h1>{"".join(f"<p>{p}</p>" for p in ARTICLE)}</article></main>
 <aside class="sidebar"><h3>Related</h3><ul><li><a href="/x">Ten tips for saving</a></li>
 <li><a href="/y">Best credit cards 2024</a></li></ul></aside>
 <footer><p>Copyright 2024 Example Finance. All rights reserved.</p></footer></body></html>"""
@@ -88,7 +88,7 @@ def test_wrong_utf8_header_falls_back_to_detection():
 def test_wrong_latin1_header_is_repaired(body):
     # A UTF-8 page served as ISO-8859-1: either the bytes do not decode as windows-1252 and the
     # detector takes over, or they do and ftfy repairs the mojibake in clean_text.
-    payload = f"<html><body><p>{body}</p></body></html>".encode("utf-8")
+    payload = f"<html><body><p>{body}</p></body></html>".encode()
     assert body in clean_text(html_to_text(payload, http_charset="iso-8859-1"))
 
 

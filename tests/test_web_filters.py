@@ -16,8 +16,10 @@ from data_tools.web.filters import (
 )
 from data_tools.web.filters.text import count_sentences, ends_with_terminal_punctuation, split_words
 
-GOOD_EN = """Bond prices and interest rates move in opposite directions, and this is one of the first ideas that a new investor has to learn.
-When market rates rise, the fixed coupon of an existing bond becomes less attractive, so its price falls until its yield matches the market.
+GOOD_EN = """Bond prices and interest rates move in opposite directions, and this is one of the first ideas \
+that a new investor has to learn.
+When market rates rise, the fixed coupon of an existing bond becomes less attractive, so its price falls \
+until its yield matches the market.
 When rates fall, the opposite happens and the price of the bond goes up.
 The size of the change depends on the duration of the bond, which measures how long it takes to be repaid.
 A bond with a long duration reacts more strongly to a change in rates than a bond with a short duration.
@@ -104,7 +106,11 @@ SENTENCES = GOOD_EN.split("\n")
         ("\n".join(SENTENCES[:3] * 2), {}, "dup_line_frac"),
         ("\n".join([SENTENCES[0] * 3] + SENTENCES[1:5] + [SENTENCES[0] * 3]), {}, "dup_line_char_frac"),
         (GOOD_EN + " " + "interest rates " * 60, {}, "top_2gram_char_frac"),
-        (" ".join(["w%d" % i for i in range(200)]) + " " + " ".join(["w%d" % i for i in range(60)]), {}, "dup_5gram_char_frac"),
+        (
+            " ".join([f"w{i}" for i in range(200)]) + " " + " ".join([f"w{i}" for i in range(60)]),
+            {},
+            "dup_5gram_char_frac",
+        ),
     ],
 )
 def test_gopher_repetition_rules(text, options, reason):
@@ -126,16 +132,18 @@ def test_gopher_repetition_chinese_characters_are_words():
 
 
 def test_c4_line_rules_edit_the_text():
-    text = "\n".join([
-        "Home | About | Contact",
-        SENTENCES[0] + "[1]",
-        "Please enable JavaScript to view the comments powered by a widget.",
-        SENTENCES[1],
-        "This site uses cookies to improve your experience.",
-        "Too short.",
-        "A" * 1001 + " is a very long word.",
-        *SENTENCES[2:5],
-    ])
+    text = "\n".join(
+        [
+            "Home | About | Contact",
+            SENTENCES[0] + "[1]",
+            "Please enable JavaScript to view the comments powered by a widget.",
+            SENTENCES[1],
+            "This site uses cookies to improve your experience.",
+            "Too short.",
+            "A" * 1001 + " is a very long word.",
+            *SENTENCES[2:5],
+        ]
+    )
     result = C4QualityFilter().apply(text)
     assert result.kept
     assert result.text == "\n".join([SENTENCES[0], *SENTENCES[1:5]])
@@ -172,10 +180,24 @@ def test_c4_chinese_terminal_punctuation():
 @pytest.mark.parametrize(
     ("text", "options", "reason"),
     [
-        ("\n".join(["Products and services for every kind of investor"] * 1 + [f"Section number {i} of the site map" for i in range(9)]), {}, "line_punct_ratio"),
+        (
+            "\n".join(
+                ["Products and services for every kind of investor"] * 1
+                + [f"Section number {i} of the site map" for i in range(9)]
+            ),
+            {},
+            "line_punct_ratio",
+        ),
         ("\n".join(SENTENCES[:2] + [f"Item {i}." for i in range(8)]), {}, "short_line_ratio"),
         ("\n".join(SENTENCES + [SENTENCES[3]]), {}, "dup_line_char_ratio"),
-        ("\n".join(["Supercalifragilistic extraordinarily."] * 1 + [f"Incomprehensibilities{i} notwithstanding." for i in range(9)]), {}, "list_ratio"),
+        (
+            "\n".join(
+                ["Supercalifragilistic extraordinarily."] * 1
+                + [f"Incomprehensibilities{i} notwithstanding." for i in range(9)]
+            ),
+            {},
+            "list_ratio",
+        ),
         ("", {}, "empty"),
     ],
 )

@@ -47,12 +47,23 @@ def _card(prefix: str, length: int, rest: str, sep: str) -> str:
 
 
 cards = st.one_of(
-    st.builds(_card, st.sampled_from(["4", "51", "55", "2221", "6011", "65", "62"]), st.just(16),
-              st.text("0123456789", min_size=20, max_size=20), st.sampled_from(["", " ", "-"])),
-    st.builds(_card, st.sampled_from(["34", "37"]), st.just(15),
-              st.text("0123456789", min_size=20, max_size=20), st.sampled_from(["", " "])),
-    st.builds(_card, st.just("4"), st.sampled_from([13, 19]),
-              st.text("0123456789", min_size=20, max_size=20), st.just("")),
+    st.builds(
+        _card,
+        st.sampled_from(["4", "51", "55", "2221", "6011", "65", "62"]),
+        st.just(16),
+        st.text("0123456789", min_size=20, max_size=20),
+        st.sampled_from(["", " ", "-"]),
+    ),
+    st.builds(
+        _card,
+        st.sampled_from(["34", "37"]),
+        st.just(15),
+        st.text("0123456789", min_size=20, max_size=20),
+        st.sampled_from(["", " "]),
+    ),
+    st.builds(
+        _card, st.just("4"), st.sampled_from([13, 19]), st.text("0123456789", min_size=20, max_size=20), st.just("")
+    ),
 )
 
 _d = lambda n: st.text("0123456789", min_size=n, max_size=n)  # noqa: E731
@@ -63,16 +74,26 @@ phones = st.one_of(
     st.builds(lambda cc, a, b, c: f"+{cc} {a} {b} {c}", st.integers(2, 99), _d(2), _d(4), _d(4)),
     st.builds(lambda a, b: f"(02) {a}-{b}", _d(4), _d(4)),
     st.builds(lambda a, b: f"0912-{a}-{b}", _d(3), _d(3)),
-    st.builds(lambda p, a, b, c, s: f"1{p}{a}{s}{b}{s}{c}", st.sampled_from("3456789"), _d(1), _d(4), _d(4),
-              st.sampled_from(["", " ", "-"])),
+    st.builds(
+        lambda p, a, b, c, s: f"1{p}{a}{s}{b}{s}{c}",
+        st.sampled_from("3456789"),
+        _d(1),
+        _d(4),
+        _d(4),
+        st.sampled_from(["", " ", "-"]),
+    ),
 )
 
 PII = {"email": emails, "ip": st.one_of(ipv4s, ipv6s), "ssn": ssns, "credit_card": cards, "phone": phones}
 
 # Words without digits or '@' to build the text around the planted items.
-words = st.lists(st.sampled_from(
-    "the report was filed by our office on time and everyone agreed 報告 已經 送出 請 聯絡 我們".split()
-), min_size=0, max_size=6).map(" ".join)
+words = st.lists(
+    st.sampled_from(
+        "the report was filed by our office on time and everyone agreed 報告 已經 送出 請 聯絡 我們".split()
+    ),
+    min_size=0,
+    max_size=6,
+).map(" ".join)
 
 
 @pytest.mark.parametrize("kind", sorted(PII))
@@ -93,8 +114,12 @@ def test_planted_pii_never_survives(kind):
 
 
 @SETTINGS
-@given(items=st.lists(st.sampled_from(sorted(PII)).flatmap(lambda k: PII[k].map(lambda v: (k, v))), min_size=1, max_size=5),
-       glue=words)
+@given(
+    items=st.lists(
+        st.sampled_from(sorted(PII)).flatmap(lambda k: PII[k].map(lambda v: (k, v))), min_size=1, max_size=5
+    ),
+    glue=words,
+)
 def test_several_kinds_in_one_text(items, glue):
     text = f" {glue} ".join(v for _, v in items)
     out = replace_pii(text)
@@ -122,7 +147,7 @@ integers = st.integers(0, 9_999_999_999).map(str)
 grouped = st.integers(0, 10**12).map(lambda x: f"{x:,}")
 decimals = st.floats(0, 1e6, allow_nan=False).map(lambda x: f"{x:.3f}")
 percents = st.integers(0, 100).map(lambda x: f"{x}%")
-versions = st.tuples(st.integers(0, 20), st.integers(0, 99), st.integers(0, 99)).map(lambda t: "v%d.%d.%d" % t)
+versions = st.tuples(st.integers(0, 20), st.integers(0, 99), st.integers(0, 99)).map(lambda t: "v{}.{}.{}".format(*t))
 ordinary = st.one_of(years, dates, times, prices, integers, grouped, decimals, percents, versions)
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from data_tools.stats import Stats, StepStats
 from data_tools.web.__main__ import main
 from data_tools.web.filters import GopherQualityFilter
 from data_tools.web.pipeline import WebPipelineConfig, process_file, run_pipeline, write_jsonl
-from data_tools.stats import Stats, StepStats
 from data_tools.web.write import PageToWrite, write_warc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warc"
@@ -21,15 +21,19 @@ EN = [
     "Central banks try to keep inflation low and stable, often close to two percent a year.",
     "To slow inflation down, a central bank can raise its policy rate, which makes borrowing more expensive.",
     "Higher borrowing costs cool spending and investment, and with time the pressure on prices eases.",
-    "Savers should compare the interest they earn with the inflation rate to see whether their money grows in real terms.",
+    "Savers should compare the interest they earn with the inflation rate "
+    "to see whether their money grows in real terms.",
     "For questions write to research.desk@example-bank.com or call (555) 201-7788 during office hours.",
 ]
 EN2 = [
     "A stock split increases the number of shares a company has without changing what the company is worth.",
-    "After a two-for-one split, each shareholder owns twice as many shares, and each share trades at about half the price.",
+    "After a two-for-one split, each shareholder owns twice as many shares, "
+    "and each share trades at about half the price.",
     "Companies often split their shares when the price has risen so far that small investors find it hard to buy them.",
-    "The split itself does not create value, but some studies find that the announcement is read as a sign of confidence.",
-    "A reverse split does the opposite and is sometimes used to keep a share price above the minimum that an exchange requires.",
+    "The split itself does not create value, but some studies find that the announcement "
+    "is read as a sign of confidence.",
+    "A reverse split does the opposite and is sometimes used to keep a share price "
+    "above the minimum that an exchange requires.",
 ]
 ZH = [
     "通貨膨脹是衡量一般物價水準在一年內上漲速度的指標。",
@@ -44,7 +48,8 @@ FR = [
     "Quand l'inflation est élevée, la même somme d'argent achète moins de biens et de services qu'avant.",
     "Les banques centrales essaient de maintenir une inflation basse et stable, souvent proche de deux pour cent.",
     "Pour ralentir l'inflation, une banque centrale peut relever son taux directeur, ce qui rend le crédit plus cher.",
-    "Des coûts d'emprunt plus élevés refroidissent les dépenses et l'investissement, et la pression sur les prix diminue.",
+    "Des coûts d'emprunt plus élevés refroidissent les dépenses et l'investissement, "
+    "et la pression sur les prix diminue.",
 ]
 
 
@@ -54,7 +59,7 @@ def page(paragraphs: list[str], nav: str = "Home About Contact", lang: str = "en
         f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>t</title></head><body>'
         f"<nav><a href='/'>{nav}</a></nav><main><article><h1>Inflation</h1>{body}</article></main>"
         f"<footer>Copyright 2024</footer></body></html>"
-    ).encode("utf-8")
+    ).encode()
 
 
 def planted_pages() -> list[PageToWrite]:
@@ -84,7 +89,7 @@ def check_stage_chain(stats: Stats) -> None:
     stages = list(stats.steps.values())
     for st in stages:
         assert st.seen == st.kept + st.n_dropped, st.name
-    for prev, nxt in zip(stages, stages[1:]):
+    for prev, nxt in zip(stages, stages[1:], strict=False):
         assert nxt.seen == prev.kept, (prev.name, nxt.name)
 
 
@@ -94,8 +99,19 @@ def test_pipeline_on_planted_cases(planted_warc):
     assert [d.url for d in run.documents] == ["http://example.org/en", "http://example.org/zh"]
     s = {name: st for name, st in run.stats.steps.items()}
     assert list(s) == [
-        "read", "extract", "clean", "language", "gopher_repetition", "gopher_quality", "fineweb_quality",
-        "c4_quality", "badwords", "pii", "minhash", "exact_dedup", "near_dedup",
+        "read",
+        "extract",
+        "clean",
+        "language",
+        "gopher_repetition",
+        "gopher_quality",
+        "fineweb_quality",
+        "c4_quality",
+        "badwords",
+        "pii",
+        "minhash",
+        "exact_dedup",
+        "near_dedup",
     ]
     assert s["read"].seen == 10 and s["read"].kept == 7
     assert s["read"].dropped == {"warcinfo_record": 1, "not_html": 1, "http_404": 1}
@@ -138,15 +154,24 @@ def test_trafilatura_extractor_gives_the_same_decisions(planted_warc):
 
 def test_workers_do_not_change_the_output(planted_warc, tmp_path):
     second = tmp_path / "second.warc.gz"
-    write_warc(second, [PageToWrite("http://example.org/zh-again", page(ZH, nav="首頁")),
-                        PageToWrite("http://example.org/en2", page(EN2)),
-                        PageToWrite("http://example.org/en-reordered", page(EN[2:] + EN[:2]))])  # near duplicate
+    write_warc(
+        second,
+        [
+            PageToWrite("http://example.org/zh-again", page(ZH, nav="首頁")),
+            PageToWrite("http://example.org/en2", page(EN2)),
+            PageToWrite("http://example.org/en-reordered", page(EN[2:] + EN[:2])),
+        ],
+    )  # near duplicate
     one = run_pipeline([planted_warc, second], workers=1)
     two = run_pipeline([planted_warc, second], workers=2)
     assert [d.to_record() for d in one.documents] == [d.to_record() for d in two.documents]
     counts = lambda run: [{k: v for k, v in st.items() if k != "seconds"} for st in run.stats.to_dict()["stages"]]  # noqa: E731
     assert counts(one) == counts(two)
-    assert [d.url for d in one.documents] == ["http://example.org/en", "http://example.org/zh", "http://example.org/en2"]
+    assert [d.url for d in one.documents] == [
+        "http://example.org/en",
+        "http://example.org/zh",
+        "http://example.org/en2",
+    ]
 
 
 def test_real_crawl_counts():
@@ -215,9 +240,26 @@ def test_cli(planted_warc, tmp_path, capsys):
 
 def test_cli_options(planted_warc, tmp_path, capsys):
     out, stats_path = tmp_path / "o.jsonl", tmp_path / "s.json"
-    argv = ["--warc", str(planted_warc), "--output", str(out), "--stats", str(stats_path), "--no-progress",
-            "--langs", "en,fr", "--disable", "badwords", "--set", "gopher_quality.min_doc_words=2",
-            "--set", "gopher_quality.min_stop_words=null", "--no-near-dedup", "--extractor", "trafilatura"]
+    argv = [
+        "--warc",
+        str(planted_warc),
+        "--output",
+        str(out),
+        "--stats",
+        str(stats_path),
+        "--no-progress",
+        "--langs",
+        "en,fr",
+        "--disable",
+        "badwords",
+        "--set",
+        "gopher_quality.min_doc_words=2",
+        "--set",
+        "gopher_quality.min_stop_words=null",
+        "--no-near-dedup",
+        "--extractor",
+        "trafilatura",
+    ]
     assert main(argv) == 0
     urls = [json.loads(line)["url"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert "http://example.org/zh" not in urls and "http://example.org/fr" in urls
@@ -252,8 +294,17 @@ def test_cli_missing_file(tmp_path, capsys):
 def test_hw1_options_limit_text_output_and_summary(planted_warc, tmp_path, capsys):
     """--limit N reads N WARC records (HW1's --num_records); --text-output writes one document per line."""
     out, text = tmp_path / "o.jsonl", tmp_path / "o.txt"
-    argv = ["--warc", str(planted_warc), "--output", str(out), "--text-output", str(text), "--no-progress",
-            "--pii-placeholder", "phone=[PHONE]"]
+    argv = [
+        "--warc",
+        str(planted_warc),
+        "--output",
+        str(out),
+        "--text-output",
+        str(text),
+        "--no-progress",
+        "--pii-placeholder",
+        "phone=[PHONE]",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

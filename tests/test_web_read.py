@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
-from data_tools.web.read import read_html_pages
 from data_tools.stats import StepStats
+from data_tools.web.read import read_html_pages
 from data_tools.web.write import PageToWrite, write_warc
 
 FIXTURES = Path(__file__).parent / "fixtures" / "warc"
@@ -135,8 +135,12 @@ def three_pages(tmp_path, monkeypatch) -> Path:
     from warcio.recordbuilder import RecordBuilder
 
     ids = count()
-    monkeypatch.setattr(RecordBuilder, "_make_warc_id", classmethod(lambda cls: f"<urn:uuid:00000000-0000-0000-0000-{next(ids):012d}>"))
-    monkeypatch.setattr(RecordBuilder, "_make_warc_date", classmethod(lambda cls, use_micros=False: "2024-01-02T03:04:05Z"))
+    monkeypatch.setattr(
+        RecordBuilder, "_make_warc_id", classmethod(lambda cls: f"<urn:uuid:00000000-0000-0000-0000-{next(ids):012d}>")
+    )
+    monkeypatch.setattr(
+        RecordBuilder, "_make_warc_date", classmethod(lambda cls, use_micros=False: "2024-01-02T03:04:05Z")
+    )
     path = tmp_path / "three.warc.gz"
     write_warc(path, [PageToWrite(f"http://example.org/{i}", html(f"page {i}")) for i in range(3)])
     return path
@@ -163,7 +167,9 @@ def test_truncated_gzip_member_in_the_middle(three_pages, tmp_path, kept_fractio
         assert pages[1].payload == html("page 1")
     else:
         assert stats.n_dropped - stats.dropped["warcinfo_record"] >= 1
-    assert any(r.startswith("corrupt_archive_data") or r in ("no_http_headers", "digest_mismatch") for r in stats.dropped)
+    assert any(
+        r.startswith("corrupt_archive_data") or r in ("no_http_headers", "digest_mismatch") for r in stats.dropped
+    )
 
 
 @pytest.mark.parametrize("kept_fraction", [0.1, 0.5, 0.9])
@@ -232,7 +238,10 @@ def test_unseekable_stream(three_pages):
     # Where the cut lands (the record dates change the compressed bytes) decides whether warcio raises
     # (the rest of the stream is skipped) or yields a malformed record (dropped); either way it is counted.
     problems = {k: v for k, v in stats.dropped.items() if k != "warcinfo_record"}
-    assert stats.notes["rest of unseekable stream skipped"] == 1 or sum(problems.values()) >= 1, (stats.notes, stats.dropped)
+    assert stats.notes["rest of unseekable stream skipped"] == 1 or sum(problems.values()) >= 1, (
+        stats.notes,
+        stats.dropped,
+    )
 
 
 def chunked(*parts: bytes) -> bytes:
@@ -246,11 +255,14 @@ def test_chunked_bodies(tmp_path):
     dechunked = html("stored de-chunked")
     te = [("Transfer-Encoding", "chunked")]
     path = tmp_path / "chunked.warc.gz"
-    write_warc(path, [
-        PageToWrite("http://example.org/good", good, extra_headers=te),
-        PageToWrite("http://example.org/bad", bad, extra_headers=te),
-        PageToWrite("http://example.org/dechunked", dechunked, extra_headers=te),
-    ])
+    write_warc(
+        path,
+        [
+            PageToWrite("http://example.org/good", good, extra_headers=te),
+            PageToWrite("http://example.org/bad", bad, extra_headers=te),
+            PageToWrite("http://example.org/dechunked", dechunked, extra_headers=te),
+        ],
+    )
     pages, stats = read_all(path)
     by_url = {p.url: p.payload for p in pages}
     assert by_url["http://example.org/good"] == b"<html><body><p>Chunked body works.</p></body></html>"
@@ -263,7 +275,9 @@ def test_chunked_bodies(tmp_path):
 def test_content_encoding_gzip_is_decompressed(tmp_path):
     body = html("compressed", "Compressed body.")
     path = tmp_path / "ce.warc.gz"
-    write_warc(path, [PageToWrite("http://example.org/", gzip.compress(body), extra_headers=[("Content-Encoding", "gzip")])])
+    write_warc(
+        path, [PageToWrite("http://example.org/", gzip.compress(body), extra_headers=[("Content-Encoding", "gzip")])]
+    )
     pages, _ = read_all(path)
     assert pages[0].payload == body
 
@@ -286,19 +300,28 @@ def test_non_utf8_headers_are_skipped(tmp_path):
 
 def test_record_kinds_status_type_and_size(tmp_path):
     path = tmp_path / "kinds.warc.gz"
-    write_warc(path, [
-        PageToWrite("http://example.org/html", html("fine")),
-        PageToWrite("http://example.org/404", html("missing"), status="404 Not Found"),
-        PageToWrite("http://example.org/img", b"\x89PNG....", content_type="image/png"),
-        PageToWrite("http://example.org/sniffed", b"<!DOCTYPE html><html><body>no header</body></html>", content_type=None),
-        PageToWrite("http://example.org/blob", b"\x00\x01binary", content_type=None),
-        PageToWrite("http://example.org/xhtml", html("x"), content_type="application/xhtml+xml"),
-        PageToWrite("http://example.org/empty", b"   "),
-        PageToWrite("http://example.org/big", html("big", "x" * 5000)),
-        PageToWrite("http://example.org/res", html("resource"), record_type="resource"),
-    ])
+    write_warc(
+        path,
+        [
+            PageToWrite("http://example.org/html", html("fine")),
+            PageToWrite("http://example.org/404", html("missing"), status="404 Not Found"),
+            PageToWrite("http://example.org/img", b"\x89PNG....", content_type="image/png"),
+            PageToWrite(
+                "http://example.org/sniffed", b"<!DOCTYPE html><html><body>no header</body></html>", content_type=None
+            ),
+            PageToWrite("http://example.org/blob", b"\x00\x01binary", content_type=None),
+            PageToWrite("http://example.org/xhtml", html("x"), content_type="application/xhtml+xml"),
+            PageToWrite("http://example.org/empty", b"   "),
+            PageToWrite("http://example.org/big", html("big", "x" * 5000)),
+            PageToWrite("http://example.org/res", html("resource"), record_type="resource"),
+        ],
+    )
     pages, stats = read_all(path, max_payload_bytes=4000)
-    assert [p.url for p in pages] == ["http://example.org/html", "http://example.org/sniffed", "http://example.org/xhtml"]
+    assert [p.url for p in pages] == [
+        "http://example.org/html",
+        "http://example.org/sniffed",
+        "http://example.org/xhtml",
+    ]
     assert stats.dropped["http_404"] == 1
     assert stats.dropped["not_html"] == 2
     assert stats.dropped["empty_payload"] == 1

@@ -43,8 +43,13 @@ class BuildResult:
     stats: dict = field(default_factory=dict)
 
 
-def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Stats | None = None,
-              substitutions: list[Substitution] | None = None) -> dict[str, Path]:
+def fetch_all(
+    sources: list[Source],
+    slist: SourceList,
+    cache: Path,
+    tally: Stats | None = None,
+    substitutions: list[Substitution] | None = None,
+) -> dict[str, Path]:
     """Fetch, verify and extract every artefact the given sources read.
 
     An artefact only optional sources need may be missing: those sources are then removed from
@@ -71,15 +76,23 @@ def fetch_all(sources: list[Source], slist: SourceList, cache: Path, tally: Stat
     return roots
 
 
-def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, tally: Stats,
-                matcher: FinanceMatcher | None = None, semantic=None) -> list[stages.CleanPair]:
+def clean_pairs(
+    sources: list[Source],
+    roots: dict[str, Path],
+    build_cfg: dict,
+    tally: Stats,
+    matcher: FinanceMatcher | None = None,
+    semantic=None,
+) -> list[stages.CleanPair]:
     """Read the parallel sources in priority order, clean, de-duplicate, tag domain and split."""
     matcher = matcher or FinanceMatcher()
     general = SplitShares(**build_cfg.get("splits", {}).get("general", {"validation": 10, "test": 10}))
     finance = SplitShares(**build_cfg.get("splits", {}).get("finance", {"validation": 60, "test": 80}))
     min_words = int(build_cfg.get("sentence_words", 6))
-    chain = default_filters(max_per_en=int(build_cfg.get("max_translations_per_en", 1)),
-                            converted_variants=bool(build_cfg.get("converted_variants", False)))
+    chain = default_filters(
+        max_per_en=int(build_cfg.get("max_translations_per_en", 1)),
+        converted_variants=bool(build_cfg.get("converted_variants", False)),
+    )
     out: list[stages.CleanPair] = []
     for source in tqdm(sources, desc="parallel sources", unit="source"):
         if source.role not in ("parallel", "finance"):
@@ -93,8 +106,11 @@ def clean_pairs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, 
             kept = semantic.filter(list(kept), tally)
         for pair in kept:
             is_fin = source.role == "finance" or matcher(pair.en) or (local is not None and local(pair.en))
-            out.append(stages.CleanPair(pair.en, pair.zh, pair.source, pair.origin, is_fin, "train",
-                                        is_sentence_like(pair, min_words)))
+            out.append(
+                stages.CleanPair(
+                    pair.en, pair.zh, pair.source, pair.origin, is_fin, "train", is_sentence_like(pair, min_words)
+                )
+            )
         tally.note("pairs_kept_by_source", source.name, len(out) - n_before)
     # near-duplicates (English or Chinese side) share a split; suspect references never test
     grouped = group_splits([(p.en, p.zh, p.finance) for p in out], general, finance)
@@ -129,8 +145,15 @@ def _fair_caps(sizes: dict[str, int], cap: int) -> dict[str, int]:
     return caps
 
 
-def monolingual_docs(sources: list[Source], roots: dict[str, Path], build_cfg: dict, heldout_en: set[str],
-                     heldout_zh: set[str], seed: int, tally: Stats) -> list[Doc]:
+def monolingual_docs(
+    sources: list[Source],
+    roots: dict[str, Path],
+    build_cfg: dict,
+    heldout_en: set[str],
+    heldout_zh: set[str],
+    seed: int,
+    tally: Stats,
+) -> list[Doc]:
     """Read, convert (s2twp), de-leak, de-duplicate and cap the monolingual documents."""
     caps_cfg = build_cfg.get("pretrain", {}).get("cap_chars", {})
     by_role: dict[str, dict[str, list[Doc]]] = defaultdict(dict)
@@ -187,8 +210,14 @@ def _take(pairs: list[stages.CleanPair], n: int, seed: int) -> list[stages.Clean
     return pairs[:n]
 
 
-def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = None, only: list[str] | None = None,
-          semantic=None, count_tokens: bool = True) -> BuildResult:
+def build(
+    cache: Path | str,
+    out: Path | str,
+    sources_path: Path | str | None = None,
+    only: list[str] | None = None,
+    semantic=None,
+    count_tokens: bool = True,
+) -> BuildResult:
     """Build every stage file under ``out`` from the sources (see module docstring)."""
     t0 = time.time()
     cache, out = Path(cache), Path(out)
@@ -227,14 +256,22 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     rng.shuffle(sft_train)
     files = result.files
     files["sft.jsonl"] = stages.write_jsonl(out / "sft.jsonl", (stages.sft_record(p) for p in sft_train))
-    files["sft.validation.jsonl"] = stages.write_jsonl(out / "sft.validation.jsonl", (stages.sft_record(p) for p in pick("validation", False)))
-    files["sft.test.jsonl"] = stages.write_jsonl(out / "sft.test.jsonl", (stages.parallel_record(p) for p in pick("test", False)))
+    files["sft.validation.jsonl"] = stages.write_jsonl(
+        out / "sft.validation.jsonl", (stages.sft_record(p) for p in pick("validation", False))
+    )
+    files["sft.test.jsonl"] = stages.write_jsonl(
+        out / "sft.test.jsonl", (stages.parallel_record(p) for p in pick("test", False))
+    )
     # ---- LoRA: finance pairs, parallel form
     lora_train = pick("train", True)
     rng.shuffle(lora_train)
     files["lora.jsonl"] = stages.write_jsonl(out / "lora.jsonl", (stages.parallel_record(p) for p in lora_train))
-    files["lora.validation.jsonl"] = stages.write_jsonl(out / "lora.validation.jsonl", (stages.parallel_record(p) for p in pick("validation", True)))
-    files["lora.test.jsonl"] = stages.write_jsonl(out / "lora.test.jsonl", (stages.parallel_record(p) for p in pick("test", True)))
+    files["lora.validation.jsonl"] = stages.write_jsonl(
+        out / "lora.validation.jsonl", (stages.parallel_record(p) for p in pick("validation", True))
+    )
+    files["lora.test.jsonl"] = stages.write_jsonl(
+        out / "lora.test.jsonl", (stages.parallel_record(p) for p in pick("test", True))
+    )
     # ---- DPO: sentence-like train pairs, reference vs a systematically worse answer
     dpo_cfg = cfg.get("dpo", {})
     t2s = _opencc("t2s").convert
@@ -253,11 +290,17 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
             rows.append((p, rec))
         return rows
 
-    dpo_train = dpo_rows([p for p in pairs if p.split == "train" and p.sentence_like], int(dpo_cfg.get("train_pairs", 12000)), 1)
-    dpo_val = dpo_rows([p for p in pairs if p.split == "validation" and p.sentence_like], int(dpo_cfg.get("validation_pairs", 600)), 2)
+    dpo_train = dpo_rows(
+        [p for p in pairs if p.split == "train" and p.sentence_like], int(dpo_cfg.get("train_pairs", 12000)), 1
+    )
+    dpo_val = dpo_rows(
+        [p for p in pairs if p.split == "validation" and p.sentence_like], int(dpo_cfg.get("validation_pairs", 600)), 2
+    )
     files["dpo.jsonl"] = stages.write_jsonl(out / "dpo.jsonl", (r for _, r in dpo_train))
     files["dpo.validation.jsonl"] = stages.write_jsonl(out / "dpo.validation.jsonl", (r for _, r in dpo_val))
-    files["dpo.prompts.jsonl"] = stages.write_jsonl(out / "dpo.prompts.jsonl", (stages.dpo_prompt_record(p) for p, _ in dpo_train))
+    files["dpo.prompts.jsonl"] = stages.write_jsonl(
+        out / "dpo.prompts.jsonl", (stages.dpo_prompt_record(p) for p, _ in dpo_train)
+    )
     # ---- pretraining text: monolingual documents + bilingual documents from train pairs only
     mono = monolingual_docs(sources, roots, cfg, heldout_en, heldout_zh, seed, tally)
     per_doc = int(cfg.get("pretrain", {}).get("bilingual_pairs_per_doc", 24))
@@ -273,11 +316,16 @@ def build(cache: Path | str, out: Path | str, sources_path: Path | str | None = 
     pre_train = [t for t in texts if bucket(t[0][:200]) >= val_pm]
     pre_val = [t for t in texts if bucket(t[0][:200]) < val_pm]
     files["pretrain.jsonl"] = stages.write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
-    files["pretrain.validation.jsonl"] = stages.write_jsonl(out / "pretrain.validation.jsonl", ({"text": t[0]} for t in pre_val))
+    files["pretrain.validation.jsonl"] = stages.write_jsonl(
+        out / "pretrain.validation.jsonl", ({"text": t[0]} for t in pre_val)
+    )
 
     train_index = TrainIndex((p.en, p.zh) for p in pick("train"))
-    overlap = {f"{dom}.{split}": train_index.overlap((p.en, p.zh) for p in pick(split, fin))
-               for split in ("validation", "test") for dom, fin in (("general", False), ("finance", True))}
+    overlap = {
+        f"{dom}.{split}": train_index.overlap((p.en, p.zh) for p in pick(split, fin))
+        for split in ("validation", "test")
+        for dom, fin in (("general", False), ("finance", True))
+    }
     mix_chars: Counter = Counter()
     for text, lang, _ in pre_train:
         mix_chars[lang] += len(text)
@@ -316,12 +364,12 @@ def _count_tokens(texts: list[tuple[str, str, str]]) -> dict[str, int]:
         batch.append(text)
         langs.append(lang)
         if len(batch) == 512:
-            for l, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"]):
-                counts[l] += len(ids)
+            for batch_lang, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"], strict=True):
+                counts[batch_lang] += len(ids)
             batch, langs = [], []
     if batch:
-        for l, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"]):
-            counts[l] += len(ids)
+        for batch_lang, ids in zip(langs, tok(batch, add_special_tokens=False)["input_ids"], strict=True):
+            counts[batch_lang] += len(ids)
     return dict(counts)
 
 
@@ -344,10 +392,17 @@ def _source_rows(sources: list[Source], slist: SourceList, pairs: list[stages.Cl
     rows = []
     for s in sources:
         arts = [slist.artefacts[a] for a in s.artefacts()]
-        rows.append({
-            "name": s.name, "role": s.role, "adapter": s.adapter, "script": "" if s.role == "mono_en" else s.script,
-            "artefacts": [f"{a.registry}:{a.spec}" for a in arts],
-            "licence": "; ".join(sorted({a.licence for a in arts})),
-            "pairs": kept.get(s.name, 0), "sentence_like": sentence.get(s.name, 0), "finance": fin.get(s.name, 0),
-        })
+        rows.append(
+            {
+                "name": s.name,
+                "role": s.role,
+                "adapter": s.adapter,
+                "script": "" if s.role == "mono_en" else s.script,
+                "artefacts": [f"{a.registry}:{a.spec}" for a in arts],
+                "licence": "; ".join(sorted({a.licence for a in arts})),
+                "pairs": kept.get(s.name, 0),
+                "sentence_like": sentence.get(s.name, 0),
+                "finance": fin.get(s.name, 0),
+            }
+        )
     return rows

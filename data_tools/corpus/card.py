@@ -5,10 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from data_tools.corpus.records import CorpusError
 from minimind_hf.atomic_files import atomic_write_text
 from minimind_hf.jsonl import read_jsonl
-
-from data_tools.corpus.records import CorpusError
 
 DPO_NOTE = (
     "Until a preference-pair tool generates DPO data from a trained model, `dpo.jsonl` takes the "
@@ -50,17 +49,30 @@ def _heldout_section(stats: dict) -> list[str]:
             f"different English texts); {notes.get('suspect_references_kept_out_of_heldout', 0):,} of them "
             f"would have been validation or test pairs and train instead, with "
             f"{notes.get('rows_of_suspect_groups_moved_to_train', 0):,} rows of their groups in all. "
-            f"{notes.get('groups', 0):,} split groups.")
+            f"{notes.get('groups', 0):,} split groups."
+        )
         out.append("")
     if overlap:
-        out.append("Held-out rows that training covers (English: exact or near-duplicate; reference: identical "
-                   "to a training target):")
+        out.append(
+            "Held-out rows that training covers (English: exact or near-duplicate; reference: identical "
+            "to a training target):"
+        )
         out.append("")
-        out.append(_table(
-            ["held-out set", "rows", "English in train", "near-duplicate in train", "reference is a train target"],
-            [[name, f"{o['rows']:,}", f"{o['english_in_train']:,}", f"{o['near_duplicate_in_train']:,}",
-              f"{o['reference_is_a_train_target']:,} ({100 * o['reference_is_a_train_target_share']:.1f}%)"]
-             for name, o in overlap.items()]))
+        out.append(
+            _table(
+                ["held-out set", "rows", "English in train", "near-duplicate in train", "reference is a train target"],
+                [
+                    [
+                        name,
+                        f"{o['rows']:,}",
+                        f"{o['english_in_train']:,}",
+                        f"{o['near_duplicate_in_train']:,}",
+                        f"{o['reference_is_a_train_target']:,} ({100 * o['reference_is_a_train_target_share']:.1f}%)",
+                    ]
+                    for name, o in overlap.items()
+                ],
+            )
+        )
         out.append("")
     return out
 
@@ -81,19 +93,36 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     out += ["", f"Build time: {stats['seconds']['total']} s (fetch/extract {stats['seconds']['fetch']} s).", ""]
     subs = stats.get("substituted_artefacts") or []
     if subs:
-        out += ["## ⚠ Substituted artefacts", "",
-                "Debian no longer serves these pinned versions; the build took the version it serves now. "
-                "The corpus may differ from the declared one; pin the new versions in `sources.yaml`.", ""]
-        out += [_table(["artefact", "package", "pinned", "taken", "sha256 taken"],
-                       [[x["artefact"], x["package"], x["pinned"], x["taken"], f"`{x['taken_sha256']}`"] for x in subs]), ""]
+        out += [
+            "## ⚠ Substituted artefacts",
+            "",
+            "Debian no longer serves these pinned versions; the build took the version it serves now. "
+            "The corpus may differ from the declared one; pin the new versions in `sources.yaml`.",
+            "",
+        ]
+        out += [
+            _table(
+                ["artefact", "package", "pinned", "taken", "sha256 taken"],
+                [[x["artefact"], x["package"], x["pinned"], x["taken"], f"`{x['taken_sha256']}`"] for x in subs],
+            ),
+            "",
+        ]
     out += ["## Files", "", _table(["file", "records"], [[k, f"{v:,}"] for k, v in sorted(files.items())]), ""]
     out += ["## Parallel pairs", ""]
-    out.append(f"{pairs['all']:,} pairs after cleaning and de-duplication, {pairs['sentence_like']:,} sentence-like "
-               f"(English side of 6+ words); {pairs['chars_en']:,} English and {pairs['chars_zh']:,} Chinese characters.")
+    out.append(
+        f"{pairs['all']:,} pairs after cleaning and de-duplication, {pairs['sentence_like']:,} sentence-like "
+        f"(English side of 6+ words); {pairs['chars_en']:,} English and {pairs['chars_zh']:,} Chinese characters."
+    )
     out.append("")
     rows = []
     for dom in ("general", "finance"):
-        rows.append([dom] + [f"{pairs[f'{dom}.{s}']:,} ({pairs[f'{dom}.{s}.sentence_like']:,})" for s in ("train", "validation", "test")])
+        rows.append(
+            [dom]
+            + [
+                f"{pairs[f'{dom}.{s}']:,} ({pairs[f'{dom}.{s}.sentence_like']:,})"
+                for s in ("train", "validation", "test")
+            ]
+        )
     out += [_table(["domain", "train (sentence-like)", "validation", "test"], rows), ""]
     out += _heldout_section(stats)
     out += ["## Sources", ""]
@@ -104,27 +133,82 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
         "records the adapter produced; `dropped`: removed by the parallel filters; `kept`: pairs in the corpus."
     )
     out.append("")
-    out.append(_table(
-        ["source", "role", "adapter", "script", "read", "dropped", "kept", "sentence-like", "finance", "licence", "artefacts"],
-        [[r["name"], r["role"], r["adapter"], r["script"], f"{read.get('read.' + r['name'], 0):,}", f"{dropped_by.get(r['name'], 0):,}",
-          f"{r['pairs']:,}", f"{r['sentence_like']:,}", f"{r['finance']:,}", r["licence"], ", ".join(r["artefacts"])]
-         for r in stats["sources"] if not r["role"].startswith("mono")],
-    ))
+    out.append(
+        _table(
+            [
+                "source",
+                "role",
+                "adapter",
+                "script",
+                "read",
+                "dropped",
+                "kept",
+                "sentence-like",
+                "finance",
+                "licence",
+                "artefacts",
+            ],
+            [
+                [
+                    r["name"],
+                    r["role"],
+                    r["adapter"],
+                    r["script"],
+                    f"{read.get('read.' + r['name'], 0):,}",
+                    f"{dropped_by.get(r['name'], 0):,}",
+                    f"{r['pairs']:,}",
+                    f"{r['sentence_like']:,}",
+                    f"{r['finance']:,}",
+                    r["licence"],
+                    ", ".join(r["artefacts"]),
+                ]
+                for r in stats["sources"]
+                if not r["role"].startswith("mono")
+            ],
+        )
+    )
     out.append("")
     notes = tally["notes"]
     docs_read, docs_kept = notes.get("pretrain.docs_read_by_source", {}), notes.get("pretrain.docs_kept_by_source", {})
     chars, available = notes.get("pretrain.chars_by_source", {}), notes.get("pretrain.chars_available_by_source", {})
     mono = [r for r in stats["sources"] if r["role"].startswith("mono")]
     if mono:
-        out += ["", "Monolingual sources (pretraining text): documents the adapter read, documents kept after the "
-                "held-out-leak, de-duplication and per-language character caps, and the characters kept of those "
-                "available.", ""]
-        out.append(_table(
-            ["source", "language", "script", "documents read", "documents kept", "characters kept", "of available", "licence", "artefacts"],
-            [[r["name"], r["role"].split("_")[1], r["script"] or "latin", f"{docs_read.get(r['name'], 0):,}",
-              f"{docs_kept.get(r['name'], 0):,}", f"{chars.get(r['name'], 0):,}", f"{available.get(r['name'], 0):,}",
-              r["licence"], ", ".join(r["artefacts"])] for r in mono],
-        ))
+        out += [
+            "",
+            "Monolingual sources (pretraining text): documents the adapter read, documents kept after the "
+            "held-out-leak, de-duplication and per-language character caps, and the characters kept of those "
+            "available.",
+            "",
+        ]
+        out.append(
+            _table(
+                [
+                    "source",
+                    "language",
+                    "script",
+                    "documents read",
+                    "documents kept",
+                    "characters kept",
+                    "of available",
+                    "licence",
+                    "artefacts",
+                ],
+                [
+                    [
+                        r["name"],
+                        r["role"].split("_")[1],
+                        r["script"] or "latin",
+                        f"{docs_read.get(r['name'], 0):,}",
+                        f"{docs_kept.get(r['name'], 0):,}",
+                        f"{chars.get(r['name'], 0):,}",
+                        f"{available.get(r['name'], 0):,}",
+                        r["licence"],
+                        ", ".join(r["artefacts"]),
+                    ]
+                    for r in mono
+                ],
+            )
+        )
     skipped = tally["notes"].get("skipped_sources", {})
     if skipped:
         out += ["", "Skipped (optional, files not available on the build machine): " + ", ".join(sorted(skipped)) + "."]
@@ -133,36 +217,73 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
     rows = []
     for step in steps:
         dropped = tally["dropped"].get(step, {})
-        rows.append([step, f"{tally['kept'].get(step, 0):,}", f"{sum(dropped.values()):,}",
-                     ", ".join(f"{k}: {v:,}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1]))])
+        rows.append(
+            [
+                step,
+                f"{tally['kept'].get(step, 0):,}",
+                f"{sum(dropped.values()):,}",
+                ", ".join(f"{k}: {v:,}" for k, v in sorted(dropped.items(), key=lambda kv: -kv[1])),
+            ]
+        )
     out += [_table(["step", "kept", "dropped", "reasons"], rows), ""]
     out += ["## Pretraining mix", ""]
     chars, tokens = stats.get("pretrain_chars", {}), stats.get("pretrain_tokens", {})
     total_c = sum(chars.values()) or 1
     total_t = sum(tokens.values()) or 1
-    rows = [[lang, f"{chars.get(lang, 0):,}", f"{100 * chars.get(lang, 0) / total_c:.1f}%",
-             f"{tokens[lang]:,}" if lang in tokens else "–", f"{100 * tokens[lang] / total_t:.1f}%" if lang in tokens else "–"]
-            for lang in ("en", "zh", "mix")]
+    rows = [
+        [
+            lang,
+            f"{chars.get(lang, 0):,}",
+            f"{100 * chars.get(lang, 0) / total_c:.1f}%",
+            f"{tokens[lang]:,}" if lang in tokens else "–",
+            f"{100 * tokens[lang] / total_t:.1f}%" if lang in tokens else "–",
+        ]
+        for lang in ("en", "zh", "mix")
+    ]
     out += [_table(["text", "characters", "share", "tokens (shipped tokenizer)", "share"], rows), ""]
     out.append("`en`/`zh`: monolingual documents; `mix`: bilingual documents built from training pairs.")
     used = tally["notes"].get("pretrain.chars_by_source", {})
     avail = tally["notes"].get("pretrain.chars_available_by_source", {})
-    out += ["", _table(["monolingual source", "characters used", "available"], [[k, f"{v:,}", f"{avail.get(k, 0):,}"] for k, v in used.items()]), ""]
-    out += ["## DPO", "", DPO_NOTE, "", _table(["kind", "pairs"], [[k, f"{v:,}"] for k, v in sorted(stats.get("dpo_kinds", {}).items())]), ""]
+    out += [
+        "",
+        _table(
+            ["monolingual source", "characters used", "available"],
+            [[k, f"{v:,}", f"{avail.get(k, 0):,}"] for k, v in used.items()],
+        ),
+        "",
+    ]
+    out += [
+        "## DPO",
+        "",
+        DPO_NOTE,
+        "",
+        _table(["kind", "pairs"], [[k, f"{v:,}"] for k, v in sorted(stats.get("dpo_kinds", {}).items())]),
+        "",
+    ]
     out += ["## Examples", ""]
     for name, n in (("sft.test.jsonl", 5), ("lora.jsonl", 5)):
         ex = _examples(data_dir / name, n)
         if ex:
-            out += [f"`{name}`:", "", _table(["en", "zh", "source"], [[_short(e["en"]), _short(e["zh"]), e.get("source", "")] for e in ex]), ""]
+            out += [
+                f"`{name}`:",
+                "",
+                _table(["en", "zh", "source"], [[_short(e["en"]), _short(e["zh"]), e.get("source", "")] for e in ex]),
+                "",
+            ]
     ex = _examples(data_dir / "sft.jsonl", 3)
     if ex:
         out += ["`sft.jsonl` (user prompt → assistant):", ""]
-        out += [f"- {_short(e['conversations'][-2]['content'])} → {_short(e['conversations'][-1]['content'])}" for e in ex]
+        out += [
+            f"- {_short(e['conversations'][-2]['content'])} → {_short(e['conversations'][-1]['content'])}" for e in ex
+        ]
         out.append("")
     ex = _examples(data_dir / "dpo.jsonl", 3)
     if ex:
         out += ["`dpo.jsonl` (chosen / rejected):", ""]
-        out += [f"- [{e.get('kind')}] {_short(e['chosen'][-1]['content'], 80)} / {_short(e['rejected'][-1]['content'], 80)}" for e in ex]
+        out += [
+            f"- [{e.get('kind')}] {_short(e['chosen'][-1]['content'], 80)} / {_short(e['rejected'][-1]['content'], 80)}"
+            for e in ex
+        ]
         out.append("")
     ex = _examples(data_dir / "pretrain.jsonl", 2)
     if ex:

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--sources", type=Path, default=None, help="source list (default: the shipped sources.yaml)")
         p.add_argument("--only", nargs="+", default=None, help="build only these sources (by name)")
     p_build.add_argument("--out", type=Path, default=Path("data"))
-    p_build.add_argument("--semantic", action="store_true", help="also filter pairs by multilingual USE similarity (slow)")
+    p_build.add_argument(
+        "--semantic", action="store_true", help="also filter pairs by multilingual USE similarity (slow)"
+    )
     p_build.add_argument("--semantic-threshold", type=float, default=0.3)
     p_build.add_argument("--no-tokens", action="store_true", help="skip counting pretraining tokens")
     p_sample = sub.add_parser("sample", help="cut the small committed sample from a full build")
@@ -49,8 +51,15 @@ def main(argv: list[str] | None = None) -> int:
                 from data_tools.corpus.semantic import SemanticFilter
 
                 semantic = SemanticFilter(threshold=args.semantic_threshold)
-            result = build(args.cache, args.out, args.sources, only=args.only, semantic=semantic, count_tokens=not args.no_tokens)
-            print(json.dumps({"files": result.files, "pairs": result.stats["pairs"], "seconds": result.stats["seconds"]}, indent=1))
+            result = build(
+                args.cache, args.out, args.sources, only=args.only, semantic=semantic, count_tokens=not args.no_tokens
+            )
+            print(
+                json.dumps(
+                    {"files": result.files, "pairs": result.stats["pairs"], "seconds": result.stats["seconds"]},
+                    indent=1,
+                )
+            )
         elif args.command == "sample":
             from data_tools.corpus.sample import make_sample
 

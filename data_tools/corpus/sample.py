@@ -12,13 +12,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from minimind_hf.atomic_files import atomic_write_text
-from minimind_hf.jsonl import read_jsonl
-from minimind_hf.prompts import TRANSLATION_PROMPTS
-
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.stages import is_short_clean, write_jsonl
 from data_tools.corpus.textutil import cjk_count, word_count
+from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.jsonl import read_jsonl
+from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 # rows per file (pretrain files: bytes of text)
 SIZES = {
@@ -136,9 +135,9 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         "python -m data_tools.corpus sample --src data --out data/sample",
         "```",
         "",
-        "Formats are the project's: `pretrain` `{\"text\"}`; `sft` `{\"conversations\": [user, assistant]}` "
-        "(several prompt phrasings); `lora` finance pairs `{\"en\", \"zh\", \"source\", \"id\"}`; `dpo` "
-        "`{\"chosen\", \"rejected\", \"kind\"}`; held-out test sets `sft.test` / `lora.test` in parallel form; "
+        'Formats are the project\'s: `pretrain` `{"text"}`; `sft` `{"conversations": [user, assistant]}` '
+        '(several prompt phrasings); `lora` finance pairs `{"en", "zh", "source", "id"}`; `dpo` '
+        '`{"chosen", "rejected", "kind"}`; held-out test sets `sft.test` / `lora.test` in parallel form; '
         "`dpo.prompts` holds the DPO prompts with their references for a preference-pair generator.",
         "",
         "The SFT sample favours short, clean pairs (3–24 English words, at most 80 Chinese characters), "
@@ -163,7 +162,10 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
     pre = picked.get("pretrain.jsonl", [])
     zh_chars = sum(cjk_count(r["text"]) for r in pre)
     all_chars = sum(len(r["text"]) for r in pre)
-    lines += [f"Pretraining text: {len(pre):,} documents, {all_chars:,} characters of which {zh_chars:,} Chinese characters.", ""]
+    lines += [
+        f"Pretraining text: {len(pre):,} documents, {all_chars:,} characters of which {zh_chars:,} Chinese characters.",
+        "",
+    ]
     lines += ["Examples (sft):", ""]
     for row in picked.get("sft.jsonl", [])[:6]:
         en, zh = _chat_pair(row)
@@ -176,12 +178,20 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
         pairs, files = stats.get("pairs", {}), stats.get("files", {})
         fin = sum(pairs.get(f"finance.{s}", 0) for s in ("train", "validation", "test"))
-        lines += ["", f"Cut from a full build of {pairs.get('all', 0):,} parallel pairs ({pairs.get('sentence_like', 0):,} "
-                  f"sentence-like, {fin:,} finance), {files.get('sft.jsonl', 0):,} SFT chats and "
-                  f"{files.get('pretrain.jsonl', 0):,} pretraining documents. The full build's data card (`data/card.md`, "
-                  "not committed) reports the counts per source and per filter, the licences and the mix."]
-        lines += ["", "Sources and licences (the pretraining text also draws on the monolingual ones):", "",
-                  "| source | role | licence | packages |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"Cut from a full build of {pairs.get('all', 0):,} parallel pairs ({pairs.get('sentence_like', 0):,} "
+            f"sentence-like, {fin:,} finance), {files.get('sft.jsonl', 0):,} SFT chats and "
+            f"{files.get('pretrain.jsonl', 0):,} pretraining documents. The full build's data card (`data/card.md`, "
+            "not committed) reports the counts per source and per filter, the licences and the mix.",
+        ]
+        lines += [
+            "",
+            "Sources and licences (the pretraining text also draws on the monolingual ones):",
+            "",
+            "| source | role | licence | packages |",
+            "|---|---|---|---|",
+        ]
         for row in stats.get("sources", []):
             lines.append(f"| {row['name']} | {row['role']} | {row['licence']} | {', '.join(row['artefacts'])} |")
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")

@@ -16,7 +16,6 @@ import numpy as np
 
 from data_tools.stats import Stats
 
-
 STEP = "parallel.semantic"
 
 
@@ -49,7 +48,11 @@ class SemanticFilter:
         for start in range(0, len(pairs), self.batch_size):
             batch = pairs[start : start + self.batch_size]
             scored = [p for p in batch if len(p.en.split()) >= self.min_words]
-            sims = dict(zip(map(id, scored), self.scores([p.en for p in scored], [p.zh for p in scored]))) if scored else {}
+            sims = (
+                dict(zip(map(id, scored), self.scores([p.en for p in scored], [p.zh for p in scored]), strict=True))
+                if scored
+                else {}
+            )
             for p in batch:
                 s = sims.get(id(p))
                 if s is not None and s < self.threshold:

@@ -139,10 +139,18 @@ def load_sources(path: Path | str | None = None) -> SourceList:
             raise CorpusError(f"{where}: 'adapter' must be one of {', '.join(ADAPTER_NAMES)}")
         if spec.get("script", "hant") not in ("hant", "hans"):
             raise CorpusError(f"{where}: 'script' must be hant or hans")
-        options = {k: v for k, v in spec.items() if k not in ("name", "role", "adapter", "script", "enabled", "optional")}
-        source = Source(name=name, role=spec["role"], adapter=spec["adapter"], options=options,
-                        script=spec.get("script", "hant"), enabled=bool(spec.get("enabled", True)),
-                        optional=bool(spec.get("optional", False)))
+        options = {
+            k: v for k, v in spec.items() if k not in ("name", "role", "adapter", "script", "enabled", "optional")
+        }
+        source = Source(
+            name=name,
+            role=spec["role"],
+            adapter=spec["adapter"],
+            options=options,
+            script=spec.get("script", "hant"),
+            enabled=bool(spec.get("enabled", True)),
+            optional=bool(spec.get("optional", False)),
+        )
         for art in source.artefacts():
             if art not in artefacts:
                 raise CorpusError(f"{where}: unknown artefact {art!r}")

@@ -100,8 +100,9 @@ class GroupedSplits:
     moved_to_train: int  # rows of those groups (suspect or not) that train instead
 
 
-def group_splits(pairs: Sequence[tuple[str, str, bool]], general: SplitShares = GENERAL,
-                 finance: SplitShares = FINANCE) -> GroupedSplits:
+def group_splits(
+    pairs: Sequence[tuple[str, str, bool]], general: SplitShares = GENERAL, finance: SplitShares = FINANCE
+) -> GroupedSplits:
     """A split for every ``(en, zh, is_finance)`` pair (see the module docstring)."""
     parent: dict[str, str] = {}
 

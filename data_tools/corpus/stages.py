@@ -8,10 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_tools.corpus.textutil import cjk_count, word_count
 from minimind_hf.atomic_files import atomic_write
 from minimind_hf.prompts import pick_prompt, translation_messages
-
-from data_tools.corpus.textutil import cjk_count, word_count
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,6 @@ def write_jsonl(path: Path, records: Iterable[dict]) -> int:
             fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
             n += 1
     return n
-
-
 
 
 def is_short_clean(en: str, zh: str, max_words: int = 24, max_zh: int = 80) -> bool:

@@ -19,5 +19,13 @@ from .judge import ChatJudge, JudgeError
 from .score import score_candidates
 from .select import Candidate, SelectionStats, holdout_rows, make_pairs, select_pair
 
-__all__ = ["Candidate", "ChatJudge", "JudgeError", "SelectionStats", "holdout_rows", "make_pairs", "score_candidates",
-           "select_pair"]
+__all__ = [
+    "Candidate",
+    "ChatJudge",
+    "JudgeError",
+    "SelectionStats",
+    "holdout_rows",
+    "make_pairs",
+    "score_candidates",
+    "select_pair",
+]

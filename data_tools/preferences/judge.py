@@ -17,8 +17,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 
-SYSTEM = ("You are an expert English to Traditional Chinese (Taiwan) translator and reviewer. "
-          "Grade each translation on its own for accuracy, fluency, Traditional script and Taiwanese terminology.")
+SYSTEM = (
+    "You are an expert English to Traditional Chinese (Taiwan) translator and reviewer. "
+    "Grade each translation on its own for accuracy, fluency, Traditional script and Taiwanese terminology."
+)
 
 
 class JudgeError(RuntimeError):
@@ -28,9 +30,12 @@ class JudgeError(RuntimeError):
 def grading_prompt(source: str, reference: str, candidates: Sequence[str]) -> str:
     lines = [f"English source:\n{source}", "", f"Reference translation:\n{reference}", "", "Candidate translations:"]
     lines += [f"[{i}] {text}" for i, text in enumerate(candidates)]
-    lines += ["", "Grade every candidate from 0 to 100 on its own, not against the other candidates: 100 means as "
-              "good as the reference, 0 means wrong, untranslated, not in Traditional Chinese, or not a translation.",
-              f'Reply with JSON only: {{"scores": [...]}} with {len(candidates)} numbers, in candidate order.']
+    lines += [
+        "",
+        "Grade every candidate from 0 to 100 on its own, not against the other candidates: 100 means as "
+        "good as the reference, 0 means wrong, untranslated, not in Traditional Chinese, or not a translation.",
+        f'Reply with JSON only: {{"scores": [...]}} with {len(candidates)} numbers, in candidate order.',
+    ]
     return "\n".join(lines)
 
 
@@ -41,8 +46,11 @@ def parse_scores(reply: str, n: int) -> list[float]:
         scores = json.loads(match.group(0))["scores"] if match else None
     except (json.JSONDecodeError, KeyError, TypeError):
         scores = None
-    if (not isinstance(scores, list) or len(scores) != n
-            or not all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 100 for x in scores)):
+    if (
+        not isinstance(scores, list)
+        or len(scores) != n
+        or not all(isinstance(x, int | float) and not isinstance(x, bool) and 0 <= x <= 100 for x in scores)
+    ):
         raise JudgeError(f"the judge's reply is not {n} grades between 0 and 100: {reply[:300]!r}")
     return [float(x) for x in scores]
 
@@ -55,8 +63,13 @@ class ChatJudge:
         self.model, self.timeout, self.retries = model, timeout, retries
 
     def _ask(self, prompt: str) -> str:
-        body = json.dumps({"model": self.model, "temperature": 0,
-                           "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]})
+        body = json.dumps(
+            {
+                "model": self.model,
+                "temperature": 0,
+                "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+            }
+        )
         headers = {"Content-Type": "application/json"}
         if os.environ.get("OPENAI_API_KEY"):
             headers["Authorization"] = f"Bearer {os.environ['OPENAI_API_KEY']}"
@@ -65,7 +78,9 @@ class ChatJudge:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 payload = json.loads(response.read().decode("utf-8"))
         except urllib.error.HTTPError as err:
-            raise JudgeError(f"{self.endpoint}: HTTP {err.code}: {err.read().decode('utf-8', 'replace')[:300]}") from err
+            raise JudgeError(
+                f"{self.endpoint}: HTTP {err.code}: {err.read().decode('utf-8', 'replace')[:300]}"
+            ) from err
         except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as err:
             raise JudgeError(f"{self.endpoint}: {err}") from err
         try:

@@ -69,13 +69,17 @@ def score_candidates(
         raise ValueError(f"unknown scoring method {method!r}; use one of {METHODS}")
     if ended is None:
         ended = [[True] * len(cands) for cands in candidates]
-    poor = [[bool(candidate_problems(c, src, ref, e)) for c, e in zip(cands, ends, strict=True)]
-            for src, cands, ref, ends in zip(sources, candidates, references, ended, strict=True)]
+    poor = [
+        [bool(candidate_problems(c, src, ref, e)) for c, e in zip(cands, ends, strict=True)]
+        for src, cands, ref, ends in zip(sources, candidates, references, ended, strict=True)
+    ]
     if method == "judge":
         if judge is None:
             raise ValueError("the judge method needs a judge (--judge-url and --judge-model)")
-        raw = [judge.grade(src, ref, cands) if cands else []
-               for src, ref, cands in zip(sources, references, candidates, strict=True)]
+        raw = [
+            judge.grade(src, ref, cands) if cands else []
+            for src, ref, cands in zip(sources, references, candidates, strict=True)
+        ]
     else:
         flat_src = [s for s, cands in zip(sources, candidates, strict=True) for _ in cands]
         flat_hyp = [c for cands in candidates for c in cands]
@@ -89,11 +93,15 @@ def score_candidates(
 
             chrf = [row["chrf"] for row in sentence_scores(flat_hyp, flat_ref)]
             semantic = similarities(flat_hyp, flat_ref)
-            flat = [math.sqrt(c * 100 * max(0.0, float(s)) * _length_agreement(h, r))
-                    for c, s, h, r in zip(chrf, semantic, flat_hyp, flat_ref, strict=True)]
+            flat = [
+                math.sqrt(c * 100 * max(0.0, float(s)) * _length_agreement(h, r))
+                for c, s, h, r in zip(chrf, semantic, flat_hyp, flat_ref, strict=True)
+            ]
         raw, at = [], 0
         for cands in candidates:
             raw.append(flat[at : at + len(cands)])
             at += len(cands)
-    return [[0.0 if bad else float(s) for s, bad in zip(scores, bads, strict=True)]
-            for scores, bads in zip(raw, poor, strict=True)]
+    return [
+        [0.0 if bad else float(s) for s, bad in zip(scores, bads, strict=True)]
+        for scores, bads in zip(raw, poor, strict=True)
+    ]

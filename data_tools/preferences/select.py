@@ -42,14 +42,25 @@ class SelectionStats:
         margins = sorted(self.margins)
         summary: dict[str, Any] = {"n": len(margins)}
         if margins:
-            summary.update(min=margins[0], median=statistics.median(margins), mean=statistics.fmean(margins),
-                           p90=margins[int(0.9 * (len(margins) - 1))], max=margins[-1])
-        return {"sources": self.sources, "kept": self.kept, "reference_as_chosen": self.reference_as_chosen,
-                "dropped": dict(self.dropped), "margin": summary}
+            summary.update(
+                min=margins[0],
+                median=statistics.median(margins),
+                mean=statistics.fmean(margins),
+                p90=margins[int(0.9 * (len(margins) - 1))],
+                max=margins[-1],
+            )
+        return {
+            "sources": self.sources,
+            "kept": self.kept,
+            "reference_as_chosen": self.reference_as_chosen,
+            "dropped": dict(self.dropped),
+            "margin": summary,
+        }
 
 
-def select_pair(candidates: Sequence[Candidate], reference: str, min_margin: float,
-                poor_threshold: float) -> tuple[Candidate, Candidate] | str:
+def select_pair(
+    candidates: Sequence[Candidate], reference: str, min_margin: float, poor_threshold: float
+) -> tuple[Candidate, Candidate] | str:
     """``(chosen, rejected)`` or the reason no pair is made (see the module docstring)."""
     if not candidates:
         return "no_finished_candidate"
@@ -71,9 +82,15 @@ def select_pair(candidates: Sequence[Candidate], reference: str, min_margin: flo
     return best, worst
 
 
-def make_pairs(rows: Sequence[dict], scored: Sequence[Sequence[Candidate]], *, min_margin: float,
-               poor_threshold: float, system: str | None = None,
-               prompt_id: int = 0) -> tuple[list[dict], SelectionStats]:
+def make_pairs(
+    rows: Sequence[dict],
+    scored: Sequence[Sequence[Candidate]],
+    *,
+    min_margin: float,
+    poor_threshold: float,
+    system: str | None = None,
+    prompt_id: int = 0,
+) -> tuple[list[dict], SelectionStats]:
     """DPO records ``{"chosen": [...], "rejected": [...], ...}`` for ``rows`` (``{"en", "zh"}``)."""
     stats = SelectionStats()
     seen: set[tuple[str, str, str]] = set()
@@ -97,15 +114,20 @@ def make_pairs(rows: Sequence[dict], scored: Sequence[Sequence[Candidate]], *, m
         else:
             stats.margins.append(margin)
         stats.kept += 1
-        records.append({
-            "chosen": [*prompt, {"role": "assistant", "content": chosen.text}],
-            "rejected": [*prompt, {"role": "assistant", "content": rejected.text}],
-            "kind": "generated",
-            "chosen_origin": chosen.origin,
-            "scores": {"chosen": None if chosen.origin == "reference" else round(chosen.score, 3),
-                       "rejected": round(rejected.score, 3), "margin": None if margin is None else round(margin, 3)},
-            **({"id": row["id"]} if "id" in row else {}),
-        })
+        records.append(
+            {
+                "chosen": [*prompt, {"role": "assistant", "content": chosen.text}],
+                "rejected": [*prompt, {"role": "assistant", "content": rejected.text}],
+                "kind": "generated",
+                "chosen_origin": chosen.origin,
+                "scores": {
+                    "chosen": None if chosen.origin == "reference" else round(chosen.score, 3),
+                    "rejected": round(rejected.score, 3),
+                    "margin": None if margin is None else round(margin, 3),
+                },
+                **({"id": row["id"]} if "id" in row else {}),
+            }
+        )
     return records, stats
 
 

@@ -95,28 +95,62 @@ def make_parser() -> argparse.ArgumentParser:
         prog="python -m data_tools.web",
         description="WARC/ARC -> clean, PII-free, quality-filtered, de-duplicated text (JSON lines).",
     )
-    p.add_argument("--warc", nargs="+", required=True, type=Path, metavar="FILE",
-                   help="WARC or ARC files (.warc, .warc.gz, .arc, .arc.gz)")
+    p.add_argument(
+        "--warc",
+        nargs="+",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="WARC or ARC files (.warc, .warc.gz, .arc, .arc.gz)",
+    )
     p.add_argument("--output", required=True, type=Path, help="output JSON-lines file")
-    p.add_argument("--text-output", type=Path,
-                   help="also write the kept documents as plain text, one per line (line breaks become spaces)")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
-                   help="read at most N WARC records over all inputs (HW1's --num_records)")
-    p.add_argument("--pii-placeholder", action="append", default=[], metavar="KIND=TEXT",
-                   help="replacement for one PII kind (email, phone, ip, ssn, credit_card), e.g. ssn=XXX-XX-XXXX")
+    p.add_argument(
+        "--text-output",
+        type=Path,
+        help="also write the kept documents as plain text, one per line (line breaks become spaces)",
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="read at most N WARC records over all inputs (HW1's --num_records)",
+    )
+    p.add_argument(
+        "--pii-placeholder",
+        action="append",
+        default=[],
+        metavar="KIND=TEXT",
+        help="replacement for one PII kind (email, phone, ip, ssn, credit_card), e.g. ssn=XXX-XX-XXXX",
+    )
     p.add_argument("--stats", type=Path, help="stage table as JSON (default: OUTPUT.stats.json)")
-    p.add_argument("--rejected", type=Path,
-                   help="also write every document dropped after reading (url, stage, reason, text) here")
+    p.add_argument(
+        "--rejected", type=Path, help="also write every document dropped after reading (url, stage, reason, text) here"
+    )
     p.add_argument("--workers", type=int, default=1, help="worker processes, one file each at a time (default 1)")
     p.add_argument("--langs", default="en,zh", help="languages to keep, comma-separated, or 'all' (default en,zh)")
-    p.add_argument("--lang-threshold", type=float, default=WebPipelineConfig.lang_threshold,
-                   help="minimum language-ID score (default %(default)s)")
+    p.add_argument(
+        "--lang-threshold",
+        type=float,
+        default=WebPipelineConfig.lang_threshold,
+        help="minimum language-ID score (default %(default)s)",
+    )
     p.add_argument("--extractor", choices=EXTRACTORS, default="resiliparse")
     p.add_argument("--normalization", choices=("NFC", "NFKC"), default="NFC")
-    p.add_argument("--disable", action="append", default=[], metavar="FILTER",
-                   help=f"skip a quality filter (repeatable): {', '.join(FILTER_CLASSES)}")
-    p.add_argument("--set", action="append", default=[], metavar="FILTER.OPTION=VALUE",
-                   help="override a filter threshold, e.g. --set gopher_quality.min_doc_words=30")
+    p.add_argument(
+        "--disable",
+        action="append",
+        default=[],
+        metavar="FILTER",
+        help=f"skip a quality filter (repeatable): {', '.join(FILTER_CLASSES)}",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FILTER.OPTION=VALUE",
+        help="override a filter threshold, e.g. --set gopher_quality.min_doc_words=30",
+    )
     p.add_argument("--no-pii", action="store_true", help="do not replace personal data")
     p.add_argument("--no-dedup", action="store_true", help="skip exact and near de-duplication")
     p.add_argument("--no-near-dedup", action="store_true", help="skip MinHash near de-duplication")
@@ -159,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             rejected.write(json.dumps(item, ensure_ascii=False) + "\n")
 
         run = run_pipeline(
-            args.warc, config, workers=args.workers, progress=not args.no_progress, on_document=write,
+            args.warc,
+            config,
+            workers=args.workers,
+            progress=not args.no_progress,
+            on_document=write,
             on_reject=write_reject if rejected else None,
         )
 
@@ -169,8 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     print(run.stats.format_table())
     print()
     langs = ", ".join(f"{k}: {v}" for k, v in s["kept_by_language"].items()) or "none"
-    print(f"records read {s['records_read']}, HTML responses {s['html_responses']}, "
-          f"kept {s['documents_kept']} ({langs}), {s['characters_kept']} characters")
+    print(
+        f"records read {s['records_read']}, HTML responses {s['html_responses']}, "
+        f"kept {s['documents_kept']} ({langs}), {s['characters_kept']} characters"
+    )
     print(f"{s['seconds']:.2f} s, {s['html_pages_per_second']} HTML pages/s with {args.workers} worker(s)")
     extra = "".join(f" and {p}" for p in (args.text_output, args.rejected) if p)
     print(f"wrote {args.output} and {stats_path}{extra}")

@@ -73,7 +73,10 @@ class WarcHtmlReader(BaseDiskReader):
         doc_progress: bool = False,
     ) -> None:
         super().__init__(
-            data_folder, limit=limit, file_progress=file_progress, doc_progress=doc_progress,
+            data_folder,
+            limit=limit,
+            file_progress=file_progress,
+            doc_progress=doc_progress,
             glob_pattern=glob_pattern,
         )
         self.max_payload_bytes = max_payload_bytes
@@ -86,8 +89,14 @@ class WarcHtmlReader(BaseDiskReader):
                 with self.track_time():
                     html, encoding = decode_html(page.payload, page.http_charset)
                     document = self.get_document_from_dict(
-                        {"text": html, "id": page.record_id, "url": page.url, "warc": name,
-                         "date": page.date, "encoding": encoding},
+                        {
+                            "text": html,
+                            "id": page.record_id,
+                            "url": page.url,
+                            "warc": name,
+                            "date": page.date,
+                            "encoding": encoding,
+                        },
                         filepath,
                         i,
                     )

@@ -206,8 +206,9 @@ def topic_texts(data: Any, source: str = "topics") -> tuple[list[str], Callable[
                 raise TypeError(f"{source}: data[{i}] is not an object with a 'text' field: {item!r}")
             texts.append(item["text"])
         return texts, lambda kept: {**data, "data": [items[i] for i in kept]}
-    raise TypeError(f"{source}: expected a JSON list of strings or {{\"data\": [{{\"text\": ...}}, ...]}}, "
-                    f"got {type(data).__name__}")
+    raise TypeError(
+        f'{source}: expected a JSON list of strings or {{"data": [{{"text": ...}}, ...]}}, got {type(data).__name__}'
+    )
 
 
 def dedup_topic_indices(
@@ -227,8 +228,10 @@ def dedup_topic_indices(
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m data_tools.web.dedup TOPICS.json [--output OUT.json]``."""
-    parser = argparse.ArgumentParser(description="De-duplicate the topics of a JSON file: a list of strings, or "
-                                     'HW1\'s {"data": [{"text": ...}]} (the output keeps the input\'s shape).')
+    parser = argparse.ArgumentParser(
+        description="De-duplicate the topics of a JSON file: a list of strings, or "
+        'HW1\'s {"data": [{"text": ...}]} (the output keeps the input\'s shape).'
+    )
     parser.add_argument("input", type=Path, help='JSON file: a list of strings, or {"data": [{"text": ...}, ...]}')
     parser.add_argument("--output", "-o", type=Path, help="where to write the kept list (default: stdout)")
     parser.add_argument("--exact-only", action="store_true", help="skip near-duplicate detection")
@@ -248,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     except TypeError as err:
         parser.error(str(err))
     params = MinHashParams(
-        shingle_size=args.shingle_size, unit="char", num_perm=args.num_perm,
-        bands=args.bands, rows=args.rows, min_jaccard=args.min_jaccard,
+        shingle_size=args.shingle_size,
+        unit="char",
+        num_perm=args.num_perm,
+        bands=args.bands,
+        rows=args.rows,
+        min_jaccard=args.min_jaccard,
     )
     try:
         kept_idx, dropped = dedup_topic_indices(items, near=not args.exact_only, params=params)
@@ -264,8 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(out)
     summary = ", ".join(f"{reason}: {n}" for reason, n in dropped.most_common()) or "none"
-    print(f"topic items before dedup {len(items)}, after dedup {len(kept_idx)} (dropped {sum(dropped.values())}: "
-          f"{summary})", file=sys.stderr)
+    print(
+        f"topic items before dedup {len(items)}, after dedup {len(kept_idx)} (dropped {sum(dropped.values())}: "
+        f"{summary})",
+        file=sys.stderr,
+    )
     return 0
 
 

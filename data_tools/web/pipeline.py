@@ -114,8 +114,15 @@ class WebPipelineConfig:
 
 def rejection(doc: WebDocument, stage: str, reason: str | None, max_chars: int = 1000) -> dict[str, Any]:
     """A record of a dropped document, for the optional rejects file."""
-    return {"url": doc.url, "record_id": doc.record_id, "warc": doc.warc, "stage": stage, "reason": reason,
-            "lang": doc.lang, "text": doc.text[:max_chars]}
+    return {
+        "url": doc.url,
+        "record_id": doc.record_id,
+        "warc": doc.warc,
+        "stage": stage,
+        "reason": reason,
+        "lang": doc.lang,
+        "text": doc.text[:max_chars],
+    }
 
 
 def _run_steps(
@@ -147,8 +154,9 @@ def iter_file_documents(
     steps = config.document_steps()
     for step in steps:  # fix the table order even if no document reaches a stage
         stats.step(step.name)
-    pages = read_html_pages(path, read_stats, max_payload_bytes=config.max_payload_bytes,
-                            max_records=config.max_records)
+    pages = read_html_pages(
+        path, read_stats, max_payload_bytes=config.max_payload_bytes, max_records=config.max_records
+    )
     while True:
         start = time.perf_counter()
         page = next(pages, None)

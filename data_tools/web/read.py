@@ -339,9 +339,14 @@ def _iter_records(
                 fh.seek(0)
                 yield from _iter_records(
                     _Unseekable(gzip.GzipFile(fileobj=fh, mode="rb")),
-                    name=name, stats=stats, max_bytes=max_bytes,
+                    name=name,
+                    stats=stats,
+                    max_bytes=max_bytes,
                     skip_non_utf8_headers=skip_non_utf8_headers,
-                    gzipped=False, seekable=False, skip_records=n_records, max_records=max_records,
+                    gzipped=False,
+                    seekable=False,
+                    skip_records=n_records,
+                    max_records=max_records,
                 )
                 return
             failure = type(err).__name__
@@ -431,8 +436,12 @@ def read_html_pages(
         path = Path(source)
         with path.open("rb") as fh:
             yield from read_html_pages(
-                fh, stats, name=name or path.name, max_payload_bytes=max_payload_bytes,
-                skip_non_utf8_headers=skip_non_utf8_headers, max_records=max_records,
+                fh,
+                stats,
+                name=name or path.name,
+                max_payload_bytes=max_payload_bytes,
+                skip_non_utf8_headers=skip_non_utf8_headers,
+                max_records=max_records,
             )
         return
     seekable = bool(getattr(source, "seekable", lambda: False)())

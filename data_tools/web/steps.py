@@ -76,8 +76,9 @@ class ExtractStep:
             stats.drop("no_text_extracted")
             return None
         stats.keep()
-        return WebDocument(text=text, url=page.url, warc=page.warc, record_id=page.record_id, date=page.date,
-                           encoding=encoding)
+        return WebDocument(
+            text=text, url=page.url, warc=page.warc, record_id=page.record_id, date=page.date, encoding=encoding
+        )
 
 
 @dataclass

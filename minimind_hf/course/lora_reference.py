@@ -281,10 +281,7 @@ class ParamCount(NamedTuple):
         return 100.0 * self.trainable / self.total if self.total else 0.0
 
     def __str__(self) -> str:
-        return (
-            f"trainable params: {self.trainable:,} || all params: {self.total:,} "
-            f"|| trainable%: {self.percent:.4f}"
-        )
+        return f"trainable params: {self.trainable:,} || all params: {self.total:,} || trainable%: {self.percent:.4f}"
 
 
 def count_trainable(model: nn.Module) -> ParamCount:
@@ -325,8 +322,7 @@ def load_lora_state_dict(model: nn.Module, state: dict[str, torch.Tensor]) -> nn
     for key, target in expected.items():
         if state[key].shape != target.shape:
             raise ValueError(
-                f"LoRA state dict: {key} has shape {tuple(state[key].shape)}, "
-                f"the model expects {tuple(target.shape)}"
+                f"LoRA state dict: {key} has shape {tuple(state[key].shape)}, the model expects {tuple(target.shape)}"
             )
         target.copy_(state[key])
     return model
@@ -381,8 +377,7 @@ def _paired_layers(
     only_ref = sorted(set(ref_layers) - set(peft_layers))
     if only_peft or only_ref:
         raise ValueError(
-            "PEFT and reference adapt different layers: "
-            f"only in PEFT {only_peft}, only in the reference {only_ref}"
+            f"PEFT and reference adapt different layers: only in PEFT {only_peft}, only in the reference {only_ref}"
         )
     for name in sorted(ref_layers):
         peft_layer, ref_layer = peft_layers[name], ref_layers[name]
@@ -401,9 +396,7 @@ def _paired_layers(
 
 
 @torch.no_grad()
-def copy_peft_to_reference(
-    peft_model: nn.Module, ref_model: nn.Module, adapter_name: str = "default"
-) -> nn.Module:
+def copy_peft_to_reference(peft_model: nn.Module, ref_model: nn.Module, adapter_name: str = "default") -> nn.Module:
     """Copy PEFT's ``lora_A`` / ``lora_B`` weights into the reference model's :class:`LoRALinear` layers.
 
     ``peft_model`` is a ``PeftModel`` (or a model with LoRA layers injected); both models must adapt the
@@ -417,9 +410,7 @@ def copy_peft_to_reference(
 
 
 @torch.no_grad()
-def copy_reference_to_peft(
-    ref_model: nn.Module, peft_model: nn.Module, adapter_name: str = "default"
-) -> nn.Module:
+def copy_reference_to_peft(ref_model: nn.Module, peft_model: nn.Module, adapter_name: str = "default") -> nn.Module:
     """The reverse of :func:`copy_peft_to_reference`: reference A/B into PEFT. Returns ``peft_model``."""
     for _, peft_layer, ref_layer in _paired_layers(peft_model, ref_model, adapter_name):
         peft_layer.lora_A[adapter_name].weight.copy_(ref_layer.lora_A)

@@ -139,8 +139,11 @@ def _scan_jsonl(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
 def _scan_text(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
     """Check that every line of a raw-text file is UTF-8; count documents and blank lines."""
     if kind not in (None, "pretrain"):
-        raise DataFormatError(path, f"a raw-text file holds pretraining documents, not {kind} records; "
-                              "give JSON lines for this stage", "wrong_format")
+        raise DataFormatError(
+            path,
+            f"a raw-text file holds pretraining documents, not {kind} records; give JSON lines for this stage",
+            "wrong_format",
+        )
     scan = _Scan(path)
     sha = hashlib.sha256(b"text\0")
     with open(path, "rb") as handle:
@@ -154,7 +157,9 @@ def _scan_text(path: str, kind: str | None, skip_bad_rows: bool) -> _Scan:
                 raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 if not skip_bad_rows:
-                    raise DataFormatError(f"{path}:{lineno}", f"not UTF-8 text (byte {exc.start})", "invalid_utf8") from None
+                    raise DataFormatError(
+                        f"{path}:{lineno}", f"not UTF-8 text (byte {exc.start})", "invalid_utf8"
+                    ) from None
                 scan.bad["invalid_utf8"] += 1
                 scan.bad_lines.add(lineno)
                 if len(scan.bad_lines) <= 5:

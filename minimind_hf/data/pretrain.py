@@ -9,10 +9,19 @@ import numpy as np
 from datasets import Dataset, Features, Value
 
 from ..tokenization import ENDOFTEXT
+from .checks import DataFormatError
 from .layout import DEFAULT_SEQUENCE_LENGTH
 from .loading import MAP_BATCH_SIZE, map_sources
-from .checks import DataFormatError
-from .splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, column, fingerprint, tokenizer_fingerprint
+from .splits import (
+    BuiltDataset,
+    PathSpec,
+    assemble_splits,
+    built,
+    check_split_args,
+    column,
+    fingerprint,
+    tokenizer_fingerprint,
+)
 
 _TOKENIZED_DOCS = Features({"input_ids": datasets.Sequence(Value("int32")), "length": Value("int64")})
 _PACKED_BLOCKS = Features(
@@ -186,9 +195,7 @@ def build_pretrain_dataset(
         def prepare(dataset: Dataset, stats: dict) -> Dataset:
             return _tokenized_documents(dataset, stats, tokenizer, separator_id, tok_key, num_proc)
 
-        return map_sources(
-            files, split, "pretrain", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir, prepare=prepare
-        )
+        return map_sources(files, split, "pretrain", skip_bad_rows=skip_bad_rows, cache_dir=cache_dir, prepare=prepare)
 
     splits = assemble_splits(documents, train_files, validation_files, validation_fraction, seed)
     for split, (docs, split_stats) in list(splits.items()):

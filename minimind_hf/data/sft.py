@@ -118,8 +118,11 @@ def _labelled(segments: list[tuple[list, bool]], encoded: list[list[list[int]]])
     return input_ids, labels
 
 
-def _encode_chats(tokenizer, per_chat: list[list[tuple[list[tuple[str, bool]], bool]]], max_length: int | None,
-                  ) -> list[dict[str, Any]]:
+def _encode_chats(
+    tokenizer,
+    per_chat: list[list[tuple[list[tuple[str, bool]], bool]]],
+    max_length: int | None,
+) -> list[dict[str, Any]]:
     """Tokenise the segments of many chats in two tokenizer calls; label, then cut to ``max_length``."""
     flat = [pieces for segments in per_chat for pieces, _ in segments]
     encoded = encode_chat_pieces(tokenizer, flat)
@@ -151,8 +154,11 @@ def _row_messages(
     """The chat of one SFT / LoRA row (a conversation, or a parallel pair through the prompts)."""
     if row.get("conversations") is not None:
         messages = [{"role": m["role"], "content": m["content"]} for m in row["conversations"]]
-        if (system_prompt and messages[0]["role"] != "system"
-                and takes_system_turn(messages[0]["content"], system_prompt_fraction)):
+        if (
+            system_prompt
+            and messages[0]["role"] != "system"
+            and takes_system_turn(messages[0]["content"], system_prompt_fraction)
+        ):
             messages.insert(0, {"role": "system", "content": system_prompt})
         return messages
     if system_prompt and not takes_system_turn(row["en"], system_prompt_fraction):
@@ -173,13 +179,18 @@ _TOKENIZED_CHATS = Features(
 
 
 def _tokenize_chats(
-    batch: dict[str, list], tokenizer, max_length: int, system_prompt: str | None, prompt_id: int | str,
+    batch: dict[str, list],
+    tokenizer,
+    max_length: int,
+    system_prompt: str | None,
+    prompt_id: int | str,
     system_prompt_fraction: float = 1.0,
 ) -> dict[str, list]:
     """Batched ``Dataset.map`` function: chats -> ids, labels and per-row counts."""
     rows = [dict(zip(batch, values, strict=True)) for values in zip(*batch.values(), strict=True)]
-    per_chat = [_segment_pieces(tokenizer, _row_messages(row, system_prompt, prompt_id, system_prompt_fraction))
-                for row in rows]
+    per_chat = [
+        _segment_pieces(tokenizer, _row_messages(row, system_prompt, prompt_id, system_prompt_fraction)) for row in rows
+    ]
     encoded = _encode_chats(tokenizer, per_chat, max_length)
     out = {name: [chat[name] for chat in encoded] for name in ("input_ids", "attention_mask", "labels", "truncated")}
     out["num_target_tokens"] = [sum(label != IGNORE_INDEX for label in chat["labels"]) for chat in encoded]
@@ -302,4 +313,3 @@ class SFTCollator:
             labels = feature.get("labels")
             batch["labels"][row, :n] = ids if labels is None else torch.as_tensor(labels, dtype=torch.long)
         return batch
-

@@ -13,7 +13,8 @@ import contextvars
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -131,7 +132,9 @@ def assemble_splits(
     return splits
 
 
-_LOG_NAMES: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("split_log_names", default={})
+_LOG_NAMES: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
+    "split_log_names", default=MappingProxyType({})
+)
 
 
 @contextlib.contextmanager

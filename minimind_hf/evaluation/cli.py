@@ -39,8 +39,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument(
         "checkpoints", nargs="+", metavar="CHECKPOINT", help="checkpoint directories (full models or PEFT adapters)"
     )
-    parser.add_argument("--config",
-                        help="a YAML file of these options (recipes/<scale>/eval.yaml); the command line wins")
+    parser.add_argument(
+        "--config", help="a YAML file of these options (recipes/<scale>/eval.yaml); the command line wins"
+    )
     parser.add_argument("--test", help="test jsonl of {'en', 'zh'} rows for translation scores")
     parser.add_argument("--validation", help="validation jsonl ({'text'}, chat or {'en','zh'} rows) for perplexity")
     parser.add_argument(

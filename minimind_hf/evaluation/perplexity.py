@@ -119,7 +119,8 @@ def perplexity(
         "loss": loss,
         "perplexity": math.exp(loss) if loss < 700 else float("inf"),
         "tokens": tokens,
-        "scored": "every token after the first of each document" if not packed
+        "scored": "every token after the first of each document"
+        if not packed
         else "every token of the packed stream after the first",
         "documents": len(texts),
         "rows": len(rows),
@@ -169,8 +170,9 @@ def reply_perplexity(
     }
 
 
-def _mean_nll(model, rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int,
-              show_progress: bool) -> tuple[float, int]:
+def _mean_nll(
+    model, rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, show_progress: bool
+) -> tuple[float, int]:
     """Token-weighted mean NLL over the labelled positions of ``(input_ids, labels)`` rows (labels aligned
     with the inputs, ``-100`` where nothing is scored; the first token never is), and the token count."""
     rows = sorted(rows, key=lambda r: len(r[0]), reverse=True)  # similar lengths together: less padding

@@ -62,7 +62,10 @@ def output_health(hypotheses: Sequence[str], sources: Sequence[str], references:
     character and of outputs with one (``chinese_share``), and the character length ratio."""
     flags = [output_flags(h, s, r) for h, s, r in zip(hypotheses, sources, references, strict=True)]
     n = len(flags)
-    shares = {f"{key}_share": sum(f[key] for f in flags) / n if n else 0.0 for key in ("empty", "looping", "untranslated", "over_long")}
+    shares = {
+        f"{key}_share": sum(f[key] for f in flags) / n if n else 0.0
+        for key in ("empty", "looping", "untranslated", "over_long")
+    }
     ref_chars = sum(len(r) for r in references)
     chinese = sum(has_cjk(h) for h in hypotheses)
     return {
@@ -86,8 +89,13 @@ def derangement(n: int, seed: int = 0) -> list[int]:
     return target
 
 
-def floors(score: Callable[[Sequence[str], Sequence[str]], dict[str, float]], hypotheses: Sequence[str],
-           sources: Sequence[str], references: Sequence[str], seed: int = 0) -> dict[str, dict[str, float]]:
+def floors(
+    score: Callable[[Sequence[str], Sequence[str]], dict[str, float]],
+    hypotheses: Sequence[str],
+    sources: Sequence[str],
+    references: Sequence[str],
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
     """``score(hypotheses, references)`` for the copied source and for shuffled references."""
     perm = derangement(len(references), seed)
     return {

@@ -100,18 +100,25 @@ def course_bars_table(results: Sequence[Result]) -> str:
         figure, where, op, threshold = COURSE_BARS[stage]
         test_file = (result.get("translation") or {}).get("file")
         if figure == "COMET" and test_file and not Path(test_file).name.startswith(BAR_TEST_FILES[where]):
-            lines.append(f"| {_cell(result['label'])} | {stage} | – | – | no bar on `{Path(test_file).name}` (the "
-                         f"{stage} bar, COMET {op} {threshold:g}, is on the {where}) |")
+            lines.append(
+                f"| {_cell(result['label'])} | {stage} | – | – | no bar on `{Path(test_file).name}` (the "
+                f"{stage} bar, COMET {op} {threshold:g}, is on the {where}) |"
+            )
             continue
-        value = _get(result, "validation", "perplexity") if figure == "validation perplexity" else _get(
-            result, "translation", "comet")
+        value = (
+            _get(result, "validation", "perplexity")
+            if figure == "validation perplexity"
+            else _get(result, "translation", "comet")
+        )
         if value is None:
             measured, status = "–", "not measured" + (" (no COMET checkpoint given)" if figure == "COMET" else "")
         else:
             met = value < threshold if op == "<" else value > threshold
             measured, status = f"{value:.4g}", "met" if met else "not met"
-        lines.append(f"| {_cell(result['label'])} | {stage} | {figure} {op} {threshold:g} on the {where} | "
-                     f"{measured} | {status} |")
+        lines.append(
+            f"| {_cell(result['label'])} | {stage} | {figure} {op} {threshold:g} on the {where} | "
+            f"{measured} | {status} |"
+        )
     return "\n".join(lines)
 
 
@@ -147,7 +154,8 @@ def result_markdown(result: Result) -> str:
         lines.append(
             f"- validation: `{val['file']}` — {val['documents']} {val.get('kind', 'text')} documents, "
             f"{val['tokens']} scored tokens, "
-            f"block size {val['block_size']}" + (f" ({val['block_size_from']})" if val.get("block_size_from") else "")
+            f"block size {val['block_size']}"
+            + (f" ({val['block_size_from']})" if val.get("block_size_from") else "")
             + f", {'packed' if val['packed'] else 'one document per row'}; "
             f"dropped rows: {_dropped(val.get('dropped'))}; documents too short to score: "
             f"{val.get('skipped_documents', 0)}"
@@ -170,9 +178,11 @@ def result_markdown(result: Result) -> str:
         health = tr.get("health")
         if health:
             lines.append(
-                "- outputs: " + ", ".join(f"{_percent(health.get(k + '_share'))} {k.replace('_', '-')}"
-                                          for k in ("empty", "no_cjk", "chinese", "looping", "untranslated",
-                                                    "over_long"))
+                "- outputs: "
+                + ", ".join(
+                    f"{_percent(health.get(k + '_share'))} {k.replace('_', '-')}"
+                    for k in ("empty", "no_cjk", "chinese", "looping", "untranslated", "over_long")
+                )
                 + f"; length ratio {health['length_ratio']:.2f} (output / reference characters); "
                 f"{_percent(health['references_looping_share'])} of references look looping by the same rule"
             )
@@ -188,10 +198,15 @@ def result_markdown(result: Result) -> str:
         for note in tr.get("notes", []):
             lines.append(f"- note: {note}")
         if tr.get("floors"):
-            lines += ["", "## Against the floors", "",
-                      "What the same metrics give for copying the English source, and for this checkpoint's own "
-                      "outputs scored against shuffled references. A score near a floor means little.", "",
-                      floors_table(result)]
+            lines += [
+                "",
+                "## Against the floors",
+                "",
+                "What the same metrics give for copying the English source, and for this checkpoint's own "
+                "outputs scored against shuffled references. A score near a floor means little.",
+                "",
+                floors_table(result),
+            ]
     lines += ["", "## Course bars", "", course_bars_table([result])]
     if result.get("examples"):
         lines += ["", "## Example translations", "", examples_table(result["examples"])]

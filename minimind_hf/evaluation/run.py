@@ -5,8 +5,8 @@ through :func:`minimind_hf.checkpoints.load_checkpoint`), first checks that cach
 uncached model, measures perplexity on a validation file and translates a test file, then writes
 ``eval.json``, ``eval.md``, ``eval.png`` and ``eval_translations.jsonl`` next to the checkpoint (or into
 ``output_dir``), and adds the scores to the checkpoint's model card (``README.md``, see
-:mod:`minimind_hf.hub.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command line is
-also built from.
+:mod:`minimind_hf.hub.model_card`). Its knobs are the fields of :class:`EvalArguments`, which the ``eval`` command
+line is also built from.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ class EvalArguments:
     max_new_tokens: int = _knob(128, "longest translation, in tokens")
     num_beams: int = _knob(1, "beam search width (1: greedy)")
     length_ratio: float | None = _knob(
-        3.0, "cap each translation at this many times its source's tokens, plus 8 (0: only --max-new-tokens)",
+        3.0,
+        "cap each translation at this many times its source's tokens, plus 8 (0: only --max-new-tokens)",
         type=float,
     )
     repetition_penalty: float = _knob(1.0, "generate's repetition penalty (1.0: off)")
@@ -150,13 +151,32 @@ def _validation(model, tokenizer, path, args: EvalArguments, system: str | None,
         block_size, block_size_from = FALLBACK_BLOCK_SIZE, "default (no run_recipe.json with the training length)"
     start = time.perf_counter()
     if kind_of_texts == "chat":  # the reply tokens, as SFT trains and reports them
-        result = reply_perplexity(model, tokenizer, list(conversations), block_size=block_size,
-                                  batch_size=args.ppl_batch_size, show_progress=args.show_progress)
+        result = reply_perplexity(
+            model,
+            tokenizer,
+            list(conversations),
+            block_size=block_size,
+            batch_size=args.ppl_batch_size,
+            show_progress=args.show_progress,
+        )
     else:  # plain documents are tokenized as pretraining tokenizes them (control-token text stays text)
-        result = perplexity(model, tokenizer, texts, block_size=block_size, batch_size=args.ppl_batch_size,
-                            packed=args.packed, split_special_tokens=True, show_progress=args.show_progress)
-    result.update(file=str(path), kind=kind_of_texts, dropped=dict(dropped), seconds=time.perf_counter() - start,
-                  block_size_from=block_size_from)
+        result = perplexity(
+            model,
+            tokenizer,
+            texts,
+            block_size=block_size,
+            batch_size=args.ppl_batch_size,
+            packed=args.packed,
+            split_special_tokens=True,
+            show_progress=args.show_progress,
+        )
+    result.update(
+        file=str(path),
+        kind=kind_of_texts,
+        dropped=dict(dropped),
+        seconds=time.perf_counter() - start,
+        block_size_from=block_size_from,
+    )
     return result
 
 
@@ -198,10 +218,20 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
         raise ValueError(f"{path}: no usable en/zh pairs (dropped: {dict(dropped)})")
     sources, references = [p["en"] for p in pairs], [p["zh"] for p in pairs]
     start = time.perf_counter()
-    hypotheses = translate(model, tokenizer, sources, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                           prompt_id=args.prompt_id, system=system, num_beams=args.num_beams,
-                           length_ratio=args.length_ratio or None, repetition_penalty=args.repetition_penalty,
-                           no_repeat_ngram_size=args.no_repeat_ngram_size, show_progress=args.show_progress)
+    hypotheses = translate(
+        model,
+        tokenizer,
+        sources,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        prompt_id=args.prompt_id,
+        system=system,
+        num_beams=args.num_beams,
+        length_ratio=args.length_ratio or None,
+        repetition_penalty=args.repetition_penalty,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        show_progress=args.show_progress,
+    )
     seconds = time.perf_counter() - start
     scores = translation_scores(hypotheses, references, sources=sources, comet_model=comet_model)
     scores["notes"] += notes
@@ -224,7 +254,12 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
             row["semantic"] = value
         scores["semantic"] = semantic
     rows = [
-        {**pair, "hypothesis": hyp, **row, "flags": [k for k, v in output_flags(hyp, pair["en"], pair["zh"]).items() if v]}
+        {
+            **pair,
+            "hypothesis": hyp,
+            **row,
+            "flags": [k for k, v in output_flags(hyp, pair["en"], pair["zh"]).items() if v],
+        }
         for pair, hyp, row in zip(pairs, hypotheses, per_example, strict=True)
     ]
     return scores, rows
@@ -232,13 +267,22 @@ def _translation(model, tokenizer, path, args: EvalArguments, system: str | None
 
 def _examples(rows: list[dict[str, Any]], n: int) -> dict[str, list[dict[str, Any]]]:
     """The first ``n`` translations, and the ``n`` best and worst by sentence chrF."""
+
     def view(row):
-        return {"source": row["en"], "reference": row["zh"], "hypothesis": row["hypothesis"],
-                "chrf": round(row["chrf"], 1), "flags": row["flags"]}
+        return {
+            "source": row["en"],
+            "reference": row["zh"],
+            "hypothesis": row["hypothesis"],
+            "chrf": round(row["chrf"], 1),
+            "flags": row["flags"],
+        }
 
     ranked = sorted(rows, key=lambda r: r["chrf"], reverse=True)
-    return {"first": [view(r) for r in rows[:n]], "best": [view(r) for r in ranked[:n]],
-            "worst": [view(r) for r in ranked[::-1][:n]]}
+    return {
+        "first": [view(r) for r in rows[:n]],
+        "best": [view(r) for r in ranked[:n]],
+        "worst": [view(r) for r in ranked[::-1][:n]],
+    }
 
 
 def evaluate_checkpoint(

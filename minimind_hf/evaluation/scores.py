@@ -109,8 +109,11 @@ def comet_score(
         ) from err
     data = [{"src": s, "mt": h, "ref": r} for s, h, r in zip(sources, hypotheses, references, strict=True)]
     prediction = model.predict(data, batch_size=batch_size, gpus=gpus, progress_bar=True)
-    return {"comet": float(prediction.system_score), "comet_model": str(checkpoint),
-            "comet_segments": [float(x) for x in prediction.scores]}
+    return {
+        "comet": float(prediction.system_score),
+        "comet_model": str(checkpoint),
+        "comet_segments": [float(x) for x in prediction.scores],
+    }
 
 
 def translation_scores(

@@ -61,5 +61,10 @@ def separation(sources: Sequence[str], references: Sequence[str], permutation: S
     ranks = np.argsort(np.argsort(np.concatenate([matched, mismatched])))  # 0-based ranks, ties arbitrary
     n = len(matched)
     auc = (ranks[:n].sum() - n * (n - 1) / 2) / (n * n) if n else float("nan")
-    return {"encoder": ENCODER, "pairs": n, "matched_mean": float(matched.mean()),
-            "mismatched_mean": float(mismatched.mean()), "auc": float(auc)}
+    return {
+        "encoder": ENCODER,
+        "pairs": n,
+        "matched_mean": float(matched.mean()),
+        "mismatched_mean": float(mismatched.mean()),
+        "auc": float(auc),
+    }

@@ -5,7 +5,8 @@ rendered by the chat template with the generation prompt. Prompts are sorted by 
 the LEFT (so every prompt ends right where generation starts) and generated in batches; only the
 new tokens are decoded, cut at the first ``<|im_end|>``.
 
-:func:`check_cached_generation` checks, before any figure is trusted, that cached greedy generation follows the uncached model.
+:func:`check_cached_generation` checks, before any figure is trusted, that cached greedy generation follows the
+uncached model.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def _stop_ids(tokenizer: Any) -> list[int]:
     return ids
 
 
-def build_prompts(tokenizer: Any, sources: Sequence[str], prompt_id: int = 0,
-                  system: str | None = None) -> list[list[int]]:
+def build_prompts(
+    tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, system: str | None = None
+) -> list[list[int]]:
     """The token ids of the chat that asks the model to translate each source (text in a source that spells a
     control token stays text: :func:`minimind_hf.tokenization.chat_ids`)."""
     return chat_ids_batch(tokenizer, [translation_messages(src, prompt_id=prompt_id, system=system) for src in sources])
@@ -55,8 +57,15 @@ def _left_padded(tokenizer: Any, rows: list[list[int]], device: Any) -> dict[str
         tokenizer.padding_side = padding_side
 
 
-def _generation_config(model: Any, stop_ids: list[int], pad_id: int, max_new_tokens: int, num_beams: int,
-                       do_sample: bool, generate_kwargs: dict[str, Any]):
+def _generation_config(
+    model: Any,
+    stop_ids: list[int],
+    pad_id: int,
+    max_new_tokens: int,
+    num_beams: int,
+    do_sample: bool,
+    generate_kwargs: dict[str, Any],
+):
     """``(config, other kwargs)``: the checkpoint's generation config with this call's settings."""
     config = copy.deepcopy(model.generation_config)
     config.max_new_tokens = max_new_tokens
@@ -129,8 +138,15 @@ def generate_translations(
     prompts = build_prompts(tokenizer, sources, prompt_id=prompt_id, system=system)
     stop_ids = _stop_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]
-    config, other_kwargs = _generation_config(model, stop_ids, pad_id, max_new_tokens, num_beams, do_sample,
-                                              {**generate_kwargs, "num_return_sequences": num_return_sequences})
+    config, other_kwargs = _generation_config(
+        model,
+        stop_ids,
+        pad_id,
+        max_new_tokens,
+        num_beams,
+        do_sample,
+        {**generate_kwargs, "num_return_sequences": num_return_sequences},
+    )
     lengths = [len(ids) for ids in prompts]
     source_lengths = [len(ids) for ids in tokenizer(list(sources), add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i], reverse=True)
@@ -146,8 +162,11 @@ def generate_translations(
             idx = order[start : start + batch_size]
             enc = _left_padded(tokenizer, [prompts[i] for i in idx], device)
             # one cap per generated row (each source's rows are adjacent when num_return_sequences > 1)
-            caps = [length_cap(source_lengths[i], length_ratio, max_new_tokens)
-                    for i in idx for _ in range(num_return_sequences)]
+            caps = [
+                length_cap(source_lengths[i], length_ratio, max_new_tokens)
+                for i in idx
+                for _ in range(num_return_sequences)
+            ]
             config.max_new_tokens = max(caps)
             stopping = other_kwargs.get("stopping_criteria")
             if num_beams == 1 and min(caps) < max(caps):  # beam search keeps its rows in beams: only cut them
@@ -192,10 +211,23 @@ def translate(
     size. ``length_ratio`` caps each translation at that multiple of its source's tokens (plus 8).
     Extra keyword arguments go to ``model.generate`` (e.g. ``temperature``, ``repetition_penalty``).
     """
-    return [candidates[0] for candidates in generate_translations(
-        model, tokenizer, sources, batch_size=batch_size, max_new_tokens=max_new_tokens, prompt_id=prompt_id,
-        system=system, num_beams=num_beams, do_sample=do_sample, length_ratio=length_ratio,
-        show_progress=show_progress, **generate_kwargs)]
+    return [
+        candidates[0]
+        for candidates in generate_translations(
+            model,
+            tokenizer,
+            sources,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            prompt_id=prompt_id,
+            system=system,
+            num_beams=num_beams,
+            do_sample=do_sample,
+            length_ratio=length_ratio,
+            show_progress=show_progress,
+            **generate_kwargs,
+        )
+    ]
 
 
 # ------------------------------------------------------------------------------ generation check
@@ -235,8 +267,18 @@ def check_cached_generation(
     model.eval()
     try:
         enc = _left_padded(tokenizer, prompts, device)
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1, use_cache=True,
-                             eos_token_id=stop_ids, pad_token_id=pad_id, temperature=None, top_p=None, top_k=None)
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            use_cache=True,
+            eos_token_id=stop_ids,
+            pad_token_id=pad_id,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+        )
         start = enc["input_ids"].shape[1]
         mask = torch.cat([enc["attention_mask"], torch.ones_like(out[:, start:])], dim=1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)

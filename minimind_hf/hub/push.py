@@ -36,9 +36,21 @@ from .model_card import card_for_push, is_hub_id
 
 logger = logging.getLogger(__name__)
 
-IGNORED = ("checkpoint-*", "checkpoint-*/*", "runs", "runs/*", "training_args.bin", "*.pt", "*.pth",
-           "optimizer*", "scheduler*", "rng_state*", "README.md", ".*",
-           "adapter_base.json")  # the base's local path and fingerprint: meaningful on this machine only
+IGNORED = (
+    "checkpoint-*",
+    "checkpoint-*/*",
+    "runs",
+    "runs/*",
+    "training_args.bin",
+    "*.pt",
+    "*.pth",
+    "optimizer*",
+    "scheduler*",
+    "rng_state*",
+    "README.md",
+    ".*",
+    "adapter_base.json",
+)  # the base's local path and fingerprint: meaningful on this machine only
 ADAPTER_CONFIG = "adapter_config.json"
 
 
@@ -72,9 +84,15 @@ def _ignored(relative: str) -> bool:
     return any(fnmatch.fnmatch(relative, p) or fnmatch.fnmatch(parts[0], p) for p in IGNORED)
 
 
-def plan_model_push(checkpoint: str | Path, repo_id: str, *, base_model: str | None = None,
-                    datasets: list[str] | None = None, private: bool = False,
-                    revision: str | None = None) -> ModelPushPlan:
+def plan_model_push(
+    checkpoint: str | Path,
+    repo_id: str,
+    *,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+    private: bool = False,
+    revision: str | None = None,
+) -> ModelPushPlan:
     """Check ``checkpoint`` and build the plan; raises :class:`HubInputError` naming what is wrong."""
     check_repo_id(repo_id)
     directory = Path(checkpoint)
@@ -86,8 +104,9 @@ def plan_model_push(checkpoint: str | Path, repo_id: str, *, base_model: str | N
     for name in [base_model, *(datasets or [])]:
         if name is not None:
             check_repo_id(name)
-    plan = ModelPushPlan(directory, repo_id, "peft-adapter" if is_adapter else "model", private=private,
-                         revision=revision)
+    plan = ModelPushPlan(
+        directory, repo_id, "peft-adapter" if is_adapter else "model", private=private, revision=revision
+    )
     for path in sorted(p for p in directory.rglob("*") if p.is_file()):
         relative = path.relative_to(directory).as_posix()
         if not _ignored(relative):
@@ -107,8 +126,9 @@ def plan_model_push(checkpoint: str | Path, repo_id: str, *, base_model: str | N
             plan.files.pop(ADAPTER_CONFIG, None)
             plan.contents[ADAPTER_CONFIG] = (json.dumps(adapter, indent=2, sort_keys=True) + "\n").encode("utf-8")
         base_model = base_model or recorded
-    plan.contents["README.md"] = card_for_push(directory, repo_id, base_model=base_model,
-                                               datasets=datasets).encode("utf-8")
+    plan.contents["README.md"] = card_for_push(directory, repo_id, base_model=base_model, datasets=datasets).encode(
+        "utf-8"
+    )
     return plan
 
 
@@ -122,9 +142,14 @@ def push_model(plan: ModelPushPlan, token: str, api: HfApi | None = None) -> str
         api.create_branch(plan.repo_id, branch=plan.revision, repo_type="model", exist_ok=True, token=token)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in plan.files.items()]
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in plan.contents.items()]
-    api.create_commit(plan.repo_id, operations=operations,
-                      commit_message=f"Upload {plan.checkpoint.name} ({plan.kind})", repo_type="model",
-                      revision=plan.revision, token=token)
+    api.create_commit(
+        plan.repo_id,
+        operations=operations,
+        commit_message=f"Upload {plan.checkpoint.name} ({plan.kind})",
+        repo_type="model",
+        revision=plan.revision,
+        token=token,
+    )
     logger.info("uploaded %d files", len(operations))
     return plan.url
 
@@ -133,13 +158,18 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("model", help="checkpoint directory (a full model or a PEFT adapter)")
     parser.add_argument("--repo-id", required=True, help="model repository, USER/NAME or ORG/NAME")
     parser.add_argument("--private", action="store_true", help="create the repository as private")
-    parser.add_argument("--base-model", default=None,
-                        help="Hub name of the parent model (the card's base_model; required for an adapter)")
-    parser.add_argument("--datasets", nargs="*", default=None,
-                        help="Hub names of the training data (the card's datasets)")
+    parser.add_argument(
+        "--base-model",
+        default=None,
+        help="Hub name of the parent model (the card's base_model; required for an adapter)",
+    )
+    parser.add_argument(
+        "--datasets", nargs="*", default=None, help="Hub names of the training data (the card's datasets)"
+    )
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing; default: main)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="check and print what would be pushed; no network, no token")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="check and print what would be pushed; no network, no token"
+    )
     return parser
 
 
@@ -153,8 +183,14 @@ def run_push_command(args: argparse.Namespace) -> int:
             check_repo_id(args.repo_id)
             check_online()
             token = resolve_token()
-        plan = plan_model_push(args.model, args.repo_id, base_model=args.base_model, datasets=args.datasets,
-                               private=args.private, revision=args.revision)
+        plan = plan_model_push(
+            args.model,
+            args.repo_id,
+            base_model=args.base_model,
+            datasets=args.datasets,
+            private=args.private,
+            revision=args.revision,
+        )
         print(plan.describe())
         if args.dry_run:
             print("dry run: nothing was sent to the Hub and no file was written")

@@ -80,8 +80,10 @@ def gguf_tensors(model) -> dict[str, torch.Tensor]:
     """The model's weights under llama.cpp's names, queries and keys in the interleaved rotary order."""
     config = model.config
     state = model.state_dict()
-    tensors = {"token_embd.weight": state["model.embed_tokens.weight"],
-               "output_norm.weight": state["model.norm.weight"]}
+    tensors = {
+        "token_embd.weight": state["model.embed_tokens.weight"],
+        "output_norm.weight": state["model.norm.weight"],
+    }
     for layer in range(config.num_hidden_layers):
         for ours, theirs in _LAYER_TENSORS.items():
             weight = state[f"model.layers.{layer}.{ours}"]
@@ -129,8 +131,9 @@ def export_gguf(model, tokenizer, path: str | os.PathLike[str], *, dtype: str = 
     tensors = gguf_tensors(model)
     tokens, types, merges = _tokenizer_vocab(tokenizer)
     if len(tokens) > config.vocab_size:
-        raise GGUFExportError(f"the tokenizer has {len(tokens)} tokens but the model's vocab_size is "
-                              f"{config.vocab_size}")
+        raise GGUFExportError(
+            f"the tokenizer has {len(tokens)} tokens but the model's vocab_size is {config.vocab_size}"
+        )
     # llama.cpp wants one token string per embedding row; rows the tokenizer never emits get placeholders
     for i in range(len(tokens), config.vocab_size):
         tokens.append(f"[PAD{i}]")
@@ -195,8 +198,16 @@ def read_gguf(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, n
     return metadata, tensors
 
 
-def compare_with_llama_cpp(path: str | os.PathLike[str], model, tokenizer, prompts: list[str], *,
-                           max_new_tokens: int = 24, system: str | None = None, n_threads: int = 2) -> dict[str, Any]:
+def compare_with_llama_cpp(
+    path: str | os.PathLike[str],
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 24,
+    system: str | None = None,
+    n_threads: int = 2,
+) -> dict[str, Any]:
     """Greedy tokens of llama.cpp (``llama-cpp-python``) on ``path`` against transformers on ``model``.
 
     Each prompt is put through the project's translation prompt; both sides get the same token ids (and
@@ -211,16 +222,21 @@ def compare_with_llama_cpp(path: str | os.PathLike[str], model, tokenizer, promp
     llm = Llama(model_path=str(path), n_ctx=512, n_threads=n_threads, n_batch=512, logits_all=True, verbose=False)
     rows = []
     for prompt in prompts:
-        text = tokenizer.apply_chat_template(translation_messages(prompt, system=system), add_generation_prompt=True,
-                                             tokenize=False)
+        text = tokenizer.apply_chat_template(
+            translation_messages(prompt, system=system), add_generation_prompt=True, tokenize=False
+        )
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         with torch.no_grad():
-            out = model.generate(input_ids=torch.tensor([ids]),
-                                 attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                                 max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=sorted(stops))
+            out = model.generate(
+                input_ids=torch.tensor([ids]),
+                attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=sorted(stops),
+            )
             logits = model(input_ids=torch.tensor([ids])).logits[0, -1].float().numpy()
-        hf_tokens = [int(t) for t in out[0, len(ids):].tolist()]  # one row: no padding, the stop token kept
+        hf_tokens = [int(t) for t in out[0, len(ids) :].tolist()]  # one row: no padding, the stop token kept
         llm.reset()
         llm.eval(ids)
         cpp_logits = np.asarray(llm.scores[len(ids) - 1], dtype=np.float32)
@@ -230,18 +246,25 @@ def compare_with_llama_cpp(path: str | os.PathLike[str], model, tokenizer, promp
             cpp_tokens.append(int(token))
             if token in stops or len(cpp_tokens) >= max_new_tokens:
                 break
-        rows.append({
-            "prompt": prompt,
-            "prompt_tokens": len(ids),
-            "tokenization_equal": llm.tokenize(text.encode("utf-8"), add_bos=False, special=True) == ids,
-            "transformers": hf_tokens,
-            "llama_cpp": cpp_tokens,
-            "equal": hf_tokens == cpp_tokens,
-            "max_abs_logit_diff": float(np.abs(cpp_logits - logits[: cpp_logits.shape[0]]).max()),
-            "text": tokenizer.decode(cpp_tokens, skip_special_tokens=True),
-        })
+        rows.append(
+            {
+                "prompt": prompt,
+                "prompt_tokens": len(ids),
+                "tokenization_equal": llm.tokenize(text.encode("utf-8"), add_bos=False, special=True) == ids,
+                "transformers": hf_tokens,
+                "llama_cpp": cpp_tokens,
+                "equal": hf_tokens == cpp_tokens,
+                "max_abs_logit_diff": float(np.abs(cpp_logits - logits[: cpp_logits.shape[0]]).max()),
+                "text": tokenizer.decode(cpp_tokens, skip_special_tokens=True),
+            }
+        )
     if hasattr(llm, "close"):
         llm.close()
     equal = sum(r["equal"] for r in rows)
-    return {"file": str(path), "prompts": len(rows), "equal": equal, "share_equal": equal / max(len(rows), 1),
-            "rows": rows}
+    return {
+        "file": str(path),
+        "prompts": len(rows),
+        "equal": equal,
+        "share_equal": equal / max(len(rows), 1),
+        "rows": rows,
+    }

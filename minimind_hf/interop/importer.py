@@ -58,8 +58,10 @@ def import_checkpoint(
         save_tokenizer(loaded.tokenizer, output_dir)
         return "original MiniMind LoRA -> PEFT adapter", output_dir
     if tokenizer is None:
-        raise ValueError(f"{checkpoint}: give --tokenizer (the tokenizer.model or tokenizer directory it was trained "
-                         "with); the tokenizer shipped with minimind_hf is not the original's")
+        raise ValueError(
+            f"{checkpoint}: give --tokenizer (the tokenizer.model or tokenizer directory it was trained "
+            "with); the tokenizer shipped with minimind_hf is not the original's"
+        )
     if "model_args" in ck or detect_layout(strip_wrapper_prefixes(state)) == "course":
         model, what = load_llama2c(ck, config), "llama2.c / course checkpoint"
     else:

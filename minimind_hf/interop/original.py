@@ -36,12 +36,18 @@ _COURSE_RENAMES = [
     (r"^layers\.(\d+)\.attention_norm\.weight$", r"model.layers.\1.input_layernorm.weight"),
     (r"^layers\.(\d+)\.ffn_norm\.weight$", r"model.layers.\1.post_attention_layernorm.weight"),
     (r"^layers\.(\d+)\.feed_forward\.gate\.weight$", r"model.layers.\1.mlp.gate.weight"),
-    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w1\.weight$",
-     r"model.layers.\1.mlp.shared_experts.0.gate_proj.weight"),
-    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w2\.weight$",
-     r"model.layers.\1.mlp.shared_experts.0.down_proj.weight"),
-    (r"^layers\.(\d+)\.feed_forward\.shared_experts\.w3\.weight$",
-     r"model.layers.\1.mlp.shared_experts.0.up_proj.weight"),
+    (
+        r"^layers\.(\d+)\.feed_forward\.shared_experts\.w1\.weight$",
+        r"model.layers.\1.mlp.shared_experts.0.gate_proj.weight",
+    ),
+    (
+        r"^layers\.(\d+)\.feed_forward\.shared_experts\.w2\.weight$",
+        r"model.layers.\1.mlp.shared_experts.0.down_proj.weight",
+    ),
+    (
+        r"^layers\.(\d+)\.feed_forward\.shared_experts\.w3\.weight$",
+        r"model.layers.\1.mlp.shared_experts.0.up_proj.weight",
+    ),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w1\.weight$", r"model.layers.\1.mlp.experts.\2.gate_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w2\.weight$", r"model.layers.\1.mlp.experts.\2.down_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w3\.weight$", r"model.layers.\1.mlp.experts.\2.up_proj.weight"),
@@ -121,18 +127,35 @@ def config_from_original(args: dict[str, Any], layout: str) -> MiniMindConfig:
     """A ``MiniMindConfig`` from the original's config fields: course / llama2.c ``ModelArgs`` names (``dim``,
     ``n_layers``, ``multiple_of``, ...), MiniMind2's or MiniMind-3's."""
     if layout == "course":
-        mapping = {"dim": "hidden_size", "n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
-                   "n_kv_heads": "num_key_value_heads", "hidden_dim": "intermediate_size", "norm_eps": "rms_norm_eps",
-                   "max_seq_len": "max_position_embeddings", "rope_theta": "rope_theta"}
+        mapping = {
+            "dim": "hidden_size",
+            "n_layers": "num_hidden_layers",
+            "n_heads": "num_attention_heads",
+            "n_kv_heads": "num_key_value_heads",
+            "hidden_dim": "intermediate_size",
+            "norm_eps": "rms_norm_eps",
+            "max_seq_len": "max_position_embeddings",
+            "rope_theta": "rope_theta",
+        }
         kwargs = {new: args[old] for old, new in mapping.items() if args.get(old) is not None}
         kwargs.setdefault("rope_theta", 1e4)  # the course's / llama2.c's precompute_freqs_cis default
         kwargs.setdefault("num_key_value_heads", kwargs.get("num_attention_heads", 8))  # n_kv_heads None: no GQA
         if "intermediate_size" not in kwargs and "hidden_size" in kwargs:
             # llama2.c / Llama 2: int(2 * 4 * dim / 3), times ffn_dim_multiplier, up to a multiple of multiple_of
             kwargs["intermediate_size"] = llama2c_intermediate_size(
-                kwargs["hidden_size"], int(args.get("multiple_of") or 64), args.get("ffn_dim_multiplier"))
-        for key in ("vocab_size", "use_moe", "n_routed_experts", "num_experts_per_tok", "norm_topk_prob",
-                    "aux_loss_alpha", "seq_aux", "scoring_func", "dropout"):
+                kwargs["hidden_size"], int(args.get("multiple_of") or 64), args.get("ffn_dim_multiplier")
+            )
+        for key in (
+            "vocab_size",
+            "use_moe",
+            "n_routed_experts",
+            "num_experts_per_tok",
+            "norm_topk_prob",
+            "aux_loss_alpha",
+            "seq_aux",
+            "scoring_func",
+            "dropout",
+        ):
             if key in args:
                 kwargs[key] = args[key]
         if "n_shared_experts" in args:
@@ -155,26 +178,41 @@ def minimind3_config(args: dict[str, Any]) -> MiniMindConfig:
     intermediate = args.get("intermediate_size") or minimind3_intermediate_size(hidden)
     moe_width = args.get("moe_intermediate_size") or intermediate
     if moe_width != intermediate:
-        raise ValueError(f"MiniMind-3 moe_intermediate_size {moe_width} differs from intermediate_size {intermediate}; "
-                         "MiniMind's experts share the MLP width")
+        raise ValueError(
+            f"MiniMind-3 moe_intermediate_size {moe_width} differs from intermediate_size {intermediate}; "
+            "MiniMind's experts share the MLP width"
+        )
     if args.get("inference_rope_scaling"):
         raise ValueError("MiniMind-3 inference_rope_scaling: load it without, then set rope_yarn on the MiniMindConfig")
     return MiniMindConfig(
-        hidden_size=hidden, num_hidden_layers=args.get("num_hidden_layers", 8),
-        num_attention_heads=args.get("num_attention_heads", 8), num_key_value_heads=args.get("num_key_value_heads", 4),
-        intermediate_size=intermediate, vocab_size=args.get("vocab_size", 6400),
-        max_position_embeddings=args.get("max_position_embeddings", 32768), rms_norm_eps=args.get("rms_norm_eps", 1e-6),
-        rope_theta=args.get("rope_theta", 1e6), qk_norm=True, dropout=args.get("dropout", 0.0),
-        use_moe=args.get("use_moe", False), n_routed_experts=args.get("num_experts", 4), n_shared_experts=0,
-        num_experts_per_tok=args.get("num_experts_per_tok", 1), norm_topk_prob=args.get("norm_topk_prob", True),
-        renormalize_single_expert=True, aux_loss_alpha=args.get("router_aux_loss_coef", 5e-4), seq_aux=False,
-        bos_token_id=args.get("bos_token_id", 1), eos_token_id=args.get("eos_token_id", 2),
+        hidden_size=hidden,
+        num_hidden_layers=args.get("num_hidden_layers", 8),
+        num_attention_heads=args.get("num_attention_heads", 8),
+        num_key_value_heads=args.get("num_key_value_heads", 4),
+        intermediate_size=intermediate,
+        vocab_size=args.get("vocab_size", 6400),
+        max_position_embeddings=args.get("max_position_embeddings", 32768),
+        rms_norm_eps=args.get("rms_norm_eps", 1e-6),
+        rope_theta=args.get("rope_theta", 1e6),
+        qk_norm=True,
+        dropout=args.get("dropout", 0.0),
+        use_moe=args.get("use_moe", False),
+        n_routed_experts=args.get("num_experts", 4),
+        n_shared_experts=0,
+        num_experts_per_tok=args.get("num_experts_per_tok", 1),
+        norm_topk_prob=args.get("norm_topk_prob", True),
+        renormalize_single_expert=True,
+        aux_loss_alpha=args.get("router_aux_loss_coef", 5e-4),
+        seq_aux=False,
+        bos_token_id=args.get("bos_token_id", 1),
+        eos_token_id=args.get("eos_token_id", 2),
         tie_word_embeddings=args.get("tie_word_embeddings", True),
     )
 
 
 def load_original(
-    checkpoint: str | Path | dict[str, torch.Tensor], config: MiniMindConfig | dict[str, Any] | None = None,
+    checkpoint: str | Path | dict[str, torch.Tensor],
+    config: MiniMindConfig | dict[str, Any] | None = None,
     layout: str | None = None,
 ) -> MiniMindForCausalLM:
     """A MiniMind model from an original MiniMind ``.pth`` (or an in-memory state dict).
@@ -211,11 +249,14 @@ def _torch_load(path: str | Path) -> dict[str, Any]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle of arbitrary objects, or not a torch file
-        raise ValueError(f"{path}: torch.load(weights_only=True) could not read it ({type(err).__name__}: "
-                         f"{str(err).splitlines()[0] if str(err) else ''}); re-save it as a dict of tensors") from None
+        raise ValueError(
+            f"{path}: torch.load(weights_only=True) could not read it ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); re-save it as a dict of tensors"
+        ) from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a state dict or a dict with 'model' and 'model_args', "
-                         f"got {type(loaded).__name__}")
+        raise ValueError(
+            f"{path}: expected a state dict or a dict with 'model' and 'model_args', got {type(loaded).__name__}"
+        )
     return loaded
 
 
@@ -240,8 +281,12 @@ def original_lora_modules(state_dict: dict[str, torch.Tensor]) -> dict[str, dict
     return modules
 
 
-def import_original_lora(checkpoint: str | Path | dict[str, torch.Tensor], base: MiniMindForCausalLM,
-                         output_dir: str | Path, base_name_or_path: str | None = None):
+def import_original_lora(
+    checkpoint: str | Path | dict[str, torch.Tensor],
+    base: MiniMindForCausalLM,
+    output_dir: str | Path,
+    base_name_or_path: str | None = None,
+):
     """Write the original MiniMind's LoRA (``x W + B(A(x))``, no scaling) as a PEFT adapter of ``base``.
 
     PEFT's ``lora_alpha = r`` gives scaling 1, the original's. Returns the ``PeftModel``.
@@ -260,10 +305,13 @@ def import_original_lora(checkpoint: str | Path | dict[str, torch.Tensor], base:
         if not isinstance(layer, torch.nn.Linear):
             raise ValueError(f"original LoRA checkpoint: the base model has no linear layer {name!r}")
         if parts["A"].shape != (rank, layer.in_features) or parts["B"].shape != (layer.out_features, rank):
-            raise ValueError(f"original LoRA checkpoint: {name} A{tuple(parts['A'].shape)} B{tuple(parts['B'].shape)} "
-                             f"do not fit a {layer.in_features}->{layer.out_features} layer at rank {rank}")
-    config = LoraConfig(r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none", target_modules=sorted(modules),
-                        task_type="CAUSAL_LM")
+            raise ValueError(
+                f"original LoRA checkpoint: {name} A{tuple(parts['A'].shape)} B{tuple(parts['B'].shape)} "
+                f"do not fit a {layer.in_features}->{layer.out_features} layer at rank {rank}"
+            )
+    config = LoraConfig(
+        r=rank, lora_alpha=rank, lora_dropout=0.0, bias="none", target_modules=sorted(modules), task_type="CAUSAL_LM"
+    )
     peft_model = get_peft_model(base, config)
     adapter = {}
     for name, parts in modules.items():
@@ -293,10 +341,14 @@ def infer_minimind_config(state_dict: dict[str, torch.Tensor], layout: str) -> M
     head_dim = state["model.layers.0.self_attn.q_norm.weight"].shape[0] if layout == "minimind3" else hidden // 8
     experts = {int(m.group(1)) for key in state if (m := re.match(r"model\.layers\.0\.mlp\.experts\.(\d+)\.", key))}
     width_key = "model.layers.0.mlp.experts.0.gate_proj.weight" if experts else "model.layers.0.mlp.gate_proj.weight"
-    fields: dict[str, Any] = dict(hidden_size=hidden, num_hidden_layers=layers, vocab_size=vocab,
-                                  num_attention_heads=q.shape[0] // head_dim,
-                                  num_key_value_heads=k.shape[0] // head_dim,
-                                  intermediate_size=state[width_key].shape[0])
+    fields: dict[str, Any] = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        vocab_size=vocab,
+        num_attention_heads=q.shape[0] // head_dim,
+        num_key_value_heads=k.shape[0] // head_dim,
+        intermediate_size=state[width_key].shape[0],
+    )
     lm_head = state.get("lm_head.weight")
     fields["tie_word_embeddings"] = lm_head is None or torch.equal(lm_head, embed)
     if layout == "minimind3":

@@ -69,8 +69,17 @@ class _LockedTokenizer:
 class ServedModel:
     """A loaded model under one name, its batching engine and its context limit."""
 
-    def __init__(self, model, tokenizer, name: str, *, max_model_len: int | None = None,
-                 default_max_tokens: int = DEFAULT_MAX_TOKENS, max_batch_size: int = 8, batch_wait_s: float = 0.01):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        name: str,
+        *,
+        max_model_len: int | None = None,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.01,
+    ):
         self.model, self.name = model, name
         self.tokenizer = _LockedTokenizer(tokenizer)
         self.max_model_len = max_model_len or int(model.config.max_position_embeddings)
@@ -80,8 +89,12 @@ class ServedModel:
 
     def check_model(self, requested: str | None) -> None:
         if requested is not None and requested != self.name:
-            raise APIError(404, f"The model `{requested}` does not exist; this server serves `{self.name}`",
-                           param="model", code="model_not_found")
+            raise APIError(
+                404,
+                f"The model `{requested}` does not exist; this server serves `{self.name}`",
+                param="model",
+                code="model_not_found",
+            )
 
     def budget(self, prompt_ids: Sequence[int], requested: int | None) -> int:
         """How many tokens a reply may have; a 400 if the prompt plus ``requested`` exceed the context."""
@@ -92,7 +105,8 @@ class ServedModel:
                 f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
                 f"{len(prompt_ids) + (requested or 0)} tokens ({len(prompt_ids)} in the messages, "
                 f"{requested or 0} in the completion). Please reduce the length of the messages or completion.",
-                param="messages", code="context_length_exceeded",
+                param="messages",
+                code="context_length_exceeded",
             )
         return requested if requested is not None else min(self.default_max_tokens, room)
 
@@ -107,8 +121,9 @@ class _Choice:
     completion_tokens: int = 0
 
 
-async def _generate(served: ServedModel, prompts: list[list[int]], body, limit: int | None
-                    ) -> AsyncIterator[tuple[int, tuple]]:
+async def _generate(
+    served: ServedModel, prompts: list[list[int]], body, limit: int | None
+) -> AsyncIterator[tuple[int, tuple]]:
     """Submit one request per prompt and yield ``(index, event)`` until every one is done."""
     loop = asyncio.get_running_loop()
     events: asyncio.Queue = asyncio.Queue()
@@ -119,8 +134,11 @@ async def _generate(served: ServedModel, prompts: list[list[int]], body, limit: 
         def emit(*event, index=index):
             loop.call_soon_threadsafe(events.put_nowait, (index, event))
 
-        requests.append(GenerationRequest(ids, budget, emit, temperature=body.temperature, top_p=body.top_p,
-                                          stop=body.stops, seed=body.seed))
+        requests.append(
+            GenerationRequest(
+                ids, budget, emit, temperature=body.temperature, top_p=body.top_p, stop=body.stops, seed=body.seed
+            )
+        )
     for request in requests:
         served.engine.submit(request)
     open_rows = len(requests)
@@ -149,8 +167,11 @@ async def _collect(served: ServedModel, prompts: list[list[int]], body, limit: i
 
 def _usage(prompts: list[list[int]], completion_tokens: int) -> dict[str, int]:
     prompt_tokens = sum(len(p) for p in prompts)
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def _sse(payload: Any) -> str:
@@ -158,8 +179,9 @@ def _sse(payload: Any) -> str:
 
 
 def _stream_response(chunks: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(chunks, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        chunks, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 def _page() -> str:
@@ -190,16 +212,22 @@ def create_app(served: ServedModel) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if err.status_code == 404 else "invalid_request_error"
-        return JSONResponse(error_body(f"{err.detail}: {request.method} {request.url.path}", type=kind),
-                            status_code=err.status_code)
+        return JSONResponse(
+            error_body(f"{err.detail}: {request.method} {request.url.path}", type=kind), status_code=err.status_code
+        )
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, err: Exception) -> JSONResponse:
         return JSONResponse(error_body(f"{type(err).__name__}: {err}", type="server_error"), status_code=500)
 
     def model_card() -> dict[str, Any]:
-        return {"id": served.name, "object": "model", "created": served.created, "owned_by": "minimind",
-                "max_model_len": served.max_model_len}
+        return {
+            "id": served.name,
+            "object": "model",
+            "created": served.created,
+            "owned_by": "minimind",
+            "max_model_len": served.max_model_len,
+        }
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -242,12 +270,14 @@ def create_app(served: ServedModel) -> FastAPI:
     async def translate(body: TranslateRequest):
         served.check_model(body.model)
         if body.system is not None and body.system not in SYSTEM_PROMPTS:
-            raise APIError(400, f"unknown system prompt {body.system!r}; choose one of {sorted(SYSTEM_PROMPTS)}",
-                           param="system")
+            raise APIError(
+                400, f"unknown system prompt {body.system!r}; choose one of {sorted(SYSTEM_PROMPTS)}", param="system"
+            )
         if not 0 <= body.prompt_id < len(TRANSLATION_PROMPTS):
             raise APIError(400, f"prompt_id must be 0..{len(TRANSLATION_PROMPTS) - 1}", param="prompt_id")
-        messages = translation_messages(body.text, prompt_id=body.prompt_id,
-                                        system=SYSTEM_PROMPTS.get(body.system or ""))
+        messages = translation_messages(
+            body.text, prompt_id=body.prompt_id, system=SYSTEM_PROMPTS.get(body.system or "")
+        )
         return await _respond([served.tokenizer.chat_ids(messages)], body, body.limit, "translation")
 
     async def _respond(prompts: list[list[int]], body, limit: int | None, kind: str):
@@ -259,18 +289,40 @@ def create_app(served: ServedModel) -> FastAPI:
             choices = await _collect(served, prompts, body, limit)
             usage = _usage(prompts, sum(c.completion_tokens for c in choices))
             if kind == "translation":
-                return {"id": ident, "object": "translation", "created": created, "model": served.name,
-                        "translation": choices[0].text, "finish_reason": choices[0].finish_reason, "usage": usage}
+                return {
+                    "id": ident,
+                    "object": "translation",
+                    "created": created,
+                    "model": served.name,
+                    "translation": choices[0].text,
+                    "finish_reason": choices[0].finish_reason,
+                    "usage": usage,
+                }
             if kind == "chat":
-                listed = [{"index": i, "message": {"role": "assistant", "content": c.text},
-                           "finish_reason": c.finish_reason, "logprobs": None} for i, c in enumerate(choices)]
+                listed = [
+                    {
+                        "index": i,
+                        "message": {"role": "assistant", "content": c.text},
+                        "finish_reason": c.finish_reason,
+                        "logprobs": None,
+                    }
+                    for i, c in enumerate(choices)
+                ]
                 obj = "chat.completion"
             else:
-                listed = [{"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
-                          for i, c in enumerate(choices)]
+                listed = [
+                    {"index": i, "text": c.text, "finish_reason": c.finish_reason, "logprobs": None}
+                    for i, c in enumerate(choices)
+                ]
                 obj = "text_completion"
-            return {"id": ident, "object": obj, "created": created, "model": served.name, "choices": listed,
-                    "usage": usage}
+            return {
+                "id": ident,
+                "object": obj,
+                "created": created,
+                "model": served.name,
+                "choices": listed,
+                "usage": usage,
+            }
         return _stream_response(_chunks(prompts, body, limit, kind, ident, created))
 
     async def _chunks(prompts, body, limit, kind, ident, created) -> AsyncIterator[str]:
@@ -280,7 +332,8 @@ def create_app(served: ServedModel) -> FastAPI:
         def choice(index: int, text: str | None, finish: str | None, first: bool = False) -> dict[str, Any]:
             if kind == "chat":
                 delta = ({"role": "assistant", "content": ""} if first else {}) | (
-                    {"content": text} if text is not None else {})
+                    {"content": text} if text is not None else {}
+                )
                 return {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
             return {"index": index, "text": text or "", "finish_reason": finish, "logprobs": None}
 
@@ -310,10 +363,20 @@ def create_app(served: ServedModel) -> FastAPI:
     return app
 
 
-def serve(model_path: str, *, adapter: str | None = None, host: str = "127.0.0.1", port: int = 8000,
-          served_model_name: str | None = None, device: str | None = None, dtype: str = "auto",
-          max_model_len: int | None = None, max_batch_size: int = 8, batch_wait_ms: float = 10.0,
-          log_level: str = "info") -> None:
+def serve(
+    model_path: str,
+    *,
+    adapter: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    served_model_name: str | None = None,
+    device: str | None = None,
+    dtype: str = "auto",
+    max_model_len: int | None = None,
+    max_batch_size: int = 8,
+    batch_wait_ms: float = 10.0,
+    log_level: str = "info",
+) -> None:
     """Load ``model_path`` (with ``adapter`` merged on it, if given) and serve it until interrupted."""
     from pathlib import Path
 
@@ -324,8 +387,14 @@ def serve(model_path: str, *, adapter: str | None = None, host: str = "127.0.0.1
     device = device or default_device()
     loaded = load_checkpoint(adapter or model_path, base=model_path if adapter else None, device=device, dtype=dtype)
     name = served_model_name or Path(adapter or model_path).resolve().name
-    served = ServedModel(loaded.model, loaded.tokenizer, name, max_model_len=max_model_len,
-                         max_batch_size=max_batch_size, batch_wait_s=batch_wait_ms / 1000)
+    served = ServedModel(
+        loaded.model,
+        loaded.tokenizer,
+        name,
+        max_model_len=max_model_len,
+        max_batch_size=max_batch_size,
+        batch_wait_s=batch_wait_ms / 1000,
+    )
     print(f"serving {name} ({loaded.kind}, {device}) on http://{host}:{port}  (translation page at /)", flush=True)
     try:
         uvicorn.run(create_app(served), host=host, port=port, log_level=log_level)

@@ -81,7 +81,7 @@ class _Row:
 
     def _send(self, text: str) -> None:
         if len(text) > len(self.emitted):
-            self.request.emit("delta", text[len(self.emitted):])
+            self.request.emit("delta", text[len(self.emitted) :])
             self.emitted = text
 
     def finish(self, reason: str) -> None:
@@ -151,8 +151,15 @@ class _RowsDone(StoppingCriteria):
 class BatchingEngine:
     """The worker thread that runs every generation of the server (see the module doc)."""
 
-    def __init__(self, model, tokenizer, *, max_batch_size: int = 8, batch_wait_s: float = 0.01,
-                 stop_token_ids: Sequence[int] | None = None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_batch_size: int = 8,
+        batch_wait_s: float = 0.01,
+        stop_token_ids: Sequence[int] | None = None,
+    ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}")
         self.model, self.tokenizer = model, tokenizer
@@ -200,7 +207,7 @@ class BatchingEngine:
                     groups.setdefault(request.batch_key(), []).append(request)
             for group in groups.values():
                 for start in range(0, len(group), self.max_batch_size):
-                    self._run(group[start:start + self.max_batch_size])
+                    self._run(group[start : start + self.max_batch_size])
             if closing:
                 return
 
@@ -226,13 +233,16 @@ class BatchingEngine:
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         for i, row in enumerate(rows):  # left padding: every row's next token is at the last position
             ids = row.request.prompt_ids
-            input_ids[i, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            mask[i, width - len(ids):] = 1
+            input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            mask[i, width - len(ids) :] = 1
         kwargs: dict[str, Any] = dict(
-            input_ids=input_ids.to(device), attention_mask=mask.to(device),
+            input_ids=input_ids.to(device),
+            attention_mask=mask.to(device),
             max_new_tokens=max(r.request.max_new_tokens for r in rows),
-            pad_token_id=pad, eos_token_id=sorted(self.stop_token_ids),
-            streamer=_RowStreamer(rows), stopping_criteria=StoppingCriteriaList([_RowsDone(rows)]),
+            pad_token_id=pad,
+            eos_token_id=sorted(self.stop_token_ids),
+            streamer=_RowStreamer(rows),
+            stopping_criteria=StoppingCriteriaList([_RowsDone(rows)]),
             do_sample=not first.greedy,
         )
         if first.greedy:

@@ -261,11 +261,13 @@ def control_text_as_text(example: dict[str, Any], tokenizer: Any) -> dict[str, A
     """A conversational pair whose messages spell a control token (``"<|im_end|>"`` typed by a user) is tokenised
     again with :func:`~minimind_hf.tokenization.chat_ids`, where that text stays text, as in the SFT data and at
     inference; TRL's tokenisation would make it a turn boundary. Other pairs keep TRL's ids (the same ids)."""
-    messages = [m for key in ("prompt", "chosen", "rejected") if isinstance(example.get(key), list)
-                for m in example[key]]
+    messages = [
+        m for key in ("prompt", "chosen", "rejected") if isinstance(example.get(key), list) for m in example[key]
+    ]
     specials = [token for token in tokenizer.all_special_tokens if token]
-    if not messages or not any(isinstance(m, dict) and any(t in str(m.get("content", "")) for t in specials)
-                               for m in messages):
+    if not messages or not any(
+        isinstance(m, dict) and any(t in str(m.get("content", "")) for t in specials) for m in messages
+    ):
         return example
     prompt = chat_ids(tokenizer, example["prompt"], add_generation_prompt=True)
     chosen = chat_ids(tokenizer, example["prompt"] + example["chosen"], add_generation_prompt=False)
@@ -364,8 +366,9 @@ class MiniMindDPOTrainer(DPOTrainer):
             kept = len(dataset)
         if args.max_length is not None:
             kwargs = {"desc": f"Dropping {dataset_name} pairs made identical by max_length"} if sized else {}
-            dataset = dataset.filter(lambda example: not same_after_truncation(example, args.max_length,
-                                                                               args.truncation_mode), **kwargs)
+            dataset = dataset.filter(
+                lambda example: not same_after_truncation(example, args.max_length, args.truncation_mode), **kwargs
+            )
         if sized:
             dropped = {"prompt_fills_max_length": given - kept, "identical_after_truncation": kept - len(dataset)}
             counted = {k: v for k, v in dropped.items() if v}

@@ -67,9 +67,7 @@ def peft_config(
     (for example ``modules_to_save`` or ``layers_to_transform``).
     """
     if isinstance(target_modules, str):
-        raise TypeError(
-            f"target_modules must be a list or tuple of module names, got the string {target_modules!r}"
-        )
+        raise TypeError(f"target_modules must be a list or tuple of module names, got the string {target_modules!r}")
     options = dict(
         task_type=TaskType.CAUSAL_LM,
         r=r,

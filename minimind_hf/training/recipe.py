@@ -20,6 +20,7 @@ from trl import TrlParser
 
 logger = logging.getLogger("minimind_hf.training")
 
+
 def _split_recipe(argv: list[str]) -> tuple[dict[str, Any], list[str], str | None]:
     """``(recipe mapping, argv without --config FILE, recipe path)``: the YAML is read here, once."""
     if "--config" not in argv:
@@ -57,7 +58,7 @@ def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class
     for suffix in ("", "_kwargs"):
         if other + suffix in recipe:
             recipe.setdefault(name + suffix, recipe.pop(other + suffix))
-    argv = [f"--{name}{arg[len(other) + 2:]}" if arg.startswith(f"--{other}") else arg for arg in argv]
+    argv = [f"--{name}{arg[len(other) + 2 :]}" if arg.startswith(f"--{other}") else arg for arg in argv]
     if name not in recipe and f"--{name}" not in argv:
         recipe[name] = False
     return argv
@@ -80,8 +81,10 @@ def _normalise_sampling(recipe: dict[str, Any], argv: list[str], args_class: typ
         recipe.pop("train_sampling_strategy", None)
         argv = _drop_flag(argv, "train_sampling_strategy")
         if strategy not in ("random", "group_by_length"):
-            raise ValueError(f"train_sampling_strategy {strategy!r} needs transformers >= 5.24 (this one takes "
-                             "random or group_by_length)")
+            raise ValueError(
+                f"train_sampling_strategy {strategy!r} needs transformers >= 5.24 (this one takes "
+                "random or group_by_length)"
+            )
         recipe["group_by_length"] = strategy == "group_by_length"
     return argv
 
@@ -103,8 +106,9 @@ def _settle_training_length(recipe: dict[str, Any], argv: list[str], where: str)
     if epochs_on_cli and steps_on_cli:
         logger.warning("both --num_train_epochs and --max_steps given: max_steps decides the length of training")
     elif epochs_on_cli and recipe.get("max_steps", -1) not in (-1, None):
-        logger.warning("%s: --num_train_epochs on the command line replaces the recipe's max_steps %s",
-                       where, recipe["max_steps"])
+        logger.warning(
+            "%s: --num_train_epochs on the command line replaces the recipe's max_steps %s", where, recipe["max_steps"]
+        )
         recipe.pop("max_steps")
 
 

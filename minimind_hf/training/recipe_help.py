@@ -23,14 +23,20 @@ def _default(field: dataclasses.Field) -> str:
 
 
 def recipe_keys_help() -> str:
-    lines = ["usage: minimind train RECIPE.yaml [--KEY VALUE ...]   (same as python -m minimind_hf.train)", "",
-             "A recipe is one flat YAML file; every key can also be given on the command line. Its keys:"]
+    lines = [
+        "usage: minimind train RECIPE.yaml [--KEY VALUE ...]   (same as python -m minimind_hf.train)",
+        "",
+        "A recipe is one flat YAML file; every key can also be given on the command line. Its keys:",
+    ]
     for group in ARGUMENT_GROUPS:
         lines += ["", f"{group.__name__} -- {(group.__doc__ or '').strip().splitlines()[0]}"]
         for field in dataclasses.fields(group):
             lines.append(f"  {field.name:<26} {field.metadata.get('help', '')} (default: {_default(field)})")
-    lines += ["", "and the stage's training arguments: transformers' TrainingArguments (pretrain); the same plus "
-              "max_length (sft, lora); TRL's DPOConfig (dpo).",
-              "`minimind train RECIPE.yaml --help` lists every key of that recipe's stage with its default.",
-              "Recipes to start from: recipes/tiny/*.yaml (CPU), recipes/small/*.yaml, recipes/*.yaml (GPU)."]
+    lines += [
+        "",
+        "and the stage's training arguments: transformers' TrainingArguments (pretrain); the same plus "
+        "max_length (sft, lora); TRL's DPOConfig (dpo).",
+        "`minimind train RECIPE.yaml --help` lists every key of that recipe's stage with its default.",
+        "Recipes to start from: recipes/tiny/*.yaml (CPU), recipes/small/*.yaml, recipes/*.yaml (GPU).",
+    ]
     return "\n".join(lines)

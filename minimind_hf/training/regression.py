@@ -40,12 +40,16 @@ def validation_warnings(stage: str, log_history: list[dict[str, Any]], metrics: 
     warnings: list[str] = []
     first = _first_eval(log_history)
     if first is not None and final > first[1] * (1 + RISE):
-        warnings.append(f"{stage}: validation loss rose from {first[1]:.4g} (step {first[0]}) to {final:.4g} at the "
-                        "end: the stage overfitted its training data")
+        warnings.append(
+            f"{stage}: validation loss rose from {first[1]:.4g} (step {first[0]}) to {final:.4g} at the "
+            "end: the stage overfitted its training data"
+        )
     if stage == "dpo":
         if final > LN2 * (1 + RISE):
-            warnings.append(f"dpo: validation loss {final:.4g} is above ln 2 = {LN2:.3f}, what the model scored "
-                            "before DPO: it now prefers the rejected answers more than it did")
+            warnings.append(
+                f"dpo: validation loss {final:.4g} is above ln 2 = {LN2:.3f}, what the model scored "
+                "before DPO: it now prefers the rejected answers more than it did"
+            )
         margin, accuracy = metrics.get("eval_rewards/margins"), metrics.get("eval_rewards/accuracies")
         if margin is not None and margin < 0:
             warnings.append(f"dpo: validation reward margin {margin:.4g} is negative")

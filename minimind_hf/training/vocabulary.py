@@ -27,10 +27,12 @@ def vocabulary_overrides(preset: str, overrides: dict[str, Any], tokenizer: Any)
         if int(overrides["vocab_size"]) != size:
             raise ValueError(
                 f"model_config_overrides gives vocab_size {overrides['vocab_size']} but the tokenizer has {size} "
-                f"pieces: the vocabulary must match the tokenizer (drop vocab_size, or use a tokenizer of that size)")
+                f"pieces: the vocabulary must match the tokenizer (drop vocab_size, or use a tokenizer of that size)"
+            )
         return overrides
     preset_size = MiniMindConfig.from_preset(preset).vocab_size
     if preset_size != size:
-        logger.info("vocab_size %d follows the tokenizer (%d pieces); preset %s says %d", size, size, preset,
-                    preset_size)
+        logger.info(
+            "vocab_size %d follows the tokenizer (%d pieces); preset %s says %d", size, size, preset, preset_size
+        )
     return {**overrides, "vocab_size": size}

@@ -30,9 +30,18 @@ class _Inert:
         self.state = state
 
 
-_SAFE = {("copyreg", "_reconstructor"), ("builtins", "object"), ("builtins", "set"), ("builtins", "frozenset"),
-         ("decimal", "Decimal"), ("datetime", "date"), ("datetime", "time"), ("datetime", "datetime"),
-         ("datetime", "timedelta"), ("collections", "OrderedDict")}
+_SAFE = {
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+    ("builtins", "set"),
+    ("builtins", "frozenset"),
+    ("decimal", "Decimal"),
+    ("datetime", "date"),
+    ("datetime", "time"),
+    ("datetime", "datetime"),
+    ("datetime", "timedelta"),
+    ("collections", "OrderedDict"),
+}
 
 
 class _LocaleUnpickler(pickle.Unpickler):

@@ -62,7 +62,9 @@ def read_catalog(path: Path | str, source: str, script: Script = "hant", tally: 
         yield Pair(en=en, zh=zh, source=source, origin=f"{path.name}:{where}", script=script)
 
 
-def read_catalogs(paths: Iterable[Path | str], source: str, script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
+def read_catalogs(
+    paths: Iterable[Path | str], source: str, script: Script = "hant", tally: Stats | None = None
+) -> Iterator[Pair]:
     """:func:`read_catalog` over several files, in sorted path order."""
     for path in sorted(Path(p) for p in paths):
         yield from read_catalog(path, source, script=script, tally=tally)

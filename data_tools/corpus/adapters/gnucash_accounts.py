@@ -46,7 +46,9 @@ def template_strings(path: Path | str) -> dict[str, str]:
     return out
 
 
-def read_account_templates(en_dir: Path | str, zh_dir: Path | str, source: str, script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
+def read_account_templates(
+    en_dir: Path | str, zh_dir: Path | str, source: str, script: Script = "hant", tally: Stats | None = None
+) -> Iterator[Pair]:
     """Pair every template in ``en_dir`` with the same file in ``zh_dir`` (sorted file order)."""
     en_dir, zh_dir = Path(en_dir), Path(zh_dir)
     tally = tally if tally is not None else Stats()

@@ -40,7 +40,11 @@ def page_segments(path: Path | str, id_pattern: str = r"^(par|hd)_id") -> dict[t
         return {}
     # scripts, and the macOS variant of system-dependent text (LibreOffice keeps both the macOS and
     # the default wording in a "switchinline" span; only the default one is kept)
-    for bad in [e for e in root.iter() if isinstance(e.tag, str) and (e.tag in _SKIP_TAGS or "MAC" in (e.get("class") or "").split())]:
+    for bad in [
+        e
+        for e in root.iter()
+        if isinstance(e.tag, str) and (e.tag in _SKIP_TAGS or "MAC" in (e.get("class") or "").split())
+    ]:
         if bad.getparent() is not None:
             bad.drop_tree()
     out: dict[tuple[str, int], str] = {}
@@ -84,7 +88,7 @@ def read_html_by_id(
         tally.note(STEP, "pages")
         en_seg = page_segments(en_path, id_pattern)
         zh_seg = page_segments(zh_path, id_pattern)
-        for key in en_seg.keys() - zh_seg.keys():
+        for _missing in en_seg.keys() - zh_seg.keys():
             tally.drop(STEP, "id_missing_in_zh")
         for key in sorted(en_seg.keys() & zh_seg.keys()):
             tally.keep(STEP)

@@ -30,7 +30,15 @@ def _section_key(el: etree._Element) -> str:
             return anc.get("id")
         if anc.tag in ("div", "section"):
             first = anc.find(".//a[@name]")
-            if first is not None and anc.get("class", "") in ("section", "chapter", "sect1", "sect2", "sect3", "appendix", "preface"):
+            if first is not None and anc.get("class", "") in (
+                "section",
+                "chapter",
+                "sect1",
+                "sect2",
+                "sect3",
+                "appendix",
+                "preface",
+            ):
                 return first.get("name")
     return ""
 
@@ -54,10 +62,12 @@ def page_blocks(path: Path | str) -> list[tuple[str, str, str]]:
     return out
 
 
-def _align(en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally: Stats) -> Iterator[tuple[str, str, str]]:
+def _align(
+    en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally: Stats
+) -> Iterator[tuple[str, str, str]]:
     if [b[1] for b in en] == [b[1] for b in zh]:
         tally.note(STEP, "pages_aligned_whole")
-        for (sec, _, e), (_, _, z) in zip(en, zh):
+        for (sec, _, e), (_, _, z) in zip(en, zh, strict=True):
             yield sec, e, z
         return
     tally.note(STEP, "pages_aligned_by_section")
@@ -74,7 +84,7 @@ def _align(en: list[tuple[str, str, str]], zh: list[tuple[str, str, str]], tally
         if not sec or zblocks is None or [b[1] for b in eblocks] != [b[1] for b in zblocks]:
             tally.drop(STEP, "section_not_aligned", len(eblocks))
             continue
-        for (_, _, e), (_, _, z) in zip(eblocks, zblocks):
+        for (_, _, e), (_, _, z) in zip(eblocks, zblocks, strict=True):
             yield sec, e, z
 
 
@@ -87,7 +97,8 @@ def read_html_by_order(
     script: Script = "hant",
     tally: Stats | None = None,
 ) -> Iterator[Pair]:
-    """Pair the pages ``en_root/en_glob`` with their translation, named by replacing ``rename[0]`` with ``rename[1]``."""
+    """Pair the pages ``en_root/en_glob`` with their translation, named by replacing ``rename[0]`` with
+    ``rename[1]``."""
     en_root, zh_root = Path(en_root), Path(zh_root)
     tally = tally if tally is not None else Stats()
     en_pages = sorted(en_root.glob(en_glob))

@@ -31,7 +31,9 @@ def load_messages(path: Path | str) -> dict[str, str]:
     return {k: v for k, v in data.items() if not k.startswith("@") and isinstance(v, str)}
 
 
-def read_i18n_json(en_path: Path | str, zh_path: Path | str, source: str, script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
+def read_i18n_json(
+    en_path: Path | str, zh_path: Path | str, source: str, script: Script = "hant", tally: Stats | None = None
+) -> Iterator[Pair]:
     """Yield pairs for the message keys translated in ``zh_path``, in key order."""
     tally = tally if tally is not None else Stats()
     en, zh = load_messages(en_path), load_messages(zh_path)
@@ -45,7 +47,9 @@ def read_i18n_json(en_path: Path | str, zh_path: Path | str, source: str, script
         yield Pair(en=en[key], zh=zh[key], source=source, origin=f"{name}:{key}", script=script)
 
 
-def read_i18n_tree(root: Path | str, source: str, zh_name: str = "zh-hant.json", script: Script = "hant", tally: Stats | None = None) -> Iterator[Pair]:
+def read_i18n_tree(
+    root: Path | str, source: str, zh_name: str = "zh-hant.json", script: Script = "hant", tally: Stats | None = None
+) -> Iterator[Pair]:
     """Every directory under ``root`` holding both ``en.json`` and ``zh_name``, in sorted order."""
     root = Path(root)
     if not root.is_dir():

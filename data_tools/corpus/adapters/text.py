@@ -62,9 +62,30 @@ _RST_MARK = re.compile(r"(\*\*|``|`|\*)(?=\S)(.+?)(?<=\S)\1")
 _RST_ADORN = re.compile(r"^\s*([=\-~^\"'`#*+<>_.:])\1{2,}\s*$")
 _RST_DIRECTIVE = re.compile(r"^\.\.\s+([\w:-]+)::")
 _RST_SKIP_BODY = {
-    "code-block", "code", "sourcecode", "literalinclude", "toctree", "image", "figure", "math",
-    "testcode", "testoutput", "doctest", "productionlist", "table", "csv-table", "list-table", "raw",
-    "include", "kernel-doc", "graphviz", "highlight", "index", "c:macro", "tabularcolumns", "only",
+    "code-block",
+    "code",
+    "sourcecode",
+    "literalinclude",
+    "toctree",
+    "image",
+    "figure",
+    "math",
+    "testcode",
+    "testoutput",
+    "doctest",
+    "productionlist",
+    "table",
+    "csv-table",
+    "list-table",
+    "raw",
+    "include",
+    "kernel-doc",
+    "graphviz",
+    "highlight",
+    "index",
+    "c:macro",
+    "tabularcolumns",
+    "only",
 }
 _RST_TABLE = re.compile(r"^\s*[+|].*[+|]\s*$")
 
@@ -119,8 +140,6 @@ def rst_paragraphs(text: str) -> list[str]:
         i += 1
     flush()
     return out
-
-
 
 
 def tagged_paragraphs(text: str) -> list[str]:
@@ -186,8 +205,15 @@ def docbook_paragraphs(text: str, path: Path) -> list[str]:
     return [p for p in out if p and "&" not in p.replace("&amp;", "")]
 
 
-_ENTITY_WORDS = {"app": "GnuCash", "appname": "GnuCash", "app-fq": "Finance::Quote", "mac": "macOS",
-                 "win": "Windows", "lin": "Linux", "app-perl": "Perl"}
+_ENTITY_WORDS = {
+    "app": "GnuCash",
+    "appname": "GnuCash",
+    "app-fq": "Finance::Quote",
+    "mac": "macOS",
+    "win": "Windows",
+    "lin": "Linux",
+    "app-perl": "Perl",
+}
 
 
 def _entity_text(el) -> str:

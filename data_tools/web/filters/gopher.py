@@ -124,7 +124,7 @@ def _top_ngram_char_fraction(words: list[str], n: int, total_chars: int) -> floa
     """Characters covered by the most frequent word n-gram (if it occurs twice or more) / all."""
     if len(words) < n or total_chars == 0:
         return 0.0
-    counts = Counter(zip(*(words[i:] for i in range(n))))
+    counts = Counter(zip(*(words[i:] for i in range(n)), strict=False))
     gram, count = counts.most_common(1)[0]
     if count < 2:
         return 0.0
@@ -140,12 +140,12 @@ def _duplicate_ngram_char_fraction(words: list[str], n: int, total_chars: int) -
         return 0.0
     seen: set[tuple[str, ...]] = set()
     covered = bytearray(len(words))
-    for i, gram in enumerate(zip(*(words[j:] for j in range(n)))):
+    for i, gram in enumerate(zip(*(words[j:] for j in range(n)), strict=False)):
         if gram in seen:
             covered[i : i + n] = b"\x01" * n
         else:
             seen.add(gram)
-    return sum(len(w) for w, c in zip(words, covered) if c) / total_chars
+    return sum(len(w) for w, c in zip(words, covered, strict=True) if c) / total_chars
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,12 @@ class GopherRepetitionFilter(DocumentFilter):
     max_dup_para_char_frac: float | None = 0.20
     top_ngram_max_char_frac: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
     dup_ngram_max_char_frac: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
+        (5, 0.15),
+        (6, 0.14),
+        (7, 0.13),
+        (8, 0.12),
+        (9, 0.11),
+        (10, 0.10),
     )
 
     def reason(self, text: str, lang: str = "en") -> str | None:

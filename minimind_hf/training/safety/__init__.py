@@ -26,7 +26,20 @@ from .lock import LOCK_NAME, OutputDirLock
 from .resume_point import BROKEN_DIR, check_checkpoint, select_resume_point
 
 __all__ = [
-    "BROKEN_DIR", "EXIT_DONE", "EXIT_ERROR", "EXIT_REFUSED", "EXIT_STOPPED", "LOCK_NAME", "RECIPE_NAME",
-    "SUPERSEDED_DIR", "OutputDirLock", "RunGuard", "RunRefused", "TrainingStopped", "check_checkpoint",
-    "exit_status", "load_finished", "select_resume_point",
+    "BROKEN_DIR",
+    "EXIT_DONE",
+    "EXIT_ERROR",
+    "EXIT_REFUSED",
+    "EXIT_STOPPED",
+    "LOCK_NAME",
+    "RECIPE_NAME",
+    "SUPERSEDED_DIR",
+    "OutputDirLock",
+    "RunGuard",
+    "RunRefused",
+    "TrainingStopped",
+    "check_checkpoint",
+    "exit_status",
+    "load_finished",
+    "select_resume_point",
 ]

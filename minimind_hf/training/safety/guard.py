@@ -1,12 +1,12 @@
 """:class:`RunGuard`: everything the stage runner does to survive real machines, behind one object.
 
-    with RunGuard(stage_args, training_args, finished_marker=COMPLETE_MARKER) as guard:
-        ...                                   # writable folder, lock held, recipe checked and recorded
-        guard.check_free_space(model)         # before the first step
-        last = guard.resume_checkpoint()      # the newest good checkpoint (bad ones moved aside)
-        trainer.add_callback(guard.signals)   # SIGTERM / SIGINT: save and stop
-        ...
-        guard.raise_if_stopped(trainer)       # TrainingStopped -> exit status 75
+with RunGuard(stage_args, training_args, finished_marker=COMPLETE_MARKER) as guard:
+    ...                                   # writable folder, lock held, recipe checked and recorded
+    guard.check_free_space(model)         # before the first step
+    last = guard.resume_checkpoint()      # the newest good checkpoint (bad ones moved aside)
+    trainer.add_callback(guard.signals)   # SIGTERM / SIGINT: save and stop
+    ...
+    guard.raise_if_stopped(trainer)       # TrainingStopped -> exit status 75
 """
 
 from __future__ import annotations
@@ -102,8 +102,12 @@ class RunGuard:
             if allowed:
                 logger.warning("%s: resuming with %s", self.output_dir, "; ".join(allowed))
         elif has_state and previous is None and not self.fresh_start:
-            logger.warning("%s has checkpoints but no %s (written by an older version): the recipe cannot be "
-                           "checked; recording the current one", self.output_dir, RECIPE_NAME)
+            logger.warning(
+                "%s has checkpoints but no %s (written by an older version): the recipe cannot be "
+                "checked; recording the current one",
+                self.output_dir,
+                RECIPE_NAME,
+            )
         if has_state and self.fresh_start:
             self._supersede()
         atomic_write_text(self.output_dir / RECIPE_NAME, _dumps(current))
@@ -112,13 +116,17 @@ class RunGuard:
         """Move the old run's checkpoints, marker and recipe to ``superseded/<UTC time>/`` (nothing is deleted)."""
         target = self.output_dir / SUPERSEDED_DIR / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target.mkdir(parents=True, exist_ok=True)
-        moved = [*list_checkpoints(self.output_dir), self.output_dir / self.finished_marker,
-                 self.output_dir / RECIPE_NAME]
+        moved = [
+            *list_checkpoints(self.output_dir),
+            self.output_dir / self.finished_marker,
+            self.output_dir / RECIPE_NAME,
+        ]
         for path in moved:
             if path.exists():
                 shutil.move(str(path), str(target / path.name))
-        logger.warning("--fresh_start: the previous run of %s is kept in %s; starting from step 0", self.output_dir,
-                       target)
+        logger.warning(
+            "--fresh_start: the previous run of %s is kept in %s; starting from step 0", self.output_dir, target
+        )
 
     # ---- before training
     def check_free_space(self, model) -> dict[str, int]:
@@ -128,7 +136,8 @@ class RunGuard:
         """The newest good checkpoint to resume from, or ``None`` (see :func:`select_resume_point`)."""
         require_optimizer = not self.training_args.save_only_model
         self.resume = on_main_then_share(
-            lambda: select_resume_point(self.output_dir, self.fresh_start, require_optimizer=require_optimizer))
+            lambda: select_resume_point(self.output_dir, self.fresh_start, require_optimizer=require_optimizer)
+        )
         return str(self.resume.path) if self.resume is not None else None
 
     def resume_is_finished(self) -> bool:
@@ -152,7 +161,8 @@ class RunGuard:
         raise TrainingStopped(
             f"stage {self.stage_args.stage}: {name} at step {step} of {trainer.state.max_steps}; saved {checkpoint}. "
             "Run the same command again to continue from it",
-            checkpoint=str(checkpoint), signal_name=name,
+            checkpoint=str(checkpoint),
+            signal_name=name,
         )
 
 

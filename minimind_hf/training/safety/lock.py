@@ -75,10 +75,15 @@ class OutputDirLock:
         previous = read_lock(self.path)
         if previous:
             self.took_over = previous
-            logger.warning("%s: taking over a stale lock from %s, which is no longer running", self.path,
-                           _describe(previous))
-        holder = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-                  "command": " ".join(sys.argv)}
+            logger.warning(
+                "%s: taking over a stale lock from %s, which is no longer running", self.path, _describe(previous)
+            )
+        holder = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "started": time.time(),
+            "command": " ".join(sys.argv),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
         os.fsync(fd)

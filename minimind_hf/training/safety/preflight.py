@@ -28,8 +28,10 @@ def check_writable(output_dir: str | os.PathLike) -> None:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
             pass
     except OSError as err:
-        raise RunRefused(f"output_dir {folder} is not writable ({err.strerror or err}); "
-                         "choose another output_dir or fix its permissions") from err
+        raise RunRefused(
+            f"output_dir {folder} is not writable ({err.strerror or err}); "
+            "choose another output_dir or fix its permissions"
+        ) from err
 
 
 def checkpoint_bytes(model, optim: str = "adamw_torch") -> dict[str, int]:

@@ -29,8 +29,13 @@ logger = logging.getLogger("minimind_hf.training")
 
 BROKEN_DIR = "broken-checkpoints"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-_WEIGHTS = ("model.safetensors", "adapter_model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-            "adapter_model.bin")
+_WEIGHTS = (
+    "model.safetensors",
+    "adapter_model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "adapter_model.bin",
+)
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 
 __all__ = [
@@ -118,9 +123,14 @@ def check_checkpoint(path: str | os.PathLike, require_optimizer: bool = True) ->
         shards = set((data or {}).get("weight_map", {}).values()) if not defect else set()
         missing = [f"shard {s} is missing" for s in sorted(shards) if not (path / s).is_file()]
         report.defects += [defect] if defect else missing
-    has_optimizer = any(n in ("optimizer.pt", "optimizer.bin") or n.endswith("-optimizer.pt") for n in names) or any(
-        p.is_dir() and (p.name.startswith("optimizer") or p.name.startswith("global_step")) for p in path.iterdir()
-    ) if path.is_dir() else False
+    has_optimizer = (
+        any(n in ("optimizer.pt", "optimizer.bin") or n.endswith("-optimizer.pt") for n in names)
+        or any(
+            p.is_dir() and (p.name.startswith("optimizer") or p.name.startswith("global_step")) for p in path.iterdir()
+        )
+        if path.is_dir()
+        else False
+    )
     if require_optimizer and not has_optimizer:
         report.defects.append("no optimizer state (optimizer.pt)")
     for file in files:
@@ -150,8 +160,9 @@ def move_aside(path: Path, output_dir: Path) -> Path:
     return target
 
 
-def select_resume_point(output_dir: str | os.PathLike, fresh_start: bool = False,
-                      require_optimizer: bool = True) -> CheckpointReport | None:
+def select_resume_point(
+    output_dir: str | os.PathLike, fresh_start: bool = False, require_optimizer: bool = True
+) -> CheckpointReport | None:
     """The newest good checkpoint of ``output_dir`` (``None``: there is none, start from step 0).
 
     Bad ones newer than it are named in a warning and moved aside. When folders were found but none is
@@ -170,7 +181,8 @@ def select_resume_point(output_dir: str | os.PathLike, fresh_start: bool = False
     found = [f"{r.path.name}: {'; '.join(r.defects)}" for r in bad]
     if bad and good is None and not fresh_start:
         raise RunRefused(
-            f"{output_dir} holds no checkpoint that can be resumed from; found:\n  " + "\n  ".join(found)
+            f"{output_dir} holds no checkpoint that can be resumed from; found:\n  "
+            + "\n  ".join(found)
             + f"\nRun again with --fresh_start true to move them to {output_dir / BROKEN_DIR} and start this "
             "stage from step 0"
         )

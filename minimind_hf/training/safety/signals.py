@@ -61,8 +61,11 @@ class StopOnSignal(TrainerCallback):
                 logger.warning("%s again: still saving the checkpoint", sig.name)
             return
         self.received = sig
-        logger.warning("%s received: finishing this optimizer step, then saving a checkpoint and stopping%s", sig.name,
-                       " (Ctrl-C again stops at once)" if sig == signal.SIGINT else "")
+        logger.warning(
+            "%s received: finishing this optimizer step, then saving a checkpoint and stopping%s",
+            sig.name,
+            " (Ctrl-C again stops at once)" if sig == signal.SIGINT else "",
+        )
 
     # ---- Trainer hooks
     def _agreed(self, args) -> bool:
