@@ -6,16 +6,17 @@
     python benchmarks/recipe_throughput.py --quick                        # a few steps of each tiny recipe
 
 Each recipe runs through ``minimind_hf.training.runner.run`` exactly as written (model, batch, sequence length,
-precision, data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first ``--warmup`` steps
-are left out. A forward pre-hook on the trained model counts the tokens of every training forward: all
-positions (what the matmuls see, padding included) and the real ones (attention mask set). DPO's forward holds
-the chosen and the rejected reply of each pair. The stage's own time at the recipe's ``max_steps`` is projected
+precision, data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first
+``--warmup`` steps are left out. A forward pre-hook on the trained model counts the tokens of every training
+forward: all positions (what the matmuls see, padding included) and the real ones (attention mask set). DPO's
+forward holds the chosen and the rejected reply of each pair. The stage's own time at the recipe's ``max_steps`` is projected
 from the measured seconds per step (evaluation and checkpoints not included).
 
 Each stage starts from what the stage before it trained in the same run (SFT from the pretrained model, LoRA
 from the SFT one, DPO from SFT with the LoRA adapter merged, GRPO from the DPO one): the speed of a step does not
 depend on how well trained the weights are, except GRPO's, whose completions stop when the model ends them. GRPO's
-generation runs without gradients, so its tokens are not counted: its figure is the update's. A recipe benchmarked on its own starts from the paths it names.
+generation runs without gradients, so its tokens are not counted: its figure is the update's.
+A recipe benchmarked on its own starts from the paths it names.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
+from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
-from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from minimind_hf.data.layout import STAGE_NAMES, split_file  # noqa: E402
 from minimind_hf.training import runner as stage_runner  # noqa: E402
 
@@ -116,23 +117,50 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
     out = Path(tempfile.mkdtemp(prefix="recipe_throughput_"))
     as_written, written = stage_runner.parse_args([recipe, "--output_dir", str(out / "as_written"), *overrides])
     stage = as_written.stage
-    argv = [recipe, "--output_dir", str(out / "run"), "--max_steps", str(steps), "--skip_if_done", "false",
-            "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
-            "--report_to", "none", "--disable_tqdm", "true", "--logging_steps", str(max(steps, 1)),
-            *_start_from(stage, outputs, overrides), *overrides]
+    argv = [
+        recipe,
+        "--output_dir",
+        str(out / "run"),
+        "--max_steps",
+        str(steps),
+        "--skip_if_done",
+        "false",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--load_best_model_at_end",
+        "false",
+        "--report_to",
+        "none",
+        "--disable_tqdm",
+        "true",
+        "--logging_steps",
+        str(max(steps, 1)),
+        *_start_from(stage, outputs, overrides),
+        *overrides,
+    ]
     data = as_written.data
-    if (data.validation_files and "--train_files" not in overrides
-            and not all(Path(f).exists() for f in data.train_files)):
+    if (
+        data.validation_files
+        and "--train_files" not in overrides
+        and not all(Path(f).exists() for f in data.train_files)
+    ):
         # the DPO recipes train on the pairs `make pairs` writes; where there are none yet, the data folder's own
         shipped = Path(data.validation_files[0]).with_name(split_file(stage))
         print(f"{recipe}: {data.train_files} not made yet; measuring on {shipped}", flush=True)
         argv += ["--train_files", str(shipped)]
     stage_args, training_args = stage_runner.parse_args(argv)
-    missing = [p for p in (stage_args.model.model_name_or_path, stage_args.model.adapter_name_or_path)
-               if p and not Path(p).exists()]
+    missing = [
+        p
+        for p in (stage_args.model.model_name_or_path, stage_args.model.adapter_name_or_path)
+        if p and not Path(p).exists()
+    ]
     if missing:
-        raise SystemExit(f"{recipe}: {missing[0]} does not exist; benchmark the earlier stages in the same run "
-                         "or pass --model_name_or_path after --")
+        raise SystemExit(
+            f"{recipe}: {missing[0]} does not exist; benchmark the earlier stages in the same run "
+            "or pass --model_name_or_path after --"
+        )
     clock = TokenClock(warmup)
     start = time.perf_counter()
     stage_runner.run(stage_args, training_args, callbacks=[clock])
@@ -166,8 +194,9 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog="anything after -- goes to every recipe as overrides")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="anything after -- goes to every recipe as overrides"
+    )
     parser.add_argument("--scale", default="tiny", choices=["tiny", "small", "full"], help="recipes/<scale>/*.yaml")
     parser.add_argument("--recipes", nargs="+", help="recipe files (default: the four stages of --scale)")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per recipe")
@@ -192,13 +221,25 @@ def main(argv: list[str] | None = None) -> list[dict]:
         r = results[-1]
         print(f"  {r['recipe']}: {r['tokens_per_s']:,.0f} tokens/s ({r['s_per_step']:.3f} s/step)", flush=True)
     print(f"{args.steps} steps per recipe, the first {args.warmup} left out; load average {load_average()}")
-    print(format_table(
-        [("recipe", "recipe"), ("precision", "precision"), ("compile", "compile"), ("batch", "batch"),
-         ("tokens_per_step", "tokens/step"), ("tokens_per_s", "tokens/s"), ("real_tokens_per_s", "real tokens/s"),
-         ("padding_pct", "padding %"), ("s_per_step", "s/step"), ("first_step_s", "first step s"),
-         ("recipe_max_steps", "recipe steps"), ("projected_min", "projected min")],
-        results,
-    ))
+    print(
+        format_table(
+            [
+                ("recipe", "recipe"),
+                ("precision", "precision"),
+                ("compile", "compile"),
+                ("batch", "batch"),
+                ("tokens_per_step", "tokens/step"),
+                ("tokens_per_s", "tokens/s"),
+                ("real_tokens_per_s", "real tokens/s"),
+                ("padding_pct", "padding %"),
+                ("s_per_step", "s/step"),
+                ("first_step_s", "first step s"),
+                ("recipe_max_steps", "recipe steps"),
+                ("projected_min", "projected min"),
+            ],
+            results,
+        )
+    )
     write_json(args.json, {"info": info, "results": results})
     return results
 

@@ -51,24 +51,57 @@ TEST_FILE = "data/sft.test.jsonl"
 VALIDATION_ROWS = 600
 
 # every run: no evaluation or checkpoint inside the budget but the budget's own, tokens counted, no reporting
-COMMON = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
-          "--save_only_model", "true", "--save_total_limit", "100", "--report_to", "none",
-          "--max_eval_samples", str(VALIDATION_ROWS), "--logging_steps", "10", "--dataloader_num_workers", "0",
-          "--preprocessing_num_proc", "1", "--skip_if_done", "false"]
+COMMON = [
+    "--eval_strategy",
+    "no",
+    "--save_strategy",
+    "no",
+    "--load_best_model_at_end",
+    "false",
+    "--save_only_model",
+    "true",
+    "--save_total_limit",
+    "100",
+    "--report_to",
+    "none",
+    "--max_eval_samples",
+    str(VALIDATION_ROWS),
+    "--logging_steps",
+    "10",
+    "--dataloader_num_workers",
+    "0",
+    "--preprocessing_num_proc",
+    "1",
+    "--skip_if_done",
+    "false",
+]
 
 
 def single_thread_env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        TOKENIZERS_PARALLELISM="false",
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        PYTHONPATH=str(ROOT),
+    )
     return env
 
 
 def git_commit() -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -120,8 +153,15 @@ def _stage_argv(argv: list[str]) -> list[str]:
     return [os.path.relpath(a, ROOT) if a.startswith(str(ROOT)) else a for a in argv]
 
 
-def score_checkpoints(stage_dir: Path, sft_argv: list[str], prompt_id: int, system: str | None, test_file: str,
-                      cpu_offset: float = 0.0, **generate_kwargs: Any) -> list[dict[str, Any]]:
+def score_checkpoints(
+    stage_dir: Path,
+    sft_argv: list[str],
+    prompt_id: int,
+    system: str | None,
+    test_file: str,
+    cpu_offset: float = 0.0,
+    **generate_kwargs: Any,
+) -> list[dict[str, Any]]:
     """Score every checkpoint the budget saved in ``stage_dir`` (see :mod:`minimind_hf.training.cpu_budget`)."""
     import torch
 
@@ -137,12 +177,16 @@ def score_checkpoints(stage_dir: Path, sft_argv: list[str], prompt_id: int, syst
         loaded = load_checkpoint(stage_dir / mark["checkpoint"], dtype=torch.float32)
         if validation is None:
             _, validation, collator, _ = build_datasets(stage_args, training_args, loaded.tokenizer)
-        scores = speedrun_eval.score_causal_lm(loaded.model, loaded.tokenizer, pairs, prompt_id=prompt_id,
-                                               system=system, **generate_kwargs)
+        scores = speedrun_eval.score_causal_lm(
+            loaded.model, loaded.tokenizer, pairs, prompt_id=prompt_id, system=system, **generate_kwargs
+        )
         val_loss = speedrun_eval.validation_loss(loaded.model, validation, collator) if validation else None
         rows.append({**mark, "cpu_s": round(mark["cpu_s"] + cpu_offset, 1), "val_loss": val_loss, **scores})
-        print(f"  {mark['checkpoint']}: {rows[-1]['cpu_s']} CPU s, {mark['tokens_seen']:,} tokens, "
-              f"chrF {scores['chrf']}, BLEU {scores['bleu']}, val loss {val_loss}", flush=True)
+        print(
+            f"  {mark['checkpoint']}: {rows[-1]['cpu_s']} CPU s, {mark['tokens_seen']:,} tokens, "
+            f"chrF {scores['chrf']}, BLEU {scores['bleu']}, val loss {val_loss}",
+            flush=True,
+        )
     return rows
 
 
@@ -160,9 +204,21 @@ def command_run(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
     commands, wall, pretrain_cpu = [], 0.0, 0.0
     if args.pretrain_share > 0:
         pretrain_cpu = args.budget * args.pretrain_share
-        argv = [args.pretrain_recipe, "--output_dir", str(run_dir / "pretrain"), "--max_cpu_seconds", str(pretrain_cpu),
-                "--budget_fractions", "1.0", "--model_config_overrides", json.dumps(shape), *COMMON, *seed, *cache,
-                *shlex.split(args.pretrain_args)]
+        argv = [
+            args.pretrain_recipe,
+            "--output_dir",
+            str(run_dir / "pretrain"),
+            "--max_cpu_seconds",
+            str(pretrain_cpu),
+            "--budget_fractions",
+            "1.0",
+            "--model_config_overrides",
+            json.dumps(shape),
+            *COMMON,
+            *seed,
+            *cache,
+            *shlex.split(args.pretrain_args),
+        ]
         commands.append(shlex.join(["python", "-m", "minimind_hf.train", *_stage_argv(argv)]))
         print(f"[{args.name}] pretraining for {pretrain_cpu:.0f} CPU s", flush=True)
         wall += run_stage(argv, run_dir / "pretrain.log")
@@ -171,18 +227,38 @@ def command_run(args: argparse.Namespace, extra: list[str]) -> dict[str, Any]:
         start = run_dir / "init"
         write_initial_model(start, preset, shape, args.seed)
         commands.append(f"(random init, seed {args.seed}: preset {preset}, {json.dumps(shape)})")
-    sft_argv = [args.recipe, "--output_dir", str(run_dir / "sft"), "--model_name_or_path", str(start),
-                "--max_cpu_seconds", str(args.budget - pretrain_cpu), *fractions, *COMMON, *seed, *cache, *extra]
+    sft_argv = [
+        args.recipe,
+        "--output_dir",
+        str(run_dir / "sft"),
+        "--model_name_or_path",
+        str(start),
+        "--max_cpu_seconds",
+        str(args.budget - pretrain_cpu),
+        *fractions,
+        *COMMON,
+        *seed,
+        *cache,
+        *extra,
+    ]
     commands.append(shlex.join(["python", "-m", "minimind_hf.train", *_stage_argv(sft_argv)]))
     print(f"[{args.name}] SFT for {args.budget - pretrain_cpu:.0f} CPU s", flush=True)
     wall += run_stage(sft_argv, run_dir / "sft.log")
     system = None
-    checkpoints = score_checkpoints(run_dir / "sft", sft_argv, args.eval_prompt_id, system, args.test_file,
-                                    cpu_offset=pretrain_cpu)
+    checkpoints = score_checkpoints(
+        run_dir / "sft", sft_argv, args.eval_prompt_id, system, args.test_file, cpu_offset=pretrain_cpu
+    )
     summary = json.loads((run_dir / "sft" / "stage_complete.json").read_text())
-    row = make_row(args, commands, checkpoints, wall, kind="decoder-only",
-                   params=_parameters(run_dir / "sft"), steps=summary["global_step"],
-                   pretrain_cpu_s=pretrain_cpu)
+    row = make_row(
+        args,
+        commands,
+        checkpoints,
+        wall,
+        kind="decoder-only",
+        params=_parameters(run_dir / "sft"),
+        steps=summary["global_step"],
+        pretrain_cpu_s=pretrain_cpu,
+    )
     return row
 
 
@@ -201,8 +277,9 @@ def _parameters(directory: Path) -> int:
     return total
 
 
-def make_row(args: argparse.Namespace, commands: list[str], checkpoints: list[dict[str, Any]], wall: float,
-             **fields: Any) -> dict[str, Any]:
+def make_row(
+    args: argparse.Namespace, commands: list[str], checkpoints: list[dict[str, Any]], wall: float, **fields: Any
+) -> dict[str, Any]:
     last = checkpoints[-1] if checkpoints else {}
     train_cpu = last.get("cpu_s") or 0
     tokens = sum(c["tokens_seen"] for c in checkpoints[-1:])
@@ -218,7 +295,8 @@ def make_row(args: argparse.Namespace, commands: list[str], checkpoints: list[di
         "commands": commands,
         "tokens_seen": tokens,
         "tokens_per_cpu_s": round(tokens / (train_cpu - fields.get("pretrain_cpu_s", 0.0)), 1)
-        if train_cpu and tokens else None,
+        if train_cpu and tokens
+        else None,
         "train_wall_s": round(wall, 1),
         "checkpoints": checkpoints,
         "chrf": last.get("chrf"),
@@ -249,14 +327,24 @@ def command_decode(args: argparse.Namespace) -> dict[str, Any]:
     sft_argv = shlex.split(source["commands"][-1])[3:]
     sft_argv = [str(ROOT / a) if a.startswith(("out/", "data/")) else a for a in sft_argv]
     pretrain_cpu = source.get("pretrain_cpu_s") or 0.0
-    checkpoints = score_checkpoints(scratch, sft_argv, args.eval_prompt_id, None, args.test_file,
-                                    cpu_offset=pretrain_cpu, **generate)
+    checkpoints = score_checkpoints(
+        scratch, sft_argv, args.eval_prompt_id, None, args.test_file, cpu_offset=pretrain_cpu, **generate
+    )
     args.budget, args.seed = source["budget_cpu_s"], source["seed"]
-    command = f"benchmarks/speedrun.py decode --run {args.run} " + " ".join(f"--{k.replace('_', '-')} {v}"
-                                                                        for k, v in generate.items())
-    return make_row(args, [*source["commands"], command], checkpoints, 0.0, kind=source.get("kind"),
-                    params=source.get("params"), steps=source.get("steps"), pretrain_cpu_s=pretrain_cpu,
-                    decoding=generate)
+    command = f"benchmarks/speedrun.py decode --run {args.run} " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in generate.items()
+    )
+    return make_row(
+        args,
+        [*source["commands"], command],
+        checkpoints,
+        0.0,
+        kind=source.get("kind"),
+        params=source.get("params"),
+        steps=source.get("steps"),
+        pretrain_cpu_s=pretrain_cpu,
+        decoding=generate,
+    )
 
 
 def command_record(args: argparse.Namespace) -> dict[str, Any]:
@@ -274,8 +362,16 @@ def command_record(args: argparse.Namespace) -> dict[str, Any]:
     pretrain_cpu = json.loads(pretrain.read_text())["max_cpu_seconds"] if pretrain.exists() else 0.0
     args.budget, args.seed = report["max_cpu_seconds"] + pretrain_cpu, None
     checkpoints = [{**m, "cpu_s": round(m["cpu_s"] + pretrain_cpu, 1)} for m in report["marks"]]
-    return make_row(args, commands, checkpoints, 0.0, kind="decoder-only", scored=False,
-                    steps=checkpoints[-1]["step"] if checkpoints else 0, pretrain_cpu_s=pretrain_cpu)
+    return make_row(
+        args,
+        commands,
+        checkpoints,
+        0.0,
+        kind="decoder-only",
+        scored=False,
+        steps=checkpoints[-1]["step"] if checkpoints else 0,
+        pretrain_cpu_s=pretrain_cpu,
+    )
 
 
 def command_anchor(args: argparse.Namespace) -> dict[str, Any]:
@@ -286,22 +382,56 @@ def command_anchor(args: argparse.Namespace) -> dict[str, Any]:
         if not args.force:
             raise SystemExit(f"{run_dir} exists: pick another --name or pass --force to start over")
         shutil.rmtree(run_dir)
-    command = shlex.join(["OMP_NUM_THREADS=1", "python", "benchmarks/speedrun_anchor.py", "--budget", str(args.budget),
-                          "--seed", str(args.seed), *shlex.split(args.anchor_args)])
+    command = shlex.join(
+        [
+            "OMP_NUM_THREADS=1",
+            "python",
+            "benchmarks/speedrun_anchor.py",
+            "--budget",
+            str(args.budget),
+            "--seed",
+            str(args.seed),
+            *shlex.split(args.anchor_args),
+        ]
+    )
     env = single_thread_env()
     start = time.perf_counter()
     log = run_dir.parent / f"{args.name}.log"
     run_dir.mkdir(parents=True)
     with log.open("w", encoding="utf-8") as out:
-        done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "speedrun_anchor.py"), "--out", str(run_dir),
-                               "--budget", str(args.budget), "--seed", str(args.seed), "--test-file", args.test_file,
-                               "--fractions", *map(str, args.fractions), *shlex.split(args.anchor_args)],
-                              cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "speedrun_anchor.py"),
+                "--out",
+                str(run_dir),
+                "--budget",
+                str(args.budget),
+                "--seed",
+                str(args.seed),
+                "--test-file",
+                args.test_file,
+                "--fractions",
+                *map(str, args.fractions),
+                *shlex.split(args.anchor_args),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     if done.returncode:
         raise SystemExit(f"anchor failed (exit {done.returncode}); see {log}")
     result = json.loads((run_dir / speedrun_anchor.RESULT).read_text())
-    return make_row(args, [command], result["checkpoints"], time.perf_counter() - start, kind="encoder-decoder",
-                    params=result["params"], steps=result["steps"])
+    return make_row(
+        args,
+        [command],
+        result["checkpoints"],
+        time.perf_counter() - start,
+        kind="encoder-decoder",
+        params=result["params"],
+        steps=result["steps"],
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,13 +20,13 @@ import random
 import time
 from pathlib import Path
 
+import speedrun_eval
 import torch
+from speedrun_data import pairs
 from transformers import MarianConfig, MarianMTModel, get_scheduler, set_seed
 
-import speedrun_eval
-from minimind_hf.training.cpu_budget import budget_fractions
 from minimind_hf.tokenization import load_tokenizer
-from speedrun_data import pairs
+from minimind_hf.training.cpu_budget import budget_fractions
 
 RESULT = "anchor.json"
 MAX_TOKENS = 128
@@ -35,11 +35,24 @@ MEGABATCH = 50  # batches per length-sorted group, as transformers' LengthGroupe
 
 def anchor_config(tokenizer, dropout: float) -> MarianConfig:
     return MarianConfig(
-        vocab_size=len(tokenizer), d_model=256, encoder_layers=3, decoder_layers=3, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=704, decoder_ffn_dim=704, max_position_embeddings=256,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=None, share_encoder_decoder_embeddings=True,
-        tie_word_embeddings=True, dropout=dropout, attention_dropout=0.0, activation_dropout=0.0,
+        vocab_size=len(tokenizer),
+        d_model=256,
+        encoder_layers=3,
+        decoder_layers=3,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=704,
+        decoder_ffn_dim=704,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        forced_eos_token_id=None,
+        share_encoder_decoder_embeddings=True,
+        tie_word_embeddings=True,
+        dropout=dropout,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
     )
 
 
@@ -47,7 +60,7 @@ def encode(tokenizer, rows: list[dict[str, str]]) -> list[tuple[list[int], list[
     eos = tokenizer.eos_token_id
     src = tokenizer([r["en"] for r in rows], add_special_tokens=False)["input_ids"]
     tgt = tokenizer([r["zh"] for r in rows], add_special_tokens=False)["input_ids"]
-    return [(s[: MAX_TOKENS - 1] + [eos], t[: MAX_TOKENS - 1] + [eos]) for s, t in zip(src, tgt)]
+    return [(s[: MAX_TOKENS - 1] + [eos], t[: MAX_TOKENS - 1] + [eos]) for s, t in zip(src, tgt, strict=True)]
 
 
 def batches(examples, batch_size: int, seed: int):
@@ -82,8 +95,10 @@ def validation_loss(model, examples, pad: int, batch_size: int = 64) -> float:
     total, count = 0.0, 0
     for start in range(0, len(examples), batch_size):
         batch = collate(examples, list(range(start, min(start + batch_size, len(examples)))), pad)
-        logits = model(**{k: v for k, v in batch.items() if k != "labels"},
-                       decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])).logits
+        logits = model(
+            **{k: v for k, v in batch.items() if k != "labels"},
+            decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=batch["labels"]),
+        ).logits
         keep = batch["labels"] != -100
         total += torch.nn.functional.cross_entropy(logits[keep].float(), batch["labels"][keep], reduction="sum").item()
         count += int(keep.sum())
@@ -95,8 +110,10 @@ def validation_loss(model, examples, pad: int, batch_size: int = 64) -> float:
 def translate(model, tokenizer, sources: list[str], batch_size: int = speedrun_eval.BATCH_SIZE) -> list[str]:
     """Greedy, batches sorted by length, each capped at ``LENGTH_RATIO`` x its longest source + 8 tokens."""
     model.eval()
-    encoded = [ids[: MAX_TOKENS - 1] + [tokenizer.eos_token_id]
-               for ids in tokenizer(sources, add_special_tokens=False)["input_ids"]]
+    encoded = [
+        ids[: MAX_TOKENS - 1] + [tokenizer.eos_token_id]
+        for ids in tokenizer(sources, add_special_tokens=False)["input_ids"]
+    ]
     order = sorted(range(len(sources)), key=lambda i: -len(encoded[i]))
     out = [""] * len(sources)
     pad = tokenizer.pad_token_id
@@ -107,9 +124,16 @@ def translate(model, tokenizer, sources: list[str], batch_size: int = speedrun_e
         for row, i in enumerate(index):
             input_ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
         cap = int(speedrun_eval.LENGTH_RATIO * (longest - 1)) + 8
-        generated = model.generate(input_ids=input_ids, attention_mask=(input_ids != pad).long(), num_beams=1,
-                                   do_sample=False, max_new_tokens=cap, eos_token_id=tokenizer.eos_token_id,
-                                   pad_token_id=pad, decoder_start_token_id=pad)
+        generated = model.generate(
+            input_ids=input_ids,
+            attention_mask=(input_ids != pad).long(),
+            num_beams=1,
+            do_sample=False,
+            max_new_tokens=cap,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=pad,
+            decoder_start_token_id=pad,
+        )
         for row, i in enumerate(index):
             out[i] = tokenizer.decode(generated[row], skip_special_tokens=True).strip()
     return out
@@ -142,9 +166,13 @@ def main(argv: list[str] | None = None) -> None:
     model = MarianMTModel(anchor_config(tokenizer, args.dropout))
     params = sum(p.numel() for p in model.parameters())
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
-    scheduler = get_scheduler(args.scheduler, optimizer, num_warmup_steps=args.warmup_steps,
-                              num_training_steps=args.schedule_steps,
-                              scheduler_specific_kwargs={"min_lr_rate": 0.1} if "min_lr" in args.scheduler else None)
+    scheduler = get_scheduler(
+        args.scheduler,
+        optimizer,
+        num_warmup_steps=args.warmup_steps,
+        num_training_steps=args.schedule_steps,
+        scheduler_specific_kwargs={"min_lr_rate": 0.1} if "min_lr" in args.scheduler else None,
+    )
     fractions = budget_fractions(args.fractions)
     pad = tokenizer.pad_token_id
     marks, done, step, tokens = [], set(), 0, 0
@@ -152,11 +180,15 @@ def main(argv: list[str] | None = None) -> None:
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     for index in batches(train, args.batch_size, args.seed):
         batch = collate(train, index, pad)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])).logits
+        logits = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            decoder_input_ids=model.prepare_decoder_input_ids_from_labels(labels=batch["labels"]),
+        ).logits
         keep = batch["labels"] != -100
-        loss = torch.nn.functional.cross_entropy(logits[keep], batch["labels"][keep],
-                                                 label_smoothing=args.label_smoothing)
+        loss = torch.nn.functional.cross_entropy(
+            logits[keep], batch["labels"][keep], label_smoothing=args.label_smoothing
+        )
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -168,9 +200,17 @@ def main(argv: list[str] | None = None) -> None:
         reached = [f for f in fractions if spent >= f * args.budget and f not in done]
         if reached:
             done.update(reached)
-            marks.append({"fraction": reached[-1], "step": step, "cpu_s": round(spent, 2),
-                          "wall_s": round(time.perf_counter() - start_wall, 2), "tokens_seen": tokens,
-                          "checkpoint": f"checkpoint-{step}", "train_loss": round(loss.item(), 4)})
+            marks.append(
+                {
+                    "fraction": reached[-1],
+                    "step": step,
+                    "cpu_s": round(spent, 2),
+                    "wall_s": round(time.perf_counter() - start_wall, 2),
+                    "tokens_seen": tokens,
+                    "checkpoint": f"checkpoint-{step}",
+                    "train_loss": round(loss.item(), 4),
+                }
+            )
             model.save_pretrained(args.out / marks[-1]["checkpoint"])
             print(json.dumps(marks[-1]), flush=True)
             if reached[-1] >= 1.0:
@@ -179,11 +219,14 @@ def main(argv: list[str] | None = None) -> None:
     checkpoints = []
     for mark in marks:
         model = MarianMTModel.from_pretrained(args.out / mark["checkpoint"])
-        scores = speedrun_eval.score_translations(lambda sources: translate(model, tokenizer, sources), test)
+        scores = speedrun_eval.score_translations(
+            lambda sources, model=model: translate(model, tokenizer, sources), test
+        )
         checkpoints.append({**mark, "val_loss": validation_loss(model, validation, pad), **scores})
         print(json.dumps({k: checkpoints[-1][k] for k in ("checkpoint", "chrf", "bleu", "val_loss")}), flush=True)
-    (args.out / RESULT).write_text(json.dumps({"params": params, "steps": step, "checkpoints": checkpoints},
-                                              ensure_ascii=False, indent=2) + "\n")
+    (args.out / RESULT).write_text(
+        json.dumps({"params": params, "steps": step, "checkpoints": checkpoints}, ensure_ascii=False, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

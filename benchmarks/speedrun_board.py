@@ -44,18 +44,22 @@ def _value(row: dict[str, Any], key: str) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| comparison | run | change | params | budget CPU s | chrF | BLEU | val loss | chrF at 1/4 / 1/2 / 1 "
-             "| val loss at 1/4 / 1/2 / 1 | steps | tokens seen | tokens / CPU s | train wall s | commit |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| comparison | run | change | params | budget CPU s | chrF | BLEU | val loss | chrF at 1/4 / 1/2 / 1 "
+        "| val loss at 1/4 / 1/2 / 1 | steps | tokens seen | tokens / CPU s | train wall s | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     order = sorted(rows, key=lambda r: (r.get("comparison") or "", -(r.get("chrf") or 0)))
     for r in order:
         params = f"{r['params'] / 1e6:.2f}M" if r.get("params") else "-"
         tps = f"{r['tokens_per_cpu_s']:,.0f}" if r.get("tokens_per_cpu_s") else "-"
         lines.append(
             f"| {r.get('comparison', '')} | {r['name']} | {r.get('change', '')} | {params} | {r['budget_cpu_s']:g} "
-            f"| {_value(r, 'chrf')} | {_value(r, 'bleu')} | {_value(r, 'val_loss')} | {_curve(r, 'chrf')} | {_curve(r, 'val_loss')} "
+            f"| {_value(r, 'chrf')} | {_value(r, 'bleu')} | {_value(r, 'val_loss')} "
+            f"| {_curve(r, 'chrf')} | {_curve(r, 'val_loss')} "
             f"| {r.get('steps', '-')} | {r.get('tokens_seen', 0):,} | {tps} | {r.get('train_wall_s', '-')} "
-            f"| {r.get('commit', '')} |")
+            f"| {r.get('commit', '')} |"
+        )
     return "\n".join(lines)
 
 
@@ -77,7 +81,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     for r in rows:
         points = [(c["cpu_s"], c["chrf"]) for c in r["checkpoints"] if c.get("chrf") is not None]
         if points:
-            ax.plot(*zip(*points), marker="o", label=r["name"])
+            ax.plot(*zip(*points, strict=True), marker="o", label=r["name"])
     ax.set_xlabel("training CPU seconds (one thread)")
     ax.set_ylabel("chrF, 300 rows of the general test (greedy)")
     ax.set_title(title)
@@ -94,12 +98,20 @@ def rebuild(board: Path) -> None:
     rows = read_rows(board)
     comparisons = sorted({r.get("comparison") or "levers" for r in rows})
     for name in comparisons:
-        plot([r for r in rows if (r.get("comparison") or "levers") == name], board / f"chrf_{name}.png",
-             f"speedrun: {name}")
-    text = ("# Speedrun leaderboard\n\nBuilt by `python benchmarks/speedrun.py board` from `leaderboard.jsonl`; "
-            "see `benchmarks/speedrun.py` for the method. chrF / BLEU (sacrebleu, BLEU tokenize=zh): 300 rows spread "
-            "over the own general test, greedy, batch 16; val loss: 600 validation chats (per labelled token); "
-            "tokens seen: non-padding input tokens.\n\n"
-            + table(rows) + "\n\n## Commands\n\n" + commands(rows) + "\n\n"
-            + "".join(f"![{n}](chrf_{n}.png)\n" for n in comparisons))
+        plot(
+            [r for r in rows if (r.get("comparison") or "levers") == name],
+            board / f"chrf_{name}.png",
+            f"speedrun: {name}",
+        )
+    text = (
+        "# Speedrun leaderboard\n\nBuilt by `python benchmarks/speedrun.py board` from `leaderboard.jsonl`; "
+        "see `benchmarks/speedrun.py` for the method. chrF / BLEU (sacrebleu, BLEU tokenize=zh): 300 rows spread "
+        "over the own general test, greedy, batch 16; val loss: 600 validation chats (per labelled token); "
+        "tokens seen: non-padding input tokens.\n\n"
+        + table(rows)
+        + "\n\n## Commands\n\n"
+        + commands(rows)
+        + "\n\n"
+        + "".join(f"![{n}](chrf_{n}.png)\n" for n in comparisons)
+    )
     atomic_write_text(board / "leaderboard.md", text)

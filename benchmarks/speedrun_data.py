@@ -26,8 +26,9 @@ from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 REVERSE_PROMPT = "Translate to English:\n{zh}"
 SENTENCE_WORDS = 6
-_PHRASINGS = [re.compile("^" + re.escape(p).replace(re.escape("{en}"), "(?P<en>.*)") + "$", re.S)
-              for p in TRANSLATION_PROMPTS]
+_PHRASINGS = [
+    re.compile("^" + re.escape(p).replace(re.escape("{en}"), "(?P<en>.*)") + "$", re.S) for p in TRANSLATION_PROMPTS
+]
 
 
 def chat_pair(row: dict, where: str) -> dict[str, str]:
@@ -72,18 +73,26 @@ def derive(kind: str, source: Path, target: Path) -> int:
     if kind == "sentences":
         return _write(target, (p for p in pairs(source) if is_sentence(p["en"])))
     if kind == "pretrain-pairs":
+
         def texts():
             for p in pairs(source):
                 yield {"text": f"{p['en']}\n{p['zh']}"}
                 yield {"text": f"{p['zh']}\n{p['en']}"}
+
         return _write(target, texts())
     if kind == "both-directions":
+
         def chats():
             for line_no, row in read_jsonl(source):
                 yield row
                 p = chat_pair(row, f"{source}:{line_no}")
-                yield {"conversations": [{"role": "user", "content": REVERSE_PROMPT.format(zh=p["zh"])},
-                                         {"role": "assistant", "content": p["en"]}]}
+                yield {
+                    "conversations": [
+                        {"role": "user", "content": REVERSE_PROMPT.format(zh=p["zh"])},
+                        {"role": "assistant", "content": p["en"]},
+                    ]
+                }
+
         return _write(target, chats())
     raise ValueError(f"unknown kind {kind!r}: pairs, sentences, pretrain-pairs or both-directions")
 

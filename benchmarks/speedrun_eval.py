@@ -39,18 +39,36 @@ def score_translations(translate_fn, pairs: list[dict[str, str]]) -> dict[str, A
     start = time.process_time()
     hypotheses = translate_fn([p["en"] for p in pairs])
     scores = corpus_scores(hypotheses, [p["zh"] for p in pairs])
-    return {"chrf": round(scores["chrf"], 2), "bleu": round(scores["bleu"], 2), "n": len(pairs),
-            "eval_cpu_s": round(time.process_time() - start, 1),
-            "examples": [{"en": p["en"], "ref": p["zh"], "hyp": h} for p, h in zip(pairs[:EXAMPLES], hypotheses)]}
+    return {
+        "chrf": round(scores["chrf"], 2),
+        "bleu": round(scores["bleu"], 2),
+        "n": len(pairs),
+        "eval_cpu_s": round(time.process_time() - start, 1),
+        "examples": [
+            {"en": p["en"], "ref": p["zh"], "hyp": h}
+            for p, h in zip(pairs[:EXAMPLES], hypotheses[:EXAMPLES], strict=True)
+        ],
+    }
 
 
-def score_causal_lm(model, tokenizer, pairs, prompt_id: int = 0, system: str | None = None,
-                    **generate_kwargs: Any) -> dict[str, Any]:
+def score_causal_lm(
+    model, tokenizer, pairs, prompt_id: int = 0, system: str | None = None, **generate_kwargs: Any
+) -> dict[str, Any]:
     """Scores of a MiniMind checkpoint, asked with the project's prompt ``prompt_id``."""
     return score_translations(
-        lambda sources: translate(model, tokenizer, sources, batch_size=BATCH_SIZE, prompt_id=prompt_id, system=system,
-                                  length_ratio=LENGTH_RATIO, show_progress=False, **generate_kwargs),
-        pairs)
+        lambda sources: translate(
+            model,
+            tokenizer,
+            sources,
+            batch_size=BATCH_SIZE,
+            prompt_id=prompt_id,
+            system=system,
+            length_ratio=LENGTH_RATIO,
+            show_progress=False,
+            **generate_kwargs,
+        ),
+        pairs,
+    )
 
 
 @torch.inference_mode()

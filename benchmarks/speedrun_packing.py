@@ -7,7 +7,8 @@ Batches of real chats from ``data/sft.jsonl`` (tokenised as the stage runner doe
 (forward + backward, the small recipe's 5.9M model, one thread) three ways:
 
 * ``padded``: the project's ``SFTCollator`` (right padding to a multiple of 8), the baseline;
-* ``padded, labelled logits``: the same batch through :func:`minimind_hf.training.labelled_loss.labelled_positions_loss`;
+* ``padded, labelled logits``: the same batch through
+  :func:`minimind_hf.training.labelled_loss.labelled_positions_loss`;
 * ``packed``: transformers' ``DataCollatorWithFlattening`` (one row, ``position_ids`` restart per chat, no
   padding); MiniMind's mask builder turns the positions into a block-diagonal mask for sdpa, which still
   computes attention over the whole packed row.
@@ -62,9 +63,15 @@ def main() -> None:
     torch.set_num_threads(1)
     tokenizer = load_tokenizer()
     # the small SFT recipe's settings, so that the speedrun's tokenised cache is reused
-    dataset, _ = build_sft_dataset(tokenizer, ["data/sft.jsonl"], max_length=128,
-                                   system_prompt=resolve_system_prompt("finance"), prompt_id=0,
-                                   system_prompt_fraction=0.15, cache_dir=args.cache_dir)
+    dataset, _ = build_sft_dataset(
+        tokenizer,
+        ["data/sft.jsonl"],
+        max_length=128,
+        system_prompt=resolve_system_prompt("finance"),
+        prompt_id=0,
+        system_prompt_fraction=0.15,
+        cache_dir=args.cache_dir,
+    )
     train = dataset["train"]
     lengths = [len(ids) for ids in train["input_ids"]]
     torch.manual_seed(0)
@@ -80,21 +87,28 @@ def main() -> None:
         pack_batch = packed([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
         runs = {
             "padded": (lambda b: model(**b).loss, pad_batch, pad_batch["input_ids"].numel()),
-            "padded, labelled logits": (lambda b: labelled_positions_loss(model, b), pad_batch,
-                                        pad_batch["input_ids"].numel()),
+            "padded, labelled logits": (
+                lambda b: labelled_positions_loss(model, b),
+                pad_batch,
+                pad_batch["input_ids"].numel(),
+            ),
             "packed": (lambda b: model(**b).loss, pack_batch, pack_batch["input_ids"].numel()),
         }
         for name, (fn, batch, slots) in runs.items():
             totals[name][0] += time_step(model, fn, batch, args.repeats)
             totals[name][1] += real
             totals[name][2] += slots
-    print(f"{args.batches} length-grouped batches of {args.batch_size} chats, forward + backward, 1 thread, "
-          f"best of {args.repeats}\n")
+    print(
+        f"{args.batches} length-grouped batches of {args.batch_size} chats, forward + backward, 1 thread, "
+        f"best of {args.repeats}\n"
+    )
     print("| layout | real tokens / step | padding | CPU ms / step | CPU s / 1,000 real tokens |")
     print("|---|---|---|---|---|")
     for name, (seconds, real, slots) in totals.items():
-        print(f"| {name} | {real / args.batches:,.0f} | {1 - real / slots:.1%} | {1000 * seconds / args.batches:,.0f} "
-              f"| {1000 * seconds / real:.3f} |")
+        print(
+            f"| {name} | {real / args.batches:,.0f} | {1 - real / slots:.1%} | {1000 * seconds / args.batches:,.0f} "
+            f"| {1000 * seconds / real:.3f} |"
+        )
 
 
 if __name__ == "__main__":

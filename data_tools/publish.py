@@ -42,9 +42,10 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import DatasetCard, HfApi, constants
 
@@ -87,7 +88,7 @@ class SplitData:
     stage: str
     split: str
     path: Path
-    dataset: "Dataset"
+    dataset: Dataset
     nbytes: int
     blank_lines: int = 0
 
@@ -118,7 +119,7 @@ class PushPlan:
         """Web address of the dataset repository."""
         return dataset_url(self.repo_id)
 
-    def dataset_dict(self, config: str) -> "DatasetDict":
+    def dataset_dict(self, config: str) -> DatasetDict:
         """The :class:`datasets.DatasetDict` pushed as ``config``."""
         from datasets import DatasetDict
 
@@ -143,9 +144,7 @@ class PushPlan:
         ]
         for config, parts in self.configs.items():
             for part in parts:
-                lines.append(
-                    f"{config:<16} {part.split:<11} {part.rows:>10,} {part.nbytes:>14,}  {part.path.name}"
-                )
+                lines.append(f"{config:<16} {part.split:<11} {part.rows:>10,} {part.nbytes:>14,}  {part.path.name}")
         total_bytes = sum(part.nbytes for parts in self.configs.values() for part in parts)
         lines.append(f"{'total':<28} {self.total_rows:>10,} {total_bytes:>14,}")
         source = self.card_source.name if self.card_source else "generated (no card.md or README.md found)"
@@ -159,8 +158,7 @@ class PushPlan:
         if self.ignored_files:
             names = ", ".join(path.name for path in self.ignored_files)
             lines.append(
-                f"not pushed ({len(self.ignored_files)} files, not named "
-                f"<stage>[.validation|.test].jsonl): {names}"
+                f"not pushed ({len(self.ignored_files)} files, not named <stage>[.validation|.test].jsonl): {names}"
             )
         return "\n".join(lines)
 
@@ -201,10 +199,11 @@ def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
         dataset = Dataset.from_dict(columns, split=split)
     except (ValueError, TypeError) as err:  # pyarrow's ArrowInvalid / ArrowTypeError derive from these
         raise HubInputError(
-            f"{path}: cannot build a table, a column mixes value types ({_first_line(err)}); "
-            f"columns: {sorted(columns)}"
+            f"{path}: cannot build a table, a column mixes value types ({_first_line(err)}); columns: {sorted(columns)}"
         ) from None
-    return SplitData(stage=stage, split=split, path=path, dataset=dataset, nbytes=path.stat().st_size, blank_lines=blank)
+    return SplitData(
+        stage=stage, split=split, path=path, dataset=dataset, nbytes=path.stat().st_size, blank_lines=blank
+    )
 
 
 def _first_line(err: BaseException) -> str:
@@ -259,8 +258,7 @@ def group_configs(parts: Sequence[SplitData]) -> tuple[dict[str, list[SplitData]
                 dataset = dataset.cast(base.dataset.features)
             except (ValueError, TypeError) as err:
                 raise HubInputError(
-                    f"{part.path}: column types differ from {base.path} and cannot be cast "
-                    f"({_first_line(err)})"
+                    f"{part.path}: column types differ from {base.path} and cannot be cast ({_first_line(err)})"
                 ) from None
         part.dataset = dataset
         configs[part.stage].append(part)
@@ -316,9 +314,7 @@ def build_readme(
     elif not getattr(data, "license", None):
         data.license = DEFAULT_LICENSE
     data.language = list(dict.fromkeys(_as_list(getattr(data, "language", None)) + list(LANGUAGES)))
-    data.task_categories = list(
-        dict.fromkeys(_as_list(getattr(data, "task_categories", None)) + list(TASK_CATEGORIES))
-    )
+    data.task_categories = list(dict.fromkeys(_as_list(getattr(data, "task_categories", None)) + list(TASK_CATEGORIES)))
     if not getattr(data, "size_categories", None):
         total = sum(part.rows for parts in configs.values() for part in parts)
         data.size_categories = [size_category(total)]
@@ -460,14 +456,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Push <data-dir>/<stage>[.validation|.test].jsonl as configs pretrain/sft/lora/dpo.",
     )
     sub.add_argument("--repo-id", required=True, help="dataset repository, USER/NAME or ORG/NAME")
-    sub.add_argument("--data-dir", default=None,
-                     help="directory with the stage files and card (default: data when `make data` has built it, "
-                          "else the committed sample, data/sample)")
+    sub.add_argument(
+        "--data-dir",
+        default=None,
+        help="directory with the stage files and card (default: data when `make data` has built it, "
+        "else the committed sample, data/sample)",
+    )
     sub.add_argument("--private", action="store_true", help="create the repository as private")
-    sub.add_argument("--public", action="store_true",
-                     help="make the repository public, also an existing private one (courses grade a public repo)")
-    sub.add_argument("--no-jsonl", action="store_true",
-                     help="do not upload the stage .jsonl files under data/ (the configs are pushed either way)")
+    sub.add_argument(
+        "--public",
+        action="store_true",
+        help="make the repository public, also an existing private one (courses grade a public repo)",
+    )
+    sub.add_argument(
+        "--no-jsonl",
+        action="store_true",
+        help="do not upload the stage .jsonl files under data/ (the configs are pushed either way)",
+    )
     sub.add_argument(
         "--dry-run", action="store_true", help="check and print what would be pushed; no network, no token"
     )
@@ -485,8 +490,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.data_dir is None:
         args.data_dir = default_data_dir()
-        print(f"data: {args.data_dir}" + (" (the committed sample; `make data` builds the full corpus in data/)"
-                                          if args.data_dir == Path("data/sample") else ""))
+        print(
+            f"data: {args.data_dir}"
+            + (
+                " (the committed sample; `make data` builds the full corpus in data/)"
+                if args.data_dir == Path("data/sample")
+                else ""
+            )
+        )
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -496,8 +507,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_online()
             token = resolve_token()
         plan = plan_push(
-            args.data_dir, args.repo_id, private=args.private, public=args.public, upload_jsonl=not args.no_jsonl,
-            revision=args.revision, license=args.license
+            args.data_dir,
+            args.repo_id,
+            private=args.private,
+            public=args.public,
+            upload_jsonl=not args.no_jsonl,
+            revision=args.revision,
+            license=args.license,
         )
         print(plan.describe())
         if args.dry_run:

@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import common  # noqa: E402
 import train_throughput  # noqa: E402
+
 from minimind_hf import MiniMindConfig  # noqa: E402
 
 
@@ -43,7 +44,12 @@ def test_minimind_3_preset_is_the_64m_model():
 
 def test_variants_parse_and_bad_ones_are_named():
     assert train_throughput.parse_variant("llama:sdpa+compile+fused") == {
-        "model": "llama", "attn": "sdpa", "compile": True, "fused": True, "liger": False}
+        "model": "llama",
+        "attn": "sdpa",
+        "compile": True,
+        "fused": True,
+        "liger": False,
+    }
     with pytest.raises(SystemExit, match="bad variant 'gpt:sdpa'"):
         train_throughput.parse_variant("gpt:sdpa")
     moe = MiniMindConfig.from_preset("tiny-moe")
@@ -100,7 +106,12 @@ def test_recipe_throughput_chains_each_stage_to_the_one_before():
     outputs = {"pretrain": Path("p"), "sft": Path("s"), "lora": Path("l")}
     assert recipe_throughput._start_from("pretrain", outputs, []) == []
     assert recipe_throughput._start_from("sft", outputs, []) == ["--model_name_or_path", "p"]
-    assert recipe_throughput._start_from("dpo", outputs, []) == ["--model_name_or_path", "s", "--adapter_name_or_path", "l"]
+    assert recipe_throughput._start_from("dpo", outputs, []) == [
+        "--model_name_or_path",
+        "s",
+        "--adapter_name_or_path",
+        "l",
+    ]
     assert recipe_throughput._start_from("grpo", {**outputs, "dpo": Path("d")}, []) == ["--model_name_or_path", "d"]
     assert recipe_throughput._start_from("lora", {}, []) == []  # on its own: the recipe's own paths
     assert recipe_throughput._start_from("sft", outputs, ["--model_name_or_path", "x"]) == []

@@ -15,8 +15,14 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 def _launch_line(*variables: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}  # nproc would follow OMP_NUM_THREADS
-    out = subprocess.run(["make", "-n", "--no-print-directory", "pretrain", *variables], cwd=ROOT, env=env,
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "pretrain", *variables],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return next(line for line in out.splitlines() if "accelerate launch" in line)
 
 
@@ -34,8 +40,13 @@ def test_training_uses_every_core_not_accelerates_single_thread():
 
 
 def _dry_run(*targets_and_variables: str) -> list[str]:
-    out = subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/bin/.installed", *targets_and_variables],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "-n", "--no-print-directory", "-o", ".venv/bin/.installed", *targets_and_variables],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return out.replace("\\\n", " ").splitlines()  # one line per command
 
 

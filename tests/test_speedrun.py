@@ -14,10 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import speedrun_data  # noqa: E402
+
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM  # noqa: E402
+from minimind_hf.prompts import TRANSLATION_PROMPTS  # noqa: E402
 from minimind_hf.training.cpu_budget import BUDGET_REPORT, CpuBudgetCallback, budget_fractions  # noqa: E402
 from minimind_hf.training.labelled_loss import labelled_positions_loss  # noqa: E402
-from minimind_hf.prompts import TRANSLATION_PROMPTS  # noqa: E402
 
 
 class FakeClock:
@@ -45,7 +46,10 @@ def test_budget_callback_saves_at_each_fraction_and_stops_at_the_whole(tmp_path)
     assert decisions == [(False, False), (True, False), (False, False), (True, False), (False, False), (True, True)]
     report = json.loads((tmp_path / BUDGET_REPORT).read_text())
     assert [(m["fraction"], m["step"], m["tokens_seen"], m["checkpoint"]) for m in report["marks"]] == [
-        (0.25, 2, 200, "checkpoint-2"), (0.5, 4, 400, "checkpoint-4"), (1.0, 6, 600, "checkpoint-6")]
+        (0.25, 2, 200, "checkpoint-2"),
+        (0.5, 4, 400, "checkpoint-4"),
+        (1.0, 6, 600, "checkpoint-6"),
+    ]
 
 
 def test_a_step_past_two_fractions_saves_once(tmp_path):
@@ -100,8 +104,12 @@ def test_labelled_positions_loss_equals_the_full_loss_and_its_gradients(smoothin
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
     logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    full = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                             ignore_index=-100, label_smoothing=smoothing)
+    full = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.shape[-1]),
+        labels[:, 1:].reshape(-1),
+        ignore_index=-100,
+        label_smoothing=smoothing,
+    )
     full.backward()
     expected = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
@@ -112,8 +120,9 @@ def test_labelled_positions_loss_equals_the_full_loss_and_its_gradients(smoothin
         torch.testing.assert_close(param.grad, expected[name], rtol=1e-4, atol=1e-6, msg=name)
     # divided by the Trainer's count when it gives one (gradient accumulation)
     labelled = int((labels[:, 1:] != -100).sum())
-    halved = labelled_positions_loss(model, inputs, num_items_in_batch=torch.tensor(2 * labelled),
-                                     label_smoothing=smoothing)
+    halved = labelled_positions_loss(
+        model, inputs, num_items_in_batch=torch.tensor(2 * labelled), label_smoothing=smoothing
+    )
     assert halved.item() == pytest.approx(full.item() / 2, rel=1e-5)
 
 
@@ -131,8 +140,9 @@ def test_the_stage_trainer_takes_the_labelled_path_when_asked(tmp_path, monkeypa
 
     monkeypatch.setattr(trainers, "labelled_positions_loss", spy)
     model = MiniMindForCausalLM(MiniMindConfig.from_preset("tiny"))
-    trainer = trainers.MiniMindTrainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True,
-                                                                           report_to=[]))
+    trainer = trainers.MiniMindTrainer(
+        model=model, args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[])
+    )
     input_ids = torch.randint(3, 6400, (2, 8))
     labels = torch.full_like(input_ids, -100)
     labels[:, 4:] = input_ids[:, 4:]
@@ -146,20 +156,31 @@ def test_the_stage_trainer_takes_the_labelled_path_when_asked(tmp_path, monkeypa
 
 
 def test_chat_pairs_come_back_from_every_prompt_phrasing(tmp_path):
-    rows = [{"conversations": [{"role": "user", "content": p.format(en=f"Open file {i}")},
-                               {"role": "assistant", "content": f"開啟檔案 {i}"}]}
-            for i, p in enumerate(TRANSLATION_PROMPTS)]
+    rows = [
+        {
+            "conversations": [
+                {"role": "user", "content": p.format(en=f"Open file {i}")},
+                {"role": "assistant", "content": f"開啟檔案 {i}"},
+            ]
+        }
+        for i, p in enumerate(TRANSLATION_PROMPTS)
+    ]
     source = tmp_path / "sft.jsonl"
     source.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    assert list(speedrun_data.pairs(source)) == [{"en": f"Open file {i}", "zh": f"開啟檔案 {i}"}
-                                                  for i in range(len(rows))]
+    assert list(speedrun_data.pairs(source)) == [
+        {"en": f"Open file {i}", "zh": f"開啟檔案 {i}"} for i in range(len(rows))
+    ]
     assert speedrun_data.derive("pretrain-pairs", source, tmp_path / "pt.jsonl") == 2 * len(rows)
     assert speedrun_data.derive("both-directions", source, tmp_path / "both.jsonl") == 2 * len(rows)
     reverse = json.loads((tmp_path / "both.jsonl").read_text(encoding="utf-8").splitlines()[1])
     assert reverse["conversations"][1]["content"] == "Open file 0"
     assert speedrun_data.derive("sentences", source, tmp_path / "s.jsonl") == 0  # 3 words: not sentence-like
-    source.write_text(json.dumps({"conversations": [{"role": "user", "content": "Summarise this."},
-                                                    {"role": "assistant", "content": "好"}]}) + "\n")
+    source.write_text(
+        json.dumps(
+            {"conversations": [{"role": "user", "content": "Summarise this."}, {"role": "assistant", "content": "好"}]}
+        )
+        + "\n"
+    )
     with pytest.raises(ValueError, match=r"sft\.jsonl:1: .*none of the project's translation prompts"):
         list(speedrun_data.pairs(source))
 
@@ -170,14 +191,40 @@ def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkey
     import speedrun_board
 
     test_file = tmp_path / "test.jsonl"
-    test_file.write_text("".join(json.dumps({"en": f"Open file {i}", "zh": f"開啟檔案 {i}"}, ensure_ascii=False) + "\n"
-                                 for i in range(4)), encoding="utf-8")
+    test_file.write_text(
+        "".join(
+            json.dumps({"en": f"Open file {i}", "zh": f"開啟檔案 {i}"}, ensure_ascii=False) + "\n" for i in range(4)
+        ),
+        encoding="utf-8",
+    )
     monkeypatch.setattr(speedrun, "RUNS", tmp_path / "runs")
     board = tmp_path / "board"
-    speedrun.main(["run", "--name", "tiny", "--budget", "3", "--recipe", "recipes/tiny/sft.yaml",
-                   "--pretrain-recipe", "recipes/tiny/pretrain.yaml", "--model-config", '{"num_hidden_layers": 1}',
-                   "--test-file", str(test_file), "--board", str(board), "--comparison", "test",
-                   "--", "--max_eval_samples", "8", "--max_length", "64"])
+    speedrun.main(
+        [
+            "run",
+            "--name",
+            "tiny",
+            "--budget",
+            "3",
+            "--recipe",
+            "recipes/tiny/sft.yaml",
+            "--pretrain-recipe",
+            "recipes/tiny/pretrain.yaml",
+            "--model-config",
+            '{"num_hidden_layers": 1}',
+            "--test-file",
+            str(test_file),
+            "--board",
+            str(board),
+            "--comparison",
+            "test",
+            "--",
+            "--max_eval_samples",
+            "8",
+            "--max_length",
+            "64",
+        ]
+    )
     (row,) = speedrun_board.read_rows(board)
     assert row["name"] == "tiny" and row["kind"] == "decoder-only" and row["budget_cpu_s"] == 3
     assert [c["fraction"] for c in row["checkpoints"]] == [0.25, 0.5, 1.0]
@@ -187,10 +234,25 @@ def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkey
     assert "--max_cpu_seconds 3.0" in row["commands"][-1] and "tiny" in (board / "leaderboard.md").read_text()
     assert (board / "chrf_test.png").stat().st_size > 0
 
-    speedrun.main(["anchor", "--name", "anchor", "--budget", "2", "--test-file", str(test_file), "--board",
-                   str(board), "--comparison", "test", "--fractions", "1.0",
-                   "--anchor-args", "--train-file data/sample/sft.jsonl --validation-file data/sample/sft.validation.jsonl "
-                                    "--validation-rows 8"])
+    speedrun.main(
+        [
+            "anchor",
+            "--name",
+            "anchor",
+            "--budget",
+            "2",
+            "--test-file",
+            str(test_file),
+            "--board",
+            str(board),
+            "--comparison",
+            "test",
+            "--fractions",
+            "1.0",
+            "--anchor-args",
+            "--train-file data/sample/sft.jsonl --validation-file data/sample/sft.validation.jsonl --validation-rows 8",
+        ]
+    )
     anchor = speedrun_board.read_rows(board)[-1]
     assert anchor["kind"] == "encoder-decoder" and 6.0e6 < anchor["params"] < 6.5e6
     assert anchor["checkpoints"][-1]["cpu_s"] >= 2 and anchor["checkpoints"][-1]["n"] == 4

@@ -17,17 +17,43 @@ from minimind_hf.training.trainers import MiniMindTrainer, NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "train"
-RECIPES = sorted(p for scale in ("tiny", "small", "full") for p in (ROOT / "recipes" / scale).glob("*.yaml")
-                 if p.stem in ("pretrain", "sft", "lora", "dpo"))
+RECIPES = sorted(
+    p
+    for scale in ("tiny", "small", "full")
+    for p in (ROOT / "recipes" / scale).glob("*.yaml")
+    if p.stem in ("pretrain", "sft", "lora", "dpo")
+)
 
 
 def _args(stage, out, *extra):
     recipe = ROOT / "recipes" / "tiny" / f"{stage}.yaml"
     files = {"pretrain": "pretrain", "sft": "sft", "lora": "lora", "dpo": "dpo"}[stage]
-    argv = [str(recipe), "--output_dir", str(out), "--train_files", str(DATA / f"{files}.jsonl"),
-            "--validation_files", str(DATA / f"{files}.validation.jsonl"), "--max_steps", "4", "--eval_steps", "2",
-            "--save_steps", "2", "--logging_steps", "1", "--per_device_train_batch_size", "4",
-            "--per_device_eval_batch_size", "4", "--report_to", "none", "--dataloader_num_workers", "0", *extra]
+    argv = [
+        str(recipe),
+        "--output_dir",
+        str(out),
+        "--train_files",
+        str(DATA / f"{files}.jsonl"),
+        "--validation_files",
+        str(DATA / f"{files}.validation.jsonl"),
+        "--max_steps",
+        "4",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--per_device_train_batch_size",
+        "4",
+        "--per_device_eval_batch_size",
+        "4",
+        "--report_to",
+        "none",
+        "--dataloader_num_workers",
+        "0",
+        *extra,
+    ]
     return parse_args(argv)
 
 
@@ -59,7 +85,9 @@ def test_length_grouping_in_either_spelling(spelling, monkeypatch):
 
 def test_overrides_beat_the_recipe(monkeypatch):
     monkeypatch.chdir(ROOT)
-    stage_args, training_args = parse_args(["recipes/tiny/pretrain.yaml", "--learning_rate", "0.5", "--block_size", "32"])
+    stage_args, training_args = parse_args(
+        ["recipes/tiny/pretrain.yaml", "--learning_rate", "0.5", "--block_size", "32"]
+    )
     assert training_args.learning_rate == 0.5 and stage_args.data.block_size == 32
 
 
@@ -84,7 +112,9 @@ def test_pretrain_outputs(pretrained):
     out, summary = pretrained
     assert summary["global_step"] == 4 and summary["world_size"] == 1
     assert "eval_perplexity" in summary["metrics"]
-    assert summary["metrics"]["eval_perplexity"] == pytest.approx(torch.tensor(summary["metrics"]["eval_loss"]).exp().item(), rel=1e-4)
+    assert summary["metrics"]["eval_perplexity"] == pytest.approx(
+        torch.tensor(summary["metrics"]["eval_loss"]).exp().item(), rel=1e-4
+    )
     assert (out / "loss_curve.png").stat().st_size > 1000
     assert any((out / "runs").rglob("events.out.tfevents*"))  # TensorBoard logs, as the recipes ask
     model = AutoModelForCausalLM.from_pretrained(out)
@@ -95,7 +125,9 @@ def test_pretrain_outputs(pretrained):
 def test_finished_stage_is_skipped(pretrained, monkeypatch):
     out, summary = pretrained
     monkeypatch.setattr(train_module, "_load_model", lambda *a: pytest.fail("a finished stage must not train again"))
-    assert run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--report_to", "tensorboard")) == summary
+    assert (
+        run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--report_to", "tensorboard")) == summary
+    )
 
 
 def test_interrupted_run_resumes(tmp_path):
@@ -131,8 +163,22 @@ def test_non_finite_loss_stops_and_names_the_step(tmp_path, monkeypatch):
     monkeypatch.setattr(MiniMindTrainer, "compute_loss", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError, match=r"at step 3 of 4"):
-        run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--eval_strategy", "no",
-                   "--load_best_model_at_end", "false", "--save_steps", "100"))
+        run(
+            *_args(
+                "pretrain",
+                out,
+                "--preset",
+                "tiny",
+                "--block_size",
+                "64",
+                "--eval_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+                "--save_steps",
+                "100",
+            )
+        )
     assert not (out / "model.safetensors").exists() and not (out / COMPLETE_MARKER).exists()
 
 
@@ -148,14 +194,35 @@ def test_sft_lora_dpo_chain(pretrained, tmp_path):
     from peft import PeftModel
 
     adapter = json.loads((tmp_path / "lora" / "adapter_config.json").read_text())
-    assert set(adapter["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(adapter["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tmp_path / "sft"), tmp_path / "lora")
     assert peft_model.generate(input_ids=torch.tensor([[1, 5]]), max_new_tokens=2, do_sample=False).shape == (1, 4)
     assert lora["global_step"] == 4
 
-    dpo = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(tmp_path / "sft"),
-                     "--adapter_name_or_path", str(tmp_path / "lora"), "--max_length", "128",
-                     "--learning_rate", "1e-3", "--warmup_steps", "0"))
+    dpo = run(
+        *_args(
+            "dpo",
+            tmp_path / "dpo",
+            "--model_name_or_path",
+            str(tmp_path / "sft"),
+            "--adapter_name_or_path",
+            str(tmp_path / "lora"),
+            "--max_length",
+            "128",
+            "--learning_rate",
+            "1e-3",
+            "--warmup_steps",
+            "0",
+        )
+    )
     assert dpo["global_step"] == 4
     # the saved DPO model loads, is ready for inference, and is the merged start model moved by training
     from minimind_hf.checkpoints import load_checkpoint
@@ -174,14 +241,38 @@ def test_dpo_pairs_whose_prompt_fills_max_length_are_counted_not_dropped_in_sile
     base, _ = pretrained
     rows = (DATA / "dpo.jsonl").read_text().splitlines()[:7]
     long_prompt = {"role": "user", "content": "English to Traditional Chinese:\n" + "the market closed higher " * 60}
-    rows.append(json.dumps({"chosen": [long_prompt, {"role": "assistant", "content": "市場收高"}],
-                            "rejected": [long_prompt, {"role": "assistant", "content": "市场收高"}]}))
+    rows.append(
+        json.dumps(
+            {
+                "chosen": [long_prompt, {"role": "assistant", "content": "市場收高"}],
+                "rejected": [long_prompt, {"role": "assistant", "content": "市场收高"}],
+            }
+        )
+    )
     (tmp_path / "dpo.jsonl").write_text("\n".join(rows) + "\n")
     with caplog.at_level("WARNING", logger="minimind_hf.training"):
-        summary = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(base), "--adapter_name_or_path", "",
-                             "--max_length", "64",
-                             "--train_files", str(tmp_path / "dpo.jsonl"), "--max_steps", "1",
-                             "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"))
+        summary = run(
+            *_args(
+                "dpo",
+                tmp_path / "dpo",
+                "--model_name_or_path",
+                str(base),
+                "--adapter_name_or_path",
+                "",
+                "--max_length",
+                "64",
+                "--train_files",
+                str(tmp_path / "dpo.jsonl"),
+                "--max_steps",
+                "1",
+                "--eval_strategy",
+                "no",
+                "--save_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+            )
+        )
     train = summary["data"]["train"]
     assert train["dropped"]["prompt_fills_max_length"] == 1 and train["rows_out"] == 7
     assert "1 of 8 train rows dropped at max_length 64: 1 prompt fills max length" in caplog.text
@@ -205,14 +296,19 @@ def test_the_stage_table_decides_every_difference():
     from minimind_hf.training.stages import STAGES
 
     assert list(STAGES) == ["pretrain", "sft", "lora", "dpo", "grpo"]
-    assert issubclass(STAGES["pretrain"].arguments, TrainingArguments) and issubclass(STAGES["dpo"].arguments, DPOConfig)
+    assert issubclass(STAGES["pretrain"].arguments, TrainingArguments) and issubclass(
+        STAGES["dpo"].arguments, DPOConfig
+    )
     assert STAGES["sft"].arguments is STAGES["lora"].arguments is ChatTrainingArguments
     assert STAGES["dpo"].trainer.reports_perplexity is False and STAGES["sft"].trainer.reports_perplexity is True
     assert STAGES["dpo"].collator is None and STAGES["grpo"].collator is None
     assert STAGES["grpo"].trainer.reports_perplexity is False
     defaults = LoraArguments()
     assert (defaults.lora_r, defaults.lora_alpha, defaults.lora_dropout) == (
-        lora.DEFAULT_R, lora.DEFAULT_ALPHA, lora.DEFAULT_DROPOUT)
+        lora.DEFAULT_R,
+        lora.DEFAULT_ALPHA,
+        lora.DEFAULT_DROPOUT,
+    )
     assert tuple(defaults.lora_target_modules) == lora.DEFAULT_TARGET_MODULES
     stage_args, _ = _args("lora", "out/x", "--model_name_or_path", "out/sft")
     assert stage_args.model.model_name_or_path == "out/sft" and stage_args.lora.lora_r == 16
@@ -248,12 +344,38 @@ def test_stage_needs_its_start_model(tmp_path):
 def test_ddp_over_two_cpu_processes(tmp_path):
     """accelerate launch with 2 processes (gloo): the multi-process path of the runner."""
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
-           str(ROOT / "recipes" / "accelerate" / "cpu_ddp.yaml"), "--num_processes", "2", "-m", "minimind_hf.train",
-           str(ROOT / "recipes" / "tiny" / "pretrain.yaml"), "--preset", "tiny", "--block_size", "64",
-           "--train_files", str(DATA / "pretrain.jsonl"), "--validation_files", str(DATA / "pretrain.validation.jsonl"),
-           "--output_dir", str(out), "--max_steps", "2", "--eval_steps", "2", "--save_steps", "2",
-           "--per_device_train_batch_size", "2", "--report_to", "none"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(ROOT / "recipes" / "accelerate" / "cpu_ddp.yaml"),
+        "--num_processes",
+        "2",
+        "-m",
+        "minimind_hf.train",
+        str(ROOT / "recipes" / "tiny" / "pretrain.yaml"),
+        "--preset",
+        "tiny",
+        "--block_size",
+        "64",
+        "--train_files",
+        str(DATA / "pretrain.jsonl"),
+        "--validation_files",
+        str(DATA / "pretrain.validation.jsonl"),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--eval_steps",
+        "2",
+        "--save_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "2",
+        "--report_to",
+        "none",
+    ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -264,8 +386,16 @@ def test_ddp_over_two_cpu_processes(tmp_path):
 def test_max_eval_samples_caps_the_validation_rows(tmp_path, tokenizer):
     from minimind_hf.training.runner import build_datasets
 
-    stage_args, training_args = _args("sft", tmp_path / "sft", "--model_name_or_path", str(tmp_path),
-                                      "--max_eval_samples", "3", "--max_train_samples", "5")
+    stage_args, training_args = _args(
+        "sft",
+        tmp_path / "sft",
+        "--model_name_or_path",
+        str(tmp_path),
+        "--max_eval_samples",
+        "3",
+        "--max_train_samples",
+        "5",
+    )
     train, validation, _, _ = build_datasets(stage_args, training_args, tokenizer)
     assert len(validation) == 3 and len(train) == 5
 
@@ -275,9 +405,22 @@ def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
     the Trainer defaults to, the guard hands its flag to the optimizer instead of reading the loss, the
     Trainer's own NaN filter is off, and packed blocks come without the all-ones attention mask that the
     model's mask builder would inspect."""
-    stage_args, training_args = _args("pretrain", tmp_path / "run", "--preset", "tiny", "--block_size", "64",
-                                      "--eval_strategy", "no", "--load_best_model_at_end", "false",
-                                      "--save_strategy", "no", "--logging_steps", "100")
+    stage_args, training_args = _args(
+        "pretrain",
+        tmp_path / "run",
+        "--preset",
+        "tiny",
+        "--block_size",
+        "64",
+        "--eval_strategy",
+        "no",
+        "--load_best_model_at_end",
+        "false",
+        "--save_strategy",
+        "no",
+        "--logging_steps",
+        "100",
+    )
     assert training_args.logging_nan_inf_filter is False
     reads = {"n": 0}
     original_step = MiniMindTrainer.training_step
@@ -328,8 +471,24 @@ def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
     monkeypatch.setattr(MiniMindTrainer, "compute_loss", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(NonFiniteLossError, match=r"at step 3 of 4 \(seen at step 4"):
-        run(*_args("pretrain", out, "--preset", "tiny", "--block_size", "64", "--eval_strategy", "no",
-                   "--load_best_model_at_end", "false", "--save_steps", "100", "--logging_steps", "100"))
+        run(
+            *_args(
+                "pretrain",
+                out,
+                "--preset",
+                "tiny",
+                "--block_size",
+                "64",
+                "--eval_strategy",
+                "no",
+                "--load_best_model_at_end",
+                "false",
+                "--save_steps",
+                "100",
+                "--logging_steps",
+                "100",
+            )
+        )
     assert not (out / "model.safetensors").exists() and not (out / COMPLETE_MARKER).exists()
     after = seen["model"].state_dict()
     # step 2's update happened (weights moved from before it); steps 3 and 4 were skipped (no NaN anywhere)
@@ -345,10 +504,32 @@ def test_a_dpo_stage_that_makes_validation_worse_says_so(pretrained, tmp_path, c
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     (tmp_path / "swapped.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in swapped))
     with caplog.at_level("WARNING", logger="minimind_hf.training"):
-        summary = run(*_args("dpo", tmp_path / "dpo", "--model_name_or_path", str(base), "--adapter_name_or_path", "",
-                             "--max_length", "128", "--train_files", str(tmp_path / "train.jsonl"),
-                             "--validation_files", str(tmp_path / "swapped.jsonl"), "--learning_rate", "5e-3",
-                             "--warmup_steps", "0", "--max_steps", "6", "--eval_steps", "3", "--save_steps", "6"))
+        summary = run(
+            *_args(
+                "dpo",
+                tmp_path / "dpo",
+                "--model_name_or_path",
+                str(base),
+                "--adapter_name_or_path",
+                "",
+                "--max_length",
+                "128",
+                "--train_files",
+                str(tmp_path / "train.jsonl"),
+                "--validation_files",
+                str(tmp_path / "swapped.jsonl"),
+                "--learning_rate",
+                "5e-3",
+                "--warmup_steps",
+                "0",
+                "--max_steps",
+                "6",
+                "--eval_steps",
+                "3",
+                "--save_steps",
+                "6",
+            )
+        )
     assert summary["metrics"]["eval_loss"] > 0.7 and summary["metrics"]["eval_rewards/margins"] < 0
     assert any("above ln 2" in w for w in summary["warnings"]) and any("margin" in w for w in summary["warnings"])
     assert json.loads((tmp_path / "dpo" / COMPLETE_MARKER).read_text())["warnings"] == summary["warnings"]
@@ -362,7 +543,8 @@ def test_validation_warnings_of_a_healthy_and_an_overfitted_stage():
     history = [{"step": 100, "eval_loss": 6.5}, {"step": 200, "eval_loss": 6.3}]
     assert validation_warnings("pretrain", history, {"eval_loss": 6.3}) == []
     assert validation_warnings("sft", history, {"eval_loss": 6.9}) == [
-        "sft: validation loss rose from 6.5 (step 100) to 6.9 at the end: the stage overfitted its training data"]
+        "sft: validation loss rose from 6.5 (step 100) to 6.9 at the end: the stage overfitted its training data"
+    ]
     healthy = {"eval_loss": 0.52, "eval_rewards/margins": 0.6, "eval_rewards/accuracies": 0.8}
     assert validation_warnings("dpo", [{"step": 30, "eval_loss": 0.6}], healthy) == []
     worse = {"eval_loss": 1.248, "eval_rewards/margins": -0.856, "eval_rewards/accuracies": 0.098}

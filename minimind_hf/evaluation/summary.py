@@ -51,8 +51,11 @@ def collect(run_dir: Path) -> dict[str, Any]:
         result = _read(path)
         if result:
             evaluations[str(path.parent.relative_to(run_dir / "eval"))] = result
-    return {"stages": {k: v for k, v in stages.items() if v}, "evaluations": evaluations,
-            "pairs": _read(run_dir / "pairs" / "dpo.report.json")}
+    return {
+        "stages": {k: v for k, v in stages.items() if v},
+        "evaluations": evaluations,
+        "pairs": _read(run_dir / "pairs" / "dpo.report.json"),
+    }
 
 
 def _fmt(value: Any, spec: str = ".2f") -> str:
@@ -72,40 +75,67 @@ def _test_rows(evaluations: dict[str, dict]) -> dict[str, list[tuple[str, dict]]
 def results_markdown(summary: dict[str, Any]) -> str:
     lines = ["# Quality run", ""]
     lines.append(f"- command: `{summary['command']}`" if summary.get("command") else "- command: (not given)")
-    lines += [f"- device: {summary['device']}", f"- date: {summary['date']}",
-              f"- wall time of the stages: {summary['stage_wall_s'] / 60:.1f} min"
-              + (f"; whole run: {summary['total_wall_s'] / 60:.1f} min" if summary.get("total_wall_s") else ""), ""]
+    lines += [
+        f"- device: {summary['device']}",
+        f"- date: {summary['date']}",
+        f"- wall time of the stages: {summary['stage_wall_s'] / 60:.1f} min"
+        + (f"; whole run: {summary['total_wall_s'] / 60:.1f} min" if summary.get("total_wall_s") else ""),
+        "",
+    ]
     warnings = [w for info in summary["stages"].values() for w in info.get("warnings") or []]
     if warnings:
         lines += ["**Warning: a stage's own validation says it made the model worse:**", ""]
         lines += [f"- {warning}" for warning in warnings] + [""]
-    lines += ["## Stages", "", "| stage | steps | wall | validation loss | validation perplexity | data |",
-              "|---|---:|---:|---:|---:|---|"]
+    lines += [
+        "## Stages",
+        "",
+        "| stage | steps | wall | validation loss | validation perplexity | data |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
     for stage, info in summary["stages"].items():
         metrics = info.get("metrics", {})
-        files = ", ".join(Path(f).name for f in (info.get("data") or {}).get("train", {}).get("sources", [])) \
-            if isinstance((info.get("data") or {}).get("train"), dict) else ""
-        lines.append(f"| {stage} | {info.get('global_step')} | {info.get('wall_time_s', 0) / 60:.1f} min | "
-                     f"{_fmt(None if info.get('grpo') else metrics.get('eval_loss'), '.3f')} | {_fmt(metrics.get('eval_perplexity'), '.1f')} | "
-                     f"{files} |")
+        files = (
+            ", ".join(Path(f).name for f in (info.get("data") or {}).get("train", {}).get("sources", []))
+            if isinstance((info.get("data") or {}).get("train"), dict)
+            else ""
+        )
+        lines.append(
+            f"| {stage} | {info.get('global_step')} | {info.get('wall_time_s', 0) / 60:.1f} min | "
+            f"{_fmt(None if info.get('grpo') else metrics.get('eval_loss'), '.3f')} | "
+            f"{_fmt(metrics.get('eval_perplexity'), '.1f')} | "
+            f"{files} |"
+        )
     for stage, info in summary["stages"].items():
         grpo = info.get("grpo")
         if grpo:
             timing = grpo.get("step_time_s") or {}
-            lines += ["", f"{stage}: rewards {grpo.get('rewards')}; last logged reward {_fmt(grpo.get('final_reward'), '.3f')}; "
-                          f"{grpo.get('zero_signal_groups')} of {grpo.get('groups_seen')} groups without signal "
-                          f"({_fmt(100 * grpo['zero_signal_share'] if grpo.get('zero_signal_share') is not None else None, '.1f')}%); "
-                          f"a step took {_fmt(timing.get('total'))} s: generation {_fmt(timing.get('generate'))} s, "
-                          f"rewards {_fmt(timing.get('reward'))} s, update {_fmt(timing.get('update'))} s."]
+            share = grpo.get("zero_signal_share")
+            zero_share = 100 * share if share is not None else None
+            lines += [
+                "",
+                f"{stage}: rewards {grpo.get('rewards')}; last logged reward {_fmt(grpo.get('final_reward'), '.3f')}; "
+                f"{grpo.get('zero_signal_groups')} of {grpo.get('groups_seen')} groups without signal "
+                f"({_fmt(zero_share, '.1f')}%); "
+                f"a step took {_fmt(timing.get('total'))} s: generation {_fmt(timing.get('generate'))} s, "
+                f"rewards {_fmt(timing.get('reward'))} s, update {_fmt(timing.get('update'))} s.",
+            ]
     pairs = summary.get("pairs")
     if pairs:
-        lines += ["", f"DPO pairs: {pairs['kept']} of {pairs['sources']} sources kept "
-                      f"({pairs['reference_as_chosen']} with the reference as chosen), scored by {pairs['method']}, "
-                      f"median margin {_fmt(pairs['margin'].get('median'), '.1f')}; dropped {pairs['dropped'] or 'none'}."]
+        lines += [
+            "",
+            f"DPO pairs: {pairs['kept']} of {pairs['sources']} sources kept "
+            f"({pairs['reference_as_chosen']} with the reference as chosen), scored by {pairs['method']}, "
+            f"median margin {_fmt(pairs['margin'].get('median'), '.1f')}; dropped {pairs['dropped'] or 'none'}.",
+        ]
     for test, rows in _test_rows(summary["evaluations"]).items():
-        lines += ["", f"## `{test}`", "",
-                  "| evaluation | stage | system | chrF | BLEU | semantic | COMET | Traditional (of Chinese outputs) | "
-                  "empty | no CJK | looping | untranslated | length ratio |", "|---|---|---|" + "---:|" * 10]
+        lines += [
+            "",
+            f"## `{test}`",
+            "",
+            "| evaluation | stage | system | chrF | BLEU | semantic | COMET | Traditional (of Chinese outputs) | "
+            "empty | no CJK | looping | untranslated | length ratio |",
+            "|---|---|---|" + "---:|" * 10,
+        ]
         for name, result in rows:
             tr = result["translation"]
             health = tr.get("health", {})
@@ -116,18 +146,28 @@ def results_markdown(summary: dict[str, Any]) -> str:
                 f"{_fmt(tr.get('comet'), '.4f')} | {_percent(tr.get('traditional_share'))} | "
                 f"{_percent(health.get('empty_share'))} | {_percent(health.get('no_cjk_share'))} | "
                 f"{_percent(health.get('looping_share'))} | {_percent(health.get('untranslated_share'))} | "
-                f"{_fmt(health.get('length_ratio'))} |")
+                f"{_fmt(health.get('length_ratio'))} |"
+            )
         floors = rows[0][1]["translation"].get("floors") or {}
         if "copy_source" in floors:
             copy = floors["copy_source"]
             shuffled = [r["translation"]["floors"]["shuffled_references"]["chrf"] for _, r in rows]
-            lines += ["", f"Floors on this test set: the English source copied scores chrF {copy['chrf']:.2f} / "
-                          f"BLEU {copy['bleu']:.2f}; each model's outputs against shuffled "
-                          f"references score chrF {min(shuffled):.2f}-{max(shuffled):.2f}.",
-                      f"Decoding: {rows[0][1]['translation']['generation']}."]
+            lines += [
+                "",
+                f"Floors on this test set: the English source copied scores chrF {copy['chrf']:.2f} / "
+                f"BLEU {copy['bleu']:.2f}; each model's outputs against shuffled "
+                f"references score chrF {min(shuffled):.2f}-{max(shuffled):.2f}.",
+                f"Decoding: {rows[0][1]['translation']['generation']}.",
+            ]
     if summary["evaluations"]:
-        lines += ["", "## Course bars", "", course_bars_table(
-            [dict(r, label=n) for n, r in summary["evaluations"].items() if r.get("stage") in COURSE_BARS])]
+        lines += [
+            "",
+            "## Course bars",
+            "",
+            course_bars_table(
+                [dict(r, label=n) for n, r in summary["evaluations"].items() if r.get("stage") in COURSE_BARS]
+            ),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -169,8 +209,9 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
 
     histories = {}
     for stage in RUN_FOLDERS:
-        states = sorted((run_dir / stage).glob("checkpoint-*/trainer_state.json"),
-                        key=lambda p: int(p.parent.name.split("-")[-1]))
+        states = sorted(
+            (run_dir / stage).glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1])
+        )
         state = _read(states[-1]) if states else None
         if state:
             histories[stage] = state["log_history"]
@@ -199,19 +240,25 @@ def plot_losses(run_dir: Path, path: Path) -> Path | None:
     return path
 
 
-def summarise(run_dir: str | Path, output: str | Path, command: str | None = None,
-              total_wall_s: float | None = None) -> dict[str, Any]:
+def summarise(
+    run_dir: str | Path, output: str | Path, command: str | None = None, total_wall_s: float | None = None
+) -> dict[str, Any]:
     run_dir, out = Path(run_dir), Path(output)
     out.mkdir(parents=True, exist_ok=True)
     summary = collect(run_dir)
-    summary.update(command=command, device=device_name(), date=time.strftime("%Y-%m-%d"),
-                   stage_wall_s=sum(s.get("wall_time_s", 0) for s in summary["stages"].values()),
-                   total_wall_s=total_wall_s)
+    summary.update(
+        command=command,
+        device=device_name(),
+        date=time.strftime("%Y-%m-%d"),
+        stage_wall_s=sum(s.get("wall_time_s", 0) for s in summary["stages"].values()),
+        total_wall_s=total_wall_s,
+    )
     charts = [str(p) for p in plot_tests(summary, out)]
     losses = plot_losses(run_dir, out / "loss_curves.png")
     summary["charts"] = charts + ([str(losses)] if losses else [])
-    (out / "results.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n",
-                                      encoding="utf-8")
+    (out / "results.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     markdown = results_markdown(summary)
     markdown += "".join(f"\n![{Path(c).stem}]({Path(c).name})\n" for c in summary["charts"])
     (out / "results.md").write_text(markdown, encoding="utf-8")
@@ -220,7 +267,9 @@ def summarise(run_dir: str | Path, output: str | Path, command: str | None = Non
 
 @one_line_errors("python -m minimind_hf.evaluation.summary")
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation.summary", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m minimind_hf.evaluation.summary", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("run_dir", help="the folder the stages wrote into (out)")
     parser.add_argument("--output", required=True, help="where results.json / results.md / charts go")
     parser.add_argument("--command", help="the command that made the run, for the record")

@@ -30,12 +30,30 @@ from .card_text import render_card
 CODE_LICENSE = "apache-2.0"
 
 _RECIPE_KEYS = (
-    "learning_rate", "lr_scheduler_type", "warmup_ratio", "warmup_steps", "num_train_epochs", "max_steps",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "weight_decay", "max_grad_norm", "seed",
-    "max_length", "beta", "loss_type",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "max_grad_norm",
+    "seed",
+    "max_length",
+    "beta",
+    "loss_type",
     # GRPO: how completions are sampled and rewarded (only its config has these)
-    "num_generations", "max_completion_length", "temperature", "reward_chrf", "reward_semantic", "reward_script",
-    "reward_health", "reference_free_reward", "reward_control",
+    "num_generations",
+    "max_completion_length",
+    "temperature",
+    "reward_chrf",
+    "reward_semantic",
+    "reward_script",
+    "reward_health",
+    "reference_free_reward",
+    "reward_control",
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
@@ -52,8 +70,18 @@ def preset_of(config) -> str | None:
     """The name of the :data:`~minimind_hf.configuration_minimind.PRESETS` entry ``config`` was built from."""
     from ..configuration_minimind import PRESETS, MiniMindConfig
 
-    keys = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
-            "vocab_size", "use_moe", "n_routed_experts", "n_shared_experts", "num_experts_per_tok")
+    keys = (
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "num_key_value_heads",
+        "intermediate_size",
+        "vocab_size",
+        "use_moe",
+        "n_routed_experts",
+        "n_shared_experts",
+        "num_experts_per_tok",
+    )
     for name in PRESETS:
         reference = MiniMindConfig.from_preset(name)
         if all(getattr(config, k, None) == getattr(reference, k, None) for k in keys):
@@ -62,9 +90,20 @@ def preset_of(config) -> str | None:
 
 
 def architecture_facts(config) -> dict[str, Any]:
-    facts = {k: getattr(config, k, None) for k in (
-        "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size",
-        "vocab_size", "max_position_embeddings", "rope_theta", "use_moe")}
+    facts = {
+        k: getattr(config, k, None)
+        for k in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "intermediate_size",
+            "vocab_size",
+            "max_position_embeddings",
+            "rope_theta",
+            "use_moe",
+        )
+    }
     if getattr(config, "use_moe", False):
         experts = ("n_routed_experts", "n_shared_experts", "num_experts_per_tok")
         facts.update({k: getattr(config, k, None) for k in experts})
@@ -107,12 +146,20 @@ def _data_facts(stage_args, stats: dict[str, Any]) -> dict[str, Any]:
     data = stage_args.data
     files = [{"file": f, "rows": count_rows(f)} for f in data.train_files]
     validation = [{"file": f, "rows": count_rows(f)} for f in (data.validation_files or [])]
-    splits = {split: {k: v for k, v in (stats.get(split) or {}).items() if k in ("rows_in", "rows_out", "dropped")}
-              for split in ("train", "validation") if stats.get(split)}
-    return {"train_files": files, "validation_files": validation, "splits": splits,
-            "system_prompt": data.system_prompt, "prompt_id": data.prompt_id,
-            "hub_datasets": [f for f in data.train_files if is_hub_id(f)],
-            "licences": data_licences(list(data.train_files) + list(data.validation_files or []))}
+    splits = {
+        split: {k: v for k, v in (stats.get(split) or {}).items() if k in ("rows_in", "rows_out", "dropped")}
+        for split in ("train", "validation")
+        if stats.get(split)
+    }
+    return {
+        "train_files": files,
+        "validation_files": validation,
+        "splits": splits,
+        "system_prompt": data.system_prompt,
+        "prompt_id": data.prompt_id,
+        "hub_datasets": [f for f in data.train_files if is_hub_id(f)],
+        "licences": data_licences(list(data.train_files) + list(data.validation_files or [])),
+    }
 
 
 def _recipe_facts(stage, stage_args, training_args) -> dict[str, Any]:
@@ -149,14 +196,18 @@ def stage_facts(summary: dict[str, Any], stage, stage_args, training_args, model
         "architecture": architecture_facts(config),
         "data": _data_facts(stage_args, summary.get("data") or {}),
         "recipe": _recipe_facts(stage, stage_args, training_args),
-        "training": {"global_step": summary.get("global_step"), "wall_time_s": summary.get("wall_time_s"),
-                     "train_loss": metrics.get("train_loss"), "validation_loss": metrics.get("eval_loss"),
-                     "validation_perplexity": metrics.get("eval_perplexity"),
-                     "dpo_reward_margin": metrics.get("eval_rewards/margins"),
-                     "dpo_reward_accuracy": metrics.get("eval_rewards/accuracies"),
-                     "grpo_rewards": (summary.get("grpo") or {}).get("rewards"),
-                     "grpo_reward": (summary.get("grpo") or {}).get("final_reward"),
-                     "grpo_zero_signal_share": (summary.get("grpo") or {}).get("zero_signal_share")},
+        "training": {
+            "global_step": summary.get("global_step"),
+            "wall_time_s": summary.get("wall_time_s"),
+            "train_loss": metrics.get("train_loss"),
+            "validation_loss": metrics.get("eval_loss"),
+            "validation_perplexity": metrics.get("eval_perplexity"),
+            "dpo_reward_margin": metrics.get("eval_rewards/margins"),
+            "dpo_reward_accuracy": metrics.get("eval_rewards/accuracies"),
+            "grpo_rewards": (summary.get("grpo") or {}).get("rewards"),
+            "grpo_reward": (summary.get("grpo") or {}).get("final_reward"),
+            "grpo_zero_signal_share": (summary.get("grpo") or {}).get("zero_signal_share"),
+        },
         "tokenizer": tokenizer_facts(tokenizer),
         "created": time.strftime("%Y-%m-%d"),
         "evaluations": [],
@@ -165,27 +216,47 @@ def stage_facts(summary: dict[str, Any], stage, stage_args, training_args, model
 
 
 def tokenizer_facts(tokenizer) -> dict[str, Any]:
-    return {"size": len(tokenizer), "type": "byte-level BPE", "pad": tokenizer.pad_token, "bos": tokenizer.bos_token,
-            "eos": tokenizer.eos_token}
+    return {
+        "size": len(tokenizer),
+        "type": "byte-level BPE",
+        "pad": tokenizer.pad_token,
+        "bos": tokenizer.bos_token,
+        "eos": tokenizer.eos_token,
+    }
 
 
 def facts_from_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Facts of a checkpoint that has no ``model_card.json``: what its files say."""
     directory = Path(path)
-    facts: dict[str, Any] = {"name": directory.resolve().name, "stage": None, "parent": None, "evaluations": [],
-                             "created": time.strftime("%Y-%m-%d")}
+    facts: dict[str, Any] = {
+        "name": directory.resolve().name,
+        "stage": None,
+        "parent": None,
+        "evaluations": [],
+        "created": time.strftime("%Y-%m-%d"),
+    }
     marker = directory / COMPLETE_MARKER
     if marker.is_file():
         summary = json.loads(marker.read_text())
         metrics = summary.get("metrics", {})
-        facts.update(stage=summary.get("stage"), training={
-            "global_step": summary.get("global_step"), "validation_loss": metrics.get("eval_loss"),
-            "validation_perplexity": metrics.get("eval_perplexity"), "train_loss": metrics.get("train_loss")})
+        facts.update(
+            stage=summary.get("stage"),
+            training={
+                "global_step": summary.get("global_step"),
+                "validation_loss": metrics.get("eval_loss"),
+                "validation_perplexity": metrics.get("eval_perplexity"),
+                "train_loss": metrics.get("train_loss"),
+            },
+        )
     adapter = directory / "adapter_config.json"
     if adapter.is_file():
         parent = json.loads(adapter.read_text()).get("base_model_name_or_path")
-        facts.update(kind="peft-adapter", parent=parent, parent_on_hub=is_hub_id(parent) and not any(
-            (where / parent).exists() for where in (directory, directory.parent)))
+        facts.update(
+            kind="peft-adapter",
+            parent=parent,
+            parent_on_hub=is_hub_id(parent)
+            and not any((where / parent).exists() for where in (directory, directory.parent)),
+        )
     elif (directory / "config.json").is_file():
         from transformers import AutoConfig
 
@@ -207,8 +278,9 @@ def load_facts(path: str | os.PathLike[str]) -> dict[str, Any]:
 def write_card(path: str | os.PathLike[str], facts: dict[str, Any]) -> Path:
     """Save ``facts`` as ``model_card.json`` and render ``README.md`` in ``path``; returns the README's path."""
     directory = Path(path)
-    (directory / CARD_FACTS).write_text(json.dumps(facts, ensure_ascii=False, indent=2, default=str) + "\n",
-                                        encoding="utf-8")
+    (directory / CARD_FACTS).write_text(
+        json.dumps(facts, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8"
+    )
     readme = directory / CARD_FILE
     readme.write_text(render_card(facts), encoding="utf-8")
     return readme
@@ -230,7 +302,9 @@ def evaluation_facts(result: dict[str, Any]) -> dict[str, Any]:
         "dataset_type": "json" if test and os.path.exists(test) else test,
         "system": generation.get("system"),
         "pairs": translation.get("n"),
-        "chrf": translation.get("chrf"), "bleu": translation.get("bleu"), "comet": translation.get("comet"),
+        "chrf": translation.get("chrf"),
+        "bleu": translation.get("bleu"),
+        "comet": translation.get("comet"),
         "semantic": (translation.get("semantic") or {}).get("score"),
         "traditional_share": translation.get("traditional_share"),
         "validation_name": Path(validation["file"]).name.removesuffix(".jsonl") if validation.get("file") else None,
@@ -253,8 +327,13 @@ def record_evaluation(checkpoint: str | os.PathLike[str], result: dict[str, Any]
     return write_card(directory, facts)
 
 
-def card_for_push(checkpoint: str | os.PathLike[str], repo_id: str, *, base_model: str | None = None,
-                  datasets: list[str] | None = None) -> str:
+def card_for_push(
+    checkpoint: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    base_model: str | None = None,
+    datasets: list[str] | None = None,
+) -> str:
     """The card text for ``checkpoint`` pushed as ``repo_id``: its facts with the Hub names filled in."""
     facts = load_facts(checkpoint)
     facts["hub_name"] = repo_id

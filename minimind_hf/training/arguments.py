@@ -2,7 +2,8 @@
 
 A recipe is one flat YAML file whose keys are the fields of :class:`RunArguments`, :class:`DataArguments`,
 :class:`ModelArguments`, :class:`LoraArguments` and of the stage's training-arguments class (``TrainingArguments``,
-:class:`ChatTrainingArguments`, TRL's ``DPOConfig``, or :class:`GRPOStageConfig`; :data:`minimind_hf.training.stages.STAGES` names it);
+:class:`ChatTrainingArguments`, TRL's ``DPOConfig``, or :class:`GRPOStageConfig`;
+:data:`minimind_hf.training.stages.STAGES` names it);
 every value can be overridden on the command line (TRL's ``TrlParser``, :mod:`.recipe`).
 """
 
@@ -54,14 +55,26 @@ class RunArguments:
     stage: str = field(metadata={"help": "one of pretrain, sft, lora, dpo, grpo"})
     check_finite_loss: bool = field(default=True, metadata={"help": "stop on a NaN/inf loss, naming the step"})
     skip_if_done: bool = field(default=True, metadata={"help": f"skip a stage whose output_dir has {COMPLETE_MARKER}"})
-    fresh_start: bool = field(default=False, metadata={
-        "help": "start over: the old checkpoints are moved aside, not resumed"})
-    max_cpu_seconds: float | None = field(default=None, metadata={
-        "help": "stop after this many CPU seconds of training, saving at budget_fractions of it (training.cpu_budget)"})
-    budget_fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS), metadata={
-        "help": "with max_cpu_seconds: save a checkpoint when these fractions of the budget are spent"})
-    labelled_logits_only: bool = field(default=False, metadata={
-        "help": "compute the output layer only where a label is (training.labelled_loss); same loss, less work"})
+    fresh_start: bool = field(
+        default=False, metadata={"help": "start over: the old checkpoints are moved aside, not resumed"}
+    )
+    max_cpu_seconds: float | None = field(
+        default=None,
+        metadata={
+            "help": "stop after this many CPU seconds of training, saving at budget_fractions of it "
+            "(training.cpu_budget)"
+        },
+    )
+    budget_fractions: list[float] = field(
+        default_factory=lambda: list(DEFAULT_FRACTIONS),
+        metadata={"help": "with max_cpu_seconds: save a checkpoint when these fractions of the budget are spent"},
+    )
+    labelled_logits_only: bool = field(
+        default=False,
+        metadata={
+            "help": "compute the output layer only where a label is (training.labelled_loss); same loss, less work"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_NAMES:
@@ -72,19 +85,28 @@ class RunArguments:
 class DataArguments:
     """What a stage trains on, and how its rows are built."""
 
-    train_files: list[str] = field(default_factory=list, metadata={
-        "help": "jsonl or raw-text files (.train/.dev/.test/.txt/.val), directories of them, or a Hub dataset name"})
+    train_files: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "jsonl or raw-text files (.train/.dev/.test/.txt/.val), directories of them, or a Hub dataset name"
+        },
+    )
     validation_files: list[str] | None = field(default=None, metadata={"help": "validation files (same forms)"})
-    test_files: list[str] | None = field(default=None, metadata={
-        "help": "test files (same forms), evaluated once after training: test_loss, test_perplexity"})
-    cache_dir: str | None = field(default=None, metadata={
-        "help": "where tokenised data is cached (default: datasets')"})
+    test_files: list[str] | None = field(
+        default=None,
+        metadata={"help": "test files (same forms), evaluated once after training: test_loss, test_perplexity"},
+    )
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "where tokenised data is cached (default: datasets')"}
+    )
     validation_fraction: float = field(default=0.0, metadata={"help": "hold out this fraction when no validation file"})
     block_size: int = field(default=DEFAULT_SEQUENCE_LENGTH, metadata={"help": "pretrain: packed sequence length"})
-    system_prompt: str | None = field(default=None, metadata={
-        "help": "system turn for parallel rows ('finance' = the finance prompt)"})
-    system_prompt_fraction: float = field(default=1.0, metadata={
-        "help": "give the system turn to this share of rows only (stable per row)"})
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "system turn for parallel rows ('finance' = the finance prompt)"}
+    )
+    system_prompt_fraction: float = field(
+        default=1.0, metadata={"help": "give the system turn to this share of rows only (stable per row)"}
+    )
     prompt_id: str = field(default="0", metadata={"help": "translation prompt for parallel rows: an index or 'mixed'"})
     skip_bad_rows: bool = field(default=False, metadata={"help": "count and skip malformed rows instead of stopping"})
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N training rows"})
@@ -99,16 +121,20 @@ class DataArguments:
 class ModelArguments:
     """The model a stage starts from (TRL's ``ModelConfig`` topic)."""
 
-    model_name_or_path: str | None = field(default=None, metadata={
-        "help": "starting checkpoint (pretrain: none = from scratch)"})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "starting checkpoint (pretrain: none = from scratch)"}
+    )
     preset: str = field(default="minimind-26m", metadata={"help": "MiniMindConfig preset for a model from scratch"})
-    model_config_overrides: str | None = field(default=None, metadata={
-        "help": "JSON of MiniMindConfig fields to override"})
+    model_config_overrides: str | None = field(
+        default=None, metadata={"help": "JSON of MiniMindConfig fields to override"}
+    )
     attn_implementation: str = field(default="sdpa", metadata={"help": "eager, sdpa or flash_attention_2"})
-    tokenizer_name_or_path: str | None = field(default=None, metadata={
-        "help": "default: the model's, else the shipped one"})
-    adapter_name_or_path: str | None = field(default=None, metadata={
-        "help": "dpo: a LoRA adapter merged into the start model"})
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "default: the model's, else the shipped one"}
+    )
+    adapter_name_or_path: str | None = field(
+        default=None, metadata={"help": "dpo: a LoRA adapter merged into the start model"}
+    )
 
 
 @dataclass
@@ -131,19 +157,32 @@ class _StageDefaults:
     (the runner's finite-loss guard stops on a NaN instead). Best-checkpoint selection is settled by
     :func:`settle_for_data`, which knows whether there is validation data."""
 
-    precision: str = field(default="auto", metadata={
-        "help": "auto (bf16 where the device computes it natively: minimind_hf.checkpoints.auto_precision), "
-                "bf16, fp16 or fp32"})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto (bf16 where the device computes it natively: minimind_hf.checkpoints.auto_precision), "
+            "bf16, fp16 or fp32"
+        },
+    )
     lr_scheduler_type: str = field(default="cosine_with_min_lr", metadata={"help": "learning-rate schedule"})
-    lr_scheduler_kwargs: dict | str | None = field(default=None, metadata={
-        "help": "arguments of the schedule (cosine_with_min_lr: min_lr_rate 0.1 unless given)"})
+    lr_scheduler_kwargs: dict | str | None = field(
+        default=None, metadata={"help": "arguments of the schedule (cosine_with_min_lr: min_lr_rate 0.1 unless given)"}
+    )
     eval_strategy: str = field(default="steps", metadata={"help": "steps (off where there is no validation data)"})
-    load_best_model_at_end: bool | None = field(default=None, metadata={
-        "help": "keep the checkpoint with the lowest validation loss (default: whenever there is validation data)"})
-    report_to: None | str | list[str] = field(default_factory=lambda: ["tensorboard"], metadata={
-        "help": "loggers; wandb is added when WANDB_PROJECT is set and wandb is installed"})
-    logging_nan_inf_filter: bool = field(default=False, metadata={
-        "help": "the runner stops on a non-finite loss; the Trainer's filter would average it away"})
+    load_best_model_at_end: bool | None = field(
+        default=None,
+        metadata={
+            "help": "keep the checkpoint with the lowest validation loss (default: whenever there is validation data)"
+        },
+    )
+    report_to: None | str | list[str] = field(
+        default_factory=lambda: ["tensorboard"],
+        metadata={"help": "loggers; wandb is added when WANDB_PROJECT is set and wandb is installed"},
+    )
+    logging_nan_inf_filter: bool = field(
+        default=False,
+        metadata={"help": "the runner stops on a non-finite loss; the Trainer's filter would average it away"},
+    )
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -195,26 +234,37 @@ class GRPOStageConfig(_StageDefaults, GRPOConfig):
     general split does not drown the finance prompts). GRPO's loss says nothing about a checkpoint's quality, so
     no best checkpoint is picked by it."""
 
-    load_best_model_at_end: bool | None = field(default=False, metadata={
-        "help": "GRPO's validation loss does not rank checkpoints; keep the last one"})
+    load_best_model_at_end: bool | None = field(
+        default=False, metadata={"help": "GRPO's validation loss does not rank checkpoints; keep the last one"}
+    )
     reward_chrf: float = field(default=1.0, metadata={"help": "weight of sentence chrF against the reference (0..1)"})
     reward_semantic: float = field(default=0.5, metadata={"help": "weight of the sentence-encoder similarity"})
     reward_script: float = field(default=0.5, metadata={"help": "weight of the Chinese-and-Traditional score (0..1)"})
-    reward_health: float = field(default=1.0, metadata={
-        "help": "weight of the output-health penalty (-1 per flag: empty, looping, untranslated, over-long)"})
-    reference_free_reward: bool = field(default=False, metadata={
-        "help": "use no reference: semantic similarity to the source, script and health only"})
-    reward_control: str = field(default="none", metadata={
-        "help": "none; shuffled (the reference-based rewards read another prompt's reference: the control run); "
-                "constant (every reward 0: no signal)"})
-    max_prompts_per_file: int | None = field(default=None, metadata={
-        "help": "use a seeded sample of at most this many prompts from each training file"})
+    reward_health: float = field(
+        default=1.0,
+        metadata={"help": "weight of the output-health penalty (-1 per flag: empty, looping, untranslated, over-long)"},
+    )
+    reference_free_reward: bool = field(
+        default=False, metadata={"help": "use no reference: semantic similarity to the source, script and health only"}
+    )
+    reward_control: str = field(
+        default="none",
+        metadata={
+            "help": "none; shuffled (the reference-based rewards read another prompt's reference: the control run); "
+            "constant (every reward 0: no signal)"
+        },
+    )
+    max_prompts_per_file: int | None = field(
+        default=None, metadata={"help": "use a seeded sample of at most this many prompts from each training file"}
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.reward_weights is not None:
-            raise ValueError("GRPO stage: give the reward weights as reward_chrf / reward_semantic / reward_script / "
-                             "reward_health, not reward_weights")
+            raise ValueError(
+                "GRPO stage: give the reward weights as reward_chrf / reward_semantic / reward_script / "
+                "reward_health, not reward_weights"
+            )
         if self.max_prompts_per_file is not None and self.max_prompts_per_file < 1:
             raise ValueError(f"max_prompts_per_file must be positive, got {self.max_prompts_per_file}")
         self.reward_setup()  # a bad combination is named now, before any model is loaded
@@ -225,8 +275,9 @@ class GRPOStageConfig(_StageDefaults, GRPOConfig):
 
     def reward_setup(self) -> tuple[list, list[float]]:
         """``(reward_funcs, weights)`` this config asks for."""
-        return _rewards.reward_functions(self.reward_weight_map, reference_free=self.reference_free_reward,
-                                         control=self.reward_control)
+        return _rewards.reward_functions(
+            self.reward_weight_map, reference_free=self.reference_free_reward, control=self.reward_control
+        )
 
     def describe_rewards(self) -> str:
         """One line naming the rewards and their weights, for the log and the stage summary."""

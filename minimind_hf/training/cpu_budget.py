@@ -40,8 +40,9 @@ def budget_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
 class CpuBudgetCallback(TrainerCallback):
     """Save at each fraction of ``max_cpu_seconds`` of process CPU time and stop at the whole of it."""
 
-    def __init__(self, max_cpu_seconds: float, fractions: Sequence[float] = DEFAULT_FRACTIONS,
-                 clock=time.process_time) -> None:
+    def __init__(
+        self, max_cpu_seconds: float, fractions: Sequence[float] = DEFAULT_FRACTIONS, clock=time.process_time
+    ) -> None:
         if max_cpu_seconds <= 0:
             raise ValueError(f"max_cpu_seconds must be positive, got {max_cpu_seconds}")
         self.max_cpu_seconds = float(max_cpu_seconds)
@@ -71,14 +72,16 @@ class CpuBudgetCallback(TrainerCallback):
         if not reached:
             return control
         self._done.update(reached)
-        self.marks.append({
-            "fraction": reached[-1],  # several fractions in one step (a slow step): one checkpoint, for the last
-            "step": state.global_step,
-            "cpu_s": round(spent, 2),
-            "wall_s": round(time.perf_counter() - self._start_wall, 2),
-            "tokens_seen": int(state.num_input_tokens_seen or 0),
-            "checkpoint": f"checkpoint-{state.global_step}",
-        })
+        self.marks.append(
+            {
+                "fraction": reached[-1],  # several fractions in one step (a slow step): one checkpoint, for the last
+                "step": state.global_step,
+                "cpu_s": round(spent, 2),
+                "wall_s": round(time.perf_counter() - self._start_wall, 2),
+                "tokens_seen": int(state.num_input_tokens_seen or 0),
+                "checkpoint": f"checkpoint-{state.global_step}",
+            }
+        )
         control.should_save = True
         if reached[-1] >= 1.0:
             control.should_training_stop = True
@@ -91,6 +94,10 @@ class CpuBudgetCallback(TrainerCallback):
     def _write(self, args) -> None:
         if not args.should_save:  # the main process only
             return
-        report = {"max_cpu_seconds": self.max_cpu_seconds, "fractions": list(self.fractions),
-                  "spent_cpu_s": round(self.spent(), 2), "marks": self.marks}
+        report = {
+            "max_cpu_seconds": self.max_cpu_seconds,
+            "fractions": list(self.fractions),
+            "spent_cpu_s": round(self.spent(), 2),
+            "marks": self.marks,
+        }
         atomic_write_text(Path(args.output_dir) / BUDGET_REPORT, json.dumps(report, indent=2) + "\n")

@@ -23,8 +23,9 @@ def _causal_lm(model: Any) -> Any:
     return get_base() if callable(get_base) else model
 
 
-def labelled_positions_loss(model: Any, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None,
-                            label_smoothing: float = 0.0) -> torch.Tensor:
+def labelled_positions_loss(
+    model: Any, inputs: dict[str, torch.Tensor], num_items_in_batch: Any = None, label_smoothing: float = 0.0
+) -> torch.Tensor:
     """Shifted next-token cross-entropy over the labelled positions of ``inputs["labels"]`` (-100: none).
 
     The sum is divided by ``num_items_in_batch`` when given (the Trainer's count over the accumulated batch,
@@ -33,8 +34,12 @@ def labelled_positions_loss(model: Any, inputs: dict[str, torch.Tensor], num_ite
     labels = inputs["labels"]
     causal_lm = _causal_lm(model)
     decoder = causal_lm.get_decoder() if hasattr(causal_lm, "get_decoder") else causal_lm.model
-    hidden = decoder(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
-                     position_ids=inputs.get("position_ids"), use_cache=False).last_hidden_state
+    hidden = decoder(
+        input_ids=inputs["input_ids"],
+        attention_mask=inputs.get("attention_mask"),
+        position_ids=inputs.get("position_ids"),
+        use_cache=False,
+    ).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != IGNORE_INDEX
     logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep]).float()

@@ -58,8 +58,11 @@ def reward_points(log_history: list[dict[str, Any]]) -> dict[str, list[tuple[int
             continue
         for key, value in entry.items():
             name = key.removeprefix("rewards/").removesuffix("/mean") if key.startswith("rewards/") else key
-            if (key in ("reward", "eval_reward") or (key.startswith("rewards/") and key.endswith("/mean"))) \
-                    and isinstance(value, (int, float)) and math.isfinite(value):
+            if (
+                (key in ("reward", "eval_reward") or (key.startswith("rewards/") and key.endswith("/mean")))
+                and isinstance(value, (int, float))
+                and math.isfinite(value)
+            ):
                 points.setdefault(name, []).append((step, float(value)))
     return points
 
@@ -77,7 +80,7 @@ def plot_reward_curve(log_history: list[dict[str, Any]], path: str | Path, title
         return None
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     for name, series in points.items():
-        steps, values = zip(*series)
+        steps, values = zip(*series, strict=True)
         style = "o-" if name == "eval_reward" or len(series) == 1 else "-"
         ax.plot(steps, values, style, label=name, markersize=4, linewidth=2 if name == "reward" else 1)
     ax.set_xlabel("step")

@@ -41,8 +41,8 @@ from .arguments import (
 from .cpu_budget import CpuBudgetCallback
 from .grpo import check_grpo_start
 from .plotting import plot_loss_curve, plot_reward_curve
-from .regression import validation_warnings
 from .recipe import parse_recipe
+from .regression import validation_warnings
 from .safety import RunGuard, exit_status, load_finished
 from .stages import STAGES
 from .vocabulary import vocabulary_overrides
@@ -65,8 +65,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[StageArguments, TrainingA
     stage_args = StageArguments(run_args, data_args, model_args, lora_args)
     has_validation = bool(data_args.validation_files or data_args.validation_fraction)
     if training_args.load_best_model_at_end and not has_validation:
-        raise ValueError(f"stage {stage_args.stage}: load_best_model_at_end needs validation_files or "
-                         "validation_fraction")
+        raise ValueError(
+            f"stage {stage_args.stage}: load_best_model_at_end needs validation_files or validation_fraction"
+        )
     return stage_args, settle_for_data(training_args, has_validation)
 
 
@@ -134,9 +135,15 @@ def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], d
         stats = data_stats.setdefault(split, {})
         stats.setdefault("dropped", {}).update(why)
         stats["rows_out"] = len(after)
-        logger.warning("stage %s: %d of %d %s rows dropped at max_length %s: %s (raise max_length to keep them)",
-                       name, lost, len(before), split, getattr(trainer.args, "max_length", None),
-                       ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in why.items()))
+        logger.warning(
+            "stage %s: %d of %d %s rows dropped at max_length %s: %s (raise max_length to keep them)",
+            name,
+            lost,
+            len(before),
+            split,
+            getattr(trainer.args, "max_length", None),
+            ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in why.items()),
+        )
 
 
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
@@ -144,13 +151,13 @@ def build_test_dataset(stage_args: StageArguments, training_args: TrainingArgume
     ``(None, None)``."""
     if not stage_args.data.test_files:
         return None, None
-    data = dataclasses.replace(stage_args.data, train_files=stage_args.data.test_files, validation_files=None,
-                               validation_fraction=0.0)
+    data = dataclasses.replace(
+        stage_args.data, train_files=stage_args.data.test_files, validation_files=None, validation_fraction=0.0
+    )
     test_args = dataclasses.replace(stage_args, data=data)
     with training_args.main_process_first(desc="tokenising the test set"), split_log_names(train="test"):
         dataset, stats = STAGES[stage_args.stage].dataset(test_args, training_args, tokenizer)
     return dataset["train"], stats["train"]
-
 
 
 def describe_model(model) -> str:
@@ -158,11 +165,15 @@ def describe_model(model) -> str:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     config = model.config
-    shape = (f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads "
-             f"({config.num_key_value_heads} key/value), MLP {config.intermediate_size}, vocab {config.vocab_size}")
+    shape = (
+        f"{config.num_hidden_layers} layers, hidden {config.hidden_size}, {config.num_attention_heads} heads "
+        f"({config.num_key_value_heads} key/value), MLP {config.intermediate_size}, vocab {config.vocab_size}"
+    )
     if getattr(config, "use_moe", False):
-        shape += (f", {config.n_routed_experts} routed experts (top {config.num_experts_per_tok}) + "
-                  f"{config.n_shared_experts} shared")
+        shape += (
+            f", {config.n_routed_experts} routed experts (top {config.num_experts_per_tok}) + "
+            f"{config.n_shared_experts} shared"
+        )
     return f"{total:,} parameters ({trainable:,} trainable, {100 * trainable / max(total, 1):.2f}%); {shape}"
 
 
@@ -174,8 +185,9 @@ def run(stage_args: StageArguments, training_args: TrainingArguments, callbacks:
         return _run(stage_args, training_args, guard, callbacks)
 
 
-def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: RunGuard,
-         callbacks: list | None = None) -> dict[str, Any]:
+def _run(
+    stage_args: StageArguments, training_args: TrainingArguments, guard: RunGuard, callbacks: list | None = None
+) -> dict[str, Any]:
     name, stage = stage_args.stage, STAGES[stage_args.stage]
     output_dir = Path(training_args.output_dir)
     marker = output_dir / COMPLETE_MARKER
@@ -195,22 +207,34 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     test, test_stats = build_test_dataset(stage_args, training_args, tokenizer)
     if test is not None:
         data_stats["test"] = test_stats
-    logger.info("stage %s: %d training rows, %s validation rows", name, len(train),
-                len(validation) if validation is not None else 0)
+    logger.info(
+        "stage %s: %d training rows, %s validation rows",
+        name,
+        len(train),
+        len(validation) if validation is not None else 0,
+    )
 
     if stage_args.run.max_cpu_seconds:
         budget = CpuBudgetCallback(stage_args.run.max_cpu_seconds, stage_args.run.budget_fractions)
         callbacks = [*(callbacks or []), budget]
-    kwargs: dict[str, Any] = dict(model=model, args=training_args, train_dataset=train, eval_dataset=validation,
-                                  processing_class=tokenizer, callbacks=callbacks)
+    kwargs: dict[str, Any] = dict(
+        model=model,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=validation,
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
     if collator is not None:
         kwargs["data_collator"] = collator
     trainer = stage.trainer(**kwargs)
     _count_rows_the_trainer_dropped(name, trainer, {"train": train, "validation": validation}, data_stats)
     trainer.check_finite_loss = stage_args.run.check_finite_loss
     if stage_args.run.labelled_logits_only and getattr(getattr(model, "config", None), "use_moe", False):
-        raise ValueError("labelled_logits_only computes the cross-entropy alone and would drop the MoE balance "
-                         "loss: leave it off for a MoE preset")
+        raise ValueError(
+            "labelled_logits_only computes the cross-entropy alone and would drop the MoE balance "
+            "loss: leave it off for a MoE preset"
+        )
     trainer.labelled_logits_only = stage_args.run.labelled_logits_only
     trainer.add_callback(guard.signals)
 
@@ -230,12 +254,12 @@ def _run(stage_args: StageArguments, training_args: TrainingArguments, guard: Ru
     summary: dict[str, Any] = {}
     if trainer.is_world_process_zero():
         save_tokenizer(tokenizer, output_dir)
-        plot = plot_loss_curve(trainer.state.log_history, output_dir / LOSS_CURVE,
-                               title=f"{name}: {output_dir.name}")
+        plot = plot_loss_curve(trainer.state.log_history, output_dir / LOSS_CURVE, title=f"{name}: {output_dir.name}")
         extra = trainer.stage_summary() if hasattr(trainer, "stage_summary") else {}  # GRPO: rewards, signal, time
         if "grpo" in extra:
-            rewards = plot_reward_curve(trainer.state.log_history, output_dir / REWARD_CURVE,
-                                        title=f"{name}: {output_dir.name}")
+            rewards = plot_reward_curve(
+                trainer.state.log_history, output_dir / REWARD_CURVE, title=f"{name}: {output_dir.name}"
+            )
             extra["grpo"]["reward_curve"] = str(rewards) if rewards else None
         summary = {
             "stage": name,

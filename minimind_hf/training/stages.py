@@ -37,37 +37,62 @@ __all__ = ["STAGES", "Stage"]
 
 def _common(stage_args: StageArguments, training_args: TrainingArguments) -> dict[str, Any]:
     data = stage_args.data
-    return dict(validation_fraction=data.validation_fraction, seed=training_args.seed, skip_bad_rows=data.skip_bad_rows,
-                cache_dir=data.cache_dir)
+    return dict(
+        validation_fraction=data.validation_fraction,
+        seed=training_args.seed,
+        skip_bad_rows=data.skip_bad_rows,
+        cache_dir=data.cache_dir,
+    )
 
 
 def _pretrain_data(stage_args: StageArguments, training_args: TrainingArguments, tokenizer) -> BuiltDataset:
     data = stage_args.data
-    return build_pretrain_dataset(tokenizer, data.train_files, data.validation_files, block_size=data.block_size,
-                                  num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
+    return build_pretrain_dataset(
+        tokenizer,
+        data.train_files,
+        data.validation_files,
+        block_size=data.block_size,
+        num_proc=data.preprocessing_num_proc,
+        **_common(stage_args, training_args),
+    )
 
 
 def _chat_data(stage_args: StageArguments, training_args: ChatTrainingArguments, tokenizer) -> BuiltDataset:
     data = stage_args.data
-    return build_sft_dataset(tokenizer, data.train_files, data.validation_files, max_length=training_args.max_length,
-                             system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
-                             system_prompt_fraction=data.system_prompt_fraction,
-                             num_proc=data.preprocessing_num_proc, **_common(stage_args, training_args))
+    return build_sft_dataset(
+        tokenizer,
+        data.train_files,
+        data.validation_files,
+        max_length=training_args.max_length,
+        system_prompt=resolve_system_prompt(data.system_prompt),
+        prompt_id=data.prompt_id,
+        system_prompt_fraction=data.system_prompt_fraction,
+        num_proc=data.preprocessing_num_proc,
+        **_common(stage_args, training_args),
+    )
 
 
 def _preference_data(stage_args: StageArguments, training_args: StageDPOConfig, tokenizer) -> BuiltDataset:
     data = stage_args.data
-    return build_dpo_dataset(data.train_files, data.validation_files,
-                             system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
-                             **_common(stage_args, training_args))
+    return build_dpo_dataset(
+        data.train_files,
+        data.validation_files,
+        system_prompt=resolve_system_prompt(data.system_prompt),
+        prompt_id=data.prompt_id,
+        **_common(stage_args, training_args),
+    )
 
 
 def _prompt_data(stage_args: StageArguments, training_args: GRPOStageConfig, tokenizer) -> BuiltDataset:
     data = stage_args.data
-    return build_grpo_dataset(data.train_files, data.validation_files,
-                              system_prompt=resolve_system_prompt(data.system_prompt), prompt_id=data.prompt_id,
-                              max_prompts_per_file=training_args.max_prompts_per_file,
-                              **_common(stage_args, training_args))
+    return build_grpo_dataset(
+        data.train_files,
+        data.validation_files,
+        system_prompt=resolve_system_prompt(data.system_prompt),
+        prompt_id=data.prompt_id,
+        max_prompts_per_file=training_args.max_prompts_per_file,
+        **_common(stage_args, training_args),
+    )
 
 
 def _packed_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -90,8 +115,9 @@ def _as_loaded(model, stage_args: StageArguments):
 
 def _wrap_lora(model, stage_args: StageArguments):
     lora = stage_args.lora
-    return wrap_with_lora(model, r=lora.lora_r, alpha=lora.lora_alpha, dropout=lora.lora_dropout,
-                          target_modules=lora.lora_target_modules)
+    return wrap_with_lora(
+        model, r=lora.lora_r, alpha=lora.lora_alpha, dropout=lora.lora_dropout, target_modules=lora.lora_target_modules
+    )
 
 
 def _nothing_more(stage_args: StageArguments) -> dict[str, Any]:
@@ -104,8 +130,12 @@ def _block_size(stage_args: StageArguments) -> dict[str, Any]:
 
 def _lora_settings(stage_args: StageArguments) -> dict[str, Any]:
     lora = stage_args.lora
-    return {"lora_r": lora.lora_r, "lora_alpha": lora.lora_alpha, "lora_dropout": lora.lora_dropout,
-            "lora_target_modules": list(lora.lora_target_modules)}
+    return {
+        "lora_r": lora.lora_r,
+        "lora_alpha": lora.lora_alpha,
+        "lora_dropout": lora.lora_dropout,
+        "lora_target_modules": list(lora.lora_target_modules),
+    }
 
 
 @dataclass(frozen=True)
@@ -125,20 +155,52 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {
-    "pretrain": Stage(StageTrainingArguments, _pretrain_data, lambda tokenizer: _packed_blocks, MiniMindTrainer,
-                      _as_loaded, "pretrained from scratch (next-token prediction on packed documents)",
-                      recorded=_block_size),
-    "sft": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _as_loaded,
-                 "supervised fine-tuning on translation chats (loss on the assistant replies only)"),
-    "lora": Stage(ChatTrainingArguments, _chat_data, _sft_collator, MiniMindTrainer, _wrap_lora,
-                  "a LoRA adapter for finance-domain translation (PEFT)", recorded=_lora_settings,
-                  argument_groups=("lora",), use_system_prompt="finance"),
-    "dpo": Stage(StageDPOConfig, _preference_data, None, StageDPOTrainer, _as_loaded,
-                 "direct preference optimisation of the SFT model with its LoRA adapter merged",
-                 use_system_prompt="finance"),
-    "grpo": Stage(GRPOStageConfig, _prompt_data, None, StageGRPOTrainer, _as_loaded,
-                  "reinforcement learning on translation quality (GRPO), rewarded by the project's own scores",
-                  use_system_prompt="finance"),
+    "pretrain": Stage(
+        StageTrainingArguments,
+        _pretrain_data,
+        lambda tokenizer: _packed_blocks,
+        MiniMindTrainer,
+        _as_loaded,
+        "pretrained from scratch (next-token prediction on packed documents)",
+        recorded=_block_size,
+    ),
+    "sft": Stage(
+        ChatTrainingArguments,
+        _chat_data,
+        _sft_collator,
+        MiniMindTrainer,
+        _as_loaded,
+        "supervised fine-tuning on translation chats (loss on the assistant replies only)",
+    ),
+    "lora": Stage(
+        ChatTrainingArguments,
+        _chat_data,
+        _sft_collator,
+        MiniMindTrainer,
+        _wrap_lora,
+        "a LoRA adapter for finance-domain translation (PEFT)",
+        recorded=_lora_settings,
+        argument_groups=("lora",),
+        use_system_prompt="finance",
+    ),
+    "dpo": Stage(
+        StageDPOConfig,
+        _preference_data,
+        None,
+        StageDPOTrainer,
+        _as_loaded,
+        "direct preference optimisation of the SFT model with its LoRA adapter merged",
+        use_system_prompt="finance",
+    ),
+    "grpo": Stage(
+        GRPOStageConfig,
+        _prompt_data,
+        None,
+        StageGRPOTrainer,
+        _as_loaded,
+        "reinforcement learning on translation quality (GRPO), rewarded by the project's own scores",
+        use_system_prompt="finance",
+    ),
 }
 
 assert tuple(STAGES) == STAGE_NAMES, "minimind_hf.data.layout.STAGE_NAMES lists the rows of STAGES, in order"

@@ -44,7 +44,8 @@ class _StageTrainerMixin:
         """The torch optimizer when it can skip an update on the device (fused Adam/AdamW, one process)."""
         inner = getattr(self.optimizer, "optimizer", self.optimizer)
         fused = isinstance(inner, (torch.optim.Adam, torch.optim.AdamW)) and all(
-            group.get("fused") for group in inner.param_groups)
+            group.get("fused") for group in inner.param_groups
+        )
         return inner if fused and self.args.world_size == 1 else None
 
     def _nonfinite_error(self, step: int, loss: float, detected: str = "") -> NonFiniteLossError:
@@ -59,7 +60,9 @@ class _StageTrainerMixin:
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self._uses_labelled_loss(model, inputs, return_outputs):
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
         return labelled_positions_loss(model, inputs, num_items_in_batch, self.args.label_smoothing_factor)
 
     def training_step(self, model, inputs, *args, **kwargs):
@@ -89,8 +92,11 @@ class _StageTrainerMixin:
         """Read the device flag (one host sync) and stop if a non-finite loss was seen."""
         if self._nonfinite is not None and bool(self._nonfinite):
             step, loss = (int(self._first_bad[0]), float(self._first_bad[1]))
-            raise self._nonfinite_error(step, loss, f" (seen at step {self.state.global_step}; the updates from "
-                                                    f"step {step} on were skipped on the device)")
+            raise self._nonfinite_error(
+                step,
+                loss,
+                f" (seen at step {self.state.global_step}; the updates from step {step} on were skipped on the device)",
+            )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         """Save with the cache on, the inference default: the Trainer turns ``use_cache`` off to train,
@@ -141,8 +147,14 @@ class MiniMindTrainer(_StageTrainerMixin, Trainer):
             return labelled_positions_loss(model, inputs, num_items_in_batch, self.args.label_smoothing_factor)
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
         aux = outputs.get("aux_loss") if isinstance(outputs, dict) else None
-        if aux is not None and model.training and aux.requires_grad and outputs.get("loss") is not None \
-                and self.label_smoother is None and self.compute_loss_func is None:  # the model's loss holds aux
+        if (
+            aux is not None
+            and model.training
+            and aux.requires_grad
+            and outputs.get("loss") is not None
+            and self.label_smoother is None
+            and self.compute_loss_func is None
+        ):  # the model's loss holds aux
             applied, wanted = self._balance_loss_weights(num_items_in_batch)
             if applied != wanted:
                 loss = loss + (wanted - applied) * aux.to(loss.device)

@@ -25,15 +25,49 @@ RECIPE_NAME = "run_recipe.json"
 VERSION = 1
 
 TRAINING_KEYS = (
-    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "lr_scheduler_type",
-    "lr_scheduler_kwargs", "warmup_steps", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
-    "adam_epsilon", "max_grad_norm", "optim", "seed", "data_seed", "bf16", "fp16", "max_length",
-    "max_prompt_length", "beta", "loss_type", "label_smoothing", "precompute_ref_log_probs",
-    "max_steps", "num_train_epochs",
+    "learning_rate",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
+    "warmup_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "seed",
+    "data_seed",
+    "bf16",
+    "fp16",
+    "max_length",
+    "max_prompt_length",
+    "beta",
+    "loss_type",
+    "label_smoothing",
+    "precompute_ref_log_probs",
+    "max_steps",
+    "num_train_epochs",
     # GRPO: what is sampled and how it is rewarded
-    "num_generations", "max_completion_length", "temperature", "top_p", "top_k", "num_iterations", "epsilon",
-    "scale_rewards", "steps_per_generation", "generation_batch_size", "reward_chrf", "reward_semantic",
-    "reward_script", "reward_health", "reference_free_reward", "reward_control", "max_prompts_per_file",
+    "num_generations",
+    "max_completion_length",
+    "temperature",
+    "top_p",
+    "top_k",
+    "num_iterations",
+    "epsilon",
+    "scale_rewards",
+    "steps_per_generation",
+    "generation_batch_size",
+    "reward_chrf",
+    "reward_semantic",
+    "reward_script",
+    "reward_health",
+    "reference_free_reward",
+    "reward_control",
+    "max_prompts_per_file",
 )
 """Training-argument fields recorded when the stage's arguments class has them (DPO's ``beta`` ...)."""
 
@@ -43,8 +77,16 @@ EXTENDABLE = frozenset({"training.max_steps", "training.num_train_epochs"})
 _DATA_NOT_RECORDED = frozenset({"train_files", "validation_files", "preprocessing_num_proc"})
 """Data arguments not recorded as values: the files are recorded by content; process counts change nothing."""
 
-_MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "adapter_config.json",
-                "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
+_MODEL_FILES = (
+    "config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+)
 _CHUNK = 1 << 20
 
 __all__ = ["EXTENDABLE", "RECIPE_NAME", "compare", "file_fingerprint", "load_recipe", "recipe_of"]
@@ -123,8 +165,10 @@ def recipe_of(stage_args: Any, training_args: Any, world_size: int, previous: di
 
     known = _known_files(previous)
     model = stage_args.model
-    model_part: dict[str, Any] = {"model_name_or_path": model.model_name_or_path,
-                                  "adapter_name_or_path": model.adapter_name_or_path}
+    model_part: dict[str, Any] = {
+        "model_name_or_path": model.model_name_or_path,
+        "adapter_name_or_path": model.adapter_name_or_path,
+    }
     if model.model_name_or_path is None:
         overrides = model.model_config_overrides or {}
         overrides = json.loads(overrides) if isinstance(overrides, str) else dict(overrides)
