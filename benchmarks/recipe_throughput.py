@@ -9,8 +9,8 @@ Each recipe runs through ``minimind_hf.training.runner.run`` exactly as written 
 precision, data loader), for ``--steps`` optimizer steps with evaluation and checkpoints off; the first
 ``--warmup`` steps are left out. A forward pre-hook on the trained model counts the tokens of every training
 forward: all positions (what the matmuls see, padding included) and the real ones (attention mask set). DPO's
-forward holds the chosen and the rejected reply of each pair. The stage's own time at the recipe's ``max_steps`` is projected
-from the measured seconds per step (evaluation and checkpoints not included).
+forward holds the chosen and the rejected reply of each pair. The stage's own time at the recipe's ``max_steps``
+is projected from the measured seconds per step (evaluation and checkpoints not included).
 
 Each stage starts from what the stage before it trained in the same run (SFT from the pretrained model, LoRA
 from the SFT one, DPO from SFT with the LoRA adapter merged, GRPO from the DPO one): the speed of a step does not
