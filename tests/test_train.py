@@ -551,6 +551,21 @@ def test_validation_warnings_of_a_healthy_and_an_overfitted_stage():
     assert len(validation_warnings("dpo", [{"step": 30, "eval_loss": 0.907}], worse)) == 4
 
 
+def test_grpo_is_judged_by_its_validation_reward_not_its_surrogate_loss():
+    """GRPO's loss is a policy-gradient surrogate (often negative): an unchanged one is no rise, a rise is no harm;
+    a falling validation reward is what says the model got worse."""
+    from minimind_hf.training.regression import validation_warnings
+
+    same = [{"step": 60, "eval_loss": -0.01083, "eval_reward": 0.52}]
+    assert validation_warnings("grpo", same, {"eval_loss": -0.01083, "eval_reward": 0.53}) == []
+    assert validation_warnings("grpo", same, {"eval_loss": 0.5, "eval_reward": 0.52}) == []
+    assert validation_warnings("grpo", same, {"eval_loss": -0.01083, "eval_reward": 0.40}) == [
+        "grpo: validation reward fell from 0.52 (step 60) to 0.4 at the end"
+    ]
+    # a negative loss that does not change is not a rise for the loss-judged stages either
+    assert validation_warnings("sft", [{"step": 1, "eval_loss": -0.5}], {"eval_loss": -0.5}) == []
+
+
 def test_a_failed_start_leaves_no_recipe_or_folder_behind(tmp_path):
     out = tmp_path / "pretrain"
     with pytest.raises((OSError, ValueError)):
