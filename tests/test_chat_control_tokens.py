@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from minimind_hf.data.sft import encode_chat
@@ -73,6 +74,7 @@ def test_evaluation_prompts_keep_control_token_text_as_text(tokenizer):
 
 
 def test_the_server_and_the_command_line_keep_control_token_text_as_text(tokenizer, monkeypatch, capsys):
+    pytest.importorskip("fastapi")  # the server's extra (not on the COMET stack)
     from minimind_hf import cli
     from minimind_hf.serving.app import _LockedTokenizer
 

@@ -72,7 +72,7 @@ def test_balance_gradient_does_not_depend_on_gradient_accumulation(tmp_path):
     ratio = (balance_two.norm() / balance_one.norm()).item()
     assert ratio == pytest.approx(1.0, rel=1e-3), f"GA 2 weights the balance loss {ratio:.3f}x"
     for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6, msg=name)
+        torch.testing.assert_close(two[name], one[name], rtol=1e-3, atol=1e-5, msg=name)  # summation order differs
 
 
 def test_balance_loss_is_not_multiplied_by_the_process_count(tmp_path, monkeypatch):
