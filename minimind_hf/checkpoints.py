@@ -133,6 +133,15 @@ def _require_local_or_online(path: str, what: str) -> None:
         raise FileNotFoundError(f"{what} {path} does not exist (and the Hub is offline: HF_HUB_OFFLINE=1)")
 
 
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def base_fingerprint(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """What identifies a full model on disk: the SHA-256 of its ``config.json`` (``_name_or_path`` and
     ``transformers_version`` left out) and of each weight file, with the files' sizes."""
@@ -143,11 +152,7 @@ def base_fingerprint(directory: str | os.PathLike[str]) -> dict[str, Any]:
     weights = {}
     for file in sorted(directory.iterdir()):
         if file.is_file() and file.name.endswith(_WEIGHT_SUFFIXES):
-            digest = hashlib.sha256()
-            with open(file, "rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-            weights[file.name] = {"size": file.stat().st_size, "sha256": digest.hexdigest()}
+            weights[file.name] = {"size": file.stat().st_size, "sha256": file_sha256(file)}
     config_hash = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     return {"config_sha256": config_hash, "weights": weights}
 

@@ -15,11 +15,12 @@ records (a newer version's new field); any other change refuses the resume, unle
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ...checkpoints import file_sha256
 
 RECIPE_NAME = "run_recipe.json"
 VERSION = 1
@@ -87,17 +88,8 @@ _MODEL_FILES = (
     "tokenizer_config.json",
     "chat_template.jinja",
 )
-_CHUNK = 1 << 20
 
 __all__ = ["EXTENDABLE", "RECIPE_NAME", "compare", "file_fingerprint", "load_recipe", "recipe_of"]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_fingerprint(path: str | os.PathLike, known: dict[str, dict] | None = None) -> dict[str, Any]:
@@ -109,7 +101,7 @@ def file_fingerprint(path: str | os.PathLike, known: dict[str, dict] | None = No
     if before and before.get("size") == stat.st_size and before.get("mtime_ns") == stat.st_mtime_ns:
         entry["sha256"] = before["sha256"]
     else:
-        entry["sha256"] = _sha256(path)
+        entry["sha256"] = file_sha256(path)
     return entry
 
 
