@@ -21,6 +21,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# stage-runner overrides for a measured run: no evaluation, no checkpoints, no best-model reload
+NO_EVAL_NO_SAVE = ["--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false"]
+
+
 def pick_device(name: str) -> str:
     """``auto`` is CUDA where there is one, else the CPU; an explicit ``cuda`` without one is an error."""
     if name == "auto":

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
-from common import describe, device_info, format_table, repo_path, write_json  # noqa: E402
+from common import NO_EVAL_NO_SAVE, describe, device_info, format_table, repo_path, write_json  # noqa: E402
 
 VARIANTS = {
     "fp32": ["--precision", "fp32"],
@@ -66,12 +66,7 @@ def train_one(recipe: str, variant: str, steps: int, overrides: list[str], out: 
         "false",
         "--logging_steps",
         "1",
-        "--eval_strategy",
-        "no",
-        "--save_strategy",
-        "no",
-        "--load_best_model_at_end",
-        "false",
+        *NO_EVAL_NO_SAVE,
         "--report_to",
         "none",
         "--disable_tqdm",

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 import torch  # noqa: E402
-from common import describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
+from common import NO_EVAL_NO_SAVE, describe, device_info, format_table, load_average, repo_path, write_json  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
 from minimind_hf.data.layout import STAGE_NAMES, split_file  # noqa: E402
@@ -125,12 +125,7 @@ def measure(recipe: str, steps: int, warmup: int, outputs: dict[str, Path], over
         str(steps),
         "--skip_if_done",
         "false",
-        "--eval_strategy",
-        "no",
-        "--save_strategy",
-        "no",
-        "--load_best_model_at_end",
-        "false",
+        *NO_EVAL_NO_SAVE,
         "--report_to",
         "none",
         "--disable_tqdm",
