@@ -68,7 +68,10 @@ def locked_versions(lock: Path, names: tuple[str, ...]) -> dict[str, str]:
     return {n: pins[n] for n in names}
 
 
-def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platform: str) -> list[Path]:
+def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platforms: list[str]) -> list[Path]:
+    """The wheels of ``pins`` for the GPU machine. ``pip download --platform`` takes exactly the tags it is given
+    (``manylinux_2_28`` does not admit a ``manylinux_2_17`` wheel, which OpenCC ships), so every tag the
+    machine accepts is passed."""
     command = [
         sys.executable,
         "-m",
@@ -79,8 +82,7 @@ def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platf
         "--only-binary=:all:",
         "--python-version",
         python_version,
-        "--platform",
-        platform,
+        *(flag for tag in platforms for flag in ("--platform", tag)),
         "--dest",
         str(dest),
         *(f"{name}=={version}" for name, version in pins.items()),
@@ -118,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         default=f"{sys.version_info.major}.{sys.version_info.minor}",
         help="the GPU machine's Python (wheels are built per version)",
     )
-    parser.add_argument("--platform", default="manylinux_2_28_x86_64")
+    parser.add_argument(
+        "--platform",
+        nargs="+",
+        default=["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+        help="wheel platform tags the GPU machine accepts (its glibc's manylinux tag and the older ones)",
+    )
     parser.add_argument("--pretrain-fraction", type=float, default=1.0, help="carry only this share of pretrain.jsonl")
     parser.add_argument("--max-mib", type=float, default=64.0, help="stop when the bundle is larger")
     args = parser.parse_args(argv)
