@@ -297,9 +297,6 @@ def build(
     )
     write("dpo", "train", (r for _, r in dpo_train))
     write("dpo", "validation", (r for _, r in dpo_val))
-    files["dpo.prompts.jsonl"] = write_jsonl(
-        out / "dpo.prompts.jsonl", (stages.dpo_prompt_record(p) for p, _ in dpo_train)
-    )
     # ---- pretraining text: monolingual documents + bilingual documents from train pairs only
     mono = monolingual_docs(sources, roots, cfg, heldout_en, heldout_zh, seed, tally)
     per_doc = int(cfg.get("pretrain", {}).get("bilingual_pairs_per_doc", 24))

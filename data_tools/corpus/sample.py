@@ -114,11 +114,6 @@ def make_sample(src: Path | str, out: Path | str, sizes: dict[str, int] | None =
             sel = _pick_parallel(rows, n)
         picked[name] = sel
         counts[name] = write_jsonl(out / name, sel)
-    # the preference tool's input: the prompts of the sampled DPO rows, with their references
-    prompts_file = src / "dpo.prompts.jsonl"
-    prompts = {r["en"]: r for _, r in read_jsonl(prompts_file, error=CorpusError)} if prompts_file.is_file() else {}
-    sel_prompts = [prompts[en] for en in (_chat_pair(r)[0] for r in picked[split_file("dpo")]) if en in prompts]
-    counts["dpo.prompts.jsonl"] = write_jsonl(out / "dpo.prompts.jsonl", sel_prompts)
     write_sample_card(out, picked, counts, src)
     return counts
 
@@ -138,8 +133,7 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         "",
         'Formats are the project\'s: `pretrain` `{"text"}`; `sft` `{"conversations": [user, assistant]}` '
         '(several prompt phrasings); `lora` finance pairs `{"en", "zh", "source", "id"}`; `dpo` '
-        '`{"chosen", "rejected", "kind"}`; held-out test sets `sft.test` / `lora.test` in parallel form; '
-        "`dpo.prompts` holds the DPO prompts with their references for a preference-pair generator.",
+        '`{"chosen", "rejected", "kind"}`; held-out test sets `sft.test` / `lora.test` in parallel form.',
         "",
         "The SFT sample favours short, clean pairs (3–24 English words, at most 80 Chinese characters), "
         f"plus {int(TERM_SHARE * 100)}% one- and two-word items (terms and UI labels). Splits come from the "
