@@ -316,6 +316,6 @@ def run_pipeline(
 def write_jsonl(docs: Iterable[WebDocument], path: str | Path) -> int:
     """Write documents' records (:meth:`WebDocument.to_record`) as JSON lines, complete or not at all (a
     temporary name, then a rename); returns how many were written."""
-    from minimind_hf.jsonl import write_jsonl as write_records  # here: importing minimind_hf loads transformers
+    from minimind_hf.utils.jsonl import write_jsonl as write_records  # here: importing minimind_hf loads transformers
 
     return write_records(path, (doc.to_record() for doc in docs))
