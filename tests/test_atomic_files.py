@@ -1,4 +1,5 @@
-"""Outputs complete or absent: the atomic writer, and the corpus build and web pipeline interrupted and rerun."""
+"""Outputs complete or absent: the atomic writer, the one jsonl writer, and the corpus build and web pipeline
+interrupted and rerun."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from minimind_hf.atomic_files import atomic_write, atomic_write_text, temporary_name
+from minimind_hf.utils.atomic_files import atomic_write, atomic_write_text, temporary_name
+from minimind_hf.utils.jsonl import read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "fixtures" / "corpus"
@@ -32,6 +34,43 @@ def test_an_error_mid_write_keeps_the_old_file_and_no_temporary(tmp_path):
     assert path.read_bytes() == b"new\n" and _leftovers(tmp_path) == []
 
 
+def test_write_jsonl_streams_a_generator_and_an_error_keeps_the_old_file(tmp_path):
+    path = tmp_path / "sub" / "rows.jsonl"
+    seen = []
+
+    def rows(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError("source failed")
+            seen.append(i)  # produced one at a time, as the writer asks for them
+            yield {"en": f"rate {i}", "zh": f"利率 {i}"}
+
+    assert write_jsonl(path, rows(3)) == 3 and seen == [0, 1, 2]
+    text = path.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == '{"en": "rate 0", "zh": "利率 0"}' and text.endswith("\n")  # not \\u-escaped
+    assert [row for _, row in read_jsonl(path)] == [{"en": f"rate {i}", "zh": f"利率 {i}"} for i in range(3)]
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, rows(5, fail_at=2))
+    assert path.read_text(encoding="utf-8") == text and _leftovers(tmp_path) == []
+
+
+def test_jsonl_rows_are_written_in_one_place():
+    """Every jsonl file of the project goes through ``minimind_hf.utils.jsonl`` (pretty-printed single documents,
+    written with ``indent=``, are not jsonl)."""
+    import re
+
+    by_hand = re.compile(r"json\.dumps\((?!.*indent=).*\) \+ \"\\n\"")
+    found = [
+        f"{path.relative_to(ROOT)}:{no}"
+        for folder in ("minimind_hf", "data_tools", "benchmarks", "scripts")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "jsonl.py"
+        for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if by_hand.search(line) and "ensure_ascii=False" in line
+    ]
+    assert found == []
+
+
 # the writer alone, without importing minimind_hf (and transformers) in the child
 _WRITER = """
 import importlib.util, sys, time
@@ -46,7 +85,7 @@ with module.atomic_write(sys.argv[2]) as handle:
 def test_sigkill_mid_write_leaves_the_previous_file_in_place(tmp_path):
     path = atomic_write_text(tmp_path / "data.jsonl", "complete\n")
     child = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(ROOT / "minimind_hf" / "atomic_files.py"), str(path)],
+        [sys.executable, "-c", _WRITER, str(ROOT / "minimind_hf" / "utils" / "atomic_files.py"), str(path)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -101,7 +140,7 @@ def test_corpus_build_interrupted_then_rerun_is_byte_identical(tmp_path, monkeyp
 
     monkeypatch.setattr(stages, "parallel_record", real)
     build_module.build(tmp_path / "cache", out, CORPUS / "sources.yaml", count_tokens=False)
-    assert _stage_files(out) == _stage_files(reference) and len(_stage_files(out)) == 11
+    assert _stage_files(out) == _stage_files(reference) and len(_stage_files(out)) == 10
     assert _card_without_timing(out) == _card_without_timing(reference)
     assert _leftovers(out) == []
 

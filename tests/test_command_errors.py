@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from minimind_hf.cli import main as minimind
-from minimind_hf.command_errors import EXIT_ERROR, one_line_errors
+from minimind_hf.utils.command_errors import EXIT_ERROR, one_line_errors
 
 ROOT = Path(__file__).resolve().parents[1]
 
