@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from minimind_hf.atomic_files import atomic_write, atomic_write_text, temporary_name
+from tests.paths import FIXTURES, ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT / "tests" / "fixtures" / "corpus"
+CORPUS = FIXTURES / "corpus"
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -159,7 +159,7 @@ def _web(warc: Path, out: Path) -> int:
 
 
 def test_web_pipeline_interrupted_then_rerun_is_byte_identical(tmp_path, monkeypatch, capsys):
-    from test_web_pipeline import planted_pages
+    from tests.data_tools.web.test_pipeline import planted_pages
 
     from data_tools.web import steps
     from data_tools.web.write import write_warc

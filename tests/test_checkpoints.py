@@ -13,6 +13,7 @@ from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.checkpoints import check_tokenizer_fits, load_checkpoint, resolve_dtype
 from minimind_hf.cli import main
 from minimind_hf.tokenization import load_tokenizer, save_tokenizer
+from tests.paths import ROOT
 
 IDS = torch.tensor([[1, 5, 9, 300, 2]])
 
@@ -139,11 +140,10 @@ def test_auto_means_one_thing_for_training_loading_and_benchmarks(monkeypatch):
     default to it, and the loader keeps CPU weights in float32 (bf16 there is a training autocast)."""
     import argparse
     import sys
-    from pathlib import Path
 
     from minimind_hf import checkpoints
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from common import settle_arguments
 
     for native in (True, False):

@@ -5,14 +5,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from minimind_hf.cli import main as minimind
 from minimind_hf.command_errors import EXIT_ERROR, one_line_errors
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import FIXTURES, ROOT
 
 
 def _run(*argv, env=None, cwd=ROOT):
@@ -81,7 +79,7 @@ def test_the_web_pipeline_fails_before_reading_when_its_output_cannot_be_written
 
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    warc = ROOT / "tests" / "fixtures" / "warc" / "iana-subset.warc.gz"
+    warc = FIXTURES / "warc" / "iana-subset.warc.gz"
     assert web(["--warc", str(warc), "--output", str(blocker / "out.jsonl"), "--no-progress"]) == EXIT_ERROR
     captured = capsys.readouterr()
     assert "records processed" not in captured.out

@@ -1,14 +1,11 @@
 """`--config FILE` of `minimind eval` and `python -m data_tools.preferences`: the per-scale settings files."""
 
-from pathlib import Path
-
 import pytest
 
 from data_tools.preferences.__main__ import build_parser as pairs_parser
 from minimind_hf.cli import build_parser
 from minimind_hf.options_file import expand_config
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 
 def test_a_config_file_becomes_options_and_the_command_line_wins(tmp_path):

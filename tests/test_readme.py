@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 REPO_PATH = re.compile(r"`((?:minimind_hf|recipes|data_tools|benchmarks|scripts|tests|locks|results)/[^`\s]*)`")
