@@ -159,10 +159,9 @@ def _web(warc: Path, out: Path) -> int:
 
 
 def test_web_pipeline_interrupted_then_rerun_is_byte_identical(tmp_path, monkeypatch, capsys):
-    from tests.data_tools.web.test_pipeline import planted_pages
-
     from data_tools.web import steps
     from data_tools.web.write import write_warc
+    from tests.data_tools.web.test_pipeline import planted_pages
 
     warc = tmp_path / "planted.warc.gz"
     write_warc(warc, planted_pages())
