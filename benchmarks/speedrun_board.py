@@ -8,11 +8,11 @@ made it. ``chrf_<comparison>.png`` draws chrF against CPU seconds for the rows o
 from __future__ import annotations
 
 import fcntl
-import json
 from pathlib import Path
 from typing import Any
 
 from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.jsonl import read_jsonl, write_jsonl
 
 ROWS = "leaderboard.jsonl"
 
@@ -21,7 +21,7 @@ def read_rows(board: Path) -> list[dict[str, Any]]:
     path = board / ROWS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for _, row in read_jsonl(path)]
 
 
 def add_row(board: Path, row: dict[str, Any]) -> None:
@@ -31,7 +31,7 @@ def add_row(board: Path, row: dict[str, Any]) -> None:
     with open(board / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         rows = [r for r in read_rows(board) if r["name"] != row["name"]] + [row]
-        atomic_write_text(board / ROWS, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_jsonl(board / ROWS, rows)
         rebuild(board)
 
 

@@ -16,12 +16,11 @@ A chat whose user turn matches no phrasing is an error naming the file and line.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.jsonl import read_jsonl, write_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 REVERSE_PROMPT = "Translate to English:\n{zh}"
@@ -56,22 +55,12 @@ def is_sentence(en: str) -> bool:
     return len(en.split()) >= SENTENCE_WORDS
 
 
-def _write(path: Path, rows) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n = 0
-    with path.open("w", encoding="utf-8") as out:
-        for row in rows:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
-
-
 def derive(kind: str, source: Path, target: Path) -> int:
     """Write ``target`` (the ``kind`` of file above) from the chats of ``source``; returns its row count."""
     if kind == "pairs":
-        return _write(target, pairs(source))
+        return write_jsonl(target, pairs(source))
     if kind == "sentences":
-        return _write(target, (p for p in pairs(source) if is_sentence(p["en"])))
+        return write_jsonl(target, (p for p in pairs(source) if is_sentence(p["en"])))
     if kind == "pretrain-pairs":
 
         def texts():
@@ -79,7 +68,7 @@ def derive(kind: str, source: Path, target: Path) -> int:
                 yield {"text": f"{p['en']}\n{p['zh']}"}
                 yield {"text": f"{p['zh']}\n{p['en']}"}
 
-        return _write(target, texts())
+        return write_jsonl(target, texts())
     if kind == "both-directions":
 
         def chats():
@@ -93,7 +82,7 @@ def derive(kind: str, source: Path, target: Path) -> int:
                     ]
                 }
 
-        return _write(target, chats())
+        return write_jsonl(target, chats())
     raise ValueError(f"unknown kind {kind!r}: pairs, sentences, pretrain-pairs or both-directions")
 
 

@@ -47,11 +47,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from huggingface_hub import DatasetCard, HfApi, constants
+from huggingface_hub import DatasetCard, HfApi
 
 from minimind_hf.data.checks import BadRecord, check_record
 from minimind_hf.data.layout import DATA_CARDS, DATA_STAGES, SPLITS, STAGE_RECORD_KINDS, split_file
-from minimind_hf.hub.auth import HubInputError, check_online, check_repo_id, resolve_token
+from minimind_hf.hub.auth import HubInputError, check_repo_id
+from minimind_hf.hub.runner import first_line, open_repo, repo_url, run_push
 from minimind_hf.jsonl import read_jsonl
 
 if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import and not needed for --help.
@@ -117,7 +118,7 @@ class PushPlan:
     @property
     def url(self) -> str:
         """Web address of the dataset repository."""
-        return dataset_url(self.repo_id)
+        return repo_url(self.repo_id, "dataset")
 
     def dataset_dict(self, config: str) -> DatasetDict:
         """The :class:`datasets.DatasetDict` pushed as ``config``."""
@@ -163,11 +164,6 @@ class PushPlan:
         return "\n".join(lines)
 
 
-def dataset_url(repo_id: str) -> str:
-    """Address of a dataset repository on the configured Hub endpoint."""
-    return f"{constants.ENDPOINT.rstrip('/')}/datasets/{repo_id}"
-
-
 def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
     """Read one jsonl stage file into a :class:`datasets.Dataset`, checking every line.
 
@@ -199,16 +195,11 @@ def read_stage_file(path: Path, stage: str, split: str) -> SplitData:
         dataset = Dataset.from_dict(columns, split=split)
     except (ValueError, TypeError) as err:  # pyarrow's ArrowInvalid / ArrowTypeError derive from these
         raise HubInputError(
-            f"{path}: cannot build a table, a column mixes value types ({_first_line(err)}); columns: {sorted(columns)}"
+            f"{path}: cannot build a table, a column mixes value types ({first_line(err)}); columns: {sorted(columns)}"
         ) from None
     return SplitData(
         stage=stage, split=split, path=path, dataset=dataset, nbytes=path.stat().st_size, blank_lines=blank
     )
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def default_data_dir() -> Path:
@@ -258,7 +249,7 @@ def group_configs(parts: Sequence[SplitData]) -> tuple[dict[str, list[SplitData]
                 dataset = dataset.cast(base.dataset.features)
             except (ValueError, TypeError) as err:
                 raise HubInputError(
-                    f"{part.path}: column types differ from {base.path} and cannot be cast ({_first_line(err)})"
+                    f"{part.path}: column types differ from {base.path} and cannot be cast ({first_line(err)})"
                 ) from None
         part.dataset = dataset
         configs[part.stage].append(part)
@@ -307,7 +298,7 @@ def build_readme(
     try:
         card = DatasetCard(card_text)
     except Exception as err:  # yaml errors and the Hub's own metadata checks
-        raise HubInputError(f"{source}: the YAML header cannot be read ({_first_line(err)})") from None
+        raise HubInputError(f"{source}: the YAML header cannot be read ({first_line(err)})") from None
     data = card.data
     if license:
         data.license = license
@@ -395,17 +386,10 @@ def push(plan: PushPlan, token: str, api: HfApi | None = None) -> str:
     card goes up first so that each ``DatasetDict.push_to_hub`` merges its ``dataset_info`` into it
     instead of replacing it.
     """
-    check_online()
-    api = api if api is not None else HfApi(token=token)
     repo_id = plan.repo_id
-    api.create_repo(repo_id, repo_type="dataset", private=plan.private or None, exist_ok=True, token=token)
-    logger.info("repository ready: %s", plan.url)
-    if plan.public:  # create_repo leaves an existing repository's visibility alone
-        api.update_repo_settings(repo_id, private=False, repo_type="dataset", token=token)
-        logger.info("repository is public")
-    if plan.revision and not plan.revision.startswith("refs/pr/"):
-        api.create_branch(repo_id, branch=plan.revision, repo_type="dataset", exist_ok=True, token=token)
-        logger.info("branch ready: %s", plan.revision)
+    api = open_repo(
+        repo_id, "dataset", token, api=api, private=plan.private, public=plan.public, revision=plan.revision
+    )
     api.upload_file(
         path_or_fileobj=plan.readme.encode("utf-8"),
         path_in_repo="README.md",
@@ -498,15 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else ""
             )
         )
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        token = None
-        if not args.dry_run:  # fail fast, before reading a large corpus
-            check_repo_id(args.repo_id)
-            check_online()
-            token = resolve_token()
-        plan = plan_push(
+    return run_push(
+        args.repo_id,
+        dry_run=args.dry_run,
+        plan=lambda: plan_push(
             args.data_dir,
             args.repo_id,
             private=args.private,
@@ -514,23 +493,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             upload_jsonl=not args.no_jsonl,
             revision=args.revision,
             license=args.license,
-        )
-        print(plan.describe())
-        if args.dry_run:
-            print("dry run: nothing was sent to the Hub and no file was written")
-            return 0
-        assert token is not None
-        url = push(plan, token)
-    except HubInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # network / permission failures from huggingface_hub or datasets
-        logger.debug("push failed", exc_info=True)
-        reason = f"{type(err).__name__}: {_first_line(err)}"
-        print(f"error: push to {args.repo_id} failed: {reason}", file=sys.stderr)
-        return 1
-    print(f"pushed: {url} (address written to {plan.data_dir / LINK_FILE})")
-    return 0
+        ),
+        send=push,
+        done=lambda plan, url: f"pushed: {url} (address written to {plan.data_dir / LINK_FILE})",
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
-"""Reading jsonl files with errors that name the file and line: the one reader of the project's plain
-jsonl files (the stage datasets go through :mod:`minimind_hf.data`, which checks records per format)."""
+"""JSON-lines files: the one reader of the project's plain jsonl files, with errors that name the file and line
+(the stage datasets go through :mod:`minimind_hf.data`, which checks records per format), and the one writer.
+
+A written line is one JSON object, UTF-8 and not ASCII-escaped, ended by ``\n`` (:func:`jsonl_line`);
+:func:`write_jsonl` streams the records into a file that appears complete or not at all."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
+
+from .atomic_files import atomic_write
 
 
 def json_error_text(err: json.JSONDecodeError) -> str:
@@ -60,3 +66,22 @@ def read_jsonl(
             if not isinstance(row, dict):
                 raise error(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
             yield line_no, row
+
+
+def jsonl_line(record: Mapping[str, Any]) -> str:
+    """``record`` as one line of a jsonl file: compact JSON, non-ASCII characters kept, ``\n`` at the end."""
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any]]) -> int:
+    """Write ``records`` to ``path``, one :func:`jsonl_line` each, and return how many were written.
+
+    ``records`` may be a generator: rows are written as they come, never all held in memory. The file appears
+    complete or not at all (:func:`~minimind_hf.atomic_files.atomic_write`): an interrupted writer leaves the
+    previous file, or none, never half of a new one. The folder is created if needed."""
+    count = 0
+    with atomic_write(Path(path)) as handle:
+        for record in records:
+            handle.write(jsonl_line(record))
+            count += 1
+    return count

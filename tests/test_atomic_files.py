@@ -1,4 +1,5 @@
-"""Outputs complete or absent: the atomic writer, and the corpus build and web pipeline interrupted and rerun."""
+"""Outputs complete or absent: the atomic writer, the one jsonl writer, and the corpus build and web pipeline
+interrupted and rerun."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from minimind_hf.atomic_files import atomic_write, atomic_write_text, temporary_name
+from minimind_hf.jsonl import read_jsonl, write_jsonl
 from tests.paths import FIXTURES, ROOT
 
 CORPUS = FIXTURES / "corpus"
@@ -30,6 +32,43 @@ def test_an_error_mid_write_keeps_the_old_file_and_no_temporary(tmp_path):
     with atomic_write(path, "wb") as handle:
         handle.write(b"new\n")
     assert path.read_bytes() == b"new\n" and _leftovers(tmp_path) == []
+
+
+def test_write_jsonl_streams_a_generator_and_an_error_keeps_the_old_file(tmp_path):
+    path = tmp_path / "sub" / "rows.jsonl"
+    seen = []
+
+    def rows(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError("source failed")
+            seen.append(i)  # produced one at a time, as the writer asks for them
+            yield {"en": f"rate {i}", "zh": f"利率 {i}"}
+
+    assert write_jsonl(path, rows(3)) == 3 and seen == [0, 1, 2]
+    text = path.read_text(encoding="utf-8")
+    assert text.splitlines()[0] == '{"en": "rate 0", "zh": "利率 0"}' and text.endswith("\n")  # not \\u-escaped
+    assert [row for _, row in read_jsonl(path)] == [{"en": f"rate {i}", "zh": f"利率 {i}"} for i in range(3)]
+    with pytest.raises(RuntimeError):
+        write_jsonl(path, rows(5, fail_at=2))
+    assert path.read_text(encoding="utf-8") == text and _leftovers(tmp_path) == []
+
+
+def test_jsonl_rows_are_written_in_one_place():
+    """Every jsonl file of the project goes through ``minimind_hf.jsonl`` (pretty-printed single documents,
+    written with ``indent=``, are not jsonl)."""
+    import re
+
+    by_hand = re.compile(r"json\.dumps\((?!.*indent=).*\) \+ \"\\n\"")
+    found = [
+        f"{path.relative_to(ROOT)}:{no}"
+        for folder in ("minimind_hf", "data_tools", "benchmarks", "scripts")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "jsonl.py"
+        for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if by_hand.search(line) and "ensure_ascii=False" in line
+    ]
+    assert found == []
 
 
 # the writer alone, without importing minimind_hf (and transformers) in the child

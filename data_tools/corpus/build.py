@@ -29,6 +29,7 @@ from data_tools.corpus.splits import SplitShares, bucket, group_splits
 from data_tools.corpus.textutil import normalise_en
 from data_tools.stats import Stats
 from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -255,21 +256,21 @@ def build(
     sft_train = pick("train")
     rng.shuffle(sft_train)
     files = result.files
-    files["sft.jsonl"] = stages.write_jsonl(out / "sft.jsonl", (stages.sft_record(p) for p in sft_train))
-    files["sft.validation.jsonl"] = stages.write_jsonl(
+    files["sft.jsonl"] = write_jsonl(out / "sft.jsonl", (stages.sft_record(p) for p in sft_train))
+    files["sft.validation.jsonl"] = write_jsonl(
         out / "sft.validation.jsonl", (stages.sft_record(p) for p in pick("validation", False))
     )
-    files["sft.test.jsonl"] = stages.write_jsonl(
+    files["sft.test.jsonl"] = write_jsonl(
         out / "sft.test.jsonl", (stages.parallel_record(p) for p in pick("test", False))
     )
     # ---- LoRA: finance pairs, parallel form
     lora_train = pick("train", True)
     rng.shuffle(lora_train)
-    files["lora.jsonl"] = stages.write_jsonl(out / "lora.jsonl", (stages.parallel_record(p) for p in lora_train))
-    files["lora.validation.jsonl"] = stages.write_jsonl(
+    files["lora.jsonl"] = write_jsonl(out / "lora.jsonl", (stages.parallel_record(p) for p in lora_train))
+    files["lora.validation.jsonl"] = write_jsonl(
         out / "lora.validation.jsonl", (stages.parallel_record(p) for p in pick("validation", True))
     )
-    files["lora.test.jsonl"] = stages.write_jsonl(
+    files["lora.test.jsonl"] = write_jsonl(
         out / "lora.test.jsonl", (stages.parallel_record(p) for p in pick("test", True))
     )
     # ---- DPO: sentence-like train pairs, reference vs a systematically worse answer
@@ -296,9 +297,9 @@ def build(
     dpo_val = dpo_rows(
         [p for p in pairs if p.split == "validation" and p.sentence_like], int(dpo_cfg.get("validation_pairs", 600)), 2
     )
-    files["dpo.jsonl"] = stages.write_jsonl(out / "dpo.jsonl", (r for _, r in dpo_train))
-    files["dpo.validation.jsonl"] = stages.write_jsonl(out / "dpo.validation.jsonl", (r for _, r in dpo_val))
-    files["dpo.prompts.jsonl"] = stages.write_jsonl(
+    files["dpo.jsonl"] = write_jsonl(out / "dpo.jsonl", (r for _, r in dpo_train))
+    files["dpo.validation.jsonl"] = write_jsonl(out / "dpo.validation.jsonl", (r for _, r in dpo_val))
+    files["dpo.prompts.jsonl"] = write_jsonl(
         out / "dpo.prompts.jsonl", (stages.dpo_prompt_record(p) for p, _ in dpo_train)
     )
     # ---- pretraining text: monolingual documents + bilingual documents from train pairs only
@@ -315,8 +316,8 @@ def build(
     val_pm = int(cfg.get("pretrain", {}).get("validation_per_mille", 5))
     pre_train = [t for t in texts if bucket(t[0][:200]) >= val_pm]
     pre_val = [t for t in texts if bucket(t[0][:200]) < val_pm]
-    files["pretrain.jsonl"] = stages.write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
-    files["pretrain.validation.jsonl"] = stages.write_jsonl(
+    files["pretrain.jsonl"] = write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
+    files["pretrain.validation.jsonl"] = write_jsonl(
         out / "pretrain.validation.jsonl", ({"text": t[0]} for t in pre_val)
     )
 

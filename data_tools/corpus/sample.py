@@ -13,10 +13,10 @@ from collections import Counter
 from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
-from data_tools.corpus.stages import is_short_clean, write_jsonl
+from data_tools.corpus.stages import is_short_clean
 from data_tools.corpus.textutil import cjk_count, word_count
 from minimind_hf.atomic_files import atomic_write_text
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.jsonl import read_jsonl, write_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 # rows per file (pretrain files: bytes of text)

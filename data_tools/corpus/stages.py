@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from data_tools.corpus.textutil import cjk_count, word_count
-from minimind_hf.atomic_files import atomic_write
 from minimind_hf.prompts import pick_prompt, translation_messages
 
 
@@ -96,19 +92,6 @@ def bilingual_docs(pairs: list[CleanPair], per_doc: int) -> list[str]:
     if chunk:
         docs.append("\n\n".join(chunk))
     return docs
-
-
-def write_jsonl(path: Path, records: Iterable[dict]) -> int:
-    """Write one JSON object per line (UTF-8, not ASCII-escaped); return the count.
-
-    The file appears complete or not at all (a temporary name, then a rename): an interrupted build
-    never leaves a half-written stage file in place."""
-    n = 0
-    with atomic_write(path) as fh:
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            n += 1
-    return n
 
 
 def is_short_clean(en: str, zh: str, max_words: int = 24, max_zh: int = 80) -> bool:

@@ -16,6 +16,7 @@ from minimind_hf.checkpoints import default_device, load_checkpoint
 from minimind_hf.command_errors import one_line_errors
 from minimind_hf.evaluation.test_sets import load_test_pairs
 from minimind_hf.evaluation.translate import generate_translations
+from minimind_hf.jsonl import write_jsonl
 from minimind_hf.prompts import resolve_system_prompt, system_prompt_name
 
 from .judge import ChatJudge
@@ -97,15 +98,6 @@ def _margin_plot(margins: list[float], path: Path) -> Path | None:
     return path
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    tmp.replace(path)
-
-
 def validation_path(output: str | Path) -> Path:
     """``out/pairs/dpo.jsonl`` -> ``out/pairs/dpo.validation.jsonl``."""
     out = Path(output)
@@ -174,12 +166,12 @@ def run(args: argparse.Namespace) -> dict:
     out = Path(args.output)
     kwargs = dict(min_margin=args.min_margin, poor_threshold=args.poor_threshold, system=system)
     records, stats = make_pairs([rows[i] for i in train_idx], [scored[i] for i in train_idx], **kwargs)
-    _write_jsonl(out, records)
+    write_jsonl(out, records)
     val_out = val_stats = None
     if val_idx:
         val_out = Path(args.validation_output) if args.validation_output else validation_path(out)
         val_records, val_stats = make_pairs([rows[i] for i in val_idx], [scored[i] for i in val_idx], **kwargs)
-        _write_jsonl(val_out, val_records)
+        write_jsonl(val_out, val_records)
     n_generated = len(rows) * (args.num_candidates + 1)
     report = {
         "input": str(args.input),

@@ -19,6 +19,7 @@ from typing import Any
 
 from minimind_hf.atomic_files import atomic_write, atomic_write_text, check_can_write
 from minimind_hf.command_errors import one_line_errors
+from minimind_hf.jsonl import jsonl_line
 
 from .dedup import MinHashParams
 from .extract import EXTRACTORS
@@ -184,13 +185,13 @@ def main(argv: list[str] | None = None) -> int:
         text_out = files.enter_context(atomic_write(args.text_output)) if args.text_output else None
 
         def write(doc: WebDocument) -> None:
-            out.write(json.dumps(doc.to_record(), ensure_ascii=False) + "\n")
+            out.write(jsonl_line(doc.to_record()))
             if text_out is not None:
                 text_out.write(" ".join(doc.text.splitlines()) + "\n")
 
         def write_reject(item: dict[str, Any]) -> None:
             assert rejected is not None
-            rejected.write(json.dumps(item, ensure_ascii=False) + "\n")
+            rejected.write(jsonl_line(item))
 
         run = run_pipeline(
             args.warc,

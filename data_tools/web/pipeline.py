@@ -12,7 +12,6 @@ then see all documents in input-file order, so the output does not depend on ``w
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -315,13 +314,8 @@ def run_pipeline(
 
 
 def write_jsonl(docs: Iterable[WebDocument], path: str | Path) -> int:
-    """Write documents as JSON lines, complete or not at all (a temporary name, then a rename); returns
-    how many were written."""
-    from minimind_hf.atomic_files import atomic_write  # here: importing minimind_hf loads transformers
+    """Write documents' records (:meth:`WebDocument.to_record`) as JSON lines, complete or not at all (a
+    temporary name, then a rename); returns how many were written."""
+    from minimind_hf.jsonl import write_jsonl as write_records  # here: importing minimind_hf loads transformers
 
-    n = 0
-    with atomic_write(path) as fh:
-        for doc in docs:
-            fh.write(json.dumps(doc.to_record(), ensure_ascii=False) + "\n")
-            n += 1
-    return n
+    return write_records(path, (doc.to_record() for doc in docs))

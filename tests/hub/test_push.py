@@ -16,7 +16,8 @@ import torch
 from huggingface_hub import ModelCard, constants
 
 from minimind_hf.cli import main as cli
-from minimind_hf.hub import push as push_module
+from minimind_hf.hub import runner as hub_runner
+from tests.paths import FIXTURES
 
 REPO_ID = "someone/minimind-test"
 
@@ -54,7 +55,7 @@ class FakeHub:
 @pytest.fixture
 def hub(tmp_path, monkeypatch) -> FakeHub:
     fake = FakeHub(tmp_path / "hub_repo")
-    monkeypatch.setattr(push_module, "HfApi", fake)
+    monkeypatch.setattr(hub_runner, "HfApi", fake)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # the tests run with HF_HUB_OFFLINE=1
     return fake
 
@@ -166,3 +167,26 @@ def test_missing_token_offline_and_dry_run(trained, hub, monkeypatch, capsys):
     assert "HF_HUB_OFFLINE" in capsys.readouterr().err
     assert cli(["push", str(trained), "--repo-id", "not a repo"]) == 2
     assert hub.calls == []
+
+
+def test_model_and_corpus_pushes_share_one_runner(trained, hub, secret_token, tmp_path, capsys, monkeypatch):
+    """``minimind push`` and ``python -m data_tools.publish push`` get their client, repository and branch from
+    :mod:`minimind_hf.hub.runner` (the only ``HfApi`` replaced here) and report a failure the same way."""
+    import shutil
+
+    from data_tools import publish
+
+    corpus = shutil.copytree(FIXTURES / "hub", tmp_path / "corpus")
+    hub.fail_on = "create_branch"
+    assert cli(["push", str(trained), "--repo-id", REPO_ID, "--revision", "v1"]) == 1
+    assert publish.main(["push", "--repo-id", "someone/corpus", "--data-dir", str(corpus), "--revision", "v1"]) == 1
+    assert [(name, repo, kwargs["repo_type"]) for name, repo, kwargs in hub.calls] == [
+        ("create_repo", REPO_ID, "model"),
+        ("create_branch", REPO_ID, "model"),
+        ("create_repo", "someone/corpus", "dataset"),
+        ("create_branch", "someone/corpus", "dataset"),
+    ]
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: push to {repo} failed: RuntimeError: simulated Hub failure in create_branch"
+        for repo in (REPO_ID, "someone/corpus")
+    ]

