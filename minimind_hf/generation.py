@@ -43,7 +43,8 @@ def fit_generation_to_tokenizer(model: Any, tokenizer: Any, where: str = "the mo
     """Suppress, in ``model.generation_config``, the ids the tokenizer cannot decode; returns them.
 
     Logs a warning naming both sizes when there are any: the rows behind them were never trained with this
-    tokenizer, so sampling one would only ever produce nothing."""
+    tokenizer, so sampling one would only ever produce nothing.
+    """
     extra = undecodable_ids(model, tokenizer)
     if extra and getattr(model, "generation_config", None) is not None:
         logger.warning(

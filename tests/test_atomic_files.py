@@ -1,5 +1,7 @@
-"""Outputs complete or absent: the atomic writer, the one jsonl writer, and the corpus build and web pipeline
-interrupted and rerun."""
+"""Outputs complete or absent.
+
+The atomic writer, the one jsonl writer, and the corpus build and web pipeline interrupted and rerun.
+"""
 
 from __future__ import annotations
 
@@ -55,8 +57,10 @@ def test_write_jsonl_streams_a_generator_and_an_error_keeps_the_old_file(tmp_pat
 
 
 def test_jsonl_rows_are_written_in_one_place():
-    """Every jsonl file of the project goes through ``minimind_hf.jsonl`` (pretty-printed single documents,
-    written with ``indent=``, are not jsonl)."""
+    """Every jsonl file of the project goes through ``minimind_hf.jsonl``.
+
+    Pretty-printed single documents, written with ``indent=``, are not jsonl.
+    """
     import re
 
     by_hand = re.compile(r"json\.dumps\((?!.*indent=).*\) \+ \"\\n\"")

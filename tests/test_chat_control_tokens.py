@@ -1,7 +1,9 @@
-"""Text that looks like a control token ("<|im_start|>", "<|im_end|>", "<|endoftext|>") inside a message is
-text, not a turn boundary: in the training chats, the evaluation prompts, the command line and the server,
-as pretraining already treats it (``split_special_tokens``). Only the chat template's own markers are control
-tokens; for ordinary messages the ids are exactly what ``apply_chat_template`` gives."""
+"""Text that looks like a control token inside a message is text, not a turn boundary.
+
+So it is for "<|im_start|>", "<|im_end|>" and "<|endoftext|>" in the training chats, the evaluation prompts, the command
+line and the server, as pretraining already treats it (``split_special_tokens``). Only the chat template's own markers
+are control tokens; for ordinary messages the ids are exactly what ``apply_chat_template`` gives.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Routine mistakes end in one or two lines and a non-zero status, not a traceback; --debug / MINIMIND_DEBUG=1
-show the traceback."""
+"""Routine mistakes end in one or two lines and a non-zero status, not a traceback.
+
+--debug / MINIMIND_DEBUG=1 show the traceback.
+"""
 
 import json
 import os

@@ -1,5 +1,8 @@
-"""The speedrun instrument: the CPU-budget callback, the labelled-positions loss, the derived data files, and a
-whole run (decoder-only and the encoder-decoder anchor) on a budget of a few CPU seconds."""
+"""The speedrun instrument.
+
+The CPU-budget callback, the labelled-positions loss, the derived data files, and a whole run (decoder-only and the
+encoder-decoder anchor) on a budget of a few CPU seconds.
+"""
 
 import json
 import sys

@@ -1,7 +1,10 @@
-"""COMP7607B A2's checks as fixed-value cases: attention on a 4-dimensional, 2-head example (and a head size
-of 4, where the rotary pairs dimension i with i + d/2), and the course-signature DPO loss
-``dpo_loss(ref_probs, probs, mask, beta)`` -- ``minimind_hf.course.dpo_loss.dpo_loss_from_token_logps`` -- on per-token
-log-probabilities. The expected values are computed here in plain Python, not with the model's code."""
+"""COMP7607B A2's checks as fixed-value cases.
+
+Attention on a 4-dimensional, 2-head example (and a head size of 4, where the rotary pairs dimension i with i + d/2),
+and the course-signature DPO loss ``dpo_loss(ref_probs, probs, mask, beta)`` --
+``minimind_hf.course.dpo_loss.dpo_loss_from_token_logps`` -- on per-token log-probabilities. The expected values are
+computed here in plain Python, not with the model's code.
+"""
 
 from __future__ import annotations
 

@@ -539,7 +539,9 @@ def test_dropout_matches_peft_in_training_mode():
 
 def test_wrapping_in_lora_raises_no_deprecation_warning():
     """PEFT reads ``is_gradient_checkpointing`` on the model it wraps; transformers 5.24 deprecated that name.
-    The model answers it through ``is_activation_checkpointing``, and both flags agree."""
+
+    The model answers it through ``is_activation_checkpointing``, and both flags agree.
+    """
     import warnings
 
     from minimind_hf import MiniMindConfig, MiniMindForCausalLM

@@ -103,8 +103,11 @@ def test_pairs_end_to_end_load_as_dpo_data(tmp_path, model_dir):
 
 
 class _Judge(http.server.BaseHTTPRequestHandler):
-    """A stand-in chat endpoint: grades every candidate 10 * its length (at most 100), or ``fixed``, or
-    replies nonsense; it records the prompts it was sent."""
+    """A stand-in chat endpoint.
+
+    Grades every candidate 10 * its length (at most 100), or ``fixed``, or replies nonsense; it records the prompts it
+    was sent.
+    """
 
     nonsense = False
     fixed: float | None = None

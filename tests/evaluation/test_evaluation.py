@@ -184,8 +184,10 @@ def test_scores_carry_the_script_check_for_chinese_targets_only():
 
 
 def test_traditional_share_counts_only_outputs_that_contain_chinese():
-    """Empty and English outputs are not Traditional: the share is over outputs holding CJK, and the
-    empty / no-CJK / untranslated shares stand beside it."""
+    """Empty and English outputs are not Traditional.
+
+    The share is over outputs holding CJK, and the empty / no-CJK / untranslated shares stand beside it.
+    """
     from minimind_hf.evaluation.quality import output_health
     from minimind_hf.evaluation.report import comparison_table
 
@@ -207,8 +209,10 @@ def test_traditional_share_counts_only_outputs_that_contain_chinese():
 
 
 def test_chinese_scores_do_not_depend_on_spaces_between_characters():
-    """chrF++ counts a whole unsegmented Chinese sentence as one word, so spacing it changes the score;
-    chrF and BLEU with the zh tokenizer do not move. The reported Chinese figures are the second kind."""
+    """chrF++ counts a whole unsegmented Chinese sentence as one word, so spacing it changes the score.
+
+    chrF and BLEU with the zh tokenizer do not move. The reported Chinese figures are the second kind.
+    """
     from minimind_hf.evaluation.report import comparison_table, floors_table
     from minimind_hf.evaluation.summary import results_markdown
 
@@ -277,8 +281,10 @@ def test_translate_is_batch_size_invariant_under_greedy_decoding(lively_model, t
 
 
 def test_translate_is_batch_size_invariant_with_the_default_length_cap(lively_model, tokenizer):
-    """The evaluation's default ``length_ratio`` caps each row at its own source's length, not at the
-    longest source of its batch: batch 1, 7 and 32 give the same outputs."""
+    """The default ``length_ratio`` caps each row at its own source's length, not its batch's longest.
+
+    Batch 1, 7 and 32 give the same outputs.
+    """
     from minimind_hf.evaluation.run import EvalArguments
 
     defaults = EvalArguments()
@@ -536,8 +542,10 @@ def test_plot_comparison_draws_one_group_per_checkpoint(tmp_path):
 
 
 def test_perplexity_windows_follow_the_block_size_the_checkpoint_trained_at(checkpoint, tmp_path):
-    """A model pretrained at 64 tokens is scored in 64-token windows (its run_recipe.json says so), not 512:
-    past its training length a model is not measured on what it learned."""
+    """A model pretrained at 64 tokens is scored in 64-token windows (its run_recipe.json says so), not 512.
+
+    Past its training length a model is not measured on what it learned.
+    """
     text = " ".join(["The rate of interest per period is applied to the balance."] * 20)
     validation = _write_jsonl(tmp_path / "long.jsonl", [{"text": text}])
     (checkpoint / "run_recipe.json").write_text(json.dumps({"stage": "pretrain", "data": {"block_size": 64}}))

@@ -179,8 +179,10 @@ def test_each_stage_row_carries_what_is_recorded_about_it():
 
 
 def test_the_cards_snippet_without_the_package_loads_the_tokenizer_without_custom_code(stages):
-    """The 'without this package' snippet's tokenizer call, run where minimind_hf is not importable, with no
-    terminal to answer a trust_remote_code prompt: it loads the saved fast tokenizer with its chat template."""
+    """The 'without this package' snippet's tokenizer call loads the saved fast tokenizer with its chat template.
+
+    It runs where minimind_hf is not importable, with no terminal to answer a trust_remote_code prompt.
+    """
     import os
     import subprocess
     import sys

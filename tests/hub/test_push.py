@@ -1,5 +1,8 @@
-"""``minimind push``, offline: ``HfApi`` is replaced at its boundary by a fake that checks every call against
-the installed library's real signature and writes the commit's files into a directory."""
+"""``minimind push``, offline.
+
+``HfApi`` is replaced at its boundary by a fake that checks every call against the installed library's real signature
+and writes the commit's files into a directory.
+"""
 
 from __future__ import annotations
 
@@ -170,8 +173,11 @@ def test_missing_token_offline_and_dry_run(trained, hub, monkeypatch, capsys):
 
 
 def test_model_and_corpus_pushes_share_one_runner(trained, hub, secret_token, tmp_path, capsys, monkeypatch):
-    """``minimind push`` and ``python -m data_tools.publish push`` get their client, repository and branch from
-    :mod:`minimind_hf.hub.runner` (the only ``HfApi`` replaced here) and report a failure the same way."""
+    """``minimind push`` and ``python -m data_tools.publish push`` share :mod:`minimind_hf.hub.runner`.
+
+    Both get their client, repository and branch from it (the only ``HfApi`` replaced here) and report a failure the
+    same way.
+    """
     import shutil
 
     from data_tools import publish

@@ -1,5 +1,8 @@
-"""`minimind import`: llama2.c / course .pt checkpoints with their SentencePiece tokenizer, MiniMind-3 and
-the original's LoRA, checked against direct implementations written here."""
+"""`minimind import`: llama2.c / course .pt checkpoints, MiniMind-3 and the original's LoRA.
+
+The .pt checkpoints come with their SentencePiece tokenizer; all are checked against direct implementations written
+here.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Tests for minimind_hf.training.dpo and minimind_hf.course.dpo_loss: the DPO loss, the course-style adapter and
-MiniMindDPOTrainer.
+"""Tests for minimind_hf.training.dpo and minimind_hf.course.dpo_loss.
+
+The DPO loss, the course-style adapter and MiniMindDPOTrainer.
 
 The loss is checked against numbers worked out by hand, the adapter against the loss, and the trainer
 against TRL's own DPOTrainer on the same batch; then the reference-model variants (frozen copy,
@@ -700,8 +701,11 @@ def test_longer_training_on_32_pairs(loss_type, start, final_below, tmp_path, to
 # What DPO scores: the reply and its end token, nothing of the template after it
 # --------------------------------------------------------------------------------------------------
 def test_completion_ends_at_the_replys_end_token(tmp_path, tokenizer, pristine_model, train_dataset):
-    """The chat template writes "<|im_end|>\\n" after every turn; SFT masks the "\\n" and inference stops at
-    <|im_end|>, so DPO must not score it either: each completion is the reply's tokens and <|im_end|>."""
+    r"""The chat template writes "<|im_end|>\n" after every turn.
+
+    SFT masks the "\n" and inference stops at <|im_end|>, so DPO must not score it either: each completion is the
+    reply's tokens and <|im_end|>.
+    """
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     trainer = MiniMindDPOTrainer(
         model=copy.deepcopy(pristine_model),
@@ -725,8 +729,10 @@ def test_completion_ends_at_the_replys_end_token(tmp_path, tokenizer, pristine_m
 
 
 def test_pairs_made_identical_by_truncation_are_dropped_and_counted(tmp_path, tokenizer, pristine_model):
-    """Cut at max_length, a pair whose replies differ only past it has chosen == rejected: its log-ratios are
-    equal, so it would count as a failure in rewards/accuracies. It is dropped, and counted."""
+    """Cut at max_length, a pair whose replies differ only past it has chosen == rejected.
+
+    Its log-ratios are equal, so it would count as a failure in rewards/accuracies. It is dropped, and counted.
+    """
     shared = "淨利成長了百分之十，" * 12
     records = preference_records(4) + [
         {

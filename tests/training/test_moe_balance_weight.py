@@ -1,5 +1,4 @@
-"""The MoE balance loss keeps its weight (``aux_loss_alpha``) whatever the gradient accumulation and the
-number of processes.
+"""The MoE balance loss keeps its weight (``aux_loss_alpha``) whatever the accumulation and process count.
 
 The Trainer treats a model loss that takes ``num_items_in_batch`` as already normalised over the whole
 accumulated, all-process batch: it does not divide it by the accumulation steps and multiplies it by the
@@ -76,8 +75,11 @@ def test_balance_gradient_does_not_depend_on_gradient_accumulation(tmp_path):
 
 
 def test_balance_loss_is_not_multiplied_by_the_process_count(tmp_path, monkeypatch):
-    """Two processes simulated: the Trainer multiplies the loss by ``num_processes`` (DDP then averages the
-    gradients); the balance term of one process must stay what it is on one process."""
+    """Two processes simulated.
+
+    The Trainer multiplies the loss by ``num_processes`` (DDP then averages the gradients); the balance term of one
+    process must stay what it is on one process.
+    """
     from accelerate import Accelerator
 
     rows = _rows()

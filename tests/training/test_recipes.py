@@ -56,8 +56,10 @@ def test_every_committed_recipe_is_run_below():
 
 
 def _on_the_sample(path: str, stage: str) -> str:
-    """A data path of a recipe, on the shipped sample: ``data/X`` -> ``data/sample/X``; generated DPO pairs -> the
-    sample's shipped pairs."""
+    """A data path of a recipe, on the shipped sample.
+
+    ``data/X`` -> ``data/sample/X``; generated DPO pairs -> the sample's shipped pairs.
+    """
     if path.startswith(f"{RUN_DIR}/pairs/"):
         return str(SAMPLE / split_file(stage))
     name = Path(path).name

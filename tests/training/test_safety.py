@@ -158,8 +158,11 @@ def test_each_defect_of_a_checkpoint_is_named(copy_of, damage):
 
 
 def test_truncated_newest_checkpoint_is_moved_aside_and_the_run_ends_identical(finished, copy_of, caplog):
-    """The measured failure: a kill during save leaves a truncated model.safetensors in the newest
-    checkpoint; the rerun resumes from the previous one and ends bit-identical to an uninterrupted run."""
+    """The measured failure.
+
+    A kill during save leaves a truncated model.safetensors in the newest checkpoint; the rerun resumes from the
+    previous one and ends bit-identical to an uninterrupted run.
+    """
     out = copy_of()
     _unfinish(out)
     _truncate(out / "checkpoint-4" / "model.safetensors")

@@ -317,8 +317,11 @@ def test_the_stage_table_decides_every_difference():
 
 @pytest.mark.parametrize("stage", ["pretrain", "dpo"])
 def test_best_checkpoint_whenever_there_is_validation_data(stage, tmp_path):
-    """The argument classes own the defaults: the best checkpoint by validation loss (DPO too) where validation data
-    exists, no evaluation where it does not, a cosine schedule to a tenth, TensorBoard; a recipe may still say no."""
+    """The argument classes own the defaults.
+
+    The best checkpoint by validation loss (DPO too) where validation data exists, no evaluation where it does not, a
+    cosine schedule to a tenth, TensorBoard; a recipe may still say no.
+    """
     extra = ("--model_name_or_path", "out/sft") if stage == "dpo" else ()
     _, args = _args(stage, tmp_path, *extra)
     assert args.load_best_model_at_end is True and args.metric_for_best_model in ("loss", "eval_loss")
@@ -400,10 +403,12 @@ def test_max_eval_samples_caps_the_validation_rows(tmp_path, tokenizer):
 
 
 def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
-    """No value is read on the host in a pretraining step (on a GPU, each read is a sync): with the fused AdamW
-    the Trainer defaults to, the guard hands its flag to the optimizer instead of reading the loss, the
-    Trainer's own NaN filter is off, and packed blocks come without the all-ones attention mask that the
-    model's mask builder would inspect."""
+    """No value is read on the host in a pretraining step (on a GPU, each read is a sync).
+
+    With the fused AdamW the Trainer defaults to, the guard hands its flag to the optimizer instead of reading the loss,
+    the Trainer's own NaN filter is off, and packed blocks come without the all-ones attention mask that the model's
+    mask builder would inspect.
+    """
     stage_args, training_args = _args(
         "pretrain",
         tmp_path / "run",
@@ -451,8 +456,10 @@ def test_finite_loss_guard_reads_no_value_per_step(tmp_path, monkeypatch):
 
 
 def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
-    """A NaN at a step without a log line: that update and the later ones are skipped, and the run stops,
-    naming the step, before the final model is written."""
+    """A NaN at a step without a log line.
+
+    That update and the later ones are skipped, and the run stops, naming the step, before the final model is written.
+    """
     original = MiniMindTrainer.compute_loss
     calls = {"n": 0}
     seen = {}
@@ -495,8 +502,11 @@ def test_nan_between_log_lines_is_skipped_on_the_device(tmp_path, monkeypatch):
 
 
 def test_a_dpo_stage_that_makes_validation_worse_says_so(pretrained, tmp_path, caplog):
-    """Validating on the training pairs with chosen and rejected swapped: DPO that learns its pairs must make the
-    validation worse, and the stage says so in its log, its stage_complete.json and its model card."""
+    """Validating on the training pairs with chosen and rejected swapped.
+
+    DPO that learns its pairs must make the validation worse, and the stage says so in its log, its stage_complete.json
+    and its model card.
+    """
     base, _ = pretrained
     rows = [json.loads(line) for line in (DATA / "dpo.jsonl").read_text().splitlines()][:8]
     swapped = [{"chosen": row["rejected"], "rejected": row["chosen"]} for row in rows]
@@ -551,8 +561,10 @@ def test_validation_warnings_of_a_healthy_and_an_overfitted_stage():
 
 
 def test_grpo_is_judged_by_its_validation_reward_not_its_surrogate_loss():
-    """GRPO's loss is a policy-gradient surrogate (often negative): an unchanged one is no rise, a rise is no harm;
-    a falling validation reward is what says the model got worse."""
+    """GRPO's loss is a policy-gradient surrogate (often negative).
+
+    An unchanged one is no rise, a rise is no harm; a falling validation reward is what says the model got worse.
+    """
     from minimind_hf.training.regression import validation_warnings
 
     same = [{"step": 60, "eval_loss": -0.01083, "eval_reward": 0.52}]
