@@ -20,6 +20,7 @@ import random
 import time
 from pathlib import Path
 
+import numpy as np
 import speedrun_eval
 import torch
 from speedrun_data import pairs
@@ -56,11 +57,22 @@ def anchor_config(tokenizer, dropout: float) -> MarianConfig:
     )
 
 
-def encode(tokenizer, rows: list[dict[str, str]]) -> list[tuple[list[int], list[int]]]:
+def encode(tokenizer, rows: list[dict[str, str]], chunk: int = 4096) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Source and target ids (cut to ``MAX_TOKENS`` with the end token) as int32 arrays, tokenized in chunks.
+
+    Python lists of ints cost ~36 bytes a token, and the whole corpus at once held several GB.
+    """
     eos = tokenizer.eos_token_id
-    src = tokenizer([r["en"] for r in rows], add_special_tokens=False)["input_ids"]
-    tgt = tokenizer([r["zh"] for r in rows], add_special_tokens=False)["input_ids"]
-    return [(s[: MAX_TOKENS - 1] + [eos], t[: MAX_TOKENS - 1] + [eos]) for s, t in zip(src, tgt, strict=True)]
+
+    def ids(texts: list[str]) -> list[np.ndarray]:
+        encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return [np.array(t[: MAX_TOKENS - 1] + [eos], dtype=np.int32) for t in encoded]
+
+    examples = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        examples.extend(zip(ids([r["en"] for r in part]), ids([r["zh"] for r in part]), strict=True))
+    return examples
 
 
 def batches(examples, batch_size: int, seed: int):
@@ -84,8 +96,8 @@ def collate(examples, index: list[int], pad: int) -> dict[str, torch.Tensor]:
     labels = torch.full((len(index), tgt_len), -100)
     for row, i in enumerate(index):
         s, t = examples[i]
-        input_ids[row, : len(s)] = torch.tensor(s)
-        labels[row, : len(t)] = torch.tensor(t)
+        input_ids[row, : len(s)] = torch.from_numpy(s)
+        labels[row, : len(t)] = torch.from_numpy(t)
     return {"input_ids": input_ids, "attention_mask": (input_ids != pad).long(), "labels": labels}
 
 

@@ -144,7 +144,7 @@ def test_corpus_build_interrupted_then_rerun_is_byte_identical(tmp_path, monkeyp
 
     monkeypatch.setattr(stages, "parallel_record", real)
     build_module.build(tmp_path / "cache", out, CORPUS / "sources.yaml", count_tokens=False)
-    assert _stage_files(out) == _stage_files(reference) and len(_stage_files(out)) == 11
+    assert _stage_files(out) == _stage_files(reference) and len(_stage_files(out)) == 10
     assert _card_without_timing(out) == _card_without_timing(reference)
     assert _leftovers(out) == []
 

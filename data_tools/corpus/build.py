@@ -29,6 +29,7 @@ from data_tools.corpus.splits import SplitShares, bucket, group_splits
 from data_tools.corpus.textutil import normalise_en
 from data_tools.stats import Stats
 from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.data.layout import DATA_CARD, DATA_STATS, split_file
 from minimind_hf.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
@@ -256,23 +257,20 @@ def build(
     sft_train = pick("train")
     rng.shuffle(sft_train)
     files = result.files
-    files["sft.jsonl"] = write_jsonl(out / "sft.jsonl", (stages.sft_record(p) for p in sft_train))
-    files["sft.validation.jsonl"] = write_jsonl(
-        out / "sft.validation.jsonl", (stages.sft_record(p) for p in pick("validation", False))
-    )
-    files["sft.test.jsonl"] = write_jsonl(
-        out / "sft.test.jsonl", (stages.parallel_record(p) for p in pick("test", False))
-    )
+
+    def write(stage: str, split: str, records) -> None:
+        name = split_file(stage, split)
+        files[name] = write_jsonl(out / name, records)
+
+    write("sft", "train", (stages.sft_record(p) for p in sft_train))
+    write("sft", "validation", (stages.sft_record(p) for p in pick("validation", False)))
+    write("sft", "test", (stages.parallel_record(p) for p in pick("test", False)))
     # ---- LoRA: finance pairs, parallel form
     lora_train = pick("train", True)
     rng.shuffle(lora_train)
-    files["lora.jsonl"] = write_jsonl(out / "lora.jsonl", (stages.parallel_record(p) for p in lora_train))
-    files["lora.validation.jsonl"] = write_jsonl(
-        out / "lora.validation.jsonl", (stages.parallel_record(p) for p in pick("validation", True))
-    )
-    files["lora.test.jsonl"] = write_jsonl(
-        out / "lora.test.jsonl", (stages.parallel_record(p) for p in pick("test", True))
-    )
+    write("lora", "train", (stages.parallel_record(p) for p in lora_train))
+    write("lora", "validation", (stages.parallel_record(p) for p in pick("validation", True)))
+    write("lora", "test", (stages.parallel_record(p) for p in pick("test", True)))
     # ---- DPO: sentence-like train pairs, reference vs a systematically worse answer
     dpo_cfg = cfg.get("dpo", {})
     t2s = _opencc("t2s").convert
@@ -297,11 +295,8 @@ def build(
     dpo_val = dpo_rows(
         [p for p in pairs if p.split == "validation" and p.sentence_like], int(dpo_cfg.get("validation_pairs", 600)), 2
     )
-    files["dpo.jsonl"] = write_jsonl(out / "dpo.jsonl", (r for _, r in dpo_train))
-    files["dpo.validation.jsonl"] = write_jsonl(out / "dpo.validation.jsonl", (r for _, r in dpo_val))
-    files["dpo.prompts.jsonl"] = write_jsonl(
-        out / "dpo.prompts.jsonl", (stages.dpo_prompt_record(p) for p, _ in dpo_train)
-    )
+    write("dpo", "train", (r for _, r in dpo_train))
+    write("dpo", "validation", (r for _, r in dpo_val))
     # ---- pretraining text: monolingual documents + bilingual documents from train pairs only
     mono = monolingual_docs(sources, roots, cfg, heldout_en, heldout_zh, seed, tally)
     per_doc = int(cfg.get("pretrain", {}).get("bilingual_pairs_per_doc", 24))
@@ -316,10 +311,8 @@ def build(
     val_pm = int(cfg.get("pretrain", {}).get("validation_per_mille", 5))
     pre_train = [t for t in texts if bucket(t[0][:200]) >= val_pm]
     pre_val = [t for t in texts if bucket(t[0][:200]) < val_pm]
-    files["pretrain.jsonl"] = write_jsonl(out / "pretrain.jsonl", ({"text": t[0]} for t in pre_train))
-    files["pretrain.validation.jsonl"] = write_jsonl(
-        out / "pretrain.validation.jsonl", ({"text": t[0]} for t in pre_val)
-    )
+    write("pretrain", "train", ({"text": t[0]} for t in pre_train))
+    write("pretrain", "validation", ({"text": t[0]} for t in pre_val))
 
     train_index = TrainIndex((p.en, p.zh) for p in pick("train"))
     overlap = {
@@ -343,10 +336,10 @@ def build(
         "sources": _source_rows(sources, slist, pairs),
         "substituted_artefacts": [dataclasses.asdict(sub) for sub in substitutions],
     }
-    atomic_write_text(out / "stats.json", json.dumps(result.stats, ensure_ascii=False, indent=1))
+    atomic_write_text(out / DATA_STATS, json.dumps(result.stats, ensure_ascii=False, indent=1))
     from data_tools.corpus.card import write_card
 
-    write_card(out / "card.md", result.stats, out)
+    write_card(out / DATA_CARD, result.stats, out)
     return result
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
 from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.data.layout import split_file
 from minimind_hf.jsonl import read_jsonl
 
 DPO_NOTE = (
@@ -261,7 +262,7 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
         "",
     ]
     out += ["## Examples", ""]
-    for name, n in (("sft.test.jsonl", 5), ("lora.jsonl", 5)):
+    for name, n in ((split_file("sft", "test"), 5), (split_file("lora"), 5)):
         ex = _examples(data_dir / name, n)
         if ex:
             out += [
@@ -270,22 +271,22 @@ def write_card(path: Path, stats: dict, data_dir: Path) -> None:
                 _table(["en", "zh", "source"], [[_short(e["en"]), _short(e["zh"]), e.get("source", "")] for e in ex]),
                 "",
             ]
-    ex = _examples(data_dir / "sft.jsonl", 3)
+    ex = _examples(data_dir / split_file("sft"), 3)
     if ex:
-        out += ["`sft.jsonl` (user prompt → assistant):", ""]
+        out += [f"`{split_file('sft')}` (user prompt → assistant):", ""]
         out += [
             f"- {_short(e['conversations'][-2]['content'])} → {_short(e['conversations'][-1]['content'])}" for e in ex
         ]
         out.append("")
-    ex = _examples(data_dir / "dpo.jsonl", 3)
+    ex = _examples(data_dir / split_file("dpo"), 3)
     if ex:
-        out += ["`dpo.jsonl` (chosen / rejected):", ""]
+        out += [f"`{split_file('dpo')}` (chosen / rejected):", ""]
         out += [
             f"- [{e.get('kind')}] {_short(e['chosen'][-1]['content'], 80)} / {_short(e['rejected'][-1]['content'], 80)}"
             for e in ex
         ]
         out.append("")
-    ex = _examples(data_dir / "pretrain.jsonl", 2)
+    ex = _examples(data_dir / split_file("pretrain"), 2)
     if ex:
-        out += ["`pretrain.jsonl`:", ""] + [f"- {_short(e['text'], 240)}" for e in ex] + [""]
+        out += [f"`{split_file('pretrain')}`:", ""] + [f"- {_short(e['text'], 240)}" for e in ex] + [""]
     atomic_write_text(path, "\n".join(out))

@@ -16,21 +16,22 @@ from data_tools.corpus.records import CorpusError
 from data_tools.corpus.stages import is_short_clean
 from data_tools.corpus.textutil import cjk_count, word_count
 from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.data.layout import DATA_CARD, DATA_STATS, SAMPLE_CARD, split_file
 from minimind_hf.jsonl import read_jsonl, write_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
 
 # rows per file (pretrain files: bytes of text)
 SIZES = {
-    "sft.jsonl": 6000,
-    "sft.validation.jsonl": 300,
-    "sft.test.jsonl": 300,
-    "lora.jsonl": 1500,
-    "lora.validation.jsonl": 200,
-    "lora.test.jsonl": 200,
-    "dpo.jsonl": 600,
-    "dpo.validation.jsonl": 100,
-    "pretrain.jsonl": 2_000_000,
-    "pretrain.validation.jsonl": 200_000,
+    split_file("sft"): 6000,
+    split_file("sft", "validation"): 300,
+    split_file("sft", "test"): 300,
+    split_file("lora"): 1500,
+    split_file("lora", "validation"): 200,
+    split_file("lora", "test"): 200,
+    split_file("dpo"): 600,
+    split_file("dpo", "validation"): 100,
+    split_file("pretrain"): 2_000_000,
+    split_file("pretrain", "validation"): 200_000,
 }
 TERM_SHARE = 0.15  # of the SFT sample: one- and two-word items (terms, UI labels); the rest sentences
 
@@ -101,29 +102,24 @@ def make_sample(src: Path | str, out: Path | str, sizes: dict[str, int] | None =
     picked: dict[str, list[dict]] = {}
     for name, n in sizes.items():
         rows = [row for _, row in read_jsonl(src / name, error=CorpusError)]
-        if name == "sft.jsonl":
+        if name == split_file("sft"):
             sel = _pick_sft(rows, n)
-        elif name.startswith("pretrain"):
+        elif name.startswith("pretrain."):
             sel = _pick_text(rows, n)
-        elif name.startswith("dpo"):
+        elif name.startswith("dpo."):
             sel = _pick(rows, n, key=lambda r: is_short_clean(*_chat_pair(r), max_words=30, max_zh=120))
-        elif name == "sft.validation.jsonl":
+        elif name == split_file("sft", "validation"):
             sel = _pick(rows, n, key=lambda r: is_short_clean(*_chat_pair(r)))
         else:
             sel = _pick_parallel(rows, n)
         picked[name] = sel
         counts[name] = write_jsonl(out / name, sel)
-    # the preference tool's input: the prompts of the sampled DPO rows, with their references
-    prompts_file = src / "dpo.prompts.jsonl"
-    prompts = {r["en"]: r for _, r in read_jsonl(prompts_file, error=CorpusError)} if prompts_file.is_file() else {}
-    sel_prompts = [prompts[en] for en in (_chat_pair(r)[0] for r in picked["dpo.jsonl"]) if en in prompts]
-    counts["dpo.prompts.jsonl"] = write_jsonl(out / "dpo.prompts.jsonl", sel_prompts)
     write_sample_card(out, picked, counts, src)
     return counts
 
 
 def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str, int], src: Path) -> None:
-    """``README.md`` of the sample: what is in it, how it was cut, per-source counts, examples."""
+    """The sample's card (``README.md``): what is in it, how it was cut, per-source counts, examples."""
     lines = [
         "# data/sample: the embedded default corpus",
         "",
@@ -137,8 +133,7 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         "",
         'Formats are the project\'s: `pretrain` `{"text"}`; `sft` `{"conversations": [user, assistant]}` '
         '(several prompt phrasings); `lora` finance pairs `{"en", "zh", "source", "id"}`; `dpo` '
-        '`{"chosen", "rejected", "kind"}`; held-out test sets `sft.test` / `lora.test` in parallel form; '
-        "`dpo.prompts` holds the DPO prompts with their references for a preference-pair generator.",
+        '`{"chosen", "rejected", "kind"}`; held-out test sets `sft.test` / `lora.test` in parallel form.',
         "",
         "The SFT sample favours short, clean pairs (3–24 English words, at most 80 Chinese characters), "
         f"plus {int(TERM_SHARE * 100)}% one- and two-word items (terms and UI labels). Splits come from the "
@@ -154,12 +149,12 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
     for name in sorted(counts):
         lines.append(f"| {name} | {counts[name]:,} | {(out / name).stat().st_size:,} |")
     lines += ["", "Pairs per source:", "", "| file | " + " | ".join(["source", "pairs"]) + " |", "|---|---|---|"]
-    for name in ("sft.test.jsonl", "lora.jsonl", "lora.test.jsonl"):
+    for name in (split_file("sft", "test"), split_file("lora"), split_file("lora", "test")):
         for source, n in Counter(r.get("source", "?") for r in picked.get(name, [])).most_common():
             lines.append(f"| {name} | {source} | {n:,} |")
-    kinds = Counter(r.get("kind") for r in picked.get("dpo.jsonl", []))
+    kinds = Counter(r.get("kind") for r in picked.get(split_file("dpo"), []))
     lines += ["", "DPO kinds: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())), ""]
-    pre = picked.get("pretrain.jsonl", [])
+    pre = picked.get(split_file("pretrain"), [])
     zh_chars = sum(cjk_count(r["text"]) for r in pre)
     all_chars = sum(len(r["text"]) for r in pre)
     lines += [
@@ -167,13 +162,13 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         "",
     ]
     lines += ["Examples (sft):", ""]
-    for row in picked.get("sft.jsonl", [])[:6]:
+    for row in picked.get(split_file("sft"), [])[:6]:
         en, zh = _chat_pair(row)
         lines.append(f"- {en} → {zh}")
     lines += ["", "Examples (lora):", ""]
-    for row in picked.get("lora.jsonl", [])[:6]:
+    for row in picked.get(split_file("lora"), [])[:6]:
         lines.append(f"- {row['en']} → {row['zh']}")
-    stats_path = src / "stats.json"
+    stats_path = src / DATA_STATS
     if stats_path.is_file():
         stats = json.loads(stats_path.read_text(encoding="utf-8"))
         pairs, files = stats.get("pairs", {}), stats.get("files", {})
@@ -181,8 +176,9 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         lines += [
             "",
             f"Cut from a full build of {pairs.get('all', 0):,} parallel pairs ({pairs.get('sentence_like', 0):,} "
-            f"sentence-like, {fin:,} finance), {files.get('sft.jsonl', 0):,} SFT chats and "
-            f"{files.get('pretrain.jsonl', 0):,} pretraining documents. The full build's data card (`data/card.md`, "
+            f"sentence-like, {fin:,} finance), {files.get(split_file('sft'), 0):,} SFT chats and "
+            f"{files.get(split_file('pretrain'), 0):,} pretraining documents. The full build's data card "
+            f"(`data/{DATA_CARD}`, "
             "not committed) reports the counts per source and per filter, the licences and the mix.",
         ]
         lines += [
@@ -194,4 +190,4 @@ def write_sample_card(out: Path, picked: dict[str, list[dict]], counts: dict[str
         ]
         for row in stats.get("sources", []):
             lines.append(f"| {row['name']} | {row['role']} | {row['licence']} | {', '.join(row['artefacts'])} |")
-    atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
+    atomic_write_text(out / SAMPLE_CARD, "\n".join(lines) + "\n")

@@ -70,17 +70,6 @@ def dpo_record(pair: CleanPair, simplify) -> dict | None:
     return None
 
 
-def dpo_prompt_record(pair: CleanPair) -> dict:
-    """The preference tool's input: the prompt turns and the reference answer."""
-    return {
-        "id": pair.id,
-        "prompt": translation_messages(pair.en, prompt_id=pick_prompt(pair.en)),
-        "en": pair.en,
-        "zh": pair.zh,
-        "source": pair.source,
-    }
-
-
 def bilingual_docs(pairs: list[CleanPair], per_doc: int) -> list[str]:
     """Pretraining documents that interleave English lines with their translations."""
     docs, chunk = [], []

@@ -31,8 +31,13 @@ REWARD_CURVE = "reward_curve.png"
 #: The model card (Hub ``README.md``) and the facts it is rendered from, next to each saved model.
 CARD_FILE = "README.md"
 CARD_FACTS = "model_card.json"
+#: The data card a corpus build writes into its data folder, and the one the shipped sample carries.
+DATA_CARD = "card.md"
+SAMPLE_CARD = "README.md"
 #: A data folder's card, in the order they are looked for.
-DATA_CARDS: tuple[str, ...] = ("card.md", "README.md")
+DATA_CARDS: tuple[str, ...] = (DATA_CARD, SAMPLE_CARD)
+#: The corpus build's counts (per file, source and filter) beside its data card; the sample's card quotes them.
+DATA_STATS = "stats.json"
 #: A training sequence's length in tokens where none is given: the pretraining block (``block_size``) and the longest
 #: chat (``max_length``) alike; every recipe sets its own.
 DEFAULT_SEQUENCE_LENGTH = 512

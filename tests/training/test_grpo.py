@@ -180,7 +180,7 @@ def test_builder_never_trains_on_validation_or_test(split_files):
             build_grpo_dataset([finance, held_out])
     assert is_held_out_file("data/lora.test.jsonl") and is_held_out_file("sft.validation.jsonl")
     assert is_held_out_file("x.dev.jsonl") and not is_held_out_file("data/lora.jsonl")
-    assert not is_held_out_file("data/dpo.prompts.jsonl") and not is_held_out_file("latest.jsonl")
+    assert not is_held_out_file("data/dpo.scored.jsonl") and not is_held_out_file("latest.jsonl")
     # as validation files they are welcome, and they stay out of the training rows
     dataset, _ = build_grpo_dataset([finance], validation_files=[validation])
     assert "Held out too" not in dataset["train"]["source"]

@@ -20,6 +20,7 @@ from data_tools.corpus.records import CorpusError
 from data_tools.corpus.sample import en_from_prompt, make_sample
 from data_tools.corpus.sources import Artefact, load_sources
 from data_tools.corpus.textutil import normalise_en
+from minimind_hf.data.layout import DATA_CARD, DATA_STAGES, DATA_STATS, SAMPLE_CARD, SPLITS, split_file
 from tests.paths import FIXTURES, ROOT
 
 FIX = FIXTURES / "corpus"
@@ -34,7 +35,6 @@ STAGE_FILES = (
     "lora.test.jsonl",
     "dpo.jsonl",
     "dpo.validation.jsonl",
-    "dpo.prompts.jsonl",
 )
 
 
@@ -171,6 +171,9 @@ def test_missing_local_artefact(tmp_path):
 def test_build_writes_every_stage_file(built):
     for name in STAGE_FILES:
         assert (built / name).is_file(), name
+    contract = {split_file(stage, split) for stage in DATA_STAGES for split in SPLITS}
+    assert {p.name for p in built.glob("*.jsonl")} == set(STAGE_FILES) <= contract  # no file nothing reads
+    assert {p.name for p in built.iterdir() if not p.name.endswith(".jsonl")} == {DATA_CARD, DATA_STATS}
     assert _rows(built / "sft.jsonl") and _rows(built / "pretrain.jsonl") and _rows(built / "dpo.jsonl")
     sft = _rows(built / "sft.jsonl")
     assert all([t["role"] for t in r["conversations"]] == ["user", "assistant"] for r in sft)
@@ -190,7 +193,7 @@ def test_build_output_loads_with_the_training_loader(built, tmp_path):
 
     kinds = {"pretrain": "pretrain", "sft": "chat", "lora": "chat", "dpo": "dpo"}
     for name in STAGE_FILES:
-        if name == "dpo.prompts.jsonl" or not _rows(built / name):
+        if not _rows(built / name):
             continue
         ds = load_jsonl_dataset(str(built / name), kind=kinds[name.split(".")[0]], cache_dir=str(tmp_path / "hf"))
         assert len(ds) == len(_rows(built / name))
@@ -200,7 +203,7 @@ def test_splits_are_disjoint_across_all_files(built):
     seen: dict[str, set[str]] = defaultdict(set)
     for name in STAGE_FILES:
         split = "validation" if ".validation." in name else "test" if ".test." in name else "train"
-        if name.startswith("pretrain") or name == "dpo.prompts.jsonl":
+        if name.startswith("pretrain"):
             continue
         for r in _rows(built / name):
             if "en" in r:
@@ -291,6 +294,7 @@ def test_committed_sample_is_present_and_valid():
     for name in STAGE_FILES:
         rows = _rows(sample / name)
         assert rows, name
+    assert sorted(p.name for p in sample.iterdir()) == sorted([*STAGE_FILES, SAMPLE_CARD])
     assert len(_rows(sample / "sft.jsonl")) >= 1000
     assert all(r["conversations"][-1]["role"] == "assistant" for r in _rows(sample / "sft.jsonl"))
 
