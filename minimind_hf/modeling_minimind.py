@@ -586,3 +586,19 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
 
 
 __all__ = ["MiniMindPreTrainedModel", "MiniMindModel", "MiniMindForCausalLM"]
+
+
+def moe_balance_loss(model: torch.nn.Module) -> torch.Tensor | None:
+    """Sum of the load-balancing losses MiniMind's MoE blocks keep in ``aux_loss`` after a forward.
+
+    For trainers whose forward skips the causal-LM head that adds this loss in training (TRL's fused LM head
+    in DPO, GRPO's log-probability forwards): they add it themselves. Only a module's own ``aux_loss``
+    tensor attribute that carries a gradient is read (not one forwarded by a wrapper, not one from a
+    forward without gradients). ``None`` for a dense model.
+    """
+    losses = [
+        value
+        for module in model.modules()
+        if isinstance(value := module.__dict__.get("aux_loss"), torch.Tensor) and value.requires_grad
+    ]
+    return torch.stack([loss.reshape(()) for loss in losses]).sum() if losses else None

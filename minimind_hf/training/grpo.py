@@ -40,6 +40,7 @@ from trl import GRPOConfig, GRPOTrainer
 from ..data.loading import _expand, map_sources
 from ..data.splits import BuiltDataset, PathSpec, assemble_splits, built, check_split_args, fingerprint
 from ..evaluation.quality import derangement
+from ..modeling_minimind import moe_balance_loss
 from ..prompts import parse_prompt_id, prompt_index, source_of, translation_messages
 from .arguments import GRPOStageConfig
 
@@ -224,6 +225,33 @@ class MiniMindGRPOTrainer(GRPOTrainer):
         loss = super().training_step(model, inputs, num_items_in_batch)
         self._metrics["train"]["time/update_s"].append(time.perf_counter() - start - self._rollout_s)
         return loss
+
+    # -- MiniMind's MoE balance loss (TRL adds only the router-logits kind of Mixtral-style configs)
+
+    def _compute_loss(self, model, inputs):
+        """TRL's policy loss, plus the load-balancing loss of MiniMind's MoE blocks from the policy forwards.
+
+        TRL reads log-probabilities through the model without labels, so the causal-LM head that adds the
+        balance loss in training never does; the blocks keep it in ``aux_loss``, read after each forward (one
+        per chunk, averaged as TRL averages its own aux loss) and scaled for gradient accumulation as TRL
+        scales the policy loss: its weight is ``aux_loss_alpha`` whatever the accumulation or process count.
+        """
+        if self.aux_loss_enabled or not getattr(getattr(self.model, "config", None), "use_moe", False):
+            return super()._compute_loss(model, inputs)
+        balances: list[torch.Tensor] = []
+        handle = model.register_forward_hook(lambda module, args, output: balances.append(moe_balance_loss(module)))
+        try:
+            loss = super()._compute_loss(model, inputs)
+        finally:
+            handle.remove()
+        found = [b for b in balances if b is not None]
+        if not found:  # evaluation: no block keeps a loss that carries a gradient
+            return loss
+        mode = "train" if self.model.training else "eval"
+        balance = torch.stack(found).mean()
+        normalizer = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+        self._metrics[mode]["aux_loss"].append(self.accelerator.gather_for_metrics(balance.detach()).mean().item())
+        return loss + balance / normalizer
 
     # -- the counts survive a resume
 

@@ -295,6 +295,33 @@ def test_constant_control_teaches_nothing(tmp_path, tokenizer, tiny_model, split
     assert all(torch.equal(before[n], p) for n, p in tiny_model.named_parameters())
 
 
+def test_moe_balance_loss_trains_the_router_in_grpo(tmp_path, tokenizer, split_files):
+    """With the constant control every advantage is zero, so the policy loss moves nothing: what moves the
+    MoE router is the blocks' balance loss alone, which TRL's log-probability forwards never add."""
+    from minimind_hf import MiniMindConfig, MiniMindForCausalLM
+
+    finance, _, _, _ = split_files
+    dataset, _ = build_grpo_dataset([finance])
+    torch.manual_seed(0)
+    model = MiniMindForCausalLM(MiniMindConfig.from_preset("tiny-moe", aux_loss_alpha=0.1)).train()
+    routers = {n: p.detach().clone() for n, p in model.named_parameters() if ".gate.weight" in n}
+    last = f"layers.{model.config.num_hidden_layers - 1}."  # no router reads the last layer's experts
+    experts = {n: p.detach().clone() for n, p in model.named_parameters() if last in n and ".experts." in n}
+    assert routers and experts
+    trainer = MiniMindGRPOTrainer(
+        model,
+        args=grpo_args(tmp_path, max_steps=1, reward_control="constant"),
+        train_dataset=dataset["train"],
+        processing_class=tokenizer,
+    )
+    trainer.train()
+    params = dict(model.named_parameters())
+    assert all(not torch.equal(routers[n], params[n]) for n in routers)  # the balance loss reached every router
+    assert all(torch.equal(experts[n], params[n]) for n in experts)  # no advantage: no other signal
+    logged = [e["aux_loss"] for e in trainer.state.log_history if "aux_loss" in e]
+    assert logged and all(math.isfinite(v) and v > 0 for v in logged)
+
+
 # ------------------------------------------------------------------------------------------------ the stage
 
 STAGE_DATA = FIXTURES / "train"
