@@ -296,8 +296,11 @@ def test_constant_control_teaches_nothing(tmp_path, tokenizer, tiny_model, split
 
 
 def test_moe_balance_loss_trains_the_router_in_grpo(tmp_path, tokenizer, split_files):
-    """With the constant control every advantage is zero, so the policy loss moves nothing: what moves the
-    MoE router is the blocks' balance loss alone, which TRL's log-probability forwards never add."""
+    """With the constant control, only the blocks' balance loss moves the MoE router in GRPO.
+
+    Every advantage is zero, so the policy loss moves nothing; TRL's log-probability forwards never add the balance
+    loss, so the stage adds it.
+    """
     from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 
     finance, _, _, _ = split_files
