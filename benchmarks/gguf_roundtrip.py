@@ -57,8 +57,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.model and not args.preset:
         parser.error("give --model and/or --preset")
-    from minimind_hf.jsonl import read_jsonl
     from minimind_hf.prompts import resolve_system_prompt
+    from minimind_hf.utils.jsonl import read_jsonl
 
     prompts = [row["en"] for _, row in read_jsonl(args.test)][: args.prompts]
     system = resolve_system_prompt(args.system)

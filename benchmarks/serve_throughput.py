@@ -38,10 +38,10 @@ def main(argv=None) -> int:
 
     from minimind_hf import MiniMindConfig, MiniMindForCausalLM
     from minimind_hf.checkpoints import load_checkpoint
-    from minimind_hf.jsonl import read_jsonl
     from minimind_hf.prompts import translation_messages
     from minimind_hf.serving import ServedModel, create_app
     from minimind_hf.tokenization import load_tokenizer
+    from minimind_hf.utils.jsonl import read_jsonl
 
     if args.model:
         loaded = load_checkpoint(args.model, dtype="float32", device="cpu")

@@ -11,8 +11,8 @@ import fcntl
 from pathlib import Path
 from typing import Any
 
-from minimind_hf.atomic_files import atomic_write_text
-from minimind_hf.jsonl import read_jsonl, write_jsonl
+from minimind_hf.utils.atomic_files import atomic_write_text
+from minimind_hf.utils.jsonl import read_jsonl, write_jsonl
 
 ROWS = "leaderboard.jsonl"
 

@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from minimind_hf.jsonl import read_jsonl, write_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
+from minimind_hf.utils.jsonl import read_jsonl, write_jsonl
 
 REVERSE_PROMPT = "Translate to English:\n{zh}"
 SENTENCE_WORDS = 6

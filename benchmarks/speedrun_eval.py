@@ -18,7 +18,7 @@ import torch
 
 from minimind_hf.evaluation.scores import corpus_scores
 from minimind_hf.evaluation.translate import translate
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.utils.jsonl import read_jsonl
 
 TEST_ROWS = 300
 BATCH_SIZE = 16  # fixed for every row of the leaderboard

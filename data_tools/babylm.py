@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from minimind_hf.command_errors import one_line_errors
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.utils.command_errors import one_line_errors
+from minimind_hf.utils.jsonl import read_jsonl
 
 
 def read_documents(path: str | Path) -> list[str]:

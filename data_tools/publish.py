@@ -53,7 +53,7 @@ from minimind_hf.data.checks import BadRecord, check_record
 from minimind_hf.data.layout import DATA_CARDS, DATA_STAGES, SPLITS, STAGE_RECORD_KINDS, split_file
 from minimind_hf.hub.auth import HubInputError, check_repo_id
 from minimind_hf.hub.runner import first_line, open_repo, repo_url, run_push
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.utils.jsonl import read_jsonl
 
 if TYPE_CHECKING:  # datasets is imported lazily: it is slow to import and not needed for --help.
     from datasets import Dataset, DatasetDict

@@ -19,7 +19,8 @@ load checkpoints here, by one rule:
   (:func:`check_tokenizer_fits`): no token id beyond the embedding table, and the shipped tokenizer only for
   a model whose vocabulary is exactly its size -- a converted 32,000-token Llama, say, needs its own. Ids of a
   larger model vocabulary that the tokenizer cannot decode are never generated
-  (:func:`minimind_hf.generation.fit_generation_to_tokenizer`).
+  (:func:`fit_generation_to_tokenizer`): a 32,000-row model with a 6,400-piece tokenizer would otherwise
+  sample ids that decode to nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from typing import Any, NamedTuple
 
 import torch
 
-from .generation import fit_generation_to_tokenizer
 from .tokenization import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -119,6 +119,34 @@ def check_tokenizer_fits(model_or_config: Any, tokenizer: Any, *, shipped: bool 
             f"with minimind_hf has {size} tokens and does not belong to it. Save the model's tokenizer next "
             "to it (save_tokenizer) or pass one explicitly"
         )
+
+
+def undecodable_ids(model_or_config: Any, tokenizer: Any) -> list[int]:
+    """Ids of the model's vocabulary the tokenizer has no piece for (empty when the sizes agree)."""
+    config = getattr(model_or_config, "config", model_or_config)
+    return list(range(len(tokenizer), int(config.vocab_size)))
+
+
+def fit_generation_to_tokenizer(model: Any, tokenizer: Any, where: str = "the model") -> list[int]:
+    """Suppress, in ``model.generation_config``, the ids the tokenizer cannot decode; returns them.
+
+    Logs a warning naming both sizes when there are any: the rows behind them were never trained with this
+    tokenizer, so sampling one would only ever produce nothing.
+    """
+    extra = undecodable_ids(model, tokenizer)
+    if extra and getattr(model, "generation_config", None) is not None:
+        logger.warning(
+            "%s has %d vocabulary rows but its tokenizer only %d pieces: ids %d..%d cannot be decoded "
+            "and are never generated",
+            where,
+            model.config.vocab_size,
+            len(tokenizer),
+            extra[0],
+            extra[-1],
+        )
+        suppressed = set(model.generation_config.suppress_tokens or [])
+        model.generation_config.suppress_tokens = sorted(suppressed | set(extra))
+    return extra
 
 
 def _has_tokenizer(directory: Path) -> bool:

@@ -21,7 +21,7 @@ import threading
 
 import torch
 
-from .command_errors import DEBUG_ENV, DEBUG_FLAG, one_line_errors
+from .utils.command_errors import DEBUG_ENV, DEBUG_FLAG, one_line_errors
 
 
 def _load(path: str, dtype: str = "float32"):
@@ -38,7 +38,7 @@ def _generation_kwargs(args: argparse.Namespace, tokenizer, temperature: float |
     Top-k / top-p only when asked for (``0`` / ``1.0`` switch them off explicitly, so a library default cannot narrow
     plain temperature sampling).
     """
-    from .generation import stop_token_ids
+    from .tokenization import stop_token_ids
 
     temperature = args.temperature if temperature is None else temperature
     sample = temperature > 0
@@ -231,8 +231,8 @@ def cmd_tokenizer_train(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenizer_report(args: argparse.Namespace) -> int:
-    from .jsonl import read_jsonl
     from .tokenization import load_tokenizer, tokens_per_char
+    from .utils.jsonl import read_jsonl
 
     tokenizer = load_tokenizer(args.tokenizer)
     report = {}
@@ -406,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import minimind_hf  # noqa: F401  (registers the Auto classes)
 
-    from .options_file import expand_config
+    from .utils.options_file import expand_config
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["eval"]:  # `train` reads its recipe's --config itself (TRL's parser)

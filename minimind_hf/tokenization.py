@@ -7,6 +7,10 @@ Chinese text, Traditional and Simplified).
 
 Special tokens, fixed ids: ``<|endoftext|>`` = 0 (padding, unknown, document separator),
 ``<|im_start|>`` = 1 (bos), ``<|im_end|>`` = 2 (eos, ends every chat turn).
+
+Generation stops at eos and at ``<|endoftext|>`` (:func:`stop_token_ids`): a base model that greedily emits the
+document separator it learned in pretraining ends there instead of running on through special tokens that
+decode to nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from .jsonl import read_jsonl
+from .utils.jsonl import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +144,17 @@ def chat_ids_batch(tokenizer: Any, chats: list[list[dict]], add_generation_promp
     """:func:`chat_ids` of many chats in two tokenizer calls."""
     pieced = [split_chat_pieces(*render_chat_pieces(tokenizer, messages, add_generation_prompt)) for messages in chats]
     return [[token for piece in row for token in piece] for row in encode_chat_pieces(tokenizer, pieced)]
+
+
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """The ids generation ends at: eos, then ``<|endoftext|>`` where the vocabulary has it."""
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(int(tokenizer.eos_token_id))
+    endoftext = tokenizer.get_vocab().get(ENDOFTEXT)
+    if endoftext is not None and endoftext not in ids:
+        ids.append(int(endoftext))
+    return ids
 
 
 def iter_jsonl_texts(files: Iterable[str | Path], field: str = "text", max_chars: int | None = None) -> Iterator[str]:

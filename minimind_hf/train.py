@@ -2,9 +2,9 @@
 
 import sys
 
-from .command_errors import one_line_errors
 from .training.runner import build_datasets, main, parse_args  # noqa: F401  (their names before the move)
 from .training.safety import exit_status
+from .utils.command_errors import one_line_errors
 
 if __name__ == "__main__":
     sys.exit(one_line_errors("python -m minimind_hf.train")(lambda argv: exit_status(main, argv))())

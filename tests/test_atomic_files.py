@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from minimind_hf.atomic_files import atomic_write, atomic_write_text, temporary_name
-from minimind_hf.jsonl import read_jsonl, write_jsonl
+from minimind_hf.utils.atomic_files import atomic_write, atomic_write_text, temporary_name
+from minimind_hf.utils.jsonl import read_jsonl, write_jsonl
 from tests.paths import FIXTURES, ROOT
 
 CORPUS = FIXTURES / "corpus"
@@ -57,7 +57,7 @@ def test_write_jsonl_streams_a_generator_and_an_error_keeps_the_old_file(tmp_pat
 
 
 def test_jsonl_rows_are_written_in_one_place():
-    """Every jsonl file of the project goes through ``minimind_hf.jsonl``.
+    """Every jsonl file of the project goes through ``minimind_hf.utils.jsonl``.
 
     Pretty-printed single documents, written with ``indent=``, are not jsonl.
     """
@@ -89,7 +89,7 @@ with module.atomic_write(sys.argv[2]) as handle:
 def test_sigkill_mid_write_leaves_the_previous_file_in_place(tmp_path):
     path = atomic_write_text(tmp_path / "data.jsonl", "complete\n")
     child = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(ROOT / "minimind_hf" / "atomic_files.py"), str(path)],
+        [sys.executable, "-c", _WRITER, str(ROOT / "minimind_hf" / "utils" / "atomic_files.py"), str(path)],
         stdout=subprocess.PIPE,
         text=True,
     )

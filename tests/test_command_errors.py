@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from minimind_hf.cli import main as minimind
-from minimind_hf.command_errors import EXIT_ERROR, one_line_errors
+from minimind_hf.utils.command_errors import EXIT_ERROR, one_line_errors
 from tests.paths import FIXTURES, ROOT
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from data_tools.preferences.__main__ import build_parser as pairs_parser
 from minimind_hf.cli import build_parser
-from minimind_hf.options_file import expand_config
+from minimind_hf.utils.options_file import expand_config
 from tests.paths import ROOT
 
 

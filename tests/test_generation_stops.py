@@ -10,8 +10,7 @@ import torch
 from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.checkpoints import load_checkpoint
 from minimind_hf.cli import main
-from minimind_hf.generation import stop_token_ids
-from minimind_hf.tokenization import save_tokenizer
+from minimind_hf.tokenization import save_tokenizer, stop_token_ids
 
 
 def _favouring(token_id: int, vocab_size: int = 6400) -> MiniMindForCausalLM:
@@ -61,7 +60,7 @@ def test_a_base_model_emitting_endoftext_stops_and_says_the_output_is_empty(toke
 def test_a_larger_vocabulary_than_the_tokenizer_is_never_sampled(tokenizer, tmp_path, caplog):
     """A 7,000-row model with the 6,400-piece tokenizer: ids 6400.. decode to nothing and are suppressed."""
     path = _saved(_favouring(6900, vocab_size=7000), tokenizer, tmp_path / "wide")
-    with caplog.at_level(logging.WARNING, logger="minimind_hf.generation"):
+    with caplog.at_level(logging.WARNING, logger="minimind_hf.checkpoints"):
         model = load_checkpoint(path).model
     assert "7000 vocabulary rows but its tokenizer only 6400 pieces" in caplog.text
     ids = tokenizer("Hello", return_tensors="pt")["input_ids"]

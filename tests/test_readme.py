@@ -45,3 +45,23 @@ def test_the_paths_it_names_exist(path):
     if any(mark in path for mark in ("<", "*", "{", "SCALE", "...")):
         pytest.skip("a pattern, not a path")
     assert (ROOT / path.rstrip("/").split(":")[0]).exists(), f"README.md names {path}, which does not exist"
+
+
+def test_the_module_map_names_every_module_of_the_package():
+    """The Layout table names each top-level module and each subpackage of ``minimind_hf/``, and nothing else.
+
+    Each in the table's first column; the modules a subpackage's row names are in that subpackage.
+    """
+    table = README.split("`minimind_hf/` (imports run one way", 1)[1].split("\n\n", 2)[1]
+    package = ROOT / "minimind_hf"
+    named: set[str] = set()
+    for row in table.splitlines()[2:]:
+        first, rest = row.strip("|").split(" | ", 1)
+        cells = re.findall(r"`([\w/.]+)`", first)
+        named |= set(cells)
+        for folder in (c for c in cells if c.endswith("/")):
+            for module in re.findall(r"`(\w+\.py)`", rest):
+                assert (package / folder / module).is_file(), f"README.md: {folder}{module} does not exist"
+    top = {p.name for p in package.glob("*.py") if p.name not in ("__init__.py", "train.py")}  # train.py: a shim
+    subpackages = {p.parent.relative_to(package).as_posix() + "/" for p in package.glob("*/**/__init__.py")}
+    assert named == top | subpackages

@@ -28,9 +28,9 @@ from data_tools.corpus.sources import Source, SourceList, load_sources
 from data_tools.corpus.splits import SplitShares, bucket, group_splits
 from data_tools.corpus.textutil import normalise_en
 from data_tools.stats import Stats
-from minimind_hf.atomic_files import atomic_write_text
 from minimind_hf.data.layout import DATA_CARD, DATA_STATS, split_file
-from minimind_hf.jsonl import write_jsonl
+from minimind_hf.utils.atomic_files import atomic_write_text
+from minimind_hf.utils.jsonl import write_jsonl
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
-from minimind_hf.atomic_files import atomic_write_text
 from minimind_hf.data.layout import split_file
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.utils.atomic_files import atomic_write_text
+from minimind_hf.utils.jsonl import read_jsonl
 
 DPO_NOTE = (
     "Until a preference-pair tool generates DPO data from a trained model, `dpo.jsonl` takes the "

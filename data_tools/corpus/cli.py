@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
-from minimind_hf.command_errors import one_line_errors
+from minimind_hf.utils.command_errors import one_line_errors
 
 
 @one_line_errors("python -m data_tools.corpus")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.sources import Artefact
-from minimind_hf.atomic_files import atomic_write_text
+from minimind_hf.utils.atomic_files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from data_tools.corpus.records import CorpusError
 from data_tools.corpus.splits import coarse_en, zh_key
 from data_tools.corpus.textutil import normalise_en
 from minimind_hf.data.layout import split_file
-from minimind_hf.jsonl import read_jsonl
+from minimind_hf.utils.jsonl import read_jsonl
 
 TRAIN_FILES = tuple(split_file(stage) for stage in ("sft", "lora"))
 HELDOUT_FILES = tuple(split_file(stage, split) for stage in ("sft", "lora") for split in ("validation", "test"))

@@ -15,10 +15,10 @@ from pathlib import Path
 from data_tools.corpus.records import CorpusError
 from data_tools.corpus.stages import is_short_clean
 from data_tools.corpus.textutil import cjk_count, word_count
-from minimind_hf.atomic_files import atomic_write_text
 from minimind_hf.data.layout import DATA_CARD, DATA_STATS, SAMPLE_CARD, split_file
-from minimind_hf.jsonl import read_jsonl, write_jsonl
 from minimind_hf.prompts import TRANSLATION_PROMPTS
+from minimind_hf.utils.atomic_files import atomic_write_text
+from minimind_hf.utils.jsonl import read_jsonl, write_jsonl
 
 # rows per file (pretrain files: bytes of text)
 SIZES = {

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 
 from minimind_hf.checkpoints import default_device, load_checkpoint
-from minimind_hf.command_errors import one_line_errors
 from minimind_hf.evaluation.test_sets import load_test_pairs
 from minimind_hf.evaluation.translate import generate_translations
-from minimind_hf.jsonl import write_jsonl
 from minimind_hf.prompts import resolve_system_prompt, system_prompt_name
+from minimind_hf.utils.command_errors import one_line_errors
+from minimind_hf.utils.jsonl import write_jsonl
 
 from .judge import ChatJudge
 from .score import METHODS, candidate_problems, score_candidates
@@ -244,7 +244,7 @@ def run(args: argparse.Namespace) -> dict:
 @one_line_errors("python -m data_tools.preferences")
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from minimind_hf.options_file import expand_config
+    from minimind_hf.utils.options_file import expand_config
 
     run(build_parser().parse_args(expand_config(list(sys.argv[1:] if argv is None else argv))))
     return 0

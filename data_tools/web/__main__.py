@@ -17,9 +17,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from minimind_hf.atomic_files import atomic_write, atomic_write_text, check_can_write
-from minimind_hf.command_errors import one_line_errors
-from minimind_hf.jsonl import jsonl_line
+from minimind_hf.utils.atomic_files import atomic_write, atomic_write_text, check_can_write
+from minimind_hf.utils.command_errors import one_line_errors
+from minimind_hf.utils.jsonl import jsonl_line
 
 from .dedup import MinHashParams
 from .extract import EXTRACTORS

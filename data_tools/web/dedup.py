@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     kept = rebuild(kept_idx)
     out = json.dumps(kept, ensure_ascii=False, indent=2)
     if args.output:
-        from minimind_hf.atomic_files import atomic_write_text  # here: importing minimind_hf loads transformers
+        from minimind_hf.utils.atomic_files import atomic_write_text  # here: importing minimind_hf loads transformers
 
         atomic_write_text(args.output, out + "\n")
     else:
@@ -280,6 +280,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from minimind_hf.command_errors import one_line_errors  # here: importing minimind_hf loads transformers
+    from minimind_hf.utils.command_errors import one_line_errors  # here: importing minimind_hf loads transformers
 
     raise SystemExit(one_line_errors("python -m data_tools.web.dedup")(main)())

@@ -318,6 +318,6 @@ def write_jsonl(docs: Iterable[WebDocument], path: str | Path) -> int:
 
     The file is written under a temporary name, then renamed; returns how many records were written.
     """
-    from minimind_hf.jsonl import write_jsonl as write_records  # here: importing minimind_hf loads transformers
+    from minimind_hf.utils.jsonl import write_jsonl as write_records  # here: importing minimind_hf loads transformers
 
     return write_records(path, (doc.to_record() for doc in docs))

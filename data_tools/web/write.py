@@ -39,7 +39,7 @@ def write_warc(path: str | Path, pages: Iterable[PageToWrite], *, gzip: bool | N
     Each record is its own gzip member when ``gzip`` is true (default: path ends in ``.gz``),
     as the WARC standard recommends. Returns the number of page records written.
     """
-    from minimind_hf.atomic_files import atomic_write  # here: importing minimind_hf loads transformers
+    from minimind_hf.utils.atomic_files import atomic_write  # here: importing minimind_hf loads transformers
 
     path = Path(path)
     gzip = path.suffix == ".gz" if gzip is None else gzip

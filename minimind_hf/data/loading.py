@@ -31,7 +31,7 @@ import datasets
 from datasets import Dataset
 from tqdm.auto import tqdm
 
-from ..jsonl import json_error_text
+from ..utils.jsonl import json_error_text
 from .checks import BadRecord, DataFormatError, check_kind, check_record
 from .splits import PathSpec, fingerprint
 

@@ -15,7 +15,7 @@ One module per job, everything re-exported here:
 * :mod:`.cli` -- the ``eval`` command (``minimind eval``, ``python -m minimind_hf.evaluation``).
 """
 
-from ..jsonl import read_jsonl
+from ..utils.jsonl import read_jsonl
 from .cli import add_eval_arguments, main, register_eval_command, run_eval_command
 from .perplexity import load_validation_texts, perplexity, reply_perplexity
 from .quality import floors, output_flags, output_health

@@ -123,6 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minimind_hf.evaluation", description=DESCRIPTION)
     add_eval_arguments(parser)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from ..options_file import expand_config
+    from ..utils.options_file import expand_config
 
     return run_eval_command(parser.parse_args(expand_config(list(sys.argv[1:] if argv is None else argv))))

@@ -36,9 +36,9 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data.layout import DEFAULT_SEQUENCE_LENGTH
-from ..jsonl import read_jsonl
 from ..prompts import translation_messages
 from ..tokenization import ENDOFTEXT
+from ..utils.jsonl import read_jsonl
 
 DOCUMENT_SEPARATOR = ENDOFTEXT
 

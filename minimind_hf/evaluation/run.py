@@ -24,9 +24,9 @@ import torch
 from ..checkpoints import default_device, load_checkpoint
 from ..data.layout import COMPLETE_MARKER, DEFAULT_SEQUENCE_LENGTH
 from ..hub.model_card import record_evaluation
-from ..jsonl import write_jsonl
 from ..prompts import TRANSLATION_PROMPTS, resolve_system_prompt, system_prompt_name
 from ..tokenization import load_tokenizer
+from ..utils.jsonl import write_jsonl
 from .perplexity import load_validation_texts, perplexity, reply_perplexity
 from .quality import derangement, floors, output_flags, output_health
 from .report import plot_comparison, result_markdown

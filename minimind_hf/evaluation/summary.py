@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from ..command_errors import one_line_errors
 from ..data.layout import COMPLETE_MARKER, CONTROL_RUNS, STAGE_NAMES
 from ..training.plotting import loss_points, reward_points
+from ..utils.command_errors import one_line_errors
 from .report import COURSE_BARS, _percent, course_bars_table
 
 #: The run folders summarised: every stage's, then the control runs beside them.

@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ..jsonl import read_jsonl
+from ..utils.jsonl import read_jsonl
 
 FLORES_EN = "sentence_eng_Latn"
 FLORES_ZH = ("sentence_zho_Hant", "sentence_zho_Hans")

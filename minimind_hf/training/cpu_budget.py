@@ -23,7 +23,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from ..atomic_files import atomic_write_text
+from ..utils.atomic_files import atomic_write_text
 
 BUDGET_REPORT = "cpu_budget.json"
 DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)

@@ -24,7 +24,6 @@ from typing import Any
 import torch
 from transformers import TrainingArguments, set_seed
 
-from ..atomic_files import atomic_write_text
 from ..checkpoints import check_tokenizer_fits, load_checkpoint
 from ..configuration_minimind import MiniMindConfig
 from ..data.layout import COMPLETE_MARKER, LOSS_CURVE, REWARD_CURVE
@@ -32,6 +31,7 @@ from ..data.splits import split_log_names
 from ..hub.model_card import write_stage_card
 from ..modeling_minimind import MiniMindForCausalLM
 from ..tokenization import load_tokenizer, save_tokenizer
+from ..utils.atomic_files import atomic_write_text
 from .arguments import (
     ARGUMENT_GROUPS,
     StageArguments,

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ...atomic_files import atomic_write_text
+from ...utils.atomic_files import atomic_write_text
 from .errors import RunRefused, TrainingStopped
 from .fingerprint import RECIPE_NAME, compare, load_recipe, recipe_of
 from .lock import OutputDirLock

@@ -82,7 +82,7 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any
     """Write ``records`` to ``path``, one :func:`jsonl_line` each, and return how many were written.
 
     ``records`` may be a generator: rows are written as they come, never all held in memory. The file appears
-    complete or not at all (:func:`~minimind_hf.atomic_files.atomic_write`): an interrupted writer leaves the
+    complete or not at all (:func:`~minimind_hf.utils.atomic_files.atomic_write`): an interrupted writer leaves the
     previous file, or none, never half of a new one. The folder is created if needed.
     """
     count = 0
