@@ -306,8 +306,47 @@ def make_row(
     }
 
 
+def _generate_settings(args: argparse.Namespace) -> dict[str, Any]:
+    generate = {"num_beams": args.num_beams}
+    if args.no_repeat_ngram_size:
+        generate["no_repeat_ngram_size"] = args.no_repeat_ngram_size
+    return generate
+
+
+def command_decode_model(args: argparse.Namespace) -> dict[str, Any]:
+    """Score a trained model folder (a quality run's ``out/sft``, say) on the slice with the given decoding."""
+    import torch
+
+    from minimind_hf.checkpoints import load_checkpoint
+
+    torch.set_num_threads(1)
+    generate = _generate_settings(args)
+    loaded = load_checkpoint(args.model, dtype=torch.float32)
+    pairs = speedrun_eval.test_slice(ROOT / args.test_file)
+    scores = speedrun_eval.score_causal_lm(
+        loaded.model, loaded.tokenizer, pairs, prompt_id=args.eval_prompt_id, **generate
+    )
+    print(f"  {args.model}: chrF {scores['chrf']}, BLEU {scores['bleu']}", flush=True)
+    args.budget, args.seed = None, None
+    checkpoint = {"checkpoint": str(args.model), "cpu_s": None, "tokens_seen": 0, "val_loss": None, **scores}
+    return make_row(
+        args,
+        [
+            f"benchmarks/speedrun.py decode --model {args.model} "
+            + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in generate.items())
+        ],
+        [checkpoint],
+        0.0,
+        kind="decoder-only",
+        params=sum(p.numel() for p in loaded.model.parameters()),
+        decoding=generate,
+    )
+
+
 def command_decode(args: argparse.Namespace) -> dict[str, Any]:
     """Score the last checkpoint of an earlier run again with other decoding settings (a new row)."""
+    if args.model:
+        return command_decode_model(args)
     source = next((r for r in speedrun_board.read_rows(BOARD) if r["name"] == args.run), None)
     if source is None:
         raise SystemExit(f"no leaderboard row named {args.run!r}")
@@ -321,9 +360,7 @@ def command_decode(args: argparse.Namespace) -> dict[str, Any]:
         link = scratch / mark["checkpoint"]
         if not link.exists():
             link.symlink_to(run_dir / mark["checkpoint"])
-    generate = {"num_beams": args.num_beams}
-    if args.no_repeat_ngram_size:
-        generate["no_repeat_ngram_size"] = args.no_repeat_ngram_size
+    generate = _generate_settings(args)
     sft_argv = shlex.split(source["commands"][-1])[3:]
     sft_argv = [str(ROOT / a) if a.startswith(("out/", "data/")) else a for a in sft_argv]
     pretrain_cpu = source.get("pretrain_cpu_s") or 0.0
@@ -465,7 +502,9 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--model-config", help="JSON of MiniMindConfig fields over the recipe's shape")
     sub.choices["anchor"].add_argument("--anchor-args", default="", help="speedrun_anchor.py options, one string")
     decode = sub.choices["decode"]
-    decode.add_argument("--run", required=True, help="the leaderboard row whose last checkpoint is decoded again")
+    which = decode.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run", help="the leaderboard row whose last checkpoint is decoded again")
+    which.add_argument("--model", type=Path, help="or a trained model folder (e.g. a quality run's out/sft)")
     decode.add_argument("--num-beams", type=int, default=1)
     decode.add_argument("--no-repeat-ngram-size", type=int, default=0)
     record = sub.add_parser("record", help="a row without scores for a run whose scoring did not happen")

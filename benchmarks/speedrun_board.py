@@ -55,8 +55,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     for r in order:
         params = f"{r['params'] / 1e6:.2f}M" if r.get("params") else "-"
         tps = f"{r['tokens_per_cpu_s']:,.0f}" if r.get("tokens_per_cpu_s") else "-"
+        budget = "-" if r.get("budget_cpu_s") is None else f"{r['budget_cpu_s']:g}"
         lines.append(
-            f"| {r.get('comparison', '')} | {r['name']} | {r.get('change', '')} | {params} | {r['budget_cpu_s']:g} "
+            f"| {r.get('comparison', '')} | {r['name']} | {r.get('change', '')} | {params} | {budget} "
             f"| {_value(r, 'chrf')} | {_value(r, 'bleu')} | {_value(r, 'val_loss')} "
             f"| {_curve(r, 'chrf')} | {_curve(r, 'val_loss')} "
             f"| {r.get('steps', '-')} | {r.get('tokens_seen', 0):,} | {tps} | {r.get('train_wall_s', '-')} "
@@ -81,7 +82,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        points = [(c["cpu_s"], c["chrf"]) for c in r["checkpoints"] if c.get("chrf") is not None]
+        points = [(c["cpu_s"], c["chrf"]) for c in r["checkpoints"] if None not in (c.get("chrf"), c.get("cpu_s"))]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=r["name"])
     ax.set_xlabel("training CPU seconds (one thread)")

@@ -259,3 +259,34 @@ def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkey
     anchor = speedrun_board.read_rows(board)[-1]
     assert anchor["kind"] == "encoder-decoder" and 6.0e6 < anchor["params"] < 6.5e6
     assert anchor["checkpoints"][-1]["cpu_s"] >= 2 and anchor["checkpoints"][-1]["n"] == 4
+
+
+def test_decode_scores_a_trained_model_folder_with_other_decoding(tmp_path, tokenizer):
+    import speedrun
+    import speedrun_board
+
+    from minimind_hf.tokenization import save_tokenizer
+
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text(
+        "".join(
+            json.dumps({"en": f"Open file {i}", "zh": f"開啟檔案 {i}"}, ensure_ascii=False) + "\n" for i in range(4)
+        ),
+        encoding="utf-8",
+    )
+    model_dir = tmp_path / "sft"
+    torch.manual_seed(0)
+    MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).save_pretrained(model_dir)
+    save_tokenizer(tokenizer, model_dir)
+    board = tmp_path / "board"
+    for name, beams in (("greedy", "1"), ("beam2", "2")):
+        speedrun.main(
+            ["decode", "--model", str(model_dir), "--num-beams", beams, "--name", name, "--comparison", "decoding"]
+            + ["--test-file", str(test_file), "--board", str(board)]
+        )
+    greedy, beam = speedrun_board.read_rows(board)
+    assert beam["decoding"] == {"num_beams": 2} and greedy["decoding"] == {"num_beams": 1}
+    assert beam["budget_cpu_s"] is None and beam["checkpoints"][0]["n"] == 4 and 0 <= beam["chrf"] <= 100
+    assert beam["params"] == greedy["params"] > 0
+    table = (board / "leaderboard.md").read_text()
+    assert "| decoding | beam2 |" in table and f"decode --model {model_dir} --num-beams 2" in table
