@@ -84,11 +84,13 @@ def repo_path(path: str | Path) -> str:
 def settle_arguments(
     args, quick: dict[str, Any], gpu: dict[str, Any], cpu: dict[str, Any], weights: bool = False
 ) -> tuple[str, dict[str, Any]]:
-    """After parsing: the device, the defaults of its size (``quick`` with ``--quick``) for every argument left unset,
-    the dtype, the CPU threads; returns ``(device, device_info(device))``. An unset ``--dtype`` means what ``auto``
-    means to the project: the training precision (``minimind_hf.checkpoints.auto_precision``: bf16 where the device
-    computes it natively), or with ``weights`` the dtype the loader gives a model's weights (bf16 on such a GPU,
-    float32 on the CPU)."""
+    """Settle the parsed arguments: device, size defaults, dtype and CPU threads.
+
+    The defaults of the device's size (``quick`` with ``--quick``) fill every argument left unset; returns ``(device,
+    device_info(device))``. An unset ``--dtype`` means what ``auto`` means to the project: the training precision
+    (``minimind_hf.checkpoints.auto_precision``: bf16 where the device computes it natively), or with ``weights`` the
+    dtype the loader gives a model's weights (bf16 on such a GPU, float32 on the CPU).
+    """
     device = pick_device(args.device)
     defaults = quick if args.quick else gpu if device == "cuda" else cpu
     for key, value in defaults.items():
@@ -123,8 +125,11 @@ def matmul_tflops(device: str, dtype: torch.dtype, size: int | None = None, repe
 
 
 def interleaved(rows: dict[str, Callable[[], None]], rounds: int, steps: int, device: str) -> dict[str, list[float]]:
-    """Seconds per call of each row, ``rounds`` samples each: every round runs ``steps`` calls of every row,
-    in an order rotated by one each round, so a change of machine load falls on all rows alike."""
+    """Seconds per call of each row, ``rounds`` samples each.
+
+    Every round runs ``steps`` calls of every row, in an order rotated by one each round, so a change of machine load
+    falls on all rows alike.
+    """
     names = list(rows)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):

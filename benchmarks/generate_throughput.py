@@ -1,5 +1,4 @@
-"""Generation throughput: MiniMind against ``LlamaForCausalLM`` on the same weights, and ``minimind eval``'s
-translation rate.
+"""Generation throughput: MiniMind against ``LlamaForCausalLM`` on the same weights, and eval's translation rate.
 
     python benchmarks/generate_throughput.py                          # CPU default: mini, batch 1 and 32
     python benchmarks/generate_throughput.py --model out/sft          # a trained checkpoint (translations end at EOS)

@@ -1,5 +1,7 @@
-"""GGUF round trip: export a checkpoint with ``minimind export --to gguf``, run it in llama.cpp
-(``llama-cpp-python``), and compare llama.cpp's greedy tokens with transformers' on the same prompts.
+"""GGUF round trip.
+
+Export a checkpoint with ``minimind export --to gguf``, run it in llama.cpp (``llama-cpp-python``), and compare
+llama.cpp's greedy tokens with transformers' on the same prompts.
 
     python benchmarks/gguf_roundtrip.py --model out/sft --dtypes f32 f16 --prompts 8
     python benchmarks/gguf_roundtrip.py --preset mini --preset minimind-moe-145m     # untrained presets

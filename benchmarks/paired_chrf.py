@@ -1,6 +1,6 @@
-"""Is one checkpoint's corpus chrF above another's on the same test sentences? A paired bootstrap.
+r"""Is one checkpoint's corpus chrF above another's on the same test sentences? A paired bootstrap.
 
-    python benchmarks/paired_chrf.py out/eval/finance/dpo/eval_translations.jsonl \\
+    python benchmarks/paired_chrf.py out/eval/finance/dpo/eval_translations.jsonl \
         out/eval/finance/grpo/eval_translations.jsonl out/eval/finance/grpo-control/eval_translations.jsonl
 
 Reads the ``eval_translations.jsonl`` that ``minimind eval`` writes per checkpoint (the same test rows, matched by

@@ -90,8 +90,11 @@ class TokenClock(TrainerCallback):
 
 
 def _start_from(stage: str, outputs: dict[str, Path], overrides: list[str]) -> list[str]:
-    """SFT and LoRA start from this run's SFT/pretrain output, DPO from its SFT model and LoRA adapter, GRPO from its
-    DPO model; a recipe run on its own keeps the paths it names."""
+    """Point each recipe at the output of the stage before it in this run.
+
+    SFT and LoRA start from this run's SFT/pretrain output, DPO from its SFT model and LoRA adapter, GRPO from its DPO
+    model; a recipe run on its own keeps the paths it names.
+    """
     start = {"sft": ("pretrain", None), "lora": ("sft", None), "dpo": ("sft", "lora"), "grpo": ("dpo", None)}.get(stage)
     if start is None or start[0] not in outputs or "--model_name_or_path" in overrides:
         return []
@@ -103,8 +106,11 @@ def _start_from(stage: str, outputs: dict[str, Path], overrides: list[str]) -> l
 
 
 def _recipe_steps(written, batches_per_epoch: int | None) -> int | None:
-    """The optimizer steps of the recipe as written: its ``max_steps``, else its epochs over the batches the
-    measured run's data loader holds (``None`` where that is unknown)."""
+    """The optimizer steps of the recipe as written.
+
+    Its ``max_steps``, else its epochs over the batches the measured run's data loader holds (``None`` where that is
+    unknown).
+    """
     if written.max_steps and written.max_steps > 0:
         return written.max_steps
     if not batches_per_epoch:

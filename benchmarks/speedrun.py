@@ -385,8 +385,10 @@ def command_decode(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def command_record(args: argparse.Namespace) -> dict[str, Any]:
-    """A row for a run whose scoring did not happen (stopped for time): its budget marks -- steps, CPU seconds,
-    tokens seen -- without scores, and the training command from its log."""
+    """A row for a run whose scoring did not happen (stopped for time).
+
+    Its budget marks -- steps, CPU seconds, tokens seen -- without scores, and the training command from its log.
+    """
     run_dir = RUNS / args.name
     report = json.loads((run_dir / "sft" / "cpu_budget.json").read_text())
     commands = []

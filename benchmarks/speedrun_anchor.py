@@ -58,8 +58,10 @@ def anchor_config(tokenizer, dropout: float) -> MarianConfig:
 
 
 def encode(tokenizer, rows: list[dict[str, str]], chunk: int = 4096) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Source and target ids (cut to ``MAX_TOKENS`` with the end token) as int32 arrays, tokenized in chunks:
-    Python lists of ints cost ~36 bytes a token, and the whole corpus at once held several GB."""
+    """Source and target ids (cut to ``MAX_TOKENS`` with the end token) as int32 arrays, tokenized in chunks.
+
+    Python lists of ints cost ~36 bytes a token, and the whole corpus at once held several GB.
+    """
     eos = tokenizer.eos_token_id
 
     def ids(texts: list[str]) -> list[np.ndarray]:

@@ -25,8 +25,10 @@ def read_rows(board: Path) -> list[dict[str, Any]]:
 
 
 def add_row(board: Path, row: dict[str, Any]) -> None:
-    """Append ``row`` (a row of the same name is replaced) and rebuild the table and the plots; runs finishing
-    side by side take turns (a lock file next to the rows)."""
+    """Append ``row`` (a row of the same name is replaced) and rebuild the table and the plots.
+
+    Runs finishing side by side take turns (a lock file next to the rows).
+    """
     board.mkdir(parents=True, exist_ok=True)
     with open(board / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

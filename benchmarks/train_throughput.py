@@ -1,7 +1,7 @@
-"""Training throughput: MiniMind against transformers' Llama of the same shape, row by row, in one process.
+r"""Training throughput: MiniMind against transformers' Llama of the same shape, row by row, in one process.
 
     python benchmarks/train_throughput.py                                   # CPU default: mini, a minute or two
-    python benchmarks/train_throughput.py --presets minimind-26m --seq-lens 256 --batch-size 4 \\
+    python benchmarks/train_throughput.py --presets minimind-26m --seq-lens 256 --batch-size 4 \
         --variants minimind:sdpa minimind:sdpa+compile llama:sdpa llama:sdpa+compile
     python benchmarks/train_throughput.py --device cuda                     # GPU: the four presets, seq 512 and 1024
     python benchmarks/train_throughput.py --quick                           # tiny sizes: checks the benchmark runs

@@ -1,6 +1,6 @@
-"""Write a BabyLM-layout corpus (raw text, one document per line) from pretraining JSON lines.
+r"""Write a BabyLM-layout corpus (raw text, one document per line) from pretraining JSON lines.
 
-    python -m data_tools.babylm data/sample/pretrain.jsonl data/babylm \\
+    python -m data_tools.babylm data/sample/pretrain.jsonl data/babylm \
         --validation data/sample/pretrain.validation.jsonl
 
 gives ``data/babylm/train_10M/<name>.train``, ``data/babylm/dev/<name>.dev`` and ``data/babylm/test/<name>.test``:

@@ -18,8 +18,11 @@ _NOT_WORD = re.compile(r"[^0-9a-z]+")
 
 
 def reason_tag(*parts: str) -> str:
-    """A snake_case reason from words and names: ``reason_tag("HTTP", "404")`` is ``http_404``,
-    ``reason_tag("unreadable payload", "KeyError")`` is ``unreadable_payload_key_error``."""
+    """A snake_case reason from words and names.
+
+    ``reason_tag("HTTP", "404")`` is ``http_404``, ``reason_tag("unreadable payload", "KeyError")`` is
+    ``unreadable_payload_key_error``.
+    """
     text = "_".join(_CAMEL.sub("_", str(part)) for part in parts)
     return _NOT_WORD.sub("_", text.lower()).strip("_")
 
@@ -124,8 +127,11 @@ class Stats:
         return {"stages": [st.to_dict() for st in self.steps.values()]}
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready view by kind, steps sorted: ``{"kept": {step: n}, "dropped": {step: {reason: n}},
-        "notes": {step: {key: n}}}``; a step appears under a kind only if it counted one."""
+        """JSON-ready view by kind, steps sorted.
+
+        ``{"kept": {step: n}, "dropped": {step: {reason: n}}, "notes": {step: {key: n}}}``; a step appears under a kind
+        only if it counted one.
+        """
         steps = sorted(self.steps.values(), key=lambda st: st.name)
         return {
             "kept": {st.name: st.kept for st in steps if st.kept},

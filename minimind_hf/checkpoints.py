@@ -60,18 +60,22 @@ def default_device() -> str:
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slower
-    than fp32."""
+    """Whether this CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX).
+
+    Elsewhere bf16 is emulated and slower than fp32.
+    """
     return any(
         getattr(torch.cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     )
 
 
 def auto_precision(device: str | None = None) -> str:
-    """What ``auto`` means wherever a precision or dtype is chosen (training, loading, benchmarks): ``"bf16"``
-    where the device computes bf16 natively -- a CUDA GPU with bf16, or a CPU with AVX-512 BF16 / AMX (there a
-    training loss curve agrees with fp32's: benchmarks/loss_agreement.py) -- else ``"fp32"``. ``device`` defaults
-    to :func:`default_device`."""
+    """What ``auto`` means wherever a precision or dtype is chosen (training, loading, benchmarks).
+
+    ``"bf16"`` where the device computes bf16 natively -- a CUDA GPU with bf16, or a CPU with AVX-512 BF16 / AMX (there
+    a training loss curve agrees with fp32's: benchmarks/loss_agreement.py) -- else ``"fp32"``. ``device`` defaults to
+    :func:`default_device`.
+    """
     device = device or default_device()
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
@@ -79,9 +83,11 @@ def auto_precision(device: str | None = None) -> str:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | None = None) -> torch.dtype:
-    """A ``torch.dtype`` from a name. ``auto`` (or ``None``) follows :func:`auto_precision` on a CUDA device
-    (bfloat16 where it has it); on the CPU the loaded weights stay float32 (there bf16 is the autocast of a
-    training run, not the dtype of the weights)."""
+    """A ``torch.dtype`` from a name.
+
+    ``auto`` (or ``None``) follows :func:`auto_precision` on a CUDA device (bfloat16 where it has it); on the CPU the
+    loaded weights stay float32 (there bf16 is the autocast of a training run, not the dtype of the weights).
+    """
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype in (None, "auto"):
@@ -125,7 +131,8 @@ def fit_generation_to_tokenizer(model: Any, tokenizer: Any, where: str = "the mo
     """Suppress, in ``model.generation_config``, the ids the tokenizer cannot decode; returns them.
 
     Logs a warning naming both sizes when there are any: the rows behind them were never trained with this
-    tokenizer, so sampling one would only ever produce nothing."""
+    tokenizer, so sampling one would only ever produce nothing.
+    """
     extra = undecodable_ids(model, tokenizer)
     if extra and getattr(model, "generation_config", None) is not None:
         logger.warning(
@@ -170,8 +177,11 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def base_fingerprint(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """What identifies a full model on disk: the SHA-256 of its ``config.json`` (``_name_or_path`` and
-    ``transformers_version`` left out) and of each weight file, with the files' sizes."""
+    """What identifies a full model on disk.
+
+    The SHA-256 of its ``config.json`` (``_name_or_path`` and ``transformers_version`` left out) and of each weight
+    file, with the files' sizes.
+    """
     directory = Path(directory)
     config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
     for key in ("_name_or_path", "transformers_version", "use_cache"):
@@ -185,8 +195,11 @@ def base_fingerprint(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def record_adapter_base(adapter: str | os.PathLike[str], base: str | os.PathLike[str] | None = None) -> Path:
-    """Write ``adapter_base.json`` beside an adapter: its base model's path (``base``, default: the one
-    ``adapter_config.json`` records, found as :func:`adapter_base` finds it) and :func:`base_fingerprint`."""
+    """Write ``adapter_base.json`` beside an adapter.
+
+    Its base model's path (``base``, default: the one ``adapter_config.json`` records, found as :func:`adapter_base`
+    finds it) and :func:`base_fingerprint`.
+    """
     adapter = Path(adapter)
     recorded = json.loads((adapter / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     base_dir = Path(base) if base is not None else Path(_find_base(adapter, recorded)[0])
@@ -212,8 +225,11 @@ def _base_candidates(adapter: Path, recorded: str, saved_from: str | None) -> li
 
 
 def _find_base(adapter: Path, recorded: str | None) -> tuple[str, dict | None]:
-    """``(base, record)``: the first local candidate for ``recorded`` whose fingerprint matches the one saved
-    in ``adapter_base.json`` (any candidate when there is none), else the Hub name when online."""
+    """Find the base an adapter was trained on: ``(base, record)``.
+
+    The base is the first local candidate for ``recorded`` whose fingerprint matches the one saved in
+    ``adapter_base.json`` (any candidate when there is none), else the Hub name when online.
+    """
     where = adapter / ADAPTER_CONFIG
     if not recorded:
         raise ValueError(f"{where}: no base_model_name_or_path recorded")

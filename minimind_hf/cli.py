@@ -1,6 +1,6 @@
-"""The ``minimind`` command: generate, translate, train, eval, export, import, serve, push, tokenizer, info.
+r"""The ``minimind`` command: generate, translate, train, eval, export, import, serve, push, tokenizer, info.
 
-minimind generate out/sft "Translate to zh-TW:\\nThe interest rate per period." --chat
+minimind generate out/sft "Translate to zh-TW:\nThe interest rate per period." --chat
 minimind translate out/sft "The interest rate per period."
 minimind train recipes/tiny/pretrain.yaml --max_steps 50
 minimind eval out/sft out/dpo --test data/sample/sft.test.jsonl
@@ -33,8 +33,11 @@ def _load(path: str, dtype: str = "float32"):
 
 
 def _generation_kwargs(args: argparse.Namespace, tokenizer, temperature: float | None = None) -> dict:
-    """``generate`` arguments: greedy at temperature 0; top-k / top-p only when asked for (``0`` / ``1.0``
-    switch them off explicitly, so a library default cannot narrow plain temperature sampling)."""
+    """``generate`` arguments: greedy at temperature 0.
+
+    Top-k / top-p only when asked for (``0`` / ``1.0`` switch them off explicitly, so a library default cannot narrow
+    plain temperature sampling).
+    """
     from .tokenization import stop_token_ids
 
     temperature = args.temperature if temperature is None else temperature
@@ -75,8 +78,10 @@ EMPTY_NOTE = "(empty: the model ended at once -- its first token was a stop toke
 
 
 def _stream(model, tokenizer, prompt_ids: torch.Tensor, gen_kwargs: dict) -> str:
-    """Generate with tokens printed to stdout as they arrive; returns the full reply. An empty reply is said
-    so on stderr, never left as a blank line."""
+    """Generate with tokens printed to stdout as they arrive; returns the full reply.
+
+    An empty reply is said so on stderr, never left as a blank line.
+    """
     from transformers import TextIteratorStreamer
 
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)

@@ -14,8 +14,11 @@ from transformers import PretrainedConfig
 
 
 def llama2c_intermediate_size(dim: int, multiple_of: int, ffn_dim_multiplier: float | None = None) -> int:
-    """llama2.c's / Llama 2's SwiGLU width: ``int(2 * 4 * dim / 3)`` (times ``ffn_dim_multiplier``) rounded
-    up to a multiple of ``multiple_of``. MiniMind's own rule is this with ``multiple_of=64``."""
+    """llama2.c's / Llama 2's SwiGLU width.
+
+    ``int(2 * 4 * dim / 3)`` (times ``ffn_dim_multiplier``) rounded up to a multiple of ``multiple_of``. MiniMind's own
+    rule is this with ``multiple_of=64``.
+    """
     hidden = int(2 * (4 * dim) / 3)
     if ffn_dim_multiplier is not None:
         hidden = int(ffn_dim_multiplier * hidden)
@@ -265,8 +268,11 @@ class MiniMindConfig(PretrainedConfig):
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> MiniMindConfig:
-        """A named size: one of :data:`PRESETS` (``tiny``, ``mini``, ``minimind-26m``, ``minimind-104m``,
-        ``minimind-moe-145m``, ``llama2-42m``, ``minimind-3``, ``minimind-3-moe``, ``tiny-moe``)."""
+        """A named size.
+
+        One of :data:`PRESETS` (``tiny``, ``mini``, ``minimind-26m``, ``minimind-104m``, ``minimind-moe-145m``,
+        ``llama2-42m``, ``minimind-3``, ``minimind-3-moe``, ``tiny-moe``).
+        """
         if name not in PRESETS:
             raise ValueError(f"unknown MiniMind preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**{**PRESETS[name], **overrides})

@@ -387,7 +387,8 @@ class MiniMindPreTrainedModel(PreTrainedModel):
 
             transformers 5.24 renamed the property ``is_activation_checkpointing`` and made the old name warn;
             PEFT's ``get_peft_model`` still reads the old one on the model it wraps (to decide whether the
-            inputs must carry gradients). A MiniMind answers it without going through the deprecated alias."""
+            inputs must carry gradients). A MiniMind answers it without going through the deprecated alias.
+            """
             return self.is_activation_checkpointing
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -436,8 +437,10 @@ class MiniMindModel(MiniMindPreTrainedModel):
         past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> BaseModelOutputWithPast:
-        """``cache`` is the KV cache (``past_key_values`` is accepted as its older name); the output holds it
-        under the installed transformers' field name (:data:`CACHE_NAME`)."""
+        """``cache`` is the KV cache (``past_key_values`` is accepted as its older name).
+
+        The output holds it under the installed transformers' field name (:data:`CACHE_NAME`).
+        """
         cache = resolve_cache(cache, past_key_values)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("MiniMindModel: pass exactly one of input_ids or inputs_embeds")
@@ -543,9 +546,11 @@ class MiniMindForCausalLM(MiniMindPreTrainedModel, GenerationMixin):
         past_key_values: Cache | None = None,
         **kwargs: Any,
     ) -> MoeCausalLMOutputWithPast:
-        """Logits for every position (or the last ``logits_to_keep``); with ``labels`` (-100 ignored) the
-        next-token cross-entropy, plus the MoE balance loss while training. ``cache`` is the KV cache
-        (``past_key_values``, its older name, is accepted too)."""
+        """Logits for every position (or the last ``logits_to_keep``).
+
+        With ``labels`` (-100 ignored) the next-token cross-entropy, plus the MoE balance loss while training. ``cache``
+        is the KV cache (``past_key_values``, its older name, is accepted too).
+        """
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,

@@ -53,8 +53,10 @@ def system_prompt_name(text: str | None) -> str | None:
 
 
 def parse_prompt_id(value: int | str) -> int | str:
-    """A checked prompt id: an index into :data:`TRANSLATION_PROMPTS` (an int, or its digits as text) or
-    ``"mixed"``. Raises ``ValueError`` naming the allowed values."""
+    """A checked prompt id: an index into :data:`TRANSLATION_PROMPTS` (an int, or its digits as text) or ``"mixed"``.
+
+    Raises ``ValueError`` naming the allowed values.
+    """
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if value == MIXED:
@@ -74,8 +76,10 @@ def pick_prompt(en: str) -> int:
 
 
 def takes_system_turn(text: str, fraction: float) -> bool:
-    """Whether a row whose first user turn is ``text`` gets the system turn when only ``fraction`` of
-    rows do (0..1): a stable choice per row, the same every run."""
+    """Whether a row whose first user turn is ``text`` gets the system turn when only ``fraction`` of rows do (0..1).
+
+    A stable choice per row, the same every run.
+    """
     if fraction >= 1.0:
         return True
     if fraction <= 0.0:
@@ -90,8 +94,10 @@ def prompt_index(prompt_id: int | str, en: str) -> int:
 
 
 def source_of(user_text: str) -> str | None:
-    """The English source of a user turn written with one of :data:`TRANSLATION_PROMPTS` (``None`` when the turn
-    follows none of them)."""
+    """The English source of a user turn written with one of :data:`TRANSLATION_PROMPTS`.
+
+    ``None`` when the turn follows none of them.
+    """
     for template in TRANSLATION_PROMPTS:
         head, tail = template.split("{en}")
         if user_text.startswith(head) and user_text.endswith(tail) and len(user_text) > len(head) + len(tail):

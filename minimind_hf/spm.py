@@ -38,8 +38,10 @@ def _proto(path: str | Path):
 
 
 def bpe_merges(pieces: list[tuple[str, float]]) -> list[tuple[str, str]]:
-    """BPE merges implied by a SentencePiece BPE vocabulary: every split of a piece into two pieces,
-    the highest-scoring (earliest-learned) merged piece first."""
+    """BPE merges implied by a SentencePiece BPE vocabulary.
+
+    Every split of a piece into two pieces, the highest-scoring (earliest-learned) merged piece first.
+    """
     vocab = {piece: i for i, (piece, _) in enumerate(pieces)}
     merges: list[tuple[str, str, float]] = []
     for piece, score in pieces:

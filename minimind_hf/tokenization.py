@@ -64,8 +64,10 @@ _HOLES = re.compile("\ue000(\\d+)\ue001")
 
 
 def hole_messages(messages: list[dict]) -> tuple[list[dict], list[str]]:
-    """``(messages, contents)``: the messages with a placeholder for each content (see :func:`split_chat_pieces`),
-    and the contents in order."""
+    """Split a chat's contents out of its messages: ``(messages, contents)``.
+
+    The messages hold a placeholder for each content (see :func:`split_chat_pieces`); the contents come in order.
+    """
     contents, holed = [], []
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
@@ -86,8 +88,10 @@ def render_chat_pieces(
     messages: list[dict],
     add_generation_prompt: bool = False,
 ) -> tuple[str, list[str]]:
-    """``(rendering, contents)``: the chat template's text with a placeholder where each message's content goes,
-    and the contents in order."""
+    """The chat template's text with placeholders for the contents: ``(rendering, contents)``.
+
+    A placeholder stands where each message's content goes; the contents come in order.
+    """
     holed, contents = hole_messages(messages)
     return tokenizer.apply_chat_template(holed, tokenize=False, add_generation_prompt=add_generation_prompt), contents
 
@@ -104,8 +108,10 @@ def split_chat_pieces(text: str, contents: list[str]) -> list[tuple[str, bool]]:
 
 
 def encode_chat_pieces(tokenizer: Any, pieced: list[list[tuple[str, bool]]]) -> list[list[list[int]]]:
-    """Token ids of each piece of each list of pieces: template text with its control tokens, message contents
-    with control-token text split (two tokenizer calls in all)."""
+    """Token ids of each piece of each list of pieces.
+
+    Template text with its control tokens, message contents with control-token text split (two tokenizer calls in all).
+    """
     ids: dict[bool, list[list[int]]] = {}
     for is_content in (False, True):
         texts = [text for pieces in pieced for text, content in pieces if content is is_content]
@@ -126,9 +132,11 @@ def encode_chat_pieces(tokenizer: Any, pieced: list[list[tuple[str, bool]]]) -> 
 
 
 def chat_ids(tokenizer: Any, messages: list[dict], add_generation_prompt: bool = True) -> list[int]:
-    """The token ids of a chat, as ``apply_chat_template(..., tokenize=True)`` gives them, except that text in a
-    message spelling a control token stays text. The one way the project tokenizes a chat prompt (evaluation,
-    command line, server)."""
+    """The token ids of a chat, as ``apply_chat_template(..., tokenize=True)`` gives them.
+
+    Except that text in a message spelling a control token stays text. The one way the project tokenizes a chat prompt
+    (evaluation, command line, server).
+    """
     return chat_ids_batch(tokenizer, [messages], add_generation_prompt)[0]
 
 

@@ -69,9 +69,11 @@ def locked_versions(lock: Path, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def download_wheels(pins: dict[str, str], dest: Path, python_version: str, platforms: list[str]) -> list[Path]:
-    """The wheels of ``pins`` for the GPU machine. ``pip download --platform`` takes exactly the tags it is given
-    (``manylinux_2_28`` does not admit a ``manylinux_2_17`` wheel, which OpenCC ships), so every tag the
-    machine accepts is passed."""
+    """The wheels of ``pins`` for the GPU machine.
+
+    ``pip download --platform`` takes exactly the tags it is given (``manylinux_2_28`` does not admit a
+    ``manylinux_2_17`` wheel, which OpenCC ships), so every tag the machine accepts is passed.
+    """
     command = [
         sys.executable,
         "-m",

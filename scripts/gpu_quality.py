@@ -32,8 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _stage_layout():
-    """The stage contract (:mod:`minimind_hf.data.layout`), read as a lone file: this script runs before the
-    package's dependencies are installed, and that module imports none of them."""
+    """The stage contract (:mod:`minimind_hf.data.layout`), read as a lone file.
+
+    This script runs before the package's dependencies are installed, and that module imports none of them.
+    """
     spec = importlib.util.spec_from_file_location("stage_layout", ROOT / "minimind_hf" / "data" / "layout.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -40,7 +40,7 @@ def saved_tiny(tmp_path, tiny_model, tokenizer):
 @pytest.fixture(scope="session")
 def byte_tok():
     """No merges: every byte is one token with id 3 + byte value (see tests/data_helpers.py)."""
-    from data_helpers import make_byte_tokenizer
+    from tests.data_helpers import make_byte_tokenizer
 
     return make_byte_tokenizer()
 
@@ -48,7 +48,7 @@ def byte_tok():
 @pytest.fixture(scope="session")
 def bpe_tok():
     """A small trained byte-level BPE with the project's special tokens."""
-    from data_helpers import make_bpe_tokenizer
+    from tests.data_helpers import make_bpe_tokenizer
 
     return make_bpe_tokenizer()
 

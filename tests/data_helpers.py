@@ -10,8 +10,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from minimind_hf.data import IGNORE_INDEX
+from tests import paths
 
-FIXTURES = Path(__file__).parent / "fixtures" / "data"
+FIXTURES = paths.FIXTURES / "data"
 
 SPECIALS = {"<|endoftext|>": 0, "<|im_start|>": 1, "<|im_end|>": 2}
 

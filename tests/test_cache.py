@@ -186,8 +186,10 @@ class _Records(logging.Handler):
 
 
 def test_the_projects_calls_raise_no_deprecation_warning(tmp_path, tokenizer):
-    """Forward with a cache, generate, the stage runner's argument setup and evaluation's translate:
-    nothing the project itself calls is deprecated on the installed stack."""
+    """Forward with a cache, generate, the stage runner's argument setup and evaluation's translate.
+
+    Nothing the project itself calls is deprecated on the installed stack.
+    """
     from minimind_hf.evaluation import translate
     from minimind_hf.training.runner import parse_args
 

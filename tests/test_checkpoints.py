@@ -13,6 +13,7 @@ from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.checkpoints import check_tokenizer_fits, load_checkpoint, resolve_dtype
 from minimind_hf.cli import main
 from minimind_hf.tokenization import load_tokenizer, save_tokenizer
+from tests.paths import ROOT
 
 IDS = torch.tensor([[1, 5, 9, 300, 2]])
 
@@ -135,15 +136,17 @@ def test_a_tokenizer_saved_under_another_transformers_class_name_still_loads(tmp
 
 
 def test_auto_means_one_thing_for_training_loading_and_benchmarks(monkeypatch):
-    """``auto``: bf16 where the device computes it natively. The training arguments autocast in it, the benchmarks
-    default to it, and the loader keeps CPU weights in float32 (bf16 there is a training autocast)."""
+    """``auto``: bf16 where the device computes it natively.
+
+    The training arguments autocast in it, the benchmarks default to it, and the loader keeps CPU weights in float32
+    (bf16 there is a training autocast).
+    """
     import argparse
     import sys
-    from pathlib import Path
 
     from minimind_hf import checkpoints
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     from common import settle_arguments
 
     for native in (True, False):
@@ -157,8 +160,11 @@ def test_auto_means_one_thing_for_training_loading_and_benchmarks(monkeypatch):
 
 
 def _run_with_adapter(root, seed):
-    """A run folder as `make` leaves it: out/sft and out/lora, the adapter recording its base as "out/sft"
-    (relative to the directory the run was started in)."""
+    """A run folder as `make` leaves it.
+
+    Out/sft and out/lora, the adapter recording its base as "out/sft" (relative to the directory the run was started
+    in).
+    """
     from minimind_hf.checkpoints import record_adapter_base
 
     torch.manual_seed(seed)
@@ -172,8 +178,10 @@ def _run_with_adapter(root, seed):
 
 
 def test_an_adapter_loads_on_its_own_runs_base_not_the_current_directorys(tmp_path, monkeypatch):
-    """Evaluating another run's out/lora from this run's folder must not merge it into this run's out/sft
-    (same shapes, so nothing else would complain)."""
+    """Evaluating another run's out/lora from this run's folder must not merge it into this run's out/sft.
+
+    The shapes are the same, so nothing else would complain.
+    """
     theirs = _run_with_adapter(tmp_path / "their-run", seed=1)
     _run_with_adapter(tmp_path / "this-run", seed=2)
     monkeypatch.chdir(tmp_path / "this-run")

@@ -128,8 +128,10 @@ def test_plain_temperature_sampling_matches_softmax_sampling(tiny_model):
 
 
 def test_info_on_an_adapter_folder(checkpoint, tmp_path, capsys):
-    """`minimind info out/lora` describes the adapter and its base instead of failing on a folder without
-    config.json."""
+    """`minimind info out/lora` describes the adapter and its base.
+
+    Instead of failing on a folder without config.json.
+    """
     from minimind_hf.training.lora import wrap_with_lora
 
     base = AutoModelForCausalLM.from_pretrained(checkpoint)

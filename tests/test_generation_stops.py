@@ -1,5 +1,7 @@
-"""Generation never ends in silent empty output: base models stop at <|endoftext|>, an empty reply is said so,
-and ids the tokenizer cannot decode are never generated."""
+"""Generation never ends in silent empty output.
+
+Base models stop at <|endoftext|>, an empty reply is said so, and ids the tokenizer cannot decode are never generated.
+"""
 
 import logging
 
@@ -12,8 +14,11 @@ from minimind_hf.tokenization import save_tokenizer, stop_token_ids
 
 
 def _favouring(token_id: int, vocab_size: int = 6400) -> MiniMindForCausalLM:
-    """A tiny model whose every next token is ``token_id``: the layers add nothing to the residual stream, every
-    token embeds to the same vector, and only ``token_id``'s lm_head row points along it."""
+    """A tiny model whose every next token is ``token_id``.
+
+    The layers add nothing to the residual stream, every token embeds to the same vector, and only ``token_id``'s
+    lm_head row points along it.
+    """
     torch.manual_seed(0)
     model = MiniMindForCausalLM(
         MiniMindConfig.from_preset("tiny", vocab_size=vocab_size, tie_word_embeddings=False)

@@ -3,13 +3,12 @@
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from data_tools.preferences.__main__ import validation_path
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
 
@@ -52,8 +51,10 @@ def _dry_run(*targets_and_variables: str) -> list[str]:
 
 @pytest.mark.parametrize("scale", ["tiny", "small", "full"])
 def test_each_scale_reads_its_settings_from_its_recipes_folder(scale):
-    """Pairs, DPO and evaluation settings of a scale are files in recipes/<scale>/, and the DPO recipe trains on
-    the file that pairs.yaml writes (DPO_PAIRS=shipped: the data folder's pairs instead)."""
+    """Pairs, DPO and evaluation settings of a scale are files in recipes/<scale>/.
+
+    The DPO recipe trains on the file that pairs.yaml writes (DPO_PAIRS=shipped: the data folder's pairs instead).
+    """
     import yaml
 
     lines = _dry_run("dpo", "eval", f"SCALE={scale}")

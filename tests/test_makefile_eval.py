@@ -9,11 +9,10 @@ from __future__ import annotations
 import shlex
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
 
 
 def _eval_commands(scale: str) -> list[list[str]]:

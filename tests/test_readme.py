@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 REPO_PATH = re.compile(r"`((?:minimind_hf|recipes|data_tools|benchmarks|scripts|tests|locks|results)/[^`\s]*)`")
@@ -48,8 +48,10 @@ def test_the_paths_it_names_exist(path):
 
 
 def test_the_module_map_names_every_module_of_the_package():
-    """The Layout table names, in its first column, each top-level module and each subpackage of ``minimind_hf/``
-    and nothing else; the modules a subpackage's row names are in that subpackage."""
+    """The Layout table names each top-level module and each subpackage of ``minimind_hf/``, and nothing else.
+
+    Each in the table's first column; the modules a subpackage's row names are in that subpackage.
+    """
     table = README.split("`minimind_hf/` (imports run one way", 1)[1].split("\n\n", 2)[1]
     package = ROOT / "minimind_hf"
     named: set[str] = set()

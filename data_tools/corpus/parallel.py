@@ -41,8 +41,10 @@ _PRODUCT = re.compile(r"%PRODUCTNAME|\$\[officename\]|%productname", re.IGNORECA
 
 
 def strip_markup(pair: Pair) -> Pair | Drop:
-    """Remove HTML/Pango tags and MediaWiki links/bold, unescape entities; wikitext templates
-    (``{{PLURAL:..}}``) cannot be reduced and drop the pair. ``%PRODUCTNAME`` becomes LibreOffice."""
+    """Remove HTML/Pango tags and MediaWiki links/bold, unescape entities.
+
+    Wikitext templates (``{{PLURAL:..}}``) cannot be reduced and drop the pair. ``%PRODUCTNAME`` becomes LibreOffice.
+    """
 
     def clean(text: str) -> str:
         text = _PRODUCT.sub("LibreOffice", text)
@@ -66,9 +68,10 @@ _TRAILING_DOTS = re.compile(r"\s*(?:\.\.\.|…|⋯)+$")
 
 
 def strip_accelerators(pair: Pair) -> Pair | Drop:
-    """Remove menu accelerator marks: ``_File``, ``&File``, ``~File``, ``檔案(&F)``, ``(_F)``; and a
-    trailing ``...`` of menu items."""
+    """Remove menu accelerator marks.
 
+    ``_File``, ``&File``, ``~File``, ``檔案(&F)``, ``(_F)``; and a trailing ``...`` of menu items.
+    """
     key = _ACCEL_KEY.search(pair.zh)
     en = pair.en
     if key:  # the translation names the key: remove its mark inside an English word too ("C_onnect")
@@ -121,9 +124,11 @@ def _inner_placeholder(text: str) -> bool:
 
 
 def strip_placeholders(pair: Pair) -> Pair | Drop:
-    """Remove (matching) placeholders that open or close a text (``%s: not found`` -> ``not found``)
-    and tidy the punctuation left; a placeholder inside a sentence cannot be removed without
-    breaking it, so such pairs are dropped (``placeholder_inside``)."""
+    """Remove (matching) placeholders that open or close a text and tidy the punctuation left.
+
+    ``%s: not found`` becomes ``not found``. A placeholder inside a sentence cannot be removed without breaking it, so
+    such pairs are dropped (``placeholder_inside``).
+    """
 
     def clean(text: str) -> str:
         text = PLACEHOLDER.sub(" ", text.replace("%%", "\0")).replace("\0", "%")
@@ -200,8 +205,10 @@ _HANGUL = re.compile(r"[\uac00-\ud7af]")
 
 
 def check_scripts(pair: Pair, min_en_latin: float = 0.8, min_zh_cjk: float = 0.2) -> Pair | Drop:
-    """The Chinese side must hold Chinese characters (and no kana / hangul); the English side must be
-    mostly Latin letters and hold none."""
+    """The Chinese side must hold Chinese characters (and no kana / hangul).
+
+    The English side must be mostly Latin letters and hold none.
+    """
     if CJK_RE.search(pair.en):
         return Drop("en_has_cjk")
     if latin_share(pair.en) < min_en_latin:
@@ -218,8 +225,10 @@ def check_scripts(pair: Pair, min_en_latin: float = 0.8, min_zh_cjk: float = 0.2
 
 
 def check_length_ratio(pair: Pair, low: float = 0.1, high: float = 1.6, min_en_chars: int = 20) -> Pair | Drop:
-    """Drop pairs whose Chinese/English character ratio is implausible (only checked when the English
-    side has ``min_en_chars`` characters or more; short UI labels vary too much)."""
+    """Drop pairs whose Chinese/English character ratio is implausible.
+
+    Only checked when the English side has ``min_en_chars`` characters or more; short UI labels vary too much.
+    """
     if len(pair.en) < min_en_chars:
         return pair
     ratio = len(pair.zh) / len(pair.en)
@@ -262,7 +271,7 @@ class Deduplicate:
 
 
 def is_sentence_like(pair: Pair, min_words: int = 6) -> bool:
-    """ "Sentence-like": the English side has ``min_words`` or more words."""
+    """Whether a pair is sentence-like: its English side has ``min_words`` or more words."""
     return word_count(pair.en) >= min_words
 
 
@@ -270,7 +279,8 @@ def default_filters(max_per_en: int = 1, converted_variants: bool = False) -> li
     """The build's filter chain, in order, with the names the tally counts them under.
 
     (The optional semantic filter, :class:`data_tools.corpus.semantic.SemanticFilter`, works on
-    batches and runs after this chain.)"""
+    batches and runs after this chain.)
+    """
     chain: list[tuple[str, Filter]] = [
         ("control", check_control),
         ("markup", strip_markup),

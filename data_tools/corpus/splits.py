@@ -61,8 +61,11 @@ def _singular(word: str) -> str:
 
 
 def coarse_en(text: str) -> str:
-    """The English grouping key: :func:`normalise_en` (case and punctuation folded), articles dropped,
-    each word's plural folded to its singular. A text of articles alone keeps its normalised form."""
+    """The English grouping key.
+
+    :func:`normalise_en` (case and punctuation folded), articles dropped, each word's plural folded to its singular. A
+    text of articles alone keeps its normalised form.
+    """
     words = normalise_en(text).split()
     kept = [_singular(w) for w in words if w not in ARTICLES]
     return " ".join(kept) if kept else " ".join(words)

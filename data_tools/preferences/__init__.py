@@ -1,4 +1,4 @@
-"""Preference pairs for DPO, made and judged by the project itself.
+r"""Preference pairs for DPO, made and judged by the project itself.
 
 For each source sentence (a ``{"en", "zh"}`` row, e.g. ``data/lora.jsonl``) the SFT + LoRA model
 translates greedily and samples N more candidates; each candidate is checked for what makes it poor
@@ -11,7 +11,7 @@ Candidates the length cap cut off are dropped. With ``--validation-rows N``, N s
 near-duplicates) are held out and their pairs, made the same way, written as validation pairs. Output in the
 project's DPO format, with a report of what was kept, every sampling setting and the margins::
 
-    python -m data_tools.preferences --model out/sft --adapter out/lora --input data/lora.jsonl \\
+    python -m data_tools.preferences --model out/sft --adapter out/lora --input data/lora.jsonl \
         --output out/pairs/dpo.jsonl --num-candidates 4 --system finance --validation-rows 100
 """
 

@@ -136,7 +136,8 @@ def holdout_rows(rows: Sequence[dict], n: int) -> list[int]:
 
     Rows are taken by groups of the same coarse English key (:func:`data_tools.corpus.splits.coarse_en`:
     near-duplicates stay together), groups in the order of a hash of their key, so the choice is the same
-    on every run and the training pairs never see a near-duplicate of a validation source."""
+    on every run and the training pairs never see a near-duplicate of a validation source.
+    """
     if n <= 0:
         return []
     groups: dict[str, list[int]] = {}

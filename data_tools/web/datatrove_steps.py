@@ -158,8 +158,11 @@ class ReplacePII(BaseFormatter):
 
 
 class WebLanguageFilter(BaseFilter):
-    """fastText (bundled lite model) language ID; sets ``metadata["language"]`` and
-    ``metadata["language_score"]``, keeps ``languages`` scoring at least ``threshold``."""
+    """fastText (bundled lite model) language ID.
+
+    Sets ``metadata["language"]`` and ``metadata["language_score"]``, keeps ``languages`` scoring at least
+    ``threshold``.
+    """
 
     name = "🌍 Language ID (fastText lite)"
 
@@ -180,8 +183,10 @@ class WebLanguageFilter(BaseFilter):
 
 
 class QualityRuleFilter(BaseFilter):
-    """Runs one of this package's :class:`DocumentFilter` rules on each document (in the
-    document's ``metadata["language"]``); rules that edit text (C4) update ``doc.text``."""
+    """Run one of this package's :class:`DocumentFilter` rules on each document.
+
+    The rule runs in the document's ``metadata["language"]``; rules that edit text (C4) update ``doc.text``.
+    """
 
     def __init__(self, rule: DocumentFilter) -> None:
         self.rule = rule
@@ -271,8 +276,10 @@ def web_pipeline(
     normalization: Normalization = "NFC",
     dedup: bool = True,
 ) -> list[PipelineStep]:
-    """The same stages as :func:`data_tools.web.run_pipeline`, as a list of datatrove blocks
-    (add a writer, e.g. ``JsonlWriter``, at the end)."""
+    """The same stages as :func:`data_tools.web.run_pipeline`, as a list of datatrove blocks.
+
+    Add a writer (e.g. ``JsonlWriter``) at the end.
+    """
     steps: list[PipelineStep] = [
         WarcHtmlReader(data_folder, glob_pattern=glob_pattern),
         HtmlToText(extractor),

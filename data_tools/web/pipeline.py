@@ -314,8 +314,10 @@ def run_pipeline(
 
 
 def write_jsonl(docs: Iterable[WebDocument], path: str | Path) -> int:
-    """Write documents' records (:meth:`WebDocument.to_record`) as JSON lines, complete or not at all (a
-    temporary name, then a rename); returns how many were written."""
+    """Write documents' records (:meth:`WebDocument.to_record`) as JSON lines, complete or not at all.
+
+    The file is written under a temporary name, then renamed; returns how many records were written.
+    """
     from minimind_hf.utils.jsonl import write_jsonl as write_records  # here: importing minimind_hf loads transformers
 
     return write_records(path, (doc.to_record() for doc in docs))

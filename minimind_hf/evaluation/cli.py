@@ -1,6 +1,8 @@
-"""The ``eval`` command: evaluate several checkpoints and compare them in one table and one chart::
+r"""The ``eval`` command: evaluate several checkpoints and compare them in one table and one chart.
 
-    minimind eval out/sft out/lora --test data/sample/lora.test.jsonl \\
+For example::
+
+    minimind eval out/sft out/lora --test data/sample/lora.test.jsonl \
         --validation data/sample/sft.validation.jsonl --limit 200 --output out/eval
     python -m minimind_hf.evaluation out/sft --test data/sample/sft.test.jsonl
 

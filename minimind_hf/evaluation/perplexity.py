@@ -140,9 +140,11 @@ def reply_perplexity(
     batch_size: int = 8,
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Mean NLL and perplexity of the assistant replies (and their ``<|im_end|>``) of chats, given the
-    turns before them: the tokens SFT trains on (:func:`minimind_hf.data.sft.encode_chat`), so the
-    figure is comparable with the training run's validation loss. Chats are cut at ``block_size``."""
+    """Mean NLL and perplexity of the assistant replies of chats, given the turns before them.
+
+    The replies and their ``<|im_end|>`` are the tokens SFT trains on (:func:`minimind_hf.data.sft.encode_chat`), so the
+    figure is comparable with the training run's validation loss. Chats are cut at ``block_size``.
+    """
     from ..data.sft import encode_chat
 
     rows = []
@@ -173,8 +175,10 @@ def reply_perplexity(
 def _mean_nll(
     model, rows: list[tuple[list[int], list[int]]], pad_id: int, batch_size: int, show_progress: bool
 ) -> tuple[float, int]:
-    """Token-weighted mean NLL over the labelled positions of ``(input_ids, labels)`` rows (labels aligned
-    with the inputs, ``-100`` where nothing is scored; the first token never is), and the token count."""
+    """Token-weighted mean NLL over the labelled positions of ``(input_ids, labels)`` rows, and the token count.
+
+    The labels are aligned with the inputs, ``-100`` where nothing is scored (the first token never is).
+    """
     rows = sorted(rows, key=lambda r: len(r[0]), reverse=True)  # similar lengths together: less padding
     device = next(model.parameters()).device
     was_training = model.training

@@ -1,5 +1,6 @@
-"""What a score alone hides: empty, looping, untranslated and over-long outputs, the length ratio,
-and two floors computed on the same references.
+"""What a score alone hides.
+
+Empty, looping, untranslated and over-long outputs, the length ratio, and two floors computed on the same references.
 
 * **looping**: a unit of 1-12 characters holding a letter or CJK character repeated back to back
   (4+ times for one character, 3+ times for longer units: ``在在在在``, ``.org.org.org``). Digits and
@@ -58,8 +59,10 @@ def output_flags(hypothesis: str, source: str, reference: str) -> dict[str, bool
 
 
 def output_health(hypotheses: Sequence[str], sources: Sequence[str], references: Sequence[str]) -> dict[str, Any]:
-    """Shares of empty / looping / untranslated / over-long outputs, of non-empty outputs with no CJK
-    character and of outputs with one (``chinese_share``), and the character length ratio."""
+    """Shares of empty / looping / untranslated / over-long outputs, and the character length ratio.
+
+    Also the shares of non-empty outputs with no CJK character and of outputs with one (``chinese_share``).
+    """
     flags = [output_flags(h, s, r) for h, s, r in zip(hypotheses, sources, references, strict=True)]
     n = len(flags)
     shares = {

@@ -89,8 +89,10 @@ def examples_table(examples: Sequence[dict[str, Any]]) -> str:
 
 
 def course_bars_table(results: Sequence[Result]) -> str:
-    """Where each checkpoint stands against the course's bar for its stage; "not measured" where the
-    figure is missing (COMET needs a local checkpoint), never a guess."""
+    """Where each checkpoint stands against the course's bar for its stage.
+
+    "not measured" where the figure is missing (COMET needs a local checkpoint), never a guess.
+    """
     lines = ["| checkpoint | stage | bar | measured | status |", "|---|---|---|---:|---|"]
     for result in results:
         stage = result.get("stage")

@@ -40,8 +40,10 @@ FALLBACK_BLOCK_SIZE = DEFAULT_SEQUENCE_LENGTH  # the pretraining block and longe
 
 
 def trained_block_size(path: str | os.PathLike[str] | None) -> int | None:
-    """The sequence length a checkpoint was trained at, from the ``run_recipe.json`` its stage wrote: the
-    pretraining ``block_size``, or the chat stages' ``max_length``; ``None`` without a record."""
+    """The sequence length a checkpoint was trained at, from the ``run_recipe.json`` its stage wrote.
+
+    The pretraining ``block_size``, or the chat stages' ``max_length``; ``None`` without a record.
+    """
     from ..training.safety.fingerprint import load_recipe
 
     if path is None or not Path(path).is_dir():
@@ -53,15 +55,21 @@ def trained_block_size(path: str | os.PathLike[str] | None) -> int | None:
 
 
 def _knob(default: Any, help: str, **cli: Any) -> Any:
-    """A field of :class:`EvalArguments`; ``cli`` holds its command-line spelling (``flag``, ``type``,
-    ``choices``, ``action``), ``cli=False`` keeps it off the command line."""
+    """A field of :class:`EvalArguments`.
+
+    ``cli`` holds its command-line spelling (``flag``, ``type``, ``choices``, ``action``), ``cli=False`` keeps it off
+    the command line.
+    """
     return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass
 class EvalArguments:
-    """The knobs of an evaluation run, written once: :func:`evaluate_checkpoint` takes them as keywords and
-    the ``eval`` command line (:func:`minimind_hf.evaluation.cli.add_eval_arguments`) is built from them."""
+    """The knobs of an evaluation run, written once.
+
+    :func:`evaluate_checkpoint` takes them as keywords and the ``eval`` command line
+    (:func:`minimind_hf.evaluation.cli.add_eval_arguments`) is built from them.
+    """
 
     limit: int | None = _knob(None, "score only the first N test pairs", type=int)
     validation_limit: int | None = _knob(None, "use only the first N validation rows", type=int)
@@ -194,8 +202,10 @@ def _generation_settings(args: EvalArguments, system: str | None) -> dict[str, A
 
 
 def _semantic(hypotheses, sources, references) -> dict[str, Any]:
-    """Sentence-encoder similarity of outputs to references, its floors, and how it separates matched
-    from mismatched (source, reference) pairs on this test set."""
+    """Sentence-encoder similarity of outputs to references, its floors, and how it separates pairs.
+
+    The separation is between matched and mismatched (source, reference) pairs of this test set.
+    """
     from .semantic import separation, similarities
 
     perm = derangement(len(references))
@@ -376,7 +386,9 @@ def load_for_evaluation(
     dtype: str | torch.dtype | None = "auto",
     merge_adapter: bool = True,
 ) -> tuple[Any, Any, str]:
-    """``(model, tokenizer, kind)`` of a checkpoint on the evaluation device (default: cuda if available);
-    :func:`minimind_hf.checkpoints.load_checkpoint` does the loading."""
+    """``(model, tokenizer, kind)`` of a checkpoint on the evaluation device (default: cuda if available).
+
+    :func:`minimind_hf.checkpoints.load_checkpoint` does the loading.
+    """
     loaded = load_checkpoint(path, device=device or default_device(), dtype=dtype, merge_adapter=merge_adapter)
     return loaded.model, loaded.tokenizer, loaded.kind

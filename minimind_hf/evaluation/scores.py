@@ -171,8 +171,10 @@ def translation_scores(
 
 
 def sentence_scores(hypotheses: Sequence[str], references: Sequence[str]) -> list[dict[str, float]]:
-    """chrF and chrF++ of each hypothesis against its reference (0-100). The evaluation reports chrF for
-    Chinese (chrF++ needs words separated by spaces, see the module doc)."""
+    """chrF and chrF++ of each hypothesis against its reference (0-100).
+
+    The evaluation reports chrF for Chinese (chrF++ needs words separated by spaces, see the module doc).
+    """
     chrf, chrf_pp = CHRF(), CHRF(word_order=2)
     return [
         {"chrf": chrf.sentence_score(h, [r]).score, "chrf++": chrf_pp.sentence_score(h, [r]).score}

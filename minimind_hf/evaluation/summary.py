@@ -202,8 +202,10 @@ def plot_tests(summary: dict[str, Any], out_dir: Path) -> list[Path]:
 
 
 def plot_losses(run_dir: Path, path: Path) -> Path | None:
-    """Training and validation loss of every stage, side by side, from each checkpoint's trainer state (for
-    GRPO, whose loss says little, the total reward and the chrF reward)."""
+    """Training and validation loss of every stage, side by side, from each checkpoint's trainer state.
+
+    For GRPO, whose loss says little, the total reward and the chrF reward.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

@@ -43,8 +43,10 @@ def _stop_ids(tokenizer: Any) -> list[int]:
 def build_prompts(
     tokenizer: Any, sources: Sequence[str], prompt_id: int = 0, system: str | None = None
 ) -> list[list[int]]:
-    """The token ids of the chat that asks the model to translate each source (text in a source that spells a
-    control token stays text: :func:`minimind_hf.tokenization.chat_ids`)."""
+    """The token ids of the chat that asks the model to translate each source.
+
+    Text in a source that spells a control token stays text (:func:`minimind_hf.tokenization.chat_ids`).
+    """
     return chat_ids_batch(tokenizer, [translation_messages(src, prompt_id=prompt_id, system=system) for src in sources])
 
 
@@ -84,17 +86,21 @@ def _generation_config(
 
 
 def length_cap(source_tokens: int, ratio: float | None, max_new_tokens: int) -> int:
-    """New tokens allowed for a source of ``source_tokens`` tokens: ``ratio`` times as many plus 8, never
-    more than ``max_new_tokens`` (``ratio=None``: ``max_new_tokens``). A small model that does not stop
-    would otherwise fill the whole budget with a loop."""
+    """New tokens allowed for a source of ``source_tokens`` tokens.
+
+    ``ratio`` times as many plus 8, never more than ``max_new_tokens`` (``ratio=None``: ``max_new_tokens``). A small
+    model that does not stop would otherwise fill the whole budget with a loop.
+    """
     if ratio is None:
         return max_new_tokens
     return max(1, min(max_new_tokens, math.ceil(ratio * source_tokens) + 8))
 
 
 class _RowCaps(StoppingCriteria):
-    """Per-row stop: a row is finished once it holds its own number of new tokens, so that a short source
-    stops at its own :func:`length_cap` whatever else shares its batch."""
+    """Per-row stop: a row is finished once it holds its own number of new tokens.
+
+    So a short source stops at its own :func:`length_cap` whatever else shares its batch.
+    """
 
     def __init__(self, prompt_length: int, caps: Sequence[int]):
         self.prompt_length = prompt_length
@@ -121,9 +127,10 @@ def generate_translations(
     with_ended: bool = False,
     **generate_kwargs: Any,
 ) -> list[list[str]] | list[list[tuple[str, bool]]]:
-    """``num_return_sequences`` translations of every source (a list per source, in order); with
-    ``with_ended`` each is a ``(text, ended)`` pair, ``ended`` False where the length cap cut the answer
-    before it emitted an end token.
+    """``num_return_sequences`` translations of every source (a list per source, in order).
+
+    With ``with_ended`` each is a ``(text, ended)`` pair, ``ended`` False where the length cap cut the answer before it
+    emitted an end token.
 
     Prompts are sorted by length and generated in left-padded batches; with ``length_ratio`` each
     row may generate at most :func:`length_cap` of its own source (a per-row stopping criterion ends it
@@ -253,11 +260,13 @@ def check_cached_generation(
     system: str | None = None,
     tolerance: float = 1e-3,
 ) -> dict[str, Any]:
-    """Generate greedily WITH the KV cache (a left-padded batch), then score the whole result in one
-    forward pass WITHOUT a cache: every generated token must be the uncached argmax at its step (up to
-    ``tolerance`` in logits, for float ties). A model that drops or ignores its cache fails here — the
-    silent failure an upstream rename of the cache argument once caused. Raises
-    :class:`GenerationCheckError` naming the prompt and step; returns what was checked."""
+    """Check that generation with the KV cache gives the tokens an uncached forward pass picks.
+
+    Generate greedily WITH the KV cache (a left-padded batch), then score the whole result in one forward pass WITHOUT a
+    cache: every generated token must be the uncached argmax at its step (up to ``tolerance`` in logits, for float
+    ties). A model that drops or ignores its cache fails here — the silent failure an upstream rename of the cache
+    argument once caused. Raises :class:`GenerationCheckError` naming the prompt and step; returns what was checked.
+    """
     prompts = build_prompts(tokenizer, sources, system=system)
     stop_ids = _stop_ids(tokenizer)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stop_ids[0]

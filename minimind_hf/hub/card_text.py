@@ -1,5 +1,8 @@
-"""A model card's text: the Hub metadata (``model-index`` with the evaluations) and the Markdown body, rendered
-from the facts :mod:`minimind_hf.hub.model_card` gathers in ``model_card.json``."""
+"""A model card's text.
+
+The Hub metadata (``model-index`` with the evaluations) and the Markdown body, rendered from the facts
+:mod:`minimind_hf.hub.model_card` gathers in ``model_card.json``.
+"""
 
 from __future__ import annotations
 

@@ -163,8 +163,11 @@ def _data_facts(stage_args, stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recipe_facts(stage, stage_args, training_args) -> dict[str, Any]:
-    """The training arguments the stage's class has (a pretraining run has no ``max_length``, only DPO a ``beta``),
-    the precision it ran at, and the stage's own settings (:attr:`Stage.recorded`)."""
+    """The training settings a card records: arguments, precision and the stage's own settings.
+
+    The training arguments the stage's class has (a pretraining run has no ``max_length``, only DPO a ``beta``), the
+    precision it ran at, and the stage's own settings (:attr:`Stage.recorded`).
+    """
     recipe = {k: getattr(training_args, k) for k in _RECIPE_KEYS if hasattr(training_args, k)}
     recipe = {k: (v.value if hasattr(v, "value") else v) for k, v in recipe.items()}
     ran, asked = training_args.ran_precision, training_args.precision
@@ -315,8 +318,11 @@ def evaluation_facts(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def record_evaluation(checkpoint: str | os.PathLike[str], result: dict[str, Any]) -> Path | None:
-    """Add an evaluation to a local checkpoint's card (replacing an earlier one of the same test set, system
-    prompt and validation file) and render it again; returns the README's path, ``None`` if not a directory."""
+    """Add an evaluation to a local checkpoint's card and render it again.
+
+    An earlier evaluation of the same test set, system prompt and validation file is replaced. Returns the README's
+    path, ``None`` if not a directory.
+    """
     directory = Path(checkpoint)
     if not directory.is_dir():
         return None

@@ -1,5 +1,7 @@
-"""The one push runner of the project's Hub commands: ``minimind push`` (a model or adapter, :mod:`.push`) and
-``python -m data_tools.publish push`` (the corpus as a dataset).
+"""The one push runner of the project's Hub commands.
+
+``minimind push`` (a model or adapter, :mod:`.push`) and ``python -m data_tools.publish push`` (the corpus as a
+dataset).
 
 Each command builds its own plan (what goes up, checked before the first network call) and sends it its own
 way; the mechanics they share live here:
@@ -65,7 +67,8 @@ def open_repo(
     ``api`` is the :class:`huggingface_hub.HfApi` to use (one is made with ``token`` if omitted). The
     repository is created if missing (``private`` makes a new one private; an existing one keeps its
     visibility unless ``public``, which makes it public); ``revision``, a branch, is created if missing (a
-    ``refs/pr/N`` revision is an open pull request and is used as it is)."""
+    ``refs/pr/N`` revision is an open pull request and is used as it is).
+    """
     check_online()
     api = api if api is not None else HfApi(token=token)
     api.create_repo(repo_id, repo_type=repo_type, private=private or None, exist_ok=True, token=token)
@@ -87,9 +90,11 @@ def run_push(
     send: Callable[[P, str], str],
     done: Callable[[P, str], str] = lambda plan, url: f"pushed: {url}",
 ) -> int:
-    """Run a push command: check, build and print the plan (``plan()``), then ``send(plan, token)`` unless
-    ``dry_run``; ``done(plan, url)`` is the closing line. Returns the exit status (0 ok, 2 bad input, 1 the
-    push failed)."""
+    """Run a push command.
+
+    Check, build and print the plan (``plan()``), then ``send(plan, token)`` unless ``dry_run``; ``done(plan, url)`` is
+    the closing line. Returns the exit status (0 ok, 2 bad input, 1 the push failed).
+    """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

@@ -1,6 +1,8 @@
-"""llama2.c ("minllama") checkpoints: the ``.pt`` of COMP4901B HW1, a dict of ``model_args`` and ``model``
-in the course layout, their FFN width from ``multiple_of``; ``_orig_mod.`` (``torch.compile``) and ``module.``
-(DDP) prefixes are removed."""
+"""llama2.c ("minllama") checkpoints.
+
+The ``.pt`` of COMP4901B HW1, a dict of ``model_args`` and ``model`` in the course layout, their FFN width from
+``multiple_of``; ``_orig_mod.`` (``torch.compile``) and ``module.`` (DDP) prefixes are removed.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from .original import _torch_load, load_original
 def load_llama2c(
     checkpoint: str | Path | dict[str, Any], model_args: dict[str, Any] | None = None
 ) -> MiniMindForCausalLM:
-    """A MiniMind from a llama2.c / course ``.pt``: ``{"model_args": {dim, n_layers, n_heads, n_kv_heads,
-    vocab_size, multiple_of, norm_eps, max_seq_len, ...}, "model": state dict}`` (or a bare state dict plus
-    ``model_args``)."""
+    """A MiniMind from a llama2.c / course ``.pt``.
+
+    ``{"model_args": {dim, n_layers, n_heads, n_kv_heads, vocab_size, multiple_of, norm_eps, max_seq_len, ...}, "model":
+    state dict}`` (or a bare state dict plus ``model_args``).
+    """
     ck = checkpoint if isinstance(checkpoint, dict) else _torch_load(checkpoint)
     if "model" in ck and isinstance(ck["model"], dict):
         state, model_args = ck["model"], model_args or ck.get("model_args")

@@ -83,8 +83,11 @@ def strip_wrapper_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, tor
 
 
 def detect_layout(state_dict: dict[str, torch.Tensor]) -> str:
-    """``"course"`` (wq/wk/wv/wo, interleaved rotary: the old MiniMind and llama2.c), ``"minimind3"``
-    (model_minimind.py with q_norm / k_norm) or ``"minimind2"`` (model_minimind.py names)."""
+    """The layout of an original checkpoint: ``"course"``, ``"minimind3"`` or ``"minimind2"``.
+
+    ``"course"``: wq/wk/wv/wo, interleaved rotary (the old MiniMind and llama2.c); ``"minimind3"``: model_minimind.py
+    with q_norm / k_norm; ``"minimind2"``: model_minimind.py names.
+    """
     if "tok_embeddings.weight" in state_dict:
         return "course"
     if "model.embed_tokens.weight" in state_dict:
@@ -124,8 +127,10 @@ def convert_original_state_dict(
 
 
 def config_from_original(args: dict[str, Any], layout: str) -> MiniMindConfig:
-    """A ``MiniMindConfig`` from the original's config fields: course / llama2.c ``ModelArgs`` names (``dim``,
-    ``n_layers``, ``multiple_of``, ...), MiniMind2's or MiniMind-3's."""
+    """A ``MiniMindConfig`` from the original's config fields.
+
+    Course / llama2.c ``ModelArgs`` names (``dim``, ``n_layers``, ``multiple_of``, ...), MiniMind2's or MiniMind-3's.
+    """
     if layout == "course":
         mapping = {
             "dim": "hidden_size",

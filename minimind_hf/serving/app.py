@@ -41,8 +41,11 @@ DEFAULT_MAX_TOKENS = 256
 
 
 class _LockedTokenizer:
-    """The tokenizer behind a lock: the request handlers encode while the worker thread decodes, and a fast
-    tokenizer must not be used from two threads at once."""
+    """The tokenizer behind a lock.
+
+    The request handlers encode while the worker thread decodes, and a fast tokenizer must not be used from two threads
+    at once.
+    """
 
     def __init__(self, tokenizer):
         self._tokenizer, self._lock = tokenizer, threading.Lock()

@@ -151,11 +151,13 @@ class LoraArguments:
 
 @dataclass
 class _StageDefaults:
-    """What every stage's training arguments share, the defaults the recipes used to repeat: ``precision``, settled
-    into ``bf16`` / ``fp16`` / ``use_cpu`` before the library checks them, a cosine schedule down to a tenth of the
-    learning rate, evaluation every ``eval_steps``, TensorBoard logs, no gradient checkpointing and no NaN filter
-    (the runner's finite-loss guard stops on a NaN instead). Best-checkpoint selection is settled by
-    :func:`settle_for_data`, which knows whether there is validation data."""
+    """What every stage's training arguments share, the defaults the recipes used to repeat.
+
+    ``precision``, settled into ``bf16`` / ``fp16`` / ``use_cpu`` before the library checks them, a cosine schedule down
+    to a tenth of the learning rate, evaluation every ``eval_steps``, TensorBoard logs, no gradient checkpointing and no
+    NaN filter (the runner's finite-loss guard stops on a NaN instead). Best-checkpoint selection is settled by
+    :func:`settle_for_data`, which knows whether there is validation data.
+    """
 
     precision: str = field(
         default="auto",
@@ -226,13 +228,15 @@ class StageDPOConfig(_StageDefaults, DPOConfig):
 
 @dataclass
 class GRPOStageConfig(_StageDefaults, GRPOConfig):
-    """TRL's ``GRPOConfig`` with the project's defaults and rewards (:mod:`.rewards`): one weight per reward
-    (``reward_chrf``, ``reward_semantic``, ``reward_script``, ``reward_health``; 0 leaves a reward out),
-    ``reference_free_reward`` (semantic-to-source + script + health, for prompts without a reference),
+    """TRL's ``GRPOConfig`` with the project's defaults and rewards (:mod:`.rewards`).
+
+    One weight per reward (``reward_chrf``, ``reward_semantic``, ``reward_script``, ``reward_health``; 0 leaves a reward
+    out), ``reference_free_reward`` (semantic-to-source + script + health, for prompts without a reference),
     ``reward_control`` (``none``; ``shuffled``: the reference-based rewards read another prompt's reference;
     ``constant``: no signal at all) and ``max_prompts_per_file`` (a seeded sample of each training file, so a large
-    general split does not drown the finance prompts). GRPO's loss says nothing about a checkpoint's quality, so
-    no best checkpoint is picked by it."""
+    general split does not drown the finance prompts). GRPO's loss says nothing about a checkpoint's quality, so no best
+    checkpoint is picked by it.
+    """
 
     load_best_model_at_end: bool | None = field(
         default=False, metadata={"help": "GRPO's validation loss does not rank checkpoints; keep the last one"}
@@ -287,8 +291,10 @@ class GRPOStageConfig(_StageDefaults, GRPOConfig):
 
 
 def settle_for_data(training_args: Any, has_validation: bool) -> Any:
-    """The training arguments with evaluation and best-checkpoint selection settled by the data: both on whenever
-    there is validation data (``load_best_model_at_end`` unset), evaluation off where there is none."""
+    """The training arguments with evaluation and best-checkpoint selection settled by the data.
+
+    Both on whenever there is validation data (``load_best_model_at_end`` unset), evaluation off where there is none.
+    """
     changes: dict[str, Any] = {}
     if training_args.load_best_model_at_end is None:
         changes["load_best_model_at_end"] = has_validation

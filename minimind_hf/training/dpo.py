@@ -1,4 +1,4 @@
-"""Direct Preference Optimization (DPO) for MiniMind: the loss and a TRL trainer.
+r"""Direct Preference Optimization (DPO) for MiniMind: the loss and a TRL trainer.
 
 Two pieces, from the formula up to the training loop:
 
@@ -227,7 +227,7 @@ def _is_peft_model(model: Any) -> bool:
 
 
 def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
-    """Cut ``chosen_ids`` / ``rejected_ids`` after their last ``end_id`` (``<|im_end|>``).
+    r"""Cut ``chosen_ids`` / ``rejected_ids`` after their last ``end_id`` (``<|im_end|>``).
 
     TRL's completion is the prompt+reply rendering minus the prompt, so it carries the template's text
     after the reply's end token (the ``"\n"`` after ``<|im_end|>``). SFT masks that text and inference
@@ -243,9 +243,11 @@ def end_at_reply_end(example: dict[str, Any], end_id: int) -> dict[str, Any]:
 
 
 def control_text_as_text(example: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
-    """A conversational pair whose messages spell a control token (``"<|im_end|>"`` typed by a user) is tokenised
-    again with :func:`~minimind_hf.tokenization.chat_ids`, where that text stays text, as in the SFT data and at
-    inference; TRL's tokenisation would make it a turn boundary. Other pairs keep TRL's ids (the same ids)."""
+    """Tokenise again, with :func:`~minimind_hf.tokenization.chat_ids`, a pair whose messages spell a control token.
+
+    There that text (``"<|im_end|>"`` typed by a user) stays text, as in the SFT data and at inference; TRL's
+    tokenisation would make it a turn boundary. Other pairs keep TRL's ids (the same ids).
+    """
     messages = [
         m for key in ("prompt", "chosen", "rejected") if isinstance(example.get(key), list) for m in example[key]
     ]
@@ -267,9 +269,11 @@ def control_text_as_text(example: dict[str, Any], tokenizer: Any) -> dict[str, A
 
 
 def same_after_truncation(example: dict[str, Any], max_length: int, truncation_mode: str = "keep_start") -> bool:
-    """Whether prompt+chosen and prompt+rejected are the same token sequence once cut at ``max_length``
-    the way TRL's collator cuts them (``keep_start``: the first ``max_length`` tokens; ``keep_end``: the
-    last)."""
+    """Whether prompt+chosen and prompt+rejected are the same token sequence once cut at ``max_length``.
+
+    They are cut the way TRL's collator cuts them (``keep_start``: the first ``max_length`` tokens; ``keep_end``: the
+    last).
+    """
     cut = slice(None, max_length) if truncation_mode == "keep_start" else slice(-max_length, None)
     prompt = example["prompt_ids"]
     return (prompt + example["chosen_ids"])[cut] == (prompt + example["rejected_ids"])[cut]
@@ -328,13 +332,16 @@ class MiniMindDPOTrainer(DPOTrainer):
         super().__init__(model, ref_model=ref_model, args=args, **kwargs)
 
     def _prepare_dataset(self, dataset: Any, processing_class: Any, args: DPOConfig, dataset_name: str) -> Any:
-        """TRL's tokenisation, then each completion cut after the reply's end token (:func:`end_at_reply_end`),
-        then the pairs that truncation at ``max_length`` makes identical dropped (:func:`same_after_truncation`).
+        """TRL's tokenisation, then each completion cut after the reply's end token, then identical pairs dropped.
+
+        The cut is :func:`end_at_reply_end`; the pairs that truncation at ``max_length`` makes identical are dropped
+        (:func:`same_after_truncation`).
 
         What is dropped is counted in ``self.dropped_rows[dataset_name]`` (a map-style dataset only):
         ``prompt_fills_max_length`` (TRL's own filter) and ``identical_after_truncation``. Such a pair has
         equal chosen and rejected log-ratios, so it would count as a failure in ``rewards/accuracies``
-        and teach nothing."""
+        and teach nothing.
+        """
         sized = hasattr(dataset, "__len__")
         given = len(dataset) if sized else None
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)

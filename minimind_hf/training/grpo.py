@@ -71,9 +71,11 @@ def is_held_out_file(path: str | os.PathLike) -> bool:
 
 
 def check_grpo_start(adapter_name_or_path: str | None, args: GRPOConfig) -> None:
-    """Refuse a KL term (``beta > 0``) on a start model with a merged adapter: TRL builds the KL reference by
-    loading the policy's path again, which holds the model WITHOUT the adapter, so the penalty would pull towards
-    the wrong model."""
+    """Refuse a KL term (``beta > 0``) on a start model with a merged adapter.
+
+    TRL builds the KL reference by loading the policy's path again, which holds the model WITHOUT the adapter, so the
+    penalty would pull towards the wrong model.
+    """
     if args.beta != 0.0 and adapter_name_or_path:
         raise ValueError(
             f"stage grpo: beta {args.beta} needs a reference model, and TRL would load it without the "
@@ -162,8 +164,10 @@ def build_grpo_dataset(
 
 
 class MiniMindGRPOTrainer(GRPOTrainer):
-    """``trl.GRPOTrainer`` with the rewards of :class:`GRPOStageConfig`, zero-signal groups counted and each
-    step's wall time split into generation, scoring and update (logged as ``time/*``)."""
+    """``trl.GRPOTrainer`` with the rewards of :class:`GRPOStageConfig`, zero-signal groups counted and steps timed.
+
+    Each step's wall time is split into generation, scoring and update (logged as ``time/*``).
+    """
 
     def __init__(self, model: Any, args: GRPOStageConfig, reward_funcs: list | None = None, **kwargs: Any) -> None:
         weights = None
@@ -274,9 +278,11 @@ class MiniMindGRPOTrainer(GRPOTrainer):
         }
 
     def stage_summary(self) -> dict[str, Any]:
-        """What the stage runner adds to ``stage_complete.json`` under ``grpo``: the rewards, the signal counts,
-        the last logged reward, entropy and completion length, and the mean wall time of a step split into
-        generation, rewards and update (seconds)."""
+        """What the stage runner adds to ``stage_complete.json`` under ``grpo``.
+
+        The rewards, the signal counts, the last logged reward, entropy and completion length, and the mean wall time of
+        a step split into generation, rewards and update (seconds).
+        """
         train_logs = [entry for entry in self.state.log_history if "reward" in entry]
 
         def mean(key: str) -> float | None:

@@ -59,8 +59,9 @@ def peft_config(
     use_rslora: bool = False,
     **kwargs,
 ) -> LoraConfig:
-    """The ``peft.LoraConfig`` of the project's LoRA (what :func:`minimind_hf.course.lora_reference.apply_lora`
-    computes by hand).
+    """The ``peft.LoraConfig`` of the project's LoRA.
+
+    What :func:`minimind_hf.course.lora_reference.apply_lora` computes by hand.
 
     ``task_type`` is ``CAUSAL_LM``, no bias is trained and ``A`` is
     Kaiming-initialised (``init_lora_weights=True``). Extra keyword arguments go to ``LoraConfig``

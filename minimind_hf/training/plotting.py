@@ -49,8 +49,11 @@ def plot_loss_curve(log_history: list[dict[str, Any]], path: str | Path, title: 
 
 
 def reward_points(log_history: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
-    """GRPO's logged rewards against steps: the weighted total (``reward``), each reward's mean
-    (``rewards/<name>/mean``), and the validation reward (``eval_reward``) where it was measured."""
+    """GRPO's logged rewards against steps.
+
+    The weighted total (``reward``), each reward's mean (``rewards/<name>/mean``), and the validation reward
+    (``eval_reward``) where it was measured.
+    """
     points: dict[str, list[tuple[int, float]]] = {}
     for entry in log_history:
         step = entry.get("step")
@@ -68,8 +71,10 @@ def reward_points(log_history: list[dict[str, Any]]) -> dict[str, list[tuple[int
 
 
 def plot_reward_curve(log_history: list[dict[str, Any]], path: str | Path, title: str = "reward") -> Path | None:
-    """GRPO's rewards against steps (see :func:`reward_points`); returns the PNG path, or ``None`` with nothing
-    to plot."""
+    """GRPO's rewards against steps (see :func:`reward_points`).
+
+    Returns the PNG path, or ``None`` with nothing to plot.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

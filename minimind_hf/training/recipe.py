@@ -44,15 +44,20 @@ def _cli_value(argv: list[str], key: str) -> str | None:
 
 
 def checkpointing_argument_name(args_class: type) -> str:
-    """transformers 5.24 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name
-    goes in v6): the name the installed ``TrainingArguments`` takes."""
+    """transformers 5.24 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (the old name goes in v6).
+
+    The name the installed ``TrainingArguments`` takes.
+    """
     names = {f.name for f in dataclasses.fields(args_class)}
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
 def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class: type) -> list[str]:
-    """Either spelling in a recipe or on the command line means the installed name; off unless asked for
-    (TRL's configs would otherwise turn it on, which slows small models down for no memory they need)."""
+    """Either spelling in a recipe or on the command line means the installed name.
+
+    Off unless asked for (TRL's configs would otherwise turn it on, which slows small models down for no memory they
+    need).
+    """
     name = checkpointing_argument_name(args_class)
     other = "gradient_checkpointing" if name == "activation_checkpointing" else "activation_checkpointing"
     for suffix in ("", "_kwargs"):
@@ -65,8 +70,10 @@ def _normalise_checkpointing(recipe: dict[str, Any], argv: list[str], args_class
 
 
 def _normalise_sampling(recipe: dict[str, Any], argv: list[str], args_class: type) -> list[str]:
-    """transformers 5.24 replaced ``group_by_length: true`` with ``train_sampling_strategy: group_by_length``:
-    a recipe may say either, and the installed ``TrainingArguments`` gets its own spelling."""
+    """transformers 5.24 replaced ``group_by_length: true`` with ``train_sampling_strategy: group_by_length``.
+
+    A recipe may say either, and the installed ``TrainingArguments`` gets its own spelling.
+    """
     names = {f.name for f in dataclasses.fields(args_class)}
     new_api = "train_sampling_strategy" in names
     cli_strategy, cli_group = _cli_value(argv, "train_sampling_strategy"), _cli_value(argv, "group_by_length")
@@ -99,8 +106,10 @@ def _drop_flag(argv: list[str], key: str) -> list[str]:
 
 
 def _settle_training_length(recipe: dict[str, Any], argv: list[str], where: str) -> None:
-    """An explicit ``--num_train_epochs`` beats a recipe's ``max_steps`` (which transformers would otherwise
-    let win in silence); ``--max_steps`` on the command line still beats both."""
+    """An explicit ``--num_train_epochs`` beats a recipe's ``max_steps``.
+
+    Transformers would otherwise let ``max_steps`` win in silence; ``--max_steps`` on the command line still beats both.
+    """
     epochs_on_cli = any(arg == "--num_train_epochs" or arg.startswith("--num_train_epochs=") for arg in argv)
     steps_on_cli = any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in argv)
     if epochs_on_cli and steps_on_cli:

@@ -140,8 +140,10 @@ def _cjk_share(text: str) -> float:
 def semantic_source_reward(
     prompts: Sequence[Any], completions: Sequence[Any], source: Sequence[str] | None = None, **kwargs: Any
 ) -> list[float]:
-    """Reference-free: similarity of each completion to its English source, times its CJK share (a copied
-    source, which the cross-lingual encoder would score 1, gets 0)."""
+    """Reference-free: similarity of each completion to its English source, times its CJK share.
+
+    A copied source, which the cross-lingual encoder would score 1, gets 0.
+    """
     texts = completion_texts(completions)
     sims = _similarities(texts, _aligned("source", texts, source))
     return [sim * _cjk_share(text) for sim, text in zip(sims, texts, strict=True)]
@@ -160,8 +162,10 @@ def script_score(text: str) -> float:
 def script_reward(
     prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str] | None = None, **kwargs: Any
 ) -> list[float | None]:
-    """Chinese, and Traditional: :func:`script_score` per completion; ``None`` where the reference (when there
-    is one) holds no Chinese character."""
+    """Chinese, and Traditional.
+
+    :func:`script_score` per completion; ``None`` where the reference (when there is one) holds no Chinese character.
+    """
     texts = completion_texts(completions)
     references = _aligned("reference", texts, reference) if reference is not None else [None] * len(texts)
     return [
@@ -171,8 +175,10 @@ def script_reward(
 
 
 def health_flags(text: str, source: str, reference: str | None) -> dict[str, bool]:
-    """The evaluation's output flags; without a reference, "untranslated" means no Chinese at all and
-    "over-long" is measured against the source."""
+    """The evaluation's output flags.
+
+    Without a reference, "untranslated" means no Chinese at all and "over-long" is measured against the source.
+    """
     empty = not text.strip()
     if reference is None:
         untranslated = not empty and (text.strip() == source.strip() or not has_cjk(text))

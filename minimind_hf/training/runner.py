@@ -119,9 +119,12 @@ def build_datasets(stage_args: StageArguments, training_args: TrainingArguments,
 
 
 def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], data_stats: dict[str, Any]) -> None:
-    """The DPO trainer drops pairs whose prompt alone fills ``max_length`` (no completion token would be left to
-    learn from) and pairs that truncation at ``max_length`` makes identical (chosen = rejected: no preference
-    left); count them in the split's stats and say so, as the project's own builders do."""
+    """Count and report the pairs the DPO trainer drops.
+
+    The DPO trainer drops pairs whose prompt alone fills ``max_length`` (no completion token would be left to learn
+    from) and pairs that truncation at ``max_length`` makes identical (chosen = rejected: no preference left); count
+    them in the split's stats and say so, as the project's own builders do.
+    """
     held = {"train": trainer.train_dataset, "validation": trainer.eval_dataset}
     reasons = getattr(trainer, "dropped_rows", {})
     for split, before in given.items():
@@ -147,8 +150,10 @@ def _count_rows_the_trainer_dropped(name: str, trainer, given: dict[str, Any], d
 
 
 def build_test_dataset(stage_args: StageArguments, training_args: TrainingArguments, tokenizer):
-    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows; or
-    ``(None, None)``."""
+    """``(test dataset, stats)`` from ``test_files``, built as the stage builds its training rows.
+
+    Or ``(None, None)``.
+    """
     if not stage_args.data.test_files:
         return None, None
     data = dataclasses.replace(
@@ -180,7 +185,8 @@ def describe_model(model) -> str:
 def run(stage_args: StageArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict[str, Any]:
     """Train one stage; returns the summary also written to ``output_dir/stage_complete.json``.
 
-    ``callbacks`` are extra ``TrainerCallback`` objects (``benchmarks/trainer_overhead.py`` times steps with one)."""
+    ``callbacks`` are extra ``TrainerCallback`` objects (``benchmarks/trainer_overhead.py`` times steps with one).
+    """
     with RunGuard(stage_args, training_args, finished_marker=COMPLETE_MARKER) as guard:
         return _run(stage_args, training_args, guard, callbacks)
 

@@ -96,8 +96,10 @@ def _prompt_data(stage_args: StageArguments, training_args: GRPOStageConfig, tok
 
 
 def _packed_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pretraining batches without the attention mask when it is all ones (packed blocks always are): the
-    model then takes the plain causal path instead of inspecting the mask on the device every step."""
+    """Pretraining batches without the attention mask when it is all ones (packed blocks always are).
+
+    The model then takes the plain causal path instead of inspecting the mask on the device every step.
+    """
     batch = default_data_collator(features)
     mask = batch.get("attention_mask")
     if mask is not None and bool(mask.all()):  # a host-side check of a CPU tensor
@@ -140,8 +142,11 @@ def _lora_settings(stage_args: StageArguments) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Stage:
-    """One row of :data:`STAGES`: what sets a stage apart from the others, and what is recorded about it (the model
-    card and the run fingerprint read these fields, so neither branches on stage names)."""
+    """One row of :data:`STAGES`.
+
+    What sets a stage apart from the others, and what is recorded about it (the model card and the run fingerprint read
+    these fields, so neither branches on stage names).
+    """
 
     arguments: type[TrainingArguments]  # the training-arguments class its recipe fills
     dataset: Callable[[StageArguments, Any, Any], BuiltDataset]  # (stage args, training args, tokenizer)

@@ -1,5 +1,7 @@
-"""The stages' trainers: ``transformers.Trainer`` and the project's DPO and GRPO trainers, with the guards every
-stage shares."""
+"""The stages' trainers.
+
+``transformers.Trainer`` and the project's DPO and GRPO trainers, with the guards every stage shares.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ class NonFiniteLossError(RuntimeError):
 
 
 class _StageTrainerMixin:
-    """Shared by every stage's trainer: finite-loss guard, perplexity next to the validation loss, and
-    checkpoints saved for inference.
+    """Shared by every stage's trainer.
+
+    Finite-loss guard, perplexity next to the validation loss, and checkpoints saved for inference.
 
     The guard costs no host sync per step where the optimizer is a fused Adam(W) (the Trainer's default) on
     one process: a device-side flag, set by the first non-finite loss and kept, is handed to the optimizer
@@ -99,8 +102,11 @@ class _StageTrainerMixin:
             )
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        """Save with the cache on, the inference default: the Trainer turns ``use_cache`` off to train,
-        and a checkpoint saved that way would give a user's plain ``model(...)`` call no KV cache."""
+        """Save with the cache on, the inference default.
+
+        The Trainer turns ``use_cache`` off to train, and a checkpoint saved that way would give a user's plain
+        ``model(...)`` call no KV cache.
+        """
         self._raise_if_nonfinite()
         config = getattr(self.model, "config", None)
         training_value = getattr(config, "use_cache", None)
@@ -114,8 +120,10 @@ class _StageTrainerMixin:
         self._record_adapter_base(Path(output_dir or self.args.output_dir))
 
     def _record_adapter_base(self, output_dir: Path) -> None:
-        """Beside a saved adapter, the fingerprint of the base it was trained on (``adapter_base.json``), so that
-        loading it on another model of the same shape is refused (:mod:`minimind_hf.checkpoints`)."""
+        """Save beside an adapter the fingerprint of the base it was trained on (``adapter_base.json``).
+
+        So loading it on another model of the same shape is refused (:mod:`minimind_hf.checkpoints`).
+        """
         if not self.args.should_save or not (output_dir / ADAPTER_CONFIG).is_file():
             return
         recorded = json.loads((output_dir / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
@@ -140,7 +148,8 @@ class MiniMindTrainer(_StageTrainerMixin, Trainer):
     process count. Right for the cross-entropy (a token sum over that count), that would weight the balance loss
     by accumulation steps x processes. :meth:`compute_loss` corrects the balance term alone, so that after
     accumulation and DDP's gradient average it counts once per optimizer step, as on one process without
-    accumulation."""
+    accumulation.
+    """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if self._uses_labelled_loss(model, inputs, return_outputs):  # a dense model (the runner refuses MoE here)
@@ -161,9 +170,11 @@ class MiniMindTrainer(_StageTrainerMixin, Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _balance_loss_weights(self, num_items_in_batch) -> tuple[float, float]:
-        """``(applied, wanted)``: the factor the Trainer puts on the model's loss in :meth:`compute_loss`, and
-        the one the balance loss needs there (``1 / accumulation steps`` where ``training_step`` will not
-        divide the loss by them, else 1)."""
+        """``(applied, wanted)``: the factor on the model's loss, and the one the balance loss needs.
+
+        ``applied`` is the factor the Trainer puts on the model's loss in :meth:`compute_loss`; ``wanted`` is ``1 /
+        accumulation steps`` where ``training_step`` will not divide the loss by them, else 1.
+        """
         by_items = self.model_accepts_loss_kwargs and num_items_in_batch is not None
         applied = 1.0
         if self.args.average_tokens_across_devices and by_items:  # as Trainer.compute_loss scales it

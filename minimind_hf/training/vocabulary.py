@@ -18,8 +18,10 @@ __all__ = ["vocabulary_overrides"]
 
 
 def vocabulary_overrides(preset: str, overrides: dict[str, Any], tokenizer: Any) -> dict[str, Any]:
-    """``overrides`` with ``vocab_size`` set to the tokenizer's size; raises ``ValueError`` naming both sizes
-    when the overrides give another one."""
+    """``overrides`` with ``vocab_size`` set to the tokenizer's size.
+
+    Raises ``ValueError`` naming both sizes when the overrides give another one.
+    """
     from ..configuration_minimind import MiniMindConfig
 
     size = len(tokenizer)

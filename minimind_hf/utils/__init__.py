@@ -1,4 +1,4 @@
-"""Small helpers every command shares, one module per job:
+"""Small helpers every command shares, one module per job.
 
 * :mod:`.atomic_files` -- files that are complete or absent (temporary name, fsync, rename);
 * :mod:`.jsonl` -- the one reader and the one writer of plain jsonl files, errors naming file and line;

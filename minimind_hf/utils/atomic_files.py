@@ -97,8 +97,11 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 
 
 def check_can_write(path: str | os.PathLike) -> None:
-    """Fail now, before any work, if ``path`` could not be written later: its folder is created if needed and
-    a probe file is written there and removed. Raises the ``OSError`` (it names the path)."""
+    """Fail now, before any work, if ``path`` could not be written later.
+
+    Its folder is created if needed and a probe file is written there and removed. Raises the ``OSError`` (it names the
+    path).
+    """
     folder = Path(path).parent
     folder.mkdir(parents=True, exist_ok=True)
     probe = temporary_name(Path(path))

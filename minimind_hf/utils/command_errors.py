@@ -45,7 +45,8 @@ def debugging(argv: Sequence[str] | None = None) -> bool:
 def one_line_errors(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Decorate a ``main(argv=None) -> int``: expected errors end it with one line and :data:`EXIT_ERROR`.
 
-    ``--debug`` is taken out of ``argv`` before ``main`` sees it."""
+    ``--debug`` is taken out of ``argv`` before ``main`` sees it.
+    """
 
     def decorate(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)

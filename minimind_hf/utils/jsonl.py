@@ -1,8 +1,11 @@
-"""JSON-lines files: the one reader of the project's plain jsonl files, with errors that name the file and line
-(the stage datasets go through :mod:`minimind_hf.data`, which checks records per format), and the one writer.
+r"""JSON-lines files: the one reader of the project's plain jsonl files, and the one writer.
+
+The reader's errors name the file and line (the stage datasets go through :mod:`minimind_hf.data`, which checks records
+per format).
 
 A written line is one JSON object, UTF-8 and not ASCII-escaped, ended by ``\n`` (:func:`jsonl_line`);
-:func:`write_jsonl` streams the records into a file that appears complete or not at all."""
+:func:`write_jsonl` streams the records into a file that appears complete or not at all.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +21,10 @@ from .atomic_files import atomic_write
 
 
 def json_error_text(err: json.JSONDecodeError) -> str:
-    """``Expecting ',' delimiter at column 12``; ``Unterminated string starting at column 9`` (the decoder's own
-    message may already end in "at")."""
+    """``Expecting ',' delimiter at column 12``.
+
+    ``Unterminated string starting at column 9`` (the decoder's own message may already end in "at").
+    """
     where = "column" if err.msg.endswith(" at") else "at column"
     return f"{err.msg} {where} {err.colno}"
 
@@ -69,7 +74,7 @@ def read_jsonl(
 
 
 def jsonl_line(record: Mapping[str, Any]) -> str:
-    """``record`` as one line of a jsonl file: compact JSON, non-ASCII characters kept, ``\n`` at the end."""
+    r"""``record`` as one line of a jsonl file: compact JSON, non-ASCII characters kept, ``\n`` at the end."""
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
@@ -78,7 +83,8 @@ def write_jsonl(path: str | os.PathLike[str], records: Iterable[Mapping[str, Any
 
     ``records`` may be a generator: rows are written as they come, never all held in memory. The file appears
     complete or not at all (:func:`~minimind_hf.utils.atomic_files.atomic_write`): an interrupted writer leaves the
-    previous file, or none, never half of a new one. The folder is created if needed."""
+    previous file, or none, never half of a new one. The folder is created if needed.
+    """
     count = 0
     with atomic_write(Path(path)) as handle:
         for record in records:

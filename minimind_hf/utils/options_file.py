@@ -1,5 +1,8 @@
-"""``--config FILE`` for the commands that take their settings from a YAML file of options (``minimind eval``,
-``python -m data_tools.preferences``): the per-scale ``recipes/<scale>/eval.yaml`` and ``pairs.yaml``."""
+"""``--config FILE`` for the commands that take their settings from a YAML file of options.
+
+Those are ``minimind eval`` and ``python -m data_tools.preferences``, with the per-scale ``recipes/<scale>/eval.yaml``
+and ``pairs.yaml``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,12 @@ import yaml
 
 
 def expand_config(argv: list[str]) -> list[str]:
-    """``argv`` with ``--config FILE`` replaced by the options the YAML file holds, one ``key: value`` per option
-    (its long name, ``_`` or ``-``; a list gives several values, ``true`` a bare flag, ``false`` or null nothing).
-    An option also given on the command line keeps the command line's value. The per-scale settings of
-    ``make pairs`` and ``make eval`` (``recipes/<scale>/pairs.yaml``, ``eval.yaml``) are such files."""
+    """``argv`` with ``--config FILE`` replaced by the options the YAML file holds.
+
+    One ``key: value`` per option (its long name, ``_`` or ``-``; a list gives several values, ``true`` a bare flag,
+    ``false`` or null nothing). An option also given on the command line keeps the command line's value. The per-scale
+    settings of ``make pairs`` and ``make eval`` (``recipes/<scale>/pairs.yaml``, ``eval.yaml``) are such files.
+    """
     if "--config" not in argv:
         return list(argv)
     at = argv.index("--config")

@@ -1,5 +1,7 @@
-"""Source adapters: each turns one kind of file tree into :class:`~data_tools.corpus.records.Pair`
-(parallel) or :class:`~data_tools.corpus.records.Doc` (monolingual) records.
+"""Source adapters: each turns one kind of file tree into corpus records.
+
+The records are :class:`~data_tools.corpus.records.Pair` (parallel) or :class:`~data_tools.corpus.records.Doc`
+(monolingual).
 
 Every adapter is a plain function over explicit paths, so it can be tested on small fixtures; the
 build maps a ``sources.yaml`` entry onto a call through :data:`ADAPTERS`.

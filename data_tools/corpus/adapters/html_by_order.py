@@ -97,8 +97,10 @@ def read_html_by_order(
     script: Script = "hant",
     tally: Stats | None = None,
 ) -> Iterator[Pair]:
-    """Pair the pages ``en_root/en_glob`` with their translation, named by replacing ``rename[0]`` with
-    ``rename[1]``."""
+    """Pair the pages ``en_root/en_glob`` with their translations.
+
+    A page's translation is named by replacing ``rename[0]`` with ``rename[1]`` in its path.
+    """
     en_root, zh_root = Path(en_root), Path(zh_root)
     tally = tally if tally is not None else Stats()
     en_pages = sorted(en_root.glob(en_glob))

@@ -26,8 +26,10 @@ FILTER_CLASSES: dict[str, type[DocumentFilter]] = {
 
 
 def default_filters() -> list[DocumentFilter]:
-    """The pipeline's filters in the order they run (the line-editing C4 rules come after the
-    rules that measure lines, so those see the page as extracted)."""
+    """The pipeline's filters in the order they run.
+
+    The line-editing C4 rules come after the rules that measure lines, so those see the page as extracted.
+    """
     return [cls() for cls in FILTER_CLASSES.values()]
 
 

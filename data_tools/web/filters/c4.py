@@ -1,5 +1,7 @@
-"""C4's line and page rules (Raffel et al. 2020, "Exploring the Limits of Transfer Learning
-with a Unified Text-to-Text Transformer", section 2.2, and the reference ``c4_utils`` code).
+"""C4's line and page rules.
+
+From Raffel et al. 2020, "Exploring the Limits of Transfer Learning with a Unified Text-to-Text Transformer", section
+2.2, and the reference ``c4_utils`` code.
 
 Line by line: lines with a word over ``max_word_length`` characters, without terminal
 punctuation, with fewer than ``min_words_per_line`` words, mentioning "javascript" or a

@@ -16,7 +16,7 @@ from .text import ends_with_terminal_punctuation, split_lines, split_words
 
 @dataclass(frozen=True)
 class FineWebQualityFilter(DocumentFilter):
-    """Drops a page when:
+    """FineWeb's quality rules: drops a page when any of these holds.
 
     * fewer than ``min_line_punct_ratio`` of its lines end in terminal punctuation;
     * more than ``max_short_line_ratio`` of its lines have at most ``short_line_length`` characters;

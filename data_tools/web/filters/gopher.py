@@ -1,5 +1,7 @@
-"""Gopher quality and repetition rules (Rae et al. 2021, "Scaling Language Models: Methods,
-Analysis & Insights from Training Gopher", appendix A and table A1).
+"""Gopher quality and repetition rules.
+
+From Rae et al. 2021, "Scaling Language Models: Methods, Analysis & Insights from Training Gopher", appendix A and table
+A1.
 
 Defaults are the paper's values. For Chinese the same thresholds apply with every CJK
 character counted as a word; the mean-word-length rule is skipped (a character "word" is

@@ -78,9 +78,10 @@ def ends_with_terminal_punctuation(line: str) -> bool:
 
 
 def count_sentences(text: str) -> int:
-    """Rough sentence count: sentence-final punctuation marks, at least 1 for non-empty text
-    that ends without one. (C4 used a trained sentence splitter; this approximation counts
-    "Mr." as a sentence end.)"""
+    """Rough sentence count: sentence-final punctuation marks, at least 1 for non-empty text that ends without one.
+
+    (C4 used a trained sentence splitter; this approximation counts "Mr." as a sentence end.)
+    """
     text = text.strip()
     if not text:
         return 0

@@ -74,8 +74,10 @@ class RunGuard:
             self._undo_failed_start()
 
     def _undo_failed_start(self) -> None:
-        """A run that failed before leaving any state (no checkpoint, not finished) leaves nothing behind: not the
-        recipe it recorded, nor the folder it created (when that holds nothing else)."""
+        """A run that failed before leaving any state (no checkpoint, not finished) leaves nothing behind.
+
+        Not the recipe it recorded, nor the folder it created (when that holds nothing else).
+        """
         if self._has_state():
             return
         if not self._recipe_was_there:
@@ -143,7 +145,8 @@ class RunGuard:
     def resume_is_finished(self) -> bool:
         """The checkpoint to resume from is already at the run's last step (a stop after the final save).
 
-        ``Trainer`` would take one more step from it; the runner loads it instead (:func:`load_finished`)."""
+        ``Trainer`` would take one more step from it; the runner loads it instead (:func:`load_finished`).
+        """
         if self.resume is None or self.resume.global_step is None:
             return False
         target = self.training_args.max_steps if self.training_args.max_steps > 0 else None
@@ -167,8 +170,10 @@ class RunGuard:
 
 
 def load_finished(trainer, checkpoint: str) -> None:
-    """Put ``trainer`` where its training loop would have left it after the step ``checkpoint`` was saved at:
-    its weights and state, then the best checkpoint's weights when ``load_best_model_at_end``."""
+    """Put ``trainer`` where its training loop would have left it after the step ``checkpoint`` was saved at.
+
+    Its weights and state, then the best checkpoint's weights when ``load_best_model_at_end``.
+    """
     from transformers.trainer_callback import TrainerState
 
     trainer._load_from_checkpoint(checkpoint)
