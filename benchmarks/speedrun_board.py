@@ -85,12 +85,14 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
         points = [(c["cpu_s"], c["chrf"]) for c in r["checkpoints"] if None not in (c.get("chrf"), c.get("cpu_s"))]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=r["name"])
+    if not ax.get_lines():  # rows without a CPU-second axis (decoding rows of a trained model): no chart
+        plt.close(fig)
+        return None
     ax.set_xlabel("training CPU seconds (one thread)")
     ax.set_ylabel("chrF, 300 rows of the general test (greedy)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    if ax.get_lines():
-        ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -100,12 +102,15 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
 def rebuild(board: Path) -> None:
     rows = read_rows(board)
     comparisons = sorted({r.get("comparison") or "levers" for r in rows})
-    for name in comparisons:
-        plot(
+    charts = [
+        name
+        for name in comparisons
+        if plot(
             [r for r in rows if (r.get("comparison") or "levers") == name],
             board / f"chrf_{name}.png",
             f"speedrun: {name}",
         )
+    ]
     text = (
         "# Speedrun leaderboard\n\nBuilt by `python benchmarks/speedrun.py board` from `leaderboard.jsonl`; "
         "see `benchmarks/speedrun.py` for the method. chrF / BLEU (sacrebleu, BLEU tokenize=zh): 300 rows spread "
@@ -115,6 +120,6 @@ def rebuild(board: Path) -> None:
         + "\n\n## Commands\n\n"
         + commands(rows)
         + "\n\n"
-        + "".join(f"![{n}](chrf_{n}.png)\n" for n in comparisons)
+        + "".join(f"![{n}](chrf_{n}.png)\n" for n in charts)
     )
     atomic_write_text(board / "leaderboard.md", text)

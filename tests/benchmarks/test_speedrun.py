@@ -290,3 +290,4 @@ def test_decode_scores_a_trained_model_folder_with_other_decoding(tmp_path, toke
     assert beam["params"] == greedy["params"] > 0
     table = (board / "leaderboard.md").read_text()
     assert "| decoding | beam2 |" in table and f"decode --model {model_dir} --num-beams 2" in table
+    assert not (board / "chrf_decoding.png").exists() and "chrf_decoding.png" not in table  # no CPU-second axis

@@ -112,6 +112,11 @@ def test_make_all_ends_with_the_stage_warnings(tmp_path, capsys):
         "WARNING: a stage's own validation says it made the model worse:\n  - dpo: validation reward margin -0.8"
         in capsys.readouterr().out
     )
+    for run in ("grpo", "grpo-control"):  # the fifth stage and its control run warn too
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "stage_complete.json").write_text(json.dumps({"warnings": [f"{run}: reward fell"]}))
+    printed = module.main([str(tmp_path)]) == 0 and capsys.readouterr().out
+    assert "  - grpo: reward fell" in printed and "  - grpo-control: reward fell" in printed
 
 
 def test_an_option_file_names_inputs_and_output(stage):
