@@ -65,3 +65,20 @@ def test_the_module_map_names_every_module_of_the_package():
     top = {p.name for p in package.glob("*.py") if p.name not in ("__init__.py", "train.py")}  # train.py: a shim
     subpackages = {p.parent.relative_to(package).as_posix() + "/" for p in package.glob("*/**/__init__.py")}
     assert named == top | subpackages
+
+
+RESULT_DOCUMENTS = ("results/README.md", "benchmarks/RESULTS.md", "benchmarks/speedrun/README.md")
+LINK = re.compile(r"\]\(([^)#\s]+)[^)]*\)")
+
+
+@pytest.mark.parametrize("document", RESULT_DOCUMENTS)
+def test_the_result_documents_name_files_that_exist(document):
+    """Where the measurements live (the README points there): their links and the repository paths they name."""
+    path = ROOT / document
+    text = path.read_text(encoding="utf-8")
+    links = [target for target in LINK.findall(text) if not target.startswith(("http://", "https://"))]
+    named = [p for p in REPO_PATH.findall(text) if not any(mark in p for mark in ("<", "*", "{", "SCALE", "..."))]
+    assert links or named, f"{document} names no file"
+    missing = [t for t in links if not (path.parent / t).exists()]
+    missing += [p for p in named if not (ROOT / p.rstrip("/").split(":")[0]).exists()]
+    assert not missing, f"{document} names {missing}, which do not exist"
