@@ -13,7 +13,7 @@ holding
 
 The size of every part is printed; above ``--max-mib`` it stops with the numbers and what to cut.
 
-    python scripts/gpu_bundle.py --out .bundle            # then carry .bundle and run scripts/gpu_quality.py
+    python scripts/gpu_bundle.py --out .bundle --max-mib 96   # then carry .bundle and run scripts/gpu_quality.py
 """
 
 from __future__ import annotations
