@@ -188,11 +188,8 @@ def test_chat_pairs_come_back_from_every_prompt_phrasing(tmp_path):
         list(speedrun_data.pairs(source))
 
 
-@pytest.mark.slow
-def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkeypatch):
-    import speedrun
-    import speedrun_board
-
+def four_test_pairs(tmp_path):
+    """A four-row ``{"en", "zh"}`` test file for the scoring of a run."""
     test_file = tmp_path / "test.jsonl"
     test_file.write_text(
         "".join(
@@ -200,6 +197,15 @@ def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkey
         ),
         encoding="utf-8",
     )
+    return test_file
+
+
+@pytest.mark.slow
+def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkeypatch):
+    import speedrun
+    import speedrun_board
+
+    test_file = four_test_pairs(tmp_path)
     monkeypatch.setattr(speedrun, "RUNS", tmp_path / "runs")
     board = tmp_path / "board"
     speedrun.main(
@@ -267,13 +273,7 @@ def test_decode_scores_a_trained_model_folder_with_other_decoding(tmp_path, toke
 
     from minimind_hf.tokenization import save_tokenizer
 
-    test_file = tmp_path / "test.jsonl"
-    test_file.write_text(
-        "".join(
-            json.dumps({"en": f"Open file {i}", "zh": f"開啟檔案 {i}"}, ensure_ascii=False) + "\n" for i in range(4)
-        ),
-        encoding="utf-8",
-    )
+    test_file = four_test_pairs(tmp_path)
     model_dir = tmp_path / "sft"
     torch.manual_seed(0)
     MiniMindForCausalLM(MiniMindConfig.from_preset("tiny")).save_pretrained(model_dir)
