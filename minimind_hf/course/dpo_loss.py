@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from ..training.dpo import dpo_loss
+from ..training.preference_loss import dpo_loss
 
 __all__ = ["dpo_loss_from_token_logps"]
 

@@ -24,7 +24,8 @@ from minimind_hf import MiniMindConfig, MiniMindForCausalLM
 from minimind_hf.course.dpo_loss import dpo_loss_from_token_logps
 from minimind_hf.prompts import translation_messages
 from minimind_hf.tokenization import load_tokenizer
-from minimind_hf.training.dpo import LOSS_TYPES, MiniMindDPOTrainer, dpo_loss
+from minimind_hf.training.dpo import MiniMindDPOTrainer
+from minimind_hf.training.preference_loss import LOSS_TYPES, dpo_loss
 from minimind_hf.training.recipe import checkpointing_argument_name
 
 datasets.disable_progress_bars()
