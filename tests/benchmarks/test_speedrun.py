@@ -267,9 +267,11 @@ def test_a_tiny_budget_run_and_the_anchor_make_leaderboard_rows(tmp_path, monkey
     assert anchor["checkpoints"][-1]["cpu_s"] >= 2 and anchor["checkpoints"][-1]["n"] == 4
 
 
-def test_decode_scores_a_trained_model_folder_with_other_decoding(tmp_path, tokenizer):
+def test_decode_scores_a_trained_model_folder_with_other_decoding(tmp_path, tokenizer, monkeypatch):
     import speedrun
     import speedrun_board
+
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the command's one thread is for its own process
 
     from minimind_hf.tokenization import save_tokenizer
 

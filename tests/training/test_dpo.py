@@ -633,7 +633,9 @@ def test_existing_peft_adapter_gets_a_frozen_ref_adapter_not_a_model(
     assert trainer.ref_model is None
     assert "ref" in trainer.model.peft_config
     loss = trainer.compute_loss(trainer.model, first_batch(trainer))
-    assert loss.item() == pytest.approx(LOG2, abs=1e-5)
+    # policy (TRL's fused head) and reference (a plain forward) sum their log-probabilities in another order:
+    # 1.9e-5 apart on one thread (the compat stack), far less than a reference other than the policy moves it
+    assert loss.item() == pytest.approx(LOG2, abs=1e-4)
 
 
 # --------------------------------------------------------------------------------------------------
