@@ -4,7 +4,8 @@ The form is COMP7607B A2's and the original MiniMind's ``train_dpo.py`` (``ref_p
 log-probabilities): the adapter for course-style code that holds per-token log-probabilities ``[2B, T]`` with the chosen
 rows first and the rejected rows second, plus a completion mask. It returns the batch-mean ``"sigmoid_norm"`` loss of
 :func:`minimind_hf.training.preference_loss.dpo_loss`, i.e. the original MiniMind semantics (each row's
-log-probability is the *mean* over its masked tokens, not the sum). Training does not use it; the tests check it against TRL.
+log-probability is the *mean* over its masked tokens, not the sum). Training does not use it; the tests check it
+against TRL.
 """
 
 from __future__ import annotations
