@@ -21,9 +21,9 @@ from .atomic_files import atomic_write
 
 
 def json_error_text(err: json.JSONDecodeError) -> str:
-    """``Expecting ',' delimiter at column 12``.
+    """The decoder's message with its column, e.g. ``Expecting ',' delimiter at column 12``.
 
-    ``Unterminated string starting at column 9`` (the decoder's own message may already end in "at").
+    The message may already end in "at" (``Unterminated string starting at column 9``).
     """
     where = "column" if err.msg.endswith(" at") else "at column"
     return f"{err.msg} {where} {err.colno}"
